@@ -1,0 +1,38 @@
+# lambda-defer: every target sets up what it needs on first use and reuses it after.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.installed
+RIE := .cache/rie/aws-lambda-rie-x86_64
+LAYER_STAMP := dist/layer/.built
+
+.PHONY: test demo layer package bench venv rie clean
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+rie: $(RIE)
+
+$(RIE): scripts/fetch_rie.sh | $(VENV_STAMP)
+	PY=$(PY) scripts/fetch_rie.sh $(dir $@)
+
+layer: $(VENV_STAMP)
+	$(PY) scripts/build_layer.py --out dist/layer
+
+test: $(VENV_STAMP) $(RIE) layer
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: $(VENV_STAMP) layer
+	$(PY) -m examples.api_gateway.demo
+
+bench: $(VENV_STAMP) layer
+	$(PY) -m bench
+
+clean:
+	rm -rf dist .cache .pytest_cache
