@@ -1,0 +1,156 @@
+"""Shared fixtures: real moto server over HTTP, a fault proxy in front of it, and AWS's RIE.
+
+No mocks where a real part runs here (DESIGN.md, 'Real parts in tests'). Fixtures:
+
+- moto_server (session)   -> tests.support.moto_server.MotoServer
+- moto_endpoint (session) -> "http://127.0.0.1:<port>"
+- aws_env (session)       -> dict of AWS_* vars pointing at moto (also applied to os.environ)
+- clean_environ (autouse) -> os.environ restored after every test
+- aws_resources           -> factory(prefix=None) -> AwsResources (unique queues/topics/bus)
+- fault_proxy             -> fresh FaultProxy in front of moto per test (.endpoint_url)
+- rie_binary (session)    -> Path of the RIE binary (skips locally / fails in CI if missing)
+- rie_factory             -> factory(layer_dir, task_dir, handler, env=None, timeout_s=10, **kw)
+                             -> started Rie; all stopped at teardown, logs printed
+- empty_layer             -> tmp dir with extensions/ and python/ (a layer with nothing in it)
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # `from tests.support... import` and the packages under test
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.support.fault_proxy import FaultProxy  # noqa: E402
+from tests.support.moto_server import (  # noqa: E402
+    REAL_AWS_VARS,
+    AwsResources,
+    MotoServer,
+    aws_env_for,
+    create_resources,
+)
+from tests.support.rie import Rie, find_rie_binary  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """One moto server for the session (a subprocess; DEFER_TEST_MOTO=thread for in-process)."""
+    server = MotoServer(log_dir=str(tmp_path_factory.mktemp("moto")))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(moto_server: MotoServer) -> str:
+    """Base URL of the moto server, e.g. http://127.0.0.1:41234."""
+    return moto_server.endpoint_url
+
+
+@pytest.fixture(scope="session")
+def aws_env(moto_endpoint: str) -> dict[str, str]:
+    """Env vars that point boto3 (in any process) at moto with dummy credentials."""
+    return aws_env_for(moto_endpoint)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _aws_session_environ(aws_env: dict[str, str]) -> Iterator[None]:
+    """Apply aws_env to os.environ for the whole session; strip anything that could reach
+    real AWS (profiles, tokens, container/web-identity credentials, per-service endpoints)."""
+    saved = dict(os.environ)
+    for key in list(os.environ):
+        if key in REAL_AWS_VARS or key.startswith("AWS_ENDPOINT_URL_"):
+            del os.environ[key]
+    os.environ.update(aws_env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def clean_environ() -> Iterator[None]:
+    """Restore os.environ after each test, so env changes never leak between tests."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        if dict(os.environ) != saved:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+@pytest.fixture
+def aws_resources(moto_endpoint: str) -> Callable[..., AwsResources]:
+    """Factory: aws_resources(prefix=None) creates a fresh, uniquely named set of queues,
+    FIFO queue, DLQ, SNS topics (raw delivery to queues) and an EventBridge bus+rule->queue."""
+
+    def make(prefix: str | None = None) -> AwsResources:
+        return create_resources(moto_endpoint, prefix)
+
+    return make
+
+
+@pytest.fixture
+def fault_proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
+    """A fresh fault-injecting proxy in front of moto (own port, no rules, zero counts);
+    use `.endpoint_url` as AWS_ENDPOINT_URL for the code under test."""
+    proxy = FaultProxy(moto_endpoint).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def rie_binary() -> Path:
+    """The RIE binary (`make rie`). Missing: skip locally, fail in CI."""
+    path = find_rie_binary()
+    if path is None:
+        msg = "RIE binary missing: run `make rie` (extracts it from the aws-sam-cli wheel)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture
+def empty_layer(tmp_path: Path) -> Path:
+    """A layer directory with empty extensions/ and python/ (nothing runs beside the runtime)."""
+    layer = tmp_path / "layer"
+    (layer / "extensions").mkdir(parents=True)
+    (layer / "python").mkdir()
+    return layer
+
+
+@pytest.fixture
+def rie_factory(rie_binary: Path, tmp_path: Path) -> Iterator[Callable[..., Rie]]:
+    """Factory: rie_factory(layer_dir, task_dir, handler, env=None, timeout_s=10, **kw)
+    returns a started Rie (see tests/support/rie.py). All are stopped (SIGTERM -> SHUTDOWN,
+    then SIGKILL of the whole namespace) at teardown; their logs are printed so they show
+    up in pytest's report of a failing test."""
+    started: list[Rie] = []
+
+    def start(layer_dir: str | os.PathLike[str], task_dir: str | os.PathLike[str], handler: str,
+              env: dict[str, str] | None = None, timeout_s: float = 10, **kw: Any) -> Rie:
+        kw.setdefault("log_dir", tmp_path / f"rie-{len(started)}")
+        rie = Rie(layer_dir, task_dir, handler, env=env, timeout_s=timeout_s,
+                  rie_binary=rie_binary, **kw)
+        started.append(rie)
+        return rie.start()
+
+    try:
+        yield start
+    finally:
+        for rie in started:
+            rie.stop()
+        for n, rie in enumerate(started):
+            print(f"----- RIE #{n} logs ({rie.log_path}) -----\n{rie.logs()[-20000:]}")
