@@ -1,0 +1,266 @@
+"""The IPC protocol between the function (``handler_lib``) and the defer-runner extension.
+
+Both sides import this module and nothing else defines the format, so the two can never
+drift apart. A frame is a 4-byte big-endian length followed by one msgpack map; every map
+carries ``v`` (protocol version) and ``k`` (the kind). msgpack only: nothing received is
+ever unpickled or evaluated, and a task is named by ``module:qualname``, never shipped as
+code.
+
+Frames, by kind:
+
+- ``hello``  first frame of a connection: who is talking (pid, task root, sys.path, and
+  whether the Lambda handler is wrapped by ``@defer``, which tells the extension to wait
+  for end-of-invoke markers).
+- ``sqs`` / ``sns`` / ``event`` / ``task``  work items.
+- ``end``  end of one invoke: its request id and how many items it sent.
+
+The journal uses the same maps, so a carried-over item is byte-for-byte what was sent.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Union
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+#: Largest frame either side accepts: an SQS message (1 MiB) plus its envelope.
+MAX_FRAME_BYTES = 1_048_576 + 65_536
+HEADER = struct.Struct(">I")
+
+# A message attribute value as users give it; adapters map it to the service's shape.
+AttributeValue = Union[str, int, float, bytes]
+
+
+class FrameDecodeError(ValueError):
+    """A frame that is not a valid protocol map: wrong size, not msgpack, unknown kind or version."""
+
+
+@dataclass
+class Hello:
+    pid: int
+    task_root: str = ""
+    sys_path: List[str] = field(default_factory=list)
+    wrapped: bool = False
+    kind = "hello"
+
+    def to_map(self) -> Dict[str, Any]:
+        return {"v": PROTOCOL_VERSION, "k": "hello", "pid": self.pid, "task_root": self.task_root,
+                "sys_path": self.sys_path, "wrapped": self.wrapped}
+
+
+@dataclass
+class EndOfInvoke:
+    request_id: str
+    count: int
+    kind = "end"
+
+    def to_map(self) -> Dict[str, Any]:
+        return {"v": PROTOCOL_VERSION, "k": "end", "rid": self.request_id, "n": self.count}
+
+
+@dataclass
+class SqsItem:
+    id: str
+    request_id: str
+    enqueued_us: int
+    queue_url: str
+    body: str
+    group_id: Optional[str] = None
+    dedup_id: Optional[str] = None
+    delay_seconds: Optional[int] = None
+    attributes: Optional[Dict[str, AttributeValue]] = None
+    kind = "sqs"
+
+    @property
+    def target(self) -> str:
+        return self.queue_url
+
+    def to_map(self) -> Dict[str, Any]:
+        return {"v": PROTOCOL_VERSION, "k": "sqs", "id": self.id, "rid": self.request_id,
+                "ts": self.enqueued_us, "url": self.queue_url, "body": self.body,
+                "group": self.group_id, "dedup": self.dedup_id, "delay": self.delay_seconds,
+                "attrs": self.attributes}
+
+
+@dataclass
+class SnsItem:
+    id: str
+    request_id: str
+    enqueued_us: int
+    topic_arn: str
+    message: str
+    subject: Optional[str] = None
+    group_id: Optional[str] = None
+    dedup_id: Optional[str] = None
+    attributes: Optional[Dict[str, AttributeValue]] = None
+    kind = "sns"
+
+    @property
+    def target(self) -> str:
+        return self.topic_arn
+
+    def to_map(self) -> Dict[str, Any]:
+        return {"v": PROTOCOL_VERSION, "k": "sns", "id": self.id, "rid": self.request_id,
+                "ts": self.enqueued_us, "arn": self.topic_arn, "body": self.message,
+                "subject": self.subject, "group": self.group_id, "dedup": self.dedup_id,
+                "attrs": self.attributes}
+
+
+@dataclass
+class EventItem:
+    id: str
+    request_id: str
+    enqueued_us: int
+    detail_type: str
+    detail: str
+    source: str
+    bus: Optional[str] = None
+    resources: Optional[List[str]] = None
+    kind = "event"
+
+    @property
+    def target(self) -> str:
+        return self.bus or "default"
+
+    def to_map(self) -> Dict[str, Any]:
+        return {"v": PROTOCOL_VERSION, "k": "event", "id": self.id, "rid": self.request_id,
+                "ts": self.enqueued_us, "detail_type": self.detail_type, "detail": self.detail,
+                "source": self.source, "bus": self.bus, "resources": self.resources}
+
+
+@dataclass
+class TaskItem:
+    id: str
+    request_id: str
+    enqueued_us: int
+    function: str  # "package.module:qualname"
+    args: List[Any] = field(default_factory=list)
+    kwargs: Dict[str, Any] = field(default_factory=dict)
+    max_attempts: Optional[int] = None
+    timeout_s: Optional[float] = None
+    kind = "task"
+
+    @property
+    def target(self) -> str:
+        return self.function
+
+    def to_map(self) -> Dict[str, Any]:
+        return {"v": PROTOCOL_VERSION, "k": "task", "id": self.id, "rid": self.request_id,
+                "ts": self.enqueued_us, "fn": self.function, "args": self.args,
+                "kwargs": self.kwargs, "max_attempts": self.max_attempts,
+                "timeout": self.timeout_s}
+
+
+WorkItem = Union[SqsItem, SnsItem, EventItem, TaskItem]
+Frame = Union[Hello, EndOfInvoke, SqsItem, SnsItem, EventItem, TaskItem]
+
+
+def pack_map(payload: Dict[str, Any]) -> bytes:
+    """msgpack-encode one map; ``TypeError`` names the value that cannot be sent."""
+    try:
+        return msgpack.packb(payload, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"cannot serialize for deferral (msgpack: {exc}); "
+                        "use str, int, float, bool, None, bytes, list and dict values") from exc
+
+
+def encode(frame: Frame) -> bytes:
+    """Length-prefixed frame, ready for ``sendall``."""
+    body = pack_map(frame.to_map())
+    if len(body) > MAX_FRAME_BYTES:
+        raise ValueError(f"deferred item is {len(body)} bytes encoded; the limit is {MAX_FRAME_BYTES}")
+    return HEADER.pack(len(body)) + body
+
+
+def decode(body: bytes) -> Frame:
+    """Decode one frame body (without its length prefix)."""
+    if len(body) > MAX_FRAME_BYTES:
+        raise FrameDecodeError(f"frame of {len(body)} bytes exceeds {MAX_FRAME_BYTES}")
+    try:
+        payload = msgpack.unpackb(body, raw=False, strict_map_key=True,
+                                  max_bin_len=MAX_FRAME_BYTES, max_str_len=MAX_FRAME_BYTES)
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        raise FrameDecodeError(f"not a msgpack frame: {exc}") from exc
+    return from_map(payload)
+
+
+def from_map(payload: Any) -> Frame:
+    """Build the typed frame for one decoded map; the only place wire keys are read."""
+    if not isinstance(payload, dict):
+        raise FrameDecodeError(f"frame is a {type(payload).__name__}, not a map")
+    if payload.get("v") != PROTOCOL_VERSION:
+        raise FrameDecodeError(f"unsupported protocol version {payload.get('v')!r}")
+    kind = payload.get("k")
+    builder = _BUILDERS.get(kind)  # type: ignore[arg-type]
+    if builder is None:
+        raise FrameDecodeError(f"unknown frame kind {kind!r}")
+    try:
+        return builder(payload)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FrameDecodeError(f"malformed {kind} frame: {exc!r}") from exc
+
+
+def _str(payload: Dict[str, Any], key: str) -> str:
+    value = payload[key]
+    if not isinstance(value, str):
+        raise TypeError(f"{key} must be a string")
+    return value
+
+
+def _opt(payload: Dict[str, Any], key: str, kind: Any) -> Any:
+    value = payload.get(key)
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+        raise TypeError(f"{key} has the wrong type {type(value).__name__}")
+    return value
+
+
+def _common(payload: Dict[str, Any]) -> Dict[str, Any]:
+    ts = payload["ts"]
+    if not isinstance(ts, int):
+        raise TypeError("ts must be an int")
+    return {"id": _str(payload, "id"), "request_id": _str(payload, "rid"), "enqueued_us": ts}
+
+
+_BUILDERS = {
+    "hello": lambda p: Hello(pid=int(p["pid"]), task_root=p.get("task_root") or "",
+                             sys_path=list(p.get("sys_path") or []), wrapped=bool(p.get("wrapped"))),
+    "end": lambda p: EndOfInvoke(request_id=_str(p, "rid"), count=int(p["n"])),
+    "sqs": lambda p: SqsItem(**_common(p), queue_url=_str(p, "url"), body=_str(p, "body"),
+                             group_id=_opt(p, "group", str), dedup_id=_opt(p, "dedup", str),
+                             delay_seconds=_opt(p, "delay", int), attributes=_opt(p, "attrs", dict)),
+    "sns": lambda p: SnsItem(**_common(p), topic_arn=_str(p, "arn"), message=_str(p, "body"),
+                             subject=_opt(p, "subject", str), group_id=_opt(p, "group", str),
+                             dedup_id=_opt(p, "dedup", str), attributes=_opt(p, "attrs", dict)),
+    "event": lambda p: EventItem(**_common(p), detail_type=_str(p, "detail_type"),
+                                 detail=_str(p, "detail"), source=_str(p, "source"),
+                                 bus=_opt(p, "bus", str), resources=_opt(p, "resources", list)),
+    "task": lambda p: TaskItem(**_common(p), function=_str(p, "fn"), args=list(p.get("args") or []),
+                               kwargs=dict(p.get("kwargs") or {}),
+                               max_attempts=_opt(p, "max_attempts", int),
+                               timeout_s=_opt(p, "timeout", (int, float))),
+}
+
+
+class FrameReader:
+    """Incremental splitter for a byte stream; a bad length poisons the whole connection."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> List[bytes]:
+        """Return the complete frame bodies now available; raise FrameDecodeError on a bad length."""
+        self._buf += data
+        bodies: List[bytes] = []
+        while len(self._buf) >= HEADER.size:
+            (length,) = HEADER.unpack_from(self._buf)
+            if length > MAX_FRAME_BYTES:
+                raise FrameDecodeError(f"frame length {length} exceeds {MAX_FRAME_BYTES}")
+            end = HEADER.size + length
+            if len(self._buf) < end:
+                break
+            bodies.append(bytes(self._buf[HEADER.size:end]))
+            del self._buf[:end]
+        return bodies
