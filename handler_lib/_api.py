@@ -1,0 +1,91 @@
+"""The ``defer`` object: the decorator for the handler and the enqueue calls."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar, overload
+
+from . import _items
+from ._dispatch import DISPATCHER
+from ._tasks import P, R, Task, make_task, task_options
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+class Defer:
+    """Decorate the Lambda handler with ``@defer``; enqueue with ``defer.sqs/sns/event/call``.
+
+    Every enqueue returns the item's id, which is also its idempotency key (the FIFO
+    deduplication id when none is given, a ``defer_id`` field in EventBridge details that
+    are dicts, ``defer_id=`` for tasks declared with ``pass_item_id=True``).
+
+    Example
+    -------
+    >>> @defer
+    ... def handler(event, context):
+    ...     defer.sqs(QUEUE_URL, {"order_id": "o-1"})
+    ...     return {"statusCode": 201}
+    """
+
+    def __call__(self, handler: H) -> H:
+        if not callable(handler):
+            raise TypeError(f"@defer wraps a Lambda handler function, not {type(handler).__name__}")
+
+        @functools.wraps(handler)
+        def wrapper(event: Any, context: Any) -> Any:
+            request_id = getattr(context, "aws_request_id", "") or ""
+            DISPATCHER.begin(request_id)
+            try:
+                return handler(event, context)
+            finally:
+                DISPATCHER.end(request_id)
+
+        DISPATCHER.wrapped_handler()
+        return wrapper  # type: ignore[return-value]
+
+    def sqs(self, queue_url: str, message: Any, group_id: Optional[str] = None,
+            dedup_id: Optional[str] = None, delay_seconds: Optional[int] = None,
+            attributes: Optional[Mapping[str, Any]] = None) -> str:
+        """Send ``message`` to an SQS queue after the response (SendMessageBatch)."""
+        return DISPATCHER.submit(_items.sqs_item(
+            DISPATCHER.request_id, queue_url, message, group_id=group_id, dedup_id=dedup_id,
+            delay_seconds=delay_seconds, attributes=attributes))
+
+    def sns(self, topic_arn: str, message: Any, subject: Optional[str] = None,
+            attributes: Optional[Mapping[str, Any]] = None, group_id: Optional[str] = None,
+            dedup_id: Optional[str] = None) -> str:
+        """Publish ``message`` to an SNS topic after the response (PublishBatch)."""
+        return DISPATCHER.submit(_items.sns_item(
+            DISPATCHER.request_id, topic_arn, message, subject=subject, group_id=group_id,
+            dedup_id=dedup_id, attributes=attributes))
+
+    def event(self, detail_type: str, detail: Any, source: str, bus: Optional[str] = None,
+              resources: Optional[Sequence[str]] = None) -> str:
+        """Put an EventBridge event after the response (PutEvents); ``bus`` defaults to "default"."""
+        return DISPATCHER.submit(_items.event_item(
+            DISPATCHER.request_id, detail_type, detail, source=source, bus=bus, resources=resources))
+
+    def call(self, task: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
+        """Run a ``@defer.task`` after the response; the same as ``task.defer(*args, **kwargs)``."""
+        if not isinstance(task, Task) or task_options(task) is None:
+            name = getattr(task, "__qualname__", repr(task))
+            raise ValueError(f"defer.call needs a function decorated with @defer.task; {name} is not one")
+        return task.defer(*args, **kwargs)
+
+    @overload
+    def task(self, fn: Callable[P, R]) -> Task[P, R]: ...
+
+    @overload
+    def task(self, *, max_attempts: Optional[int] = None, timeout: Optional[float] = None,
+             pass_item_id: bool = False) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(self, fn: Any = None, *, max_attempts: Optional[int] = None,
+             timeout: Optional[float] = None, pass_item_id: bool = False) -> Any:
+        """Mark a module-level function as deferrable: ``@defer.task`` or ``@defer.task(max_attempts=3, timeout=10.0)``."""
+        if fn is not None:
+            return make_task(fn, max_attempts=max_attempts, timeout=timeout, pass_item_id=pass_item_id)
+        return functools.partial(make_task, max_attempts=max_attempts, timeout=timeout,
+                                 pass_item_id=pass_item_id)
+
+
+defer = Defer()

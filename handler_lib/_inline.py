@@ -1,0 +1,34 @@
+"""Run deferred work in the function's own process when no extension is there.
+
+The delivery code lives with the extension; in a deployed layer it sits next to
+``python/`` (in ``defer-runner/``), so it is found relative to this file and appended to
+``sys.path`` (after the function's own packages, which it never shadows).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import List
+
+from . import wire
+
+logger = logging.getLogger("handler_lib")
+
+
+def deliver_inline(items: List[wire.WorkItem]) -> None:
+    try:
+        from extension.inline import deliver
+    except ImportError:
+        layer_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        for path in (os.path.join(layer_root, "defer-runner"), os.path.join(layer_root, "defer-runner", "deps")):
+            if os.path.isdir(path) and path not in sys.path:
+                sys.path.append(path)
+        try:
+            from extension.inline import deliver
+        except ImportError as exc:
+            for item in items:
+                logger.error("lambda-defer: cannot deliver %s %s inline (%s)", item.kind, item.id, exc)
+            raise
+    deliver(items)

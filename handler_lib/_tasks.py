@@ -1,0 +1,81 @@
+"""``@defer.task``: a module-level function the extension may run on the function's behalf.
+
+The extension runs only objects carrying the ``__defer_task__`` marker that this decorator
+sets, found by ``module:qualname``; any other name is never run.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, Optional, TypeVar
+
+try:  # Python 3.10+: ParamSpec checks .defer(...) against the function's signature.
+    from typing import ParamSpec
+except ImportError:  # pragma: no cover
+    from typing_extensions import ParamSpec  # type: ignore[assignment]
+
+from . import _items
+from ._dispatch import DISPATCHER
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+MAX_TASK_ATTEMPTS = 100
+MAX_TASK_TIMEOUT_S = 900.0
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    name: str  # "module:qualname", how the extension finds it
+    max_attempts: Optional[int] = None  # None: DEFER_MAX_ATTEMPTS
+    timeout_s: Optional[float] = None  # None: bounded only by the invoke's deadline
+    pass_item_id: bool = False  # call with defer_id=<item id>, the idempotency key
+
+
+class Task(Generic[P, R]):
+    """A deferrable function. Calling it runs it now; ``.defer(...)`` hands it to the extension."""
+
+    def __init__(self, fn: Callable[P, R], options: TaskOptions) -> None:
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.__defer_task__ = options
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def defer(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Queue a run of this task after the response; return the item id."""
+        opts = self.__defer_task__
+        item = _items.task_item(DISPATCHER.request_id, opts.name, args, kwargs,
+                                max_attempts=opts.max_attempts, timeout_s=opts.timeout_s)
+        return DISPATCHER.submit(item)
+
+    def __repr__(self) -> str:
+        return f"<deferrable task {self.__defer_task__.name}>"
+
+
+def make_task(fn: Callable[P, R], *, max_attempts: Optional[int] = None,
+              timeout: Optional[float] = None, pass_item_id: bool = False) -> Task[P, R]:
+    if not callable(fn):
+        raise TypeError(f"@defer.task decorates a function, not {type(fn).__name__}")
+    qualname = getattr(fn, "__qualname__", "")
+    module = getattr(fn, "__module__", None)
+    if not module or not qualname or "<locals>" in qualname or "<lambda>" in qualname:
+        raise ValueError(f"@defer.task needs a module-level function the extension can import; "
+                         f"{module}.{qualname} is not one")
+    if max_attempts is not None and (isinstance(max_attempts, bool) or not isinstance(max_attempts, int)
+                                     or not 1 <= max_attempts <= MAX_TASK_ATTEMPTS):
+        raise ValueError(f"max_attempts must be an int in 1..{MAX_TASK_ATTEMPTS}")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or not 0 < timeout <= MAX_TASK_TIMEOUT_S):
+        raise ValueError(f"timeout must be seconds in (0, {MAX_TASK_TIMEOUT_S:g}]")
+    options = TaskOptions(f"{module}:{qualname}", max_attempts,
+                          float(timeout) if timeout is not None else None, pass_item_id)
+    return Task(fn, options)
+
+
+def task_options(obj: Any) -> Optional[TaskOptions]:
+    """The marker of a ``@defer.task`` object, or None for anything else."""
+    options = getattr(obj, "__defer_task__", None)
+    return options if isinstance(options, TaskOptions) else None
