@@ -1,0 +1,150 @@
+"""The Lambda Extensions API (2020-01-01) as typed requests and events.
+
+Only a registered extension can ask for events or report errors, so those calls live on
+``RegisteredExtension``. ``next`` never has a timeout: an extension is suspended inside it
+for as long as the environment is frozen.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Union
+
+API_VERSION = "2020-01-01"
+TELEMETRY_VERSION = "2022-07-01"
+NAME_HEADER = "Lambda-Extension-Name"
+ID_HEADER = "Lambda-Extension-Identifier"
+ERROR_TYPE_HEADER = "Lambda-Extension-Function-Error-Type"
+
+# Error types we report through init/error and exit/error.
+ERR_CONFIG = "Extension.ConfigError"
+ERR_INIT = "Extension.InitError"
+ERR_SOCKET = "Extension.SocketError"
+
+
+class ExtensionsApiError(RuntimeError):
+    """The Extensions API answered with an error status."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"Extensions API answered {status}: {body[:500]}")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class InvokeEvent:
+    request_id: str
+    deadline_ms: int
+    invoked_function_arn: str = ""
+    tracing: Optional[Dict[str, Any]] = None
+
+
+@dataclass(frozen=True)
+class ShutdownEvent:
+    reason: str  # lower-cased: spindown, timeout, failure, sandboxterminated, releasefail...
+    deadline_ms: int
+
+    @property
+    def is_reset(self) -> bool:
+        """A reset keeps /tmp and re-inits this environment: the journal will be replayed."""
+        return self.reason in ("timeout", "failure", "releasefail")
+
+
+NextEvent = Union[InvokeEvent, ShutdownEvent]
+
+
+def parse_event(payload: Dict[str, Any]) -> NextEvent:
+    kind = str(payload.get("eventType", "")).upper()
+    if kind == "INVOKE":
+        return InvokeEvent(request_id=str(payload.get("requestId", "")),
+                           deadline_ms=int(payload.get("deadlineMs", 0)),
+                           invoked_function_arn=str(payload.get("invokedFunctionArn", "")),
+                           tracing=payload.get("tracing"))
+    if kind == "SHUTDOWN":
+        return ShutdownEvent(reason=str(payload.get("shutdownReason", "")).lower(),
+                             deadline_ms=int(payload.get("deadlineMs", 0)))
+    raise ValueError(f"unknown event type {payload.get('eventType')!r}")
+
+
+class _Http:
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._conn: Optional[http.client.HTTPConnection] = None
+
+    def request(self, method: str, path: str, body: Optional[bytes] = None,
+                headers: Optional[Dict[str, str]] = None) -> tuple:
+        for attempt in (1, 2):
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(self.address, timeout=None)
+            try:
+                self._conn.request(method, path, body=body, headers=headers or {})
+                response = self._conn.getresponse()
+                return response.status, dict(response.getheaders()), response.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self._conn.close()
+                self._conn = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class Registration:
+    extension_id: str
+    function_name: str
+    function_version: str
+    handler: str
+
+
+class ExtensionsClient:
+    def __init__(self, runtime_api: str) -> None:
+        self._http = _Http(runtime_api)
+
+    def register(self, name: str, events: List[str]) -> "RegisteredExtension":
+        status, headers, body = self._http.request(
+            "POST", f"/{API_VERSION}/extension/register",
+            json.dumps({"events": events}).encode(), {NAME_HEADER: name, "Content-Type": "application/json"})
+        if status != 200:
+            raise ExtensionsApiError(status, body.decode(errors="replace"))
+        info = json.loads(body or b"{}")
+        ext_id = next((v for k, v in headers.items() if k.lower() == ID_HEADER.lower()), "")
+        reg = Registration(ext_id, info.get("functionName", ""), info.get("functionVersion", ""),
+                           info.get("handler", ""))
+        return RegisteredExtension(self._http, reg)
+
+
+class RegisteredExtension:
+    def __init__(self, http_: _Http, registration: Registration) -> None:
+        self._http = http_
+        self.registration = registration
+        self._headers = {ID_HEADER: registration.extension_id}
+
+    def next_event(self) -> NextEvent:
+        status, _, body = self._http.request("GET", f"/{API_VERSION}/extension/event/next",
+                                             headers=self._headers)
+        if status != 200:
+            raise ExtensionsApiError(status, body.decode(errors="replace"))
+        return parse_event(json.loads(body))
+
+    def init_error(self, error_type: str, message: str) -> None:
+        self._report("init", error_type, message)
+
+    def exit_error(self, error_type: str, message: str) -> None:
+        self._report("exit", error_type, message)
+
+    def _report(self, phase: str, error_type: str, message: str) -> None:
+        body = json.dumps({"errorMessage": message, "errorType": error_type, "stackTrace": []}).encode()
+        self._http.request("POST", f"/{API_VERSION}/extension/{phase}/error", body,
+                           {**self._headers, ERROR_TYPE_HEADER: error_type, "Content-Type": "application/json"})
+
+    def subscribe_telemetry(self, port: int, types: List[str], timeout_ms: int = 25) -> tuple:
+        """Subscribe an HTTP listener; returns (status, body). RIE answers 202 NotSupported."""
+        body = json.dumps({
+            "schemaVersion": "2022-12-13", "types": types,
+            "buffering": {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": timeout_ms},
+            "destination": {"protocol": "HTTP", "URI": f"http://sandbox.localdomain:{port}/telemetry"},
+        }).encode()
+        status, _, reply = self._http.request("PUT", f"/{TELEMETRY_VERSION}/telemetry", body,
+                                              {**self._headers, "Content-Type": "application/json"})
+        return status, reply.decode(errors="replace")

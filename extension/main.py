@@ -1,0 +1,160 @@
+"""Start-up and the event loop of the defer-runner extension.
+
+Order matters: the socket is opened before ``register`` (the runtime starts as soon as every
+extension has registered, and the handler may dial at once), boto3 and Powertools load only
+after registering, and the loop ends only on SHUTDOWN: any failure inside an invoke is
+logged and the loop calls ``next`` again, because an extension that exits is a crash that
+resets the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from typing import Any, Optional
+
+from handler_lib import config as cfg
+from handler_lib._dispatch import DISPATCHER
+
+from .channel import ChannelServer
+from .lambda_api import (ERR_CONFIG, ERR_INIT, ERR_SOCKET, ExtensionsApiError, ExtensionsClient,
+                         InvokeEvent, RegisteredExtension)
+
+log = logging.getLogger("defer_runner")
+EVENTS = ["INVOKE", "SHUTDOWN"]
+NEXT_RETRIES = 5
+
+
+def main() -> None:
+    os.environ[cfg.ENV_IN_RUNNER] = "1"  # tasks imported here must never dial the socket
+    name = os.environ.get("DEFER_RUNNER_EXTENSION_NAME") or "defer-runner"
+    runtime_api = os.environ.get("AWS_LAMBDA_RUNTIME_API")
+    if not runtime_api:
+        print("defer-runner: AWS_LAMBDA_RUNTIME_API is not set; run me as a Lambda extension", file=sys.stderr)
+        sys.exit(2)
+    problem: Optional[tuple] = None
+    try:
+        config = cfg.load()
+    except cfg.ConfigError as exc:
+        config, problem = cfg.Config(), (ERR_CONFIG, str(exc))
+    channel = ChannelServer(config.socket_path)
+    if problem is None:
+        try:
+            channel.open()
+        except OSError as exc:
+            problem = (ERR_SOCKET, f"cannot listen on {config.socket_path}: {exc}")
+    extension = ExtensionsClient(runtime_api).register(name, EVENTS)
+    if problem is not None:
+        _fail_init(extension, *problem)
+    try:
+        runner = _build(config, channel, extension)
+    except Exception as exc:  # noqa: BLE001 - reported to Lambda, which fails the init
+        _fail_init(extension, ERR_INIT, f"{type(exc).__name__}: {exc}")
+    _loop(extension, runner)
+
+
+def _fail_init(extension: RegisteredExtension, error_type: str, message: str) -> None:
+    print(f"defer-runner: {error_type}: {message}", file=sys.stderr, flush=True)
+    try:
+        extension.init_error(error_type, message)
+    finally:
+        os._exit(1)
+
+
+def _build(config: cfg.Config, channel: ChannelServer, extension: RegisteredExtension) -> Any:
+    from .drain import Drainer
+    from .journal import Journal
+    from .logs import setup_logging
+    from .metrics import DrainMetrics
+    from .pending import PendingQueue
+    from .runner import Runner
+    from .sinks import make_sinks
+    from .tasks import TaskRunner
+    from .telemetry import TelemetryListener
+
+    setup_logging(config)
+    journal = Journal(config.journal_dir)
+    queue = PendingQueue(journal)
+    for item in journal.replayed:
+        queue.add(item, journal=False)
+    sinks = make_sinks(ClientFactory(config))
+    drainer = Drainer(queue, sinks, TaskRunner(), config)
+    runner = Runner(config, queue, drainer, channel,
+                    DrainMetrics(extension.registration.function_name))
+    DISPATCHER.local_sink = runner.on_item  # a task that defers more work queues it here
+    channel.start(runner.handlers())
+    listener = TelemetryListener(runner.on_runtime_done)
+    port = listener.start()
+    status, reply = extension.subscribe_telemetry(port, ["platform"])
+    runner.telemetry_active = status == 200
+    if not runner.telemetry_active:
+        listener.stop()
+    if not config.dlq_url:
+        log.warning("DEFER_DLQ_URL is not set: items that exhaust their attempts are logged and counted only")
+    log.info("defer-runner ready", extra={"socket": config.socket_path, "telemetry": runner.telemetry_active,
+                                          "replayed": len(journal.replayed), "max_attempts": config.max_attempts,
+                                          "deadline_margin_ms": config.deadline_margin_ms})
+    threading.Thread(target=lambda: [s.client for s in sinks.values()], name="defer-warmup",
+                     daemon=True).start()
+    return runner
+
+
+class ClientFactory:
+    """boto3 clients from one session (sessions are not thread-safe; clients are)."""
+
+    def __init__(self, config: cfg.Config) -> None:
+        self._config = config
+        self._lock = threading.Lock()
+        self._session: Any = None
+
+    def __call__(self, service: str) -> Any:
+        with self._lock:
+            import boto3
+            from botocore.config import Config as BotoConfig
+
+            if self._session is None:
+                self._session = boto3.session.Session()
+            boto_config = BotoConfig(retries={"mode": "standard", "max_attempts": 3},
+                                     connect_timeout=2, read_timeout=5,
+                                     max_pool_connections=max(10, self._config.concurrency))
+            return self._session.client(service, config=boto_config)
+
+
+def _loop(extension: RegisteredExtension, runner: Any) -> None:
+    failures = 0
+    while True:
+        try:
+            event = extension.next_event()
+            failures = 0
+        except (ExtensionsApiError, OSError) as exc:
+            failures += 1
+            if failures > NEXT_RETRIES or (isinstance(exc, ExtensionsApiError) and exc.status >= 500):
+                log.critical("the Extensions API is gone; exiting", extra={"error": str(exc)})
+                _exit(1)
+            time.sleep(0.05 * failures)
+            continue
+        if isinstance(event, InvokeEvent):
+            try:
+                runner.on_invoke(event)
+            except Exception:  # noqa: BLE001 - never let one invoke end the extension
+                log.exception("invoke handling failed; items stay queued", extra={"request_id": event.request_id})
+            continue
+        try:
+            runner.on_shutdown(event)
+        except Exception:  # noqa: BLE001
+            log.exception("shutdown drain failed")
+        finally:
+            runner.channel.close()
+            _exit(0)
+
+
+def _exit(code: int) -> None:
+    """Exit now: worker threads stuck in a call or a task must not hold the process."""
+    for handler in logging.getLogger().handlers + log.handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

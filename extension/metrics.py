@@ -1,0 +1,29 @@
+"""Per-drain metrics in CloudWatch Embedded Metric Format, through Powertools Metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .drain import DrainReport
+
+NAMESPACE = "LambdaDefer"
+
+
+class DrainMetrics:
+    def __init__(self, function_name: str) -> None:
+        from aws_lambda_powertools import Metrics  # loaded after registering, off the start path
+
+        self._metrics: Any = Metrics(namespace=NAMESPACE, service="defer-runner")
+        self._function_name = function_name
+
+    def publish(self, report: DrainReport) -> None:
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        m = self._metrics
+        m.add_dimension(name="function_name", value=self._function_name or "unknown")
+        for name in ("delivered", "retried", "carried_over", "dead_lettered", "given_up", "api_calls"):
+            m.add_metric(name=name, unit=MetricUnit.Count, value=getattr(report, name))
+        m.add_metric(name="drain_duration", unit=MetricUnit.Milliseconds, value=report.duration_ms)
+        for latency in report.delivery_latency_ms[:100]:  # EMF allows 100 values per metric
+            m.add_metric(name="enqueue_to_delivery", unit=MetricUnit.Milliseconds, value=latency)
+        m.flush_metrics(raise_on_empty_metrics=False)

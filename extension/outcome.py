@@ -1,0 +1,53 @@
+"""What happened to one item on one attempt, and which failures are worth another attempt.
+
+The reason strings are the wire-visible failure types we log and dead-letter with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Failure types written to logs and dead letters (one place, like a runtime's error taxonomy).
+TASK_NOT_FOUND = "Defer.TaskNotFound"
+TASK_FAILED = "Defer.TaskFailed"
+TASK_TIMEOUT = "Defer.TaskTimeout"
+TRANSPORT = "Defer.TransportError"
+SHUTDOWN_UNDELIVERED = "Defer.ShutdownUndelivered"
+UNKNOWN_KIND = "Defer.UnknownKind"
+
+# Error codes that can succeed on a later attempt; everything with a sender fault outside
+# this set (validation, missing queue/topic/bus, access denied) goes straight to the DLQ.
+RETRYABLE_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
+    "RequestThrottledException", "TooManyRequestsException", "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded", "ServiceUnavailable", "ServiceUnavailableException", "InternalError",
+    "InternalFailure", "InternalServerError", "RequestTimeout", "RequestTimeoutException",
+    "KMSThrottlingException", "KMS.ThrottlingException", "SlowDown", "EC2ThrottledException",
+    "AWS.SimpleQueueService.InternalError", "TransactionInProgressException",
+    TRANSPORT, TASK_FAILED, TASK_TIMEOUT,
+})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    item_id: str
+    ok: bool
+    code: str = ""
+    message: str = ""
+    retryable: bool = False
+
+    @staticmethod
+    def success(item_id: str) -> "Outcome":
+        return Outcome(item_id, True)
+
+    @staticmethod
+    def failure(item_id: str, code: str, message: str, *, sender_fault: bool = False) -> "Outcome":
+        retryable = code in RETRYABLE_CODES or (not sender_fault and not _looks_permanent(code))
+        return Outcome(item_id, False, code, message, retryable)
+
+
+def _looks_permanent(code: str) -> bool:
+    lowered = code.lower()
+    return any(word in lowered for word in (
+        "notfound", "nonexistent", "doesnotexist", "accessdenied", "authoriz", "invalid",
+        "validation", "malformed", "toolong", "unsupported", "badrequest", "optin"))

@@ -1,0 +1,114 @@
+"""The extension's work queue: every item is pending, in flight, or finished (delivered or dead).
+
+Items are never dropped here: an item leaves only through ``finish``. Attempts, the next
+time an item may be tried and its last error live beside it; the journal mirrors adds and
+finishes so a restarted extension picks up where a killed one stopped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+from handler_lib import wire
+
+from .journal import Journal
+
+
+@dataclass
+class Entry:
+    item: wire.WorkItem
+    attempts: int = 0
+    not_before: float = 0.0  # monotonic time of the next attempt
+    in_flight: bool = False
+    last_code: str = ""
+    last_message: str = ""
+
+
+class PendingQueue:
+    def __init__(self, journal: Optional[Journal] = None) -> None:
+        self._entries: Dict[str, Entry] = {}
+        self._journal = journal
+        self.changed = threading.Condition()
+        self._seen_per_request: Dict[str, int] = {}
+
+    # -- intake (the channel's reader thread) ----------------------------------------------
+    def add(self, item: wire.WorkItem, *, journal: bool = True) -> bool:
+        """Queue an item; False when its id is already known (a replayed or resent frame)."""
+        with self.changed:
+            if item.id in self._entries:
+                return False
+            if journal and self._journal is not None:
+                self._journal.add(item)
+            self._entries[item.id] = Entry(item)
+            if item.request_id:
+                self._seen_per_request[item.request_id] = self._seen_per_request.get(item.request_id, 0) + 1
+                if len(self._seen_per_request) > 256:
+                    self._seen_per_request.pop(next(iter(self._seen_per_request)))
+            self.changed.notify_all()
+            return True
+
+    def received_for(self, request_id: str) -> int:
+        with self.changed:
+            return self._seen_per_request.get(request_id, 0)
+
+    # -- the drain ------------------------------------------------------------------------
+    def take_ready(self, now: Optional[float] = None) -> List[Entry]:
+        """Entries due now, marked in flight (their order of arrival is kept)."""
+        now = time.monotonic() if now is None else now
+        with self.changed:
+            ready = [e for e in self._entries.values() if not e.in_flight and e.not_before <= now]
+            for entry in ready:
+                entry.in_flight = True
+                entry.attempts += 1
+            return ready
+
+    def retry_later(self, item_id: str, not_before: float, code: str, message: str) -> None:
+        with self.changed:
+            entry = self._entries.get(item_id)
+            if entry is not None:
+                entry.in_flight = False
+                entry.not_before = not_before
+                entry.last_code, entry.last_message = code, message
+            self.changed.notify_all()
+
+    def release(self, item_id: str) -> None:
+        """Back to pending without counting the attempt (it was never made)."""
+        with self.changed:
+            entry = self._entries.get(item_id)
+            if entry is not None:
+                entry.in_flight = False
+                entry.attempts = max(0, entry.attempts - 1)
+            self.changed.notify_all()
+
+    def finish(self, item_id: str) -> None:
+        """Delivered or dead-lettered: the only way out of the queue."""
+        with self.changed:
+            if self._entries.pop(item_id, None) is not None and self._journal is not None:
+                self._journal.done(item_id)
+            self.changed.notify_all()
+
+    def get(self, item_id: str) -> Optional[Entry]:
+        with self.changed:
+            return self._entries.get(item_id)
+
+    def snapshot(self) -> List[Entry]:
+        with self.changed:
+            return list(self._entries.values())
+
+    def counts(self) -> tuple:
+        """(waiting, in flight)."""
+        with self.changed:
+            flying = sum(1 for e in self._entries.values() if e.in_flight)
+            return len(self._entries) - flying, flying
+
+    def next_due(self) -> Optional[float]:
+        with self.changed:
+            due = [e.not_before for e in self._entries.values() if not e.in_flight]
+            return min(due) if due else None
+
+    def __len__(self) -> int:
+        with self.changed:
+            return len(self._entries)

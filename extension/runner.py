@@ -1,0 +1,156 @@
+"""The per-invoke protocol: wait for the handler to finish, drain, and only then call next.
+
+On INVOKE the runner waits for the end-of-invoke marker of that request (a ``@defer``
+handler), or for Telemetry ``platform.runtimeDone`` (an unwrapped handler, where the
+platform delivers telemetry), or for nothing (neither), never past the deadline minus the
+margin; then it drains. What is left is carried over to the next invoke. On SHUTDOWN it
+drains within the budget; what is still undelivered is dead-lettered, except on a reset
+(timeout, failure), where the journal replays it in the environment's next life.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Dict, Optional, Set
+
+from handler_lib import wire
+from handler_lib.config import Config
+
+from .channel import ChannelHandlers, ChannelServer, Connection
+from .drain import DrainReport, Drainer
+from .lambda_api import InvokeEvent, ShutdownEvent
+from .outcome import SHUTDOWN_UNDELIVERED
+from .pending import PendingQueue
+
+log = logging.getLogger("defer_runner.runner")
+
+#: Time kept back at SHUTDOWN for dead-lettering what the drain could not deliver.
+SHUTDOWN_RESERVE_MS = 400
+RECENT_REQUESTS = 256
+
+
+def monotonic_deadline(deadline_ms: int, margin_ms: int) -> float:
+    """Convert an epoch-ms deadline (minus a margin) to the monotonic clock."""
+    left_s = (deadline_ms - margin_ms - time.time() * 1000) / 1000
+    return time.monotonic() + max(0.0, left_s)
+
+
+class Runner:
+    def __init__(self, config: Config, queue: PendingQueue, drainer: Drainer,
+                 channel: ChannelServer, metrics: Optional[Any] = None) -> None:
+        self.config = config
+        self.queue = queue
+        self.drainer = drainer
+        self.channel = channel
+        self.metrics = metrics
+        self.telemetry_active = False
+        self._state = threading.Condition()
+        self._ended: Dict[str, int] = {}
+        self._runtime_done: Set[str] = set()
+        self._wrapped_conns = 0
+        self.wrapped_seen = False
+        self.bad_items = 0
+
+    # -- channel callbacks (reader thread) ------------------------------------------------
+    def handlers(self) -> ChannelHandlers:
+        return ChannelHandlers(on_item=self.on_item, on_end=self.on_end, on_hello=self.on_hello,
+                               on_close=self.on_close)
+
+    def on_item(self, item: wire.WorkItem) -> None:
+        self.queue.add(item)
+
+    def on_hello(self, conn: Connection, hello: wire.Hello) -> None:
+        self.drainer.tasks.add_paths([hello.task_root, *hello.sys_path])
+        already_counted = conn.hello is not None and conn.hello.wrapped
+        if hello.wrapped and not already_counted:
+            with self._state:
+                self.wrapped_seen = True
+                self._wrapped_conns += 1
+                self._state.notify_all()
+
+    def on_end(self, end: wire.EndOfInvoke) -> None:
+        with self._state:
+            self._ended[end.request_id] = end.count
+            if len(self._ended) > RECENT_REQUESTS:
+                self._ended.pop(next(iter(self._ended)))
+            self._state.notify_all()
+
+    def on_close(self, conn: Connection) -> None:
+        if conn.hello is not None and conn.hello.wrapped:
+            with self._state:
+                self._wrapped_conns -= 1
+                self._state.notify_all()
+
+    def on_runtime_done(self, request_id: str, status: str) -> None:
+        with self._state:
+            self._runtime_done.add(request_id)
+            if len(self._runtime_done) > RECENT_REQUESTS:
+                self._runtime_done.pop()
+            self._state.notify_all()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def on_invoke(self, event: InvokeEvent) -> DrainReport:
+        stop_at = monotonic_deadline(event.deadline_ms, self.config.deadline_margin_ms)
+        self.wait_for_handler(event.request_id, stop_at)
+        report = self.drainer.drain(stop_at)
+        self._account(report, event.request_id)
+        return report
+
+    def wait_for_handler(self, request_id: str, stop_at: float) -> str:
+        """Block until the handler of ``request_id`` is done; return what said so."""
+        self.channel.sync()
+        with self._state:
+            if not self.wrapped_seen and not self.telemetry_active:
+                return "unwrapped"
+            while True:
+                if self._handler_done(request_id):
+                    break
+                if self.wrapped_seen and self._wrapped_conns <= 0 and not self.telemetry_active:
+                    log.warning("the handler's connection closed before its end marker",
+                                extra={"request_id": request_id})
+                    return "closed"
+                left = stop_at - time.monotonic()
+                if left <= 0:
+                    log.warning("no end-of-invoke marker before the deadline; draining what arrived",
+                                extra={"request_id": request_id})
+                    return "deadline"
+                self._state.wait(left)
+        # Items travel before their marker on one connection; after a reconnect, or when the
+        # runtimeDone event came first, read what is still in the socket.
+        self.channel.sync()
+        return "done"
+
+    def _handler_done(self, request_id: str) -> bool:
+        if request_id in self._runtime_done:
+            return True
+        expected = self._ended.get(request_id)
+        return expected is not None and self.queue.received_for(request_id) >= expected
+
+    def on_shutdown(self, event: ShutdownEvent) -> DrainReport:
+        stop_at = monotonic_deadline(event.deadline_ms, SHUTDOWN_RESERVE_MS)
+        self.channel.sync(timeout=0.2)
+        report = self.drainer.drain(stop_at)
+        left = self.queue.snapshot()
+        if left and event.is_reset:
+            log.warning("shutdown for a reset: %d undelivered items stay in the journal for the next start",
+                        len(left), extra={"reason": event.reason})
+        elif left:
+            for entry in left:
+                if not entry.in_flight:
+                    self.drainer.give_up(entry, SHUTDOWN_UNDELIVERED,
+                                         f"not delivered before SHUTDOWN ({event.reason})")
+            # The dead letters just queued go out in batched calls, within what is left.
+            final_stop = monotonic_deadline(event.deadline_ms, 100)
+            report = self.drainer.drain(final_stop)
+        self._account(report, "shutdown")
+        return report
+
+    def _account(self, report: DrainReport, request_id: str) -> None:
+        if report.api_calls == 0 and report.delivered == 0 and report.carried_over == 0 \
+                and report.given_up == 0 and report.dead_lettered == 0:
+            return  # an invoke that deferred nothing costs nothing, not even a log line
+        log.info("drain finished", extra={"request_id": request_id, **report.as_dict()})
+        if self.metrics is not None:
+            self.metrics.publish(report)

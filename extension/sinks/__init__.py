@@ -1,0 +1,14 @@
+"""AWS destinations. Each adapter is thin; batching, retries and accounting are shared."""
+
+from .base import ClientFactory, Sink
+from .events import EventsSink
+from .sns import SnsSink
+from .sqs import SqsSink
+
+__all__ = ["ClientFactory", "EventsSink", "Sink", "SnsSink", "SqsSink", "make_sinks"]
+
+
+def make_sinks(client_factory: ClientFactory) -> dict:
+    """One sink per work-item kind."""
+    return {"sqs": SqsSink(client_factory), "sns": SnsSink(client_factory),
+            "event": EventsSink(client_factory)}

@@ -1,0 +1,105 @@
+"""The one send path shared by every AWS destination; adapters only shape requests and replies.
+
+A sink turns one batch (same target, within the service's limits) into one API call and
+returns an Outcome per item: the per-entry failures of the reply are read, and a failure of
+the whole call becomes the same failure for every entry. botocore's exceptions stop here.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from handler_lib import wire
+
+from ..outcome import TRANSPORT, Outcome
+
+# (code, message, sender_fault) per entry id that failed.
+EntryFailures = Dict[str, Tuple[str, str, bool]]
+ClientFactory = Callable[[str], Any]
+
+
+class Sink(ABC):
+    service: str  # boto3 service name
+    max_entries: int = 10
+    max_batch_bytes: int = 262_144
+
+    def __init__(self, client_factory: ClientFactory) -> None:
+        self._client_factory = client_factory
+        self._client: Optional[Any] = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._client_factory(self.service)
+        return self._client
+
+    @abstractmethod
+    def entry(self, item: Any, entry_id: str) -> Dict[str, Any]:
+        """The request entry for one item."""
+
+    @abstractmethod
+    def entry_size(self, item: Any) -> int:
+        """Bytes the item counts for against ``max_batch_bytes``, as the service counts them."""
+
+    @abstractmethod
+    def call(self, target: str, entries: List[Dict[str, Any]]) -> Dict[str, Any]:
+        """Make the batch API call."""
+
+    @abstractmethod
+    def failures(self, response: Dict[str, Any], entries: List[Dict[str, Any]]) -> EntryFailures:
+        """The failed entries of a reply."""
+
+    def send(self, target: str, items: Sequence[wire.WorkItem]) -> List[Outcome]:
+        entries = [self.entry(item, str(index)) for index, item in enumerate(items)]
+        try:
+            response = self.call(target, entries)
+        except Exception as exc:  # noqa: BLE001 - mapped to one outcome per entry below
+            code, message, sender_fault = describe_exception(exc)
+            return [Outcome.failure(item.id, code, message, sender_fault=sender_fault) for item in items]
+        failed = self.failures(response, entries)
+        outcomes = []
+        for index, item in enumerate(items):
+            failure = failed.get(str(index))
+            if failure is None:
+                outcomes.append(Outcome.success(item.id))
+            else:
+                code, message, sender_fault = failure
+                outcomes.append(Outcome.failure(item.id, code, message, sender_fault=sender_fault))
+        return outcomes
+
+
+def describe_exception(exc: BaseException) -> Tuple[str, str, bool]:
+    """Map a botocore/transport exception to (code, message, sender_fault)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        error = response.get("Error") or {}
+        code = str(error.get("Code") or type(exc).__name__)
+        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0
+        sender_fault = error.get("Type") == "Sender" or 400 <= int(status) < 500
+        return code, str(error.get("Message") or exc), sender_fault
+    return TRANSPORT, f"{type(exc).__name__}: {exc}", False
+
+
+def message_attributes(attributes: Optional[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """Plain attribute values to the SQS/SNS MessageAttributes shape."""
+    shaped: Dict[str, Dict[str, Any]] = {}
+    for name, value in (attributes or {}).items():
+        if isinstance(value, bytes):
+            shaped[name] = {"DataType": "Binary", "BinaryValue": value}
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            shaped[name] = {"DataType": "Number", "StringValue": repr(value)}
+        else:
+            shaped[name] = {"DataType": "String", "StringValue": str(value)}
+    return shaped
+
+
+def attributes_size(attributes: Optional[Dict[str, Any]]) -> int:
+    size = 0
+    for name, value in (attributes or {}).items():
+        size += len(name.encode()) + 6 + (len(value) if isinstance(value, bytes) else len(str(value).encode()))
+    return size

@@ -1,0 +1,35 @@
+"""SNS PublishBatch adapter."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from handler_lib import wire
+
+from .base import EntryFailures, Sink, attributes_size, message_attributes
+
+
+class SnsSink(Sink):
+    service = "sns"
+    max_batch_bytes = 262_144
+
+    def entry(self, item: wire.SnsItem, entry_id: str) -> Dict[str, Any]:
+        entry: Dict[str, Any] = {"Id": entry_id, "Message": item.message}
+        if item.subject is not None:
+            entry["Subject"] = item.subject
+        if item.attributes:
+            entry["MessageAttributes"] = message_attributes(item.attributes)
+        if item.group_id is not None:
+            entry["MessageGroupId"] = item.group_id
+            entry["MessageDeduplicationId"] = item.dedup_id or item.id
+        return entry
+
+    def entry_size(self, item: wire.SnsItem) -> int:
+        return len(item.message.encode()) + attributes_size(item.attributes)
+
+    def call(self, target: str, entries: List[Dict[str, Any]]) -> Dict[str, Any]:
+        return self.client.publish_batch(TopicArn=target, PublishBatchRequestEntries=entries)
+
+    def failures(self, response: Dict[str, Any], entries: List[Dict[str, Any]]) -> EntryFailures:
+        return {f["Id"]: (f.get("Code", "Unknown"), f.get("Message", ""), bool(f.get("SenderFault")))
+                for f in response.get("Failed") or []}

@@ -1,0 +1,35 @@
+"""SQS SendMessageBatch adapter."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from handler_lib import wire
+
+from .base import EntryFailures, Sink, attributes_size, message_attributes
+
+
+class SqsSink(Sink):
+    service = "sqs"
+    max_batch_bytes = 1_048_576
+
+    def entry(self, item: wire.SqsItem, entry_id: str) -> Dict[str, Any]:
+        entry: Dict[str, Any] = {"Id": entry_id, "MessageBody": item.body}
+        if item.attributes:
+            entry["MessageAttributes"] = message_attributes(item.attributes)
+        if item.delay_seconds is not None:
+            entry["DelaySeconds"] = item.delay_seconds
+        if item.group_id is not None:
+            entry["MessageGroupId"] = item.group_id
+            entry["MessageDeduplicationId"] = item.dedup_id or item.id
+        return entry
+
+    def entry_size(self, item: wire.SqsItem) -> int:
+        return len(item.body.encode()) + attributes_size(item.attributes)
+
+    def call(self, target: str, entries: List[Dict[str, Any]]) -> Dict[str, Any]:
+        return self.client.send_message_batch(QueueUrl=target, Entries=entries)
+
+    def failures(self, response: Dict[str, Any], entries: List[Dict[str, Any]]) -> EntryFailures:
+        return {f["Id"]: (f.get("Code", "Unknown"), f.get("Message", ""), bool(f.get("SenderFault")))
+                for f in response.get("Failed") or []}
