@@ -1,0 +1,51 @@
+"""`python -m lambda_sandbox`: run a function and its layer like Lambda, until SIGTERM/SIGINT."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import List, Optional
+
+from .errors import SandboxError
+from .sandbox import Sandbox
+
+__all__ = ["main", "parse_args"]
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m lambda_sandbox", description=__doc__)
+    parser.add_argument("--opt", required=True, help="layer directory, mounted as /opt in Lambda")
+    parser.add_argument("--task", required=True, help="function code directory (LAMBDA_TASK_ROOT)")
+    parser.add_argument("--handler", required=True, help="MODULE.FUNCTION")
+    parser.add_argument("--timeout", type=float, default=3.0, help="function timeout in seconds (default 3)")
+    parser.add_argument("--memory", type=int, default=128, help="memory size in MB (default 128)")
+    parser.add_argument("--port", type=int, default=8080, help="invoke endpoint port; 0 picks a free one")
+    parser.add_argument("--runtime-api-port", type=int, default=0, help="Runtime API port; 0 picks a free one")
+    parser.add_argument("--function-name", default="test_function")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="a function environment variable (repeatable)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    env = dict(item.split("=", 1) for item in args.env if "=" in item)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        sandbox = Sandbox(args.opt, args.task, args.handler, timeout_s=args.timeout, memory_mb=args.memory,
+                          env=env, port=args.port, runtime_api_port=args.runtime_api_port,
+                          function_name=args.function_name)
+        sandbox.start(wait_init=False)
+    except SandboxError as exc:
+        print(f"lambda_sandbox: {exc}", file=sys.stderr)
+        return 2
+    print(f"lambda_sandbox listening on 127.0.0.1:{sandbox.port} runtime-api {sandbox.runtime_api}", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sandbox.stop()
+    return 0

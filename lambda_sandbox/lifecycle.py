@@ -1,0 +1,378 @@
+"""The execution environment's life: init, invoke, freeze/thaw, reset and shutdown.
+
+One supervisor thread owns the phases and serves invokes one at a time, in arrival
+order. The invoke caller is released as soon as the runtime posts its response (or at
+the deadline); the supervisor then waits for the runtime and every extension to call
+`next`, writes the REPORT and freezes everything with SIGSTOP. A timeout or a crash
+resets the environment: SHUTDOWN to the extensions, kill, re-init on the next invoke.
+The HTTP APIs (runtime_api, extensions_api) change the shared state under `cond`.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+import time
+import traceback
+import uuid
+from typing import Callable, List, Optional, Tuple
+
+from . import environment
+from .config import MAX_EXTENSIONS, RUNTIME_SIGTERM_GRACE_S, SandboxConfig
+from .errors import ErrorType
+from .events import InitReport, InitReportMetrics, InitStart, InvokeEvent, PlatformStart, ShutdownEvent, Tracing
+from .events import TelemetryEvent
+from .logsink import LogSink
+from .metrics import build_report, report_record
+from .processes import ManagedProcess
+from .report import Report
+from .state import Environment, ExtensionSlot, Invocation, InvokeOutcome, InvokeRequest, Phase
+from .telemetry_delivery import TelemetryHub
+
+__all__ = ["Lifecycle"]
+
+_SAMPLE_INTERVAL_S = 0.02
+
+
+def error_body(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+
+
+class Lifecycle:
+    def __init__(self, config: SandboxConfig, sink: LogSink) -> None:
+        self.config = config
+        self.sink = sink
+        self.runtime_api = ""
+        self.cond = threading.Condition()
+        self.env: Optional[Environment] = None
+        self.invocation: Optional[Invocation] = None
+        self.reports: List[Report] = []
+        self.stopping = False
+        self._generation = 0
+        self._queue: "queue.Queue[Optional[InvokeRequest]]" = queue.Queue()
+        self._last_init_failure: Tuple[str, str, Optional[bytes]] = ("", "", None)
+        self._thread = threading.Thread(target=self._run, name="lambda_sandbox:lifecycle", daemon=True)
+        self.initialised = threading.Event()
+        self.stopped = threading.Event()
+
+    # --- public -------------------------------------------------------------------------
+    def start(self, runtime_api: str) -> None:
+        self.runtime_api = runtime_api
+        self._thread.start()
+        threading.Thread(target=self._sample_memory, name="lambda_sandbox:rss", daemon=True).start()
+
+    def invoke(self, request: InvokeRequest) -> InvokeOutcome:
+        """Queue an invoke and wait for its response (not for the extensions)."""
+        if self.stopping:
+            return self._stopped_outcome()
+        self._queue.put(request)
+        request.done.wait()
+        assert request.outcome is not None
+        return request.outcome
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+        self._queue.put(None)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def log(self, text: str, source: str = "sandbox") -> None:
+        self.sink.write(source, text)
+
+    def emit(self, env: Environment, record: object) -> None:
+        env.hub.emit(TelemetryEvent.of(record))  # type: ignore[arg-type]
+
+    def wait_until(self, predicate: Callable[[], object], deadline: Optional[float], *,
+                   interruptible: bool = True) -> None:
+        """Wait on `cond` (held by the caller) for `predicate`, `deadline` or stop."""
+        while not predicate() and not (interruptible and self.stopping):
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return
+            self.cond.wait(remaining)
+
+    # --- supervisor -----------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._init_env()
+        except Exception:
+            self.log("lambda_sandbox: init crashed:\n" + traceback.format_exc())
+        finally:
+            self.initialised.set()
+        while True:
+            request = self._queue.get()
+            if request is None:
+                break
+            try:
+                self._serve(request)
+            except Exception:
+                self.log("lambda_sandbox: invoke crashed:\n" + traceback.format_exc())
+                request.complete(InvokeOutcome("", 500, error_body(ErrorType.INTERNAL, "sandbox error")))
+                if self.env is not None:
+                    self._reset(self.env, "failure")
+        if self.env is not None:
+            self._reset(self.env, "spindown")
+        while not self._queue.empty():
+            pending = self._queue.get_nowait()
+            if pending is not None:
+                pending.complete(self._stopped_outcome())
+        self.stopped.set()
+
+    def _stopped_outcome(self) -> InvokeOutcome:
+        return InvokeOutcome("", 502, error_body(ErrorType.STOPPED, "the sandbox is stopping"))
+
+    def _sample_memory(self) -> None:
+        while not self.stopped.wait(_SAMPLE_INTERVAL_S):
+            env = self.env
+            if env is not None and not env.frozen:
+                env.peak_rss_kb = max(env.peak_rss_kb, env.rss_kb())
+
+    # --- processes ------------------------------------------------------------------------
+    def _on_line(self, proc: ManagedProcess, line: str) -> None:
+        source = "function" if proc.kind == "runtime" else proc.name
+        self.log(line, source)
+        env = self.env
+        if env is not None:
+            kind = "function" if proc.kind == "runtime" else "extension"
+            env.hub.emit(TelemetryEvent.of(line, log_type=kind))
+
+    def _on_exit(self, env: Environment, proc: ManagedProcess, code: int) -> None:
+        with self.cond:
+            slot = next((s for s in env.extensions if s.process is proc), None)
+            if slot is not None:
+                slot.exited = True
+            if env is self.env and env.phase is not Phase.SHUTDOWN:
+                rid = self.invocation.request_id if self.invocation else ""
+                if slot is not None:
+                    detail = f" ({slot.error_type})" if slot.error_type else ""
+                    env.fail(ErrorType.EXTENSION_CRASH, f"extension {slot.name} exited with code {code}{detail}")
+                    self.log(f"RequestId: {rid} Error: exit code {code} Extension.Crash ({slot.name})")
+                else:
+                    env.fail(ErrorType.RUNTIME_EXIT, f"RequestId: {rid} Error: Runtime exited with error: exit status {code}")
+                    self.log(f"RequestId: {rid} Error: Runtime exited with error: exit status {code} Runtime.ExitError")
+            self.cond.notify_all()
+
+    def _spawn(self, env: Environment, kind: str, name: str, argv: List[str], cwd: object, env_vars: dict) -> ManagedProcess:
+        return ManagedProcess(kind, name, argv, cwd=cwd, env=env_vars,  # type: ignore[arg-type]
+                              on_line=self._on_line, on_exit=lambda p, c: self._on_exit(env, p, c))
+
+    def _freeze(self, env: Environment) -> None:
+        env.hub.pause()
+        with self.cond:
+            env.peak_rss_kb = max(env.peak_rss_kb, env.rss_kb())
+            for proc in env.processes():
+                proc.freeze()
+            env.frozen = True
+
+    def _thaw(self, env: Environment) -> None:
+        with self.cond:
+            for proc in env.processes():
+                proc.thaw()
+            env.frozen = False
+        env.hub.resume()
+
+    # --- init -----------------------------------------------------------------------------
+    def _init_env(self) -> bool:
+        config = self.config
+        self._generation += 1
+        env = Environment(self._generation, TelemetryHub(self.log))
+        with self.cond:
+            self.env = env
+        self.log(f"INIT_START Runtime Version: python:{sys.version_info.major}.{sys.version_info.minor}.sandbox")
+        self.emit(env, InitStart())
+        deadline = env.init_started + config.init_budget_s
+        paths = environment.discover_extensions(config.opt_dir)
+        ext_env = environment.extension_env(config, self.runtime_api)
+        with self.cond:
+            if len(paths) > MAX_EXTENSIONS:
+                env.fail(ErrorType.TOO_MANY_EXTENSIONS, f"{len(paths)} extensions, the limit is {MAX_EXTENSIONS}")
+                paths = []
+            for path in paths:
+                proc = self._spawn(env, "extension", path.name, [str(path)], config.opt_dir, ext_env)
+                env.extensions.append(ExtensionSlot(path.name, proc))
+        for slot in env.extensions:
+            try:
+                slot.process.start()
+            except OSError as exc:
+                with self.cond:
+                    slot.exited = True
+                    env.fail("Extension.LaunchError", f"{slot.name}: {exc}")
+        with self.cond:
+            self.wait_until(lambda: env.failure or all(s.ext_id for s in env.extensions), deadline)
+            registered = all(s.ext_id for s in env.extensions)
+        if registered and env.failure is None and not self.stopping:
+            env.runtime = self._spawn(env, "runtime", "runtime", environment.runtime_argv(config),
+                                      config.task_dir, environment.runtime_env(config, self.runtime_api))
+            env.runtime.start()
+            with self.cond:
+                self.wait_until(lambda: env.failure or (env.runtime_in_next and env.extensions_done()), deadline)
+        if self.stopping:
+            return False
+        with self.cond:
+            done = env.failure is None and env.runtime_in_next and env.extensions_done()
+            env.init_ms = (time.monotonic() - env.init_started) * 1000
+            if done:
+                env.phase = Phase.READY
+                env.registration_open = False
+        if not done:
+            return self._fail_init(env)
+        self.emit(env, InitReport(metrics=InitReportMetrics(round(env.init_ms, 3))))
+        env.hub.end_backlog()
+        self._freeze(env)
+        return True
+
+    def _fail_init(self, env: Environment) -> bool:
+        error_type, message = env.failure or (ErrorType.TIMED_OUT, f"Init did not complete within {self.config.init_budget_s:.0f} s")
+        self.log(f"INIT_REPORT Init Duration: {env.init_ms:.2f} ms\tPhase: init\tStatus: error\tError Type: {error_type}")
+        self.emit(env, InitReport(metrics=InitReportMetrics(round(env.init_ms or 0, 3)), status="error", error_type=error_type))
+        self._last_init_failure = (error_type, message, env.init_error_body)
+        self._reset(env, "failure")
+        return False
+
+    # --- invoke ---------------------------------------------------------------------------
+    def _serve(self, request: InvokeRequest, retried: bool = False) -> None:
+        if self.stopping:
+            request.complete(self._stopped_outcome())
+            return
+        if self.env is None and not self._init_env():
+            self._serve_init_failure(request)
+            return
+        env = self.env
+        assert env is not None
+        self._thaw(env)
+        if env.failure is not None and not retried:  # died while frozen (killed from outside)
+            self._reset(env, "failure")
+            self._serve(request, retried=True)
+            return
+        init_ms = None if env.init_reported else env.init_ms
+        env.init_reported = True
+        inv = Invocation.new(request, self.config.timeout_s)
+        self._dispatch(env, inv)
+        status, error_type = self._await_invocation(env, inv)
+        if status == "stopped":
+            request.complete(self._stopped_outcome())
+            return
+        report = build_report(self.config, env, inv, time.monotonic(), status, error_type, init_ms)
+        if status == "timeout":
+            self.log(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())} {inv.request_id} "
+                     f"Task timed out after {self.config.timeout_s:.2f} seconds")
+        self.log(f"END RequestId: {inv.request_id}")
+        self.log(report.line())
+        self.emit(env, report_record(env, inv, report))
+        with self.cond:
+            self.reports.append(report)
+            self.invocation = None
+            self.cond.notify_all()
+        if status in ("success", "error"):
+            with self.cond:
+                env.phase = Phase.READY
+            self._freeze(env)
+        else:
+            self._reset(env, "timeout" if status == "timeout" else "failure")
+
+    def _serve_init_failure(self, request: InvokeRequest) -> None:
+        if self.stopping:
+            request.complete(self._stopped_outcome())
+            return
+        error_type, message, body = self._last_init_failure
+        rid = str(uuid.uuid4())
+        request.complete(InvokeOutcome(rid, 200, body or error_body(error_type, message), function_error="Unhandled"))
+        report = Report(rid, 0.0, 0, self.config.memory_mb, 0, 0.0, status="error", error_type=error_type)
+        self.log(f"START RequestId: {rid} Version: {self.config.function_version}")
+        self.log(f"END RequestId: {rid}")
+        self.log(report.line())
+        with self.cond:
+            self.reports.append(report)
+            self.cond.notify_all()
+
+    def _dispatch(self, env: Environment, inv: Invocation) -> None:
+        tracing = Tracing(inv.request.trace_id) if inv.request.trace_id else None
+        event = InvokeEvent(inv.request_id, inv.deadline_ms, self.config.function_arn, tracing)
+        with self.cond:
+            self.invocation = inv
+            env.phase = Phase.INVOKE
+            env.runtime_pending = inv
+            env.runtime_in_next = False
+            for slot in env.extensions:
+                if "INVOKE" in slot.events and not slot.exited:
+                    slot.deliver(event)
+            self.cond.notify_all()
+        self.log(f"START RequestId: {inv.request_id} Version: {self.config.function_version}")
+        self.emit(env, PlatformStart(request_id=inv.request_id, version=self.config.function_version, tracing=tracing))
+
+    def _await_invocation(self, env: Environment, inv: Invocation) -> Tuple[str, Optional[str]]:
+        """Release the caller at the response; then wait for every `next`. Returns the status."""
+        with self.cond:
+            self.wait_until(lambda: inv.response_at is not None or env.failure, inv.deadline)
+        if inv.response_at is not None:
+            function_error = "Unhandled" if inv.error_type else None
+            inv.request.complete(InvokeOutcome(inv.request_id, 200, inv.response_body or b"",
+                                               inv.content_type, function_error))
+            with self.cond:
+                self.wait_until(lambda: env.failure or (env.runtime_in_next and inv.runtime_done_at is not None
+                                                        and env.extensions_done()), inv.deadline)
+        with self.cond:
+            all_done = env.runtime_in_next and inv.runtime_done_at is not None and env.extensions_done()
+            failure = env.failure
+        if failure is not None:
+            message = failure[1] if inv.response_at is None else failure[1]
+            inv.request.complete(InvokeOutcome(inv.request_id, 200, error_body(failure[0], message),
+                                               function_error="Unhandled"))
+            return "failure", failure[0]
+        if all_done:
+            return ("error", inv.error_type) if inv.error_type else ("success", None)
+        if self.stopping:
+            return "stopped", None
+        message = f"RequestId: {inv.request_id} Error: Task timed out after {self.config.timeout_s:.2f} seconds"
+        inv.request.complete(InvokeOutcome(inv.request_id, 200, error_body(ErrorType.TIMED_OUT, message),
+                                           function_error="Unhandled"))
+        return "timeout", ErrorType.TIMED_OUT
+
+    # --- reset and shutdown -----------------------------------------------------------------
+    def _reset(self, env: Environment, reason: str) -> None:
+        """Stop the runtime, SHUTDOWN the extensions (2 s budget), kill what is left."""
+        budget = self.config.shutdown_budget_s
+        with self.cond:
+            env.phase = Phase.SHUTDOWN
+            env.registration_open = False
+            self.invocation = None
+            self.cond.notify_all()
+        if reason != "spindown":
+            self.log(f"lambda_sandbox: resetting the environment (reason: {reason})")
+        started = time.monotonic()
+        self._thaw(env)
+        runtime = env.runtime
+        if runtime is not None and runtime.alive:
+            if reason == "spindown":
+                runtime.terminate()
+                if not runtime.wait(RUNTIME_SIGTERM_GRACE_S):
+                    runtime.kill()
+            else:
+                runtime.kill()
+            runtime.wait(1.0)
+        deadline = started + budget
+        event = ShutdownEvent(int((time.time() + deadline - time.monotonic()) * 1000), reason)
+        with self.cond:
+            for slot in env.extensions:
+                if slot.exited:
+                    continue
+                if "SHUTDOWN" in slot.events:
+                    slot.deliver(event)
+                    slot.shutdown_sent = True
+                else:
+                    slot.process.kill()
+            self.cond.notify_all()
+            self.wait_until(lambda: all(s.exited or (s.shutdown_sent and s.in_next) for s in env.extensions),
+                            deadline, interruptible=False)
+        for proc in env.processes():
+            proc.kill()
+        for proc in env.processes():
+            proc.wait(1.0)
+        env.hub.close()
+        with self.cond:
+            if self.env is env:
+                self.env = None
+            self.cond.notify_all()

@@ -1,0 +1,123 @@
+"""Runtime API 2018-06-01, as awslambdaric calls it.
+
+`next` is a long poll that returns the invoke payload with the Lambda-Runtime-* headers;
+it is also the runtime's "done" signal, which produces `platform.runtimeDone`.
+Responses for an unknown (or already answered) request id get 400 InvalidRequestID,
+as in RIE; a response over 6 MiB gets 413 and the caller a ResponseSizeTooLarge error.
+"""
+from __future__ import annotations
+
+import json
+import time
+from functools import partial
+
+from .config import MAX_RESPONSE_BYTES
+from .errors import ErrorType
+from .events import InitRuntimeDone
+from .httpserver import Request, Response, Router, error_response, json_response
+from .lifecycle import Lifecycle, error_body
+from .metrics import runtime_done_record
+from .state import Phase
+
+__all__ = ["install"]
+
+_BASE = "/2018-06-01/runtime"
+_CONTAINER_ERROR = "Container error. Non-recoverable state. Runtime should exit promptly."
+
+
+def install(router: Router, lc: Lifecycle) -> None:
+    router.add("GET", f"{_BASE}/invocation/next", partial(_next, lc))
+    router.add("POST", f"{_BASE}/invocation/{{request_id}}/response", partial(_response, lc))
+    router.add("POST", f"{_BASE}/invocation/{{request_id}}/error", partial(_error, lc))
+    router.add("POST", f"{_BASE}/init/error", partial(_init_error, lc))
+
+
+def _next(lc: Lifecycle, request: Request) -> Response:
+    with lc.cond:
+        env = lc.env
+        if env is None or env.phase is Phase.SHUTDOWN:
+            return error_response(500, ErrorType.INTERNAL, _CONTAINER_ERROR)
+        now = time.monotonic()
+        env.runtime_in_next = True
+        inv = lc.invocation
+        if env.phase is Phase.INIT and env.runtime_ready_at is None:
+            env.runtime_ready_at = now
+            lc.emit(env, InitRuntimeDone())
+        elif inv is not None and inv.response_at is not None and inv.runtime_done_at is None:
+            inv.runtime_done_at = now
+            lc.emit(env, runtime_done_record(inv))
+        lc.cond.notify_all()
+        lc.wait_until(lambda: env.runtime_pending is not None or lc.env is not env, None, interruptible=False)
+        if lc.env is not env or env.runtime_pending is None:
+            return error_response(500, ErrorType.INTERNAL, _CONTAINER_ERROR)
+        inv = env.runtime_pending
+        env.runtime_pending = None
+        inv.delivered_at = time.monotonic()
+    headers = {
+        "Lambda-Runtime-Aws-Request-Id": inv.request_id,
+        "Lambda-Runtime-Deadline-Ms": str(inv.deadline_ms),
+        "Lambda-Runtime-Invoked-Function-Arn": lc.config.function_arn,
+    }
+    if inv.request.trace_id:
+        headers["Lambda-Runtime-Trace-Id"] = inv.request.trace_id
+    if inv.request.client_context:
+        headers["Lambda-Runtime-Client-Context"] = inv.request.client_context
+    if inv.request.cognito_identity:
+        headers["Lambda-Runtime-Cognito-Identity"] = inv.request.cognito_identity
+    return Response(200, inv.request.payload, headers)
+
+
+def _accept(lc: Lifecycle, request: Request, body: bytes, error_type: "str | None") -> Response:
+    with lc.cond:
+        inv = lc.invocation
+        if (inv is None or inv.request_id != request.params["request_id"] or inv.delivered_at is None
+                or inv.response_at is not None):
+            return error_response(400, ErrorType.INVALID_REQUEST_ID, "Invalid request ID")
+        inv.response_at = time.monotonic()
+        if len(body) > MAX_RESPONSE_BYTES:
+            inv.error_type = ErrorType.RESPONSE_TOO_LARGE
+            inv.response_body = error_body(ErrorType.RESPONSE_TOO_LARGE,
+                                           f"Response payload size ({len(body)} bytes) exceeded maximum allowed "
+                                           f"payload size ({MAX_RESPONSE_BYTES} bytes).")
+            lc.cond.notify_all()
+            return error_response(413, ErrorType.ENTITY_TOO_LARGE,
+                                  f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).")
+        inv.response_body = body
+        inv.error_type = error_type
+        inv.content_type = request.header("Content-Type") or "application/json"
+        lc.cond.notify_all()
+    return json_response(202, {"status": "OK"})
+
+
+def _response(lc: Lifecycle, request: Request) -> Response:
+    return _accept(lc, request, request.body, None)
+
+
+def _error_type(request: Request) -> str:
+    header = request.header("Lambda-Runtime-Function-Error-Type")
+    if header:
+        return header
+    try:
+        return str(json.loads(request.body).get("errorType") or "Runtime.Unknown")
+    except (ValueError, AttributeError):
+        return "Runtime.Unknown"
+
+
+def _error(lc: Lifecycle, request: Request) -> Response:
+    return _accept(lc, request, request.body, _error_type(request))
+
+
+def _init_error(lc: Lifecycle, request: Request) -> Response:
+    error_type = _error_type(request)
+    with lc.cond:
+        env = lc.env
+        if env is None or env.phase is not Phase.INIT:
+            return error_response(403, ErrorType.INVALID_STATE_TRANSITION, "init/error is only valid during init")
+        try:
+            message = str(json.loads(request.body).get("errorMessage", ""))
+        except (ValueError, AttributeError):
+            message = request.body.decode("utf-8", "replace")
+        env.init_error_body = request.body or None
+        env.fail(error_type, message)
+        lc.cond.notify_all()
+    return json_response(202, {"status": "OK"})

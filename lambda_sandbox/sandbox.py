@@ -1,0 +1,195 @@
+"""`Sandbox`: the public entry point, used by the CLI, by tests and by `make demo`.
+
+Example
+-------
+>>> with Sandbox("dist/layer", "examples/api_gateway", "app.handler", timeout_s=5) as box:
+...     result = box.invoke({"path": "/orders"})
+...     report = box.wait_for_report(result.request_id)
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, TextIO, Union
+
+from . import extensions_api, invoke_api, runtime_api
+from .config import SandboxConfig
+from .errors import SandboxStartError
+from .httpserver import HttpServer, Router
+from .lifecycle import Lifecycle
+from .logsink import LogLine, LogSink
+from .report import Report
+
+__all__ = ["Sandbox", "InvokeResult"]
+
+PathLike = Union[str, Path]
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    """The invoke endpoint's reply, plus how long the caller waited for it."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+    request_id: str
+    elapsed_s: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def function_error(self) -> Optional[str]:
+        return self.headers.get("X-Amz-Function-Error")
+
+
+class Sandbox:
+    """A local Lambda execution environment (runtime, extensions, telemetry, freeze).
+
+    Parameters
+    ----------
+    opt_dir : the layer directory (what Lambda mounts on /opt): `extensions/`, `python/`.
+    task_dir : the function's code (LAMBDA_TASK_ROOT).
+    handler : MODULE.FUNCTION.
+    timeout_s, memory_mb : the function's configuration (1..900 s, 128..10240 MB).
+    env : the function's environment variables, on top of the sandbox's own.
+    port : invoke endpoint port (0 picks one); `runtime_api_port` likewise.
+    stream : where START/END/REPORT and process output go (stdout by default);
+        `echo=False` keeps them only in `logs`.
+    """
+
+    def __init__(self, opt_dir: PathLike, task_dir: PathLike, handler: str, *, timeout_s: float = 3.0,
+                 memory_mb: int = 128, env: Optional[Mapping[str, str]] = None, port: int = 0,
+                 runtime_api_port: int = 0, function_name: str = "test_function",
+                 stream: Optional[TextIO] = None, echo: bool = True, init_budget_s: float = 10.0,
+                 shutdown_budget_s: float = 2.0) -> None:
+        self.config = SandboxConfig(Path(opt_dir), Path(task_dir), handler, timeout_s=timeout_s,
+                                    memory_mb=memory_mb, env=dict(env or {}), port=port,
+                                    runtime_api_port=runtime_api_port, function_name=function_name,
+                                    init_budget_s=init_budget_s, shutdown_budget_s=shutdown_budget_s)
+        self._sink = LogSink(stream, echo=echo)
+        self._lifecycle = Lifecycle(self.config, self._sink)
+        self._runtime_server: Optional[HttpServer] = None
+        self._invoke_server: Optional[HttpServer] = None
+        self._stopped = False
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def start(self, wait_init: bool = True) -> "Sandbox":
+        """Bind both servers and run the first init (waits for it unless `wait_init=False`)."""
+        api_router, invoke_router = Router(), Router()
+        runtime_api.install(api_router, self._lifecycle)
+        extensions_api.install(api_router, self._lifecycle)
+        invoke_api.install(invoke_router, self._lifecycle)
+        try:
+            self._runtime_server = HttpServer(api_router, self.config.runtime_api_port)
+            self._invoke_server = HttpServer(invoke_router, self.config.port)
+        except OSError as exc:
+            raise SandboxStartError(f"cannot bind the sandbox's ports: {exc}") from exc
+        self._runtime_server.start()
+        self._invoke_server.start()
+        self._lifecycle.start(self._runtime_server.address)
+        if wait_init and not self._lifecycle.initialised.wait(self.config.init_budget_s + 5):
+            self.stop()
+            raise SandboxStartError("init did not finish")
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM the runtime, SHUTDOWN (spindown) the extensions, kill what is left."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._lifecycle.stop(timeout=self.config.shutdown_budget_s + 5)
+        for server in (self._invoke_server, self._runtime_server):
+            if server is not None:
+                server.stop()
+
+    def __enter__(self) -> "Sandbox":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- addresses ------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        assert self._invoke_server is not None, "sandbox not started"
+        return self._invoke_server.port
+
+    @property
+    def runtime_api(self) -> str:
+        """host:port of the Runtime/Extensions/Telemetry APIs (AWS_LAMBDA_RUNTIME_API)."""
+        assert self._runtime_server is not None, "sandbox not started"
+        return self._runtime_server.address
+
+    @property
+    def invoke_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{invoke_api.INVOKE_PATH}"
+
+    # --- invoking -------------------------------------------------------------------------
+    def invoke(self, payload: Any = None, *, raw: Optional[bytes] = None, headers: Optional[Dict[str, str]] = None,
+               timeout: Optional[float] = None) -> InvokeResult:
+        """POST to the invoke endpoint, as a client of the function would."""
+        body = raw if raw is not None else json.dumps({} if payload is None else payload).encode()
+        wait = timeout if timeout is not None else self.config.timeout_s * 3 + self.config.init_budget_s + 5
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=wait)
+        started = time.monotonic()
+        try:
+            conn.request("POST", invoke_api.INVOKE_PATH, body, {"Content-Type": "application/json", **(headers or {})})
+            response = conn.getresponse()
+            data = response.read()
+        finally:
+            conn.close()
+        reply_headers = {k: v for k, v in response.getheaders()}
+        return InvokeResult(response.status, data, reply_headers, reply_headers.get("X-Amzn-RequestId", ""),
+                            time.monotonic() - started)
+
+    # --- observing ------------------------------------------------------------------------
+    @property
+    def reports(self) -> List[Report]:
+        with self._lifecycle.cond:
+            return list(self._lifecycle.reports)
+
+    def wait_for_report(self, request_id: str, timeout: float = 10.0) -> Report:
+        """The REPORT of `request_id`, once every extension has called next."""
+        lc = self._lifecycle
+        deadline = time.monotonic() + timeout
+        with lc.cond:
+            lc.wait_until(lambda: any(r.request_id == request_id for r in lc.reports), deadline, interruptible=False)
+            for report in lc.reports:
+                if report.request_id == request_id:
+                    return report
+        raise TimeoutError(f"no REPORT for {request_id} within {timeout} s")
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """True once no invoke is in progress (the environment is frozen or gone)."""
+        lc = self._lifecycle
+        deadline = time.monotonic() + timeout
+        with lc.cond:
+            lc.wait_until(lambda: lc.invocation is None and lc._queue.empty(), deadline, interruptible=False)
+            return lc.invocation is None
+
+    @property
+    def logs(self) -> List[LogLine]:
+        return list(self._sink.lines)
+
+    def wait_for_log(self, text: str, timeout: float = 10.0, source: Optional[str] = None) -> LogLine:
+        """The first line containing `text` (optionally from `source`), waiting up to `timeout`."""
+        line = self._sink.wait_for(lambda l: text in l.text and (source is None or l.source == source), timeout)
+        if line is None:
+            raise TimeoutError(f"no log line containing {text!r} within {timeout} s")
+        return line
+
+    def pids(self) -> List[int]:
+        """Live pids of the current environment (runtime, extensions and their children)."""
+        env = self._lifecycle.env
+        if env is None:
+            return []
+        return [pid for proc in env.processes() if proc.alive for pid in proc.group_pids()]
+
+    @property
+    def frozen(self) -> bool:
+        env = self._lifecycle.env
+        return bool(env and env.frozen)
