@@ -1,0 +1,29 @@
+#!/bin/bash
+# Launcher of the defer-runner Lambda extension. Lambda runs every file in
+# /opt/extensions; this file's name is the extension's name. It finds the layer root from
+# its own path (never a hard-coded /opt) so the same layer runs under the local sandbox.
+set -eu
+
+self="$(readlink -f "$0")"
+root="$(cd "$(dirname "$self")/.." && pwd)"
+
+# The runtime's interpreter when there is one (managed Python runtimes), else python3.
+if [ -n "${DEFER_RUNNER_PYTHON:-}" ]; then
+    py="$DEFER_RUNNER_PYTHON"
+elif [ -x /var/lang/bin/python3 ]; then
+    py=/var/lang/bin/python3
+elif py="$(command -v python3)"; then
+    :
+else
+    echo "defer-runner: no python3 found (set DEFER_RUNNER_PYTHON)" >&2
+    exit 127
+fi
+
+# The extension registers under its file name (Lambda-Extension-Name must match it).
+export DEFER_EXTENSION_NAME="$(basename "$0")"
+export DEFER_LAYER_ROOT="$root"
+
+# -I: ignore PYTHON* variables and the user site, so the function's PYTHONPATH cannot
+# shadow the extension's own dependencies (bootstrap.py appends it afterwards).
+# -u: unbuffered output, so log lines reach CloudWatch before a freeze.
+exec "$py" -I -u "$root/defer-runner/bootstrap.py" "$@"

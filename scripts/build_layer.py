@@ -1,0 +1,338 @@
+#!/usr/bin/env python3
+"""Build the defer-runner Lambda layer: ``dist/layer/`` (exactly what lands in /opt) and
+``dist/layer.zip``.
+
+Layout::
+
+    extensions/defer-runner   bash launcher (layer/defer-runner.sh), LF endings, mode 0755
+    python/handler_lib/       the function-side library (repo handler_lib/)
+    python/msgpack/           handler_lib's only dependency
+    defer-runner/bootstrap.py sets sys.path, runs ``python -m extension``
+    defer-runner/extension/   the extension (repo extension/)
+    defer-runner/deps/        the extension's own dependencies (layer/requirements-extension.txt)
+
+Dependencies are never built from the host: wheels for the Lambda platform (manylinux2014,
+x86_64 and aarch64, CPython 3.10 to 3.13) are downloaded once into .cache/layer/wheels and
+installed per (python, arch) into separate folders that are merged. Compiled modules carry
+per-version/per-arch file names, so one layer serves both architectures and all four
+Pythons; every other file must be identical across the eight installs, or the build fails.
+The merged dependencies are cached under a key of the pins, so a rebuild only copies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LAYER_SRC = REPO / "layer"
+PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+ARCHES = ("x86_64", "aarch64")
+EXTENSION_NAME = "defer-runner"
+# Bump when the way dependencies are installed changes, to invalidate the cache.
+BUILD_FORMAT = "2"
+# Fixed zip timestamps (the zip epoch) make layer.zip reproducible.
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+# The botocore data kept by --trim-botocore: the services the extension calls plus the
+# files botocore reads at client creation for any service.
+BOTOCORE_SERVICES_KEPT = frozenset({"sqs", "sns", "events", "sts"})
+
+
+def log(msg: str) -> None:
+    print(f"[build_layer] {msg}", file=sys.stderr, flush=True)
+
+
+def platform_args(arch: str) -> list[str]:
+    """pip --platform flags for a Lambda architecture (Amazon Linux 2, glibc 2.26)."""
+    # pip expands manylinux2014_x86_64 to manylinux2010/manylinux1 itself.
+    return ["--platform", f"manylinux2014_{arch}", "--platform", f"manylinux_2_17_{arch}"]
+
+
+def target_args(python: str, arch: str) -> list[str]:
+    return [
+        "--only-binary=:all:",
+        *platform_args(arch),
+        "--implementation",
+        "cp",
+        "--python-version",
+        python,
+    ]
+
+
+# pip warns once per package about unreachable find-links/extra-index entries of the
+# host's pip configuration; that is noise here (we pass our own sources).
+_PIP_NOISE = re.compile(r"^WARNING: Location '.*' is ignored: it is neither a file nor a directory\.$")
+
+
+def pip(*args: str) -> None:
+    """Run pip quietly; show its output only when it fails or says something new."""
+    cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines()
+             if ln.strip() and not _PIP_NOISE.match(ln)]
+    if proc.returncode != 0:
+        sys.stderr.write("\n".join(lines) + "\n")
+        raise SystemExit(f"pip failed ({proc.returncode}): {' '.join(cmd)}")
+    for ln in lines:
+        log(f"pip: {ln}")
+
+
+def cache_key(req_files: Iterable[Path], trim: bool) -> str:
+    """A key of everything that decides the installed dependencies."""
+    h = hashlib.sha256()
+    h.update(f"{BUILD_FORMAT}|{PYTHONS}|{ARCHES}|trim={trim}|".encode())
+    for arch in ARCHES:
+        h.update(" ".join(platform_args(arch)).encode())
+    for f in req_files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def download(req: Path, wheels: Path) -> None:
+    """Fetch exactly the pinned wheels (no dependency resolution) for every target.
+
+    A stamp per (pins, target) skips pip (and the index) once a target is downloaded.
+    """
+    digest = hashlib.sha256(req.read_bytes()).hexdigest()[:16]
+    for python in PYTHONS:
+        for arch in ARCHES:
+            stamp = wheels / f".downloaded-{req.stem}-{digest}-{python}-{arch}"
+            if stamp.exists():
+                continue
+            pip("download", "-q", "--no-deps", *target_args(python, arch),
+                "-d", str(wheels), "-r", str(req))
+            stamp.touch()
+
+
+def install_merged(req: Path, wheels: Path, dest: Path, work: Path) -> None:
+    """Install ``req`` for each (python, arch) from the local wheels and merge into dest.
+
+    --no-index with dependency resolution on: a dependency missing from the pins fails
+    here instead of being fetched unpinned.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    for python in PYTHONS:
+        for arch in ARCHES:
+            one = work / f"{req.stem}-{python}-{arch}"
+            pip("install", "-q", "--no-index", "--find-links", str(wheels), "--no-compile",
+                *target_args(python, arch), "--target", str(one), "-r", str(req))
+            merge_tree(one, dest)
+            shutil.rmtree(one)
+    # Console scripts (bin/jp.py, ...) have host shebangs and are never used.
+    shutil.rmtree(dest / "bin", ignore_errors=True)
+
+
+def merge_tree(src: Path, dest: Path) -> None:
+    """Copy src into dest; a file present in both must be identical (except dist-info)."""
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        out = dest / rel
+        if path.is_dir():
+            out.mkdir(parents=True, exist_ok=True)
+            continue
+        if out.exists() and not filecmp.cmp(path, out, shallow=False):
+            # WHEEL/RECORD name the wheel's own tags; they legitimately differ.
+            if not any(part.endswith(".dist-info") for part in rel.parts):
+                raise SystemExit(f"conflicting file across targets: {rel}")
+        shutil.copy2(path, out)
+
+
+def strip_tree(root: Path) -> None:
+    """Remove bytecode caches (built by the host, useless on Lambda's read-only /opt)."""
+    for d in sorted(root.rglob("__pycache__"), reverse=True):
+        shutil.rmtree(d, ignore_errors=True)
+    for f in root.rglob("*.py[co]"):
+        f.unlink()
+
+
+def trim_botocore(deps: Path) -> int:
+    """Drop botocore service models other than BOTOCORE_SERVICES_KEPT; return bytes saved.
+
+    botocore loads data/<service>/ lazily, so clients for the kept services still work.
+    Not the default: deferred tasks run inside the extension process with these deps
+    first on sys.path, so a task calling any other AWS service would fail.
+    """
+    data = deps / "botocore" / "data"
+    saved = 0
+    for entry in data.iterdir():
+        if entry.is_dir() and entry.name not in BOTOCORE_SERVICES_KEPT:
+            saved += tree_size(entry)
+            shutil.rmtree(entry)
+    return saved
+
+
+def tree_size(root: Path) -> int:
+    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+
+
+def prepare_deps(cache: Path, trim: bool) -> Path:
+    """Return a cached folder holding ``deps/`` and ``python/``, building it if needed."""
+    reqs = [LAYER_SRC / "requirements-extension.txt", LAYER_SRC / "requirements-python.txt"]
+    key = cache_key(reqs, trim)
+    ready = cache / f"deps-{key}"
+    if (ready / ".complete").exists():
+        log(f"dependencies: cached ({ready.relative_to(REPO) if ready.is_relative_to(REPO) else ready})")
+        return ready
+    wheels = cache / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    for req in reqs:
+        download(req, wheels)
+    work = Path(tempfile.mkdtemp(prefix="tmp-", dir=cache))
+    try:
+        install_merged(reqs[0], wheels, work / "deps", work / "tmp")
+        install_merged(reqs[1], wheels, work / "python", work / "tmp")
+        shutil.rmtree(work / "tmp", ignore_errors=True)
+        for sub in ("deps", "python"):
+            strip_tree(work / sub)
+        if trim:
+            saved = trim_botocore(work / "deps")
+            log(f"trimmed botocore data: {saved} bytes removed")
+        (work / ".complete").write_text(key + "\n")
+        shutil.rmtree(ready, ignore_errors=True)
+        work.rename(ready)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    # Keep the two newest installs (e.g. trimmed and not); older pins are stale.
+    done = sorted((d for d in cache.glob("deps-*") if (d / ".complete").exists()),
+                  key=lambda d: (d / ".complete").stat().st_mtime, reverse=True)
+    for old in done[2:]:
+        shutil.rmtree(old, ignore_errors=True)
+    log(f"dependencies: installed in {time.monotonic() - t0:.1f}s")
+    return ready
+
+
+def copy_package(src: Path, dest: Path) -> None:
+    """Copy a source package without bytecode or editor litter."""
+    if not (src / "__init__.py").exists():
+        raise SystemExit(f"{src} is not a package (no __init__.py)")
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.py[co]", ".*"))
+
+
+def write_launcher(dest: Path) -> None:
+    """Install the launcher; a CR in it would make Lambda fail with Extension.LaunchError."""
+    text = (LAYER_SRC / "defer-runner.sh").read_bytes()
+    if b"\r" in text:
+        raise SystemExit("layer/defer-runner.sh has CR line endings; Lambda needs LF")
+    if not text.startswith(b"#!"):
+        raise SystemExit("layer/defer-runner.sh has no shebang")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(text)
+    dest.chmod(0o755)
+
+
+def normalize_modes(root: Path, executables: set[Path]) -> None:
+    """Readable by all (Lambda runs extensions as a non-root user), exec only where needed."""
+    for path in root.rglob("*"):
+        if path.is_dir():
+            path.chmod(0o755)
+        elif path.is_file():
+            path.chmod(0o755 if path in executables else 0o644)
+
+
+def native_modules(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.so") if p.is_file())
+
+
+def check_msgpack(root: Path) -> None:
+    """Every (python, arch) target must have its compiled msgpack in both places."""
+    for base in (root / "python" / "msgpack", root / "defer-runner" / "deps" / "msgpack"):
+        names = {p.name for p in base.glob("_cmsgpack.*.so")}
+        for python in PYTHONS:
+            for arch in ARCHES:
+                want = f"_cmsgpack.cpython-{python.replace('.', '')}-{arch}-linux-gnu.so"
+                if want not in names:
+                    raise SystemExit(f"missing {base.relative_to(root)}/{want}")
+
+
+def iter_files(root: Path) -> Iterator[Path]:
+    yield from sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def write_zip(root: Path, out: Path) -> None:
+    """A reproducible zip that keeps Unix modes (the launcher must stay executable)."""
+    tmp = out.with_name(out.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for path in iter_files(root):
+            info = zipfile.ZipInfo(path.relative_to(root).as_posix(), ZIP_DATE)
+            info.create_system = 3  # Unix: external_attr carries the mode
+            info.external_attr = (0o100000 | (path.stat().st_mode & 0o7777)) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, path.read_bytes())
+    tmp.replace(out)
+
+
+def replace_dir(new: Path, out: Path) -> None:
+    """Swap the fresh build in with two renames, so readers rarely see a partial tree."""
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        out.rename(old)
+    new.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def build(out: Path, zip_out: Path, cache: Path, trim: bool) -> None:
+    t0 = time.monotonic()
+    deps = prepare_deps(cache, trim)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        shutil.copytree(deps / "python", stage / "python")
+        shutil.copytree(deps / "deps", stage / EXTENSION_NAME / "deps")
+        copy_package(REPO / "handler_lib", stage / "python" / "handler_lib")
+        copy_package(REPO / "extension", stage / EXTENSION_NAME / "extension")
+        shutil.copy2(LAYER_SRC / "bootstrap.py", stage / EXTENSION_NAME / "bootstrap.py")
+        launcher = stage / "extensions" / EXTENSION_NAME
+        write_launcher(launcher)
+        normalize_modes(stage, {launcher})
+        stage.chmod(0o755)
+        check_msgpack(stage)
+        replace_dir(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    write_zip(out, zip_out)
+
+    for so in native_modules(out):
+        log(f"native: {so.relative_to(out)}")
+    total = tree_size(out)
+    botocore_data = out / EXTENSION_NAME / "deps" / "botocore" / "data"
+    log(f"botocore data: {tree_size(botocore_data)} bytes"
+        f" ({sum(1 for p in botocore_data.iterdir() if p.is_dir())} services)")
+    log(f"layer: {out} {total} bytes unzipped, {sum(1 for _ in iter_files(out))} files")
+    log(f"layer: {zip_out} {zip_out.stat().st_size} bytes zipped")
+    log(f"done in {time.monotonic() - t0:.1f}s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=REPO / "dist" / "layer",
+                    help="layer folder (default dist/layer)")
+    ap.add_argument("--zip", type=Path, default=None,
+                    help="zip to write (default: <out>.zip, i.e. dist/layer.zip)")
+    ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "layer",
+                    help="wheel and installed-dependency cache (default .cache/layer)")
+    ap.add_argument("--trim-botocore", action="store_true",
+                    default=os.environ.get("DEFER_TRIM_BOTOCORE") == "1",
+                    help="keep only the sqs/sns/events/sts botocore models; breaks deferred"
+                         " tasks that call other AWS services (env DEFER_TRIM_BOTOCORE=1)")
+    args = ap.parse_args(argv)
+    out = args.out if args.out.is_absolute() else Path.cwd() / args.out
+    zip_out = args.zip or out.with_name(out.name + ".zip")
+    build(out, zip_out, args.cache.resolve(), args.trim_botocore)
+
+
+if __name__ == "__main__":
+    main()
