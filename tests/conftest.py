@@ -12,6 +12,8 @@ No mocks where a real part runs here (DESIGN.md, 'Real parts in tests'). Fixture
 - rie_factory             -> factory(layer_dir, task_dir, handler, env=None, timeout_s=10, **kw)
                              -> started Rie; all stopped at teardown, logs printed
 - empty_layer             -> tmp dir with extensions/ and python/ (a layer with nothing in it)
+- built_layer (session)   -> REPO_ROOT/dist/layer from `make layer` (skips locally / fails in CI
+                             if missing; DEFER_TEST_LAYER overrides the path)
 """
 from __future__ import annotations
 
@@ -115,11 +117,25 @@ def rie_binary() -> Path:
     """The RIE binary (`make rie`). Missing: skip locally, fail in CI."""
     path = find_rie_binary()
     if path is None:
-        msg = "RIE binary missing: run `make rie` (extracts it from the aws-sam-cli wheel)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+        _missing("RIE binary missing: run `make rie` (extracts it from the aws-sam-cli wheel)")
+    assert path is not None
     return path
+
+
+def _missing(msg: str) -> None:
+    """Missing prerequisite: skip locally, fail in CI (CI must run everything)."""
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def built_layer() -> Path:
+    """The built layer (`make layer` -> dist/layer), i.e. exactly what lands in /opt."""
+    layer = Path(os.environ.get("DEFER_TEST_LAYER") or REPO_ROOT / "dist" / "layer")
+    if not (layer / "extensions").is_dir():
+        _missing(f"layer not built at {layer}: run `make layer`")
+    return layer
 
 
 @pytest.fixture

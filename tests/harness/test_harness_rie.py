@@ -97,3 +97,41 @@ def test_rie_kill_leaves_no_orphans(rie_factory, empty_layer, tmp_path) -> None:
     rie.kill()
     wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in runtime_pids), 3,
                message="runtime survived SIGKILL of RIE")
+
+
+STUBBORN_EXTENSION = '''#!/bin/bash
+# Gets SHUTDOWN but ignores it and hangs: stop() must still end everything within its bound.
+API=http://${AWS_LAMBDA_RUNTIME_API}/2020-01-01/extension
+ID=$(curl -s -D - -XPOST $API/register -H 'Lambda-Extension-Name: stubborn' \\
+     -d '{"events":["INVOKE","SHUTDOWN"]}' | tr -d '\\r' | awk 'tolower($1)=="lambda-extension-identifier:"{print $2}')
+curl -s $API/event/next -H "Lambda-Extension-Identifier: $ID" >/dev/null
+echo "[stubborn] got invoke"
+curl -s $API/event/next -H "Lambda-Extension-Identifier: $ID" >/dev/null
+echo "[stubborn] ignoring shutdown"
+exec sleep 1000
+'''
+
+
+def test_rie_stop_is_bounded_with_a_stuck_extension(rie_factory, tmp_path) -> None:
+    import time
+
+    layer = write_files(tmp_path / "layer", {"extensions/stubborn": STUBBORN_EXTENSION}, executable=True)
+    task = write_files(tmp_path / "task", {"app.py": HANDLER})
+    rie = rie_factory(layer, task, "app.handler", timeout_s=3)
+    status, _, _ = rie.invoke({}, timeout=20)
+    assert status == 200
+    rie.wait_for_log("[stubborn] got invoke")
+    t0 = time.monotonic()
+    rie.stop(timeout=4)
+    assert time.monotonic() - t0 < 8
+    assert not rie.running
+    assert "[stubborn] ignoring shutdown" in rie.logs()
+    wait_until(lambda: not _pids_with("sleep 1000"), 3, message="stuck extension survived stop()")
+
+
+def test_rie_stop_before_any_invoke(rie_factory, empty_layer, tmp_path) -> None:
+    task = write_files(tmp_path / "task", {"app.py": HANDLER})
+    rie = rie_factory(empty_layer, task, "app.handler")
+    assert rie.running
+    rie.stop()
+    assert not rie.running

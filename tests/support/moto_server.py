@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .waiting import free_port, port_open, wait_until
+from .waiting import die_with_parent, free_port, port_open, wait_until
 
 __all__ = [
     "MotoServer",
@@ -128,7 +128,7 @@ class MotoServer:
             self._proc = subprocess.Popen(
                 [*cmd_base, "-H", self.host, "-p", str(port)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, start_new_session=True,
+                env=env, start_new_session=True, preexec_fn=die_with_parent,
             )
             log.close()
             self.port = port

@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Mapping
 
-from .waiting import free_port, port_open, wait_until
+from .waiting import die_with_parent, free_port, port_open, wait_until
 
 __all__ = ["Rie", "find_rie_binary", "write_files", "REPO_ROOT", "INVOKE_PATH"]
 
@@ -129,7 +129,7 @@ class Rie:
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(cmd, cwd=self.task_dir, env=self.environment(),
                                           stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)
+                                          stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent)
         try:
             wait_until(lambda: self._proc is not None and (self._proc.poll() is not None
                                                            or port_open("127.0.0.1", self.invoke_port)),

@@ -11,7 +11,7 @@ from typing import Callable, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["wait_until", "free_port", "port_open"]
+__all__ = ["wait_until", "free_port", "port_open", "die_with_parent"]
 
 
 def wait_until(
@@ -56,3 +56,22 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
             return True
     except OSError:
         return False
+
+
+def die_with_parent() -> None:
+    """preexec_fn for subprocess.Popen: SIGKILL the child if the test process dies.
+
+    Why: if pytest is killed hard (pytest-timeout's thread method, Ctrl-C twice, CI
+    cancel), fixture teardown never runs; without this, moto or RIE would outlive it.
+    Linux only; a no-op elsewhere. (Tied to the creating *thread*: start helpers from
+    the main thread, as fixtures do.)
+    """
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
