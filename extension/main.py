@@ -30,7 +30,7 @@ NEXT_RETRIES = 5
 
 def main() -> None:
     os.environ[cfg.ENV_IN_RUNNER] = "1"  # tasks imported here must never dial the socket
-    name = os.environ.get("DEFER_RUNNER_EXTENSION_NAME") or "defer-runner"
+    name = os.environ.get("DEFER_EXTENSION_NAME") or "defer-runner"
     runtime_api = os.environ.get("AWS_LAMBDA_RUNTIME_API")
     if not runtime_api:
         print("defer-runner: AWS_LAMBDA_RUNTIME_API is not set; run me as a Lambda extension", file=sys.stderr)
