@@ -135,3 +135,27 @@ def test_rie_stop_before_any_invoke(rie_factory, empty_layer, tmp_path) -> None:
     assert rie.running
     rie.stop()
     assert not rie.running
+
+
+SENDER = '''
+import os, boto3
+def handler(event, context):
+    sqs = boto3.client("sqs")  # endpoint from AWS_ENDPOINT_URL, as in the real layer
+    sqs.send_message(QueueUrl=event["queue_url"], MessageBody=event["body"])
+    return {"endpoint": sqs.meta.endpoint_url}
+'''
+
+
+def test_function_in_rie_reaches_moto_through_the_fault_proxy(rie_factory, empty_layer, tmp_path,
+                                                              aws_resources, fault_proxy) -> None:
+    from tests.support.moto_server import drain_queue
+
+    res = aws_resources()
+    task = write_files(tmp_path / "task", {"app.py": SENDER})
+    rie = rie_factory(empty_layer, task, "app.handler",
+                      env={"AWS_ENDPOINT_URL": fault_proxy.endpoint_url})
+    status, body, _ = rie.invoke({"queue_url": res.queue_url, "body": "from-rie"}, timeout=30)
+    assert status == 200, body
+    assert json.loads(body)["endpoint"] == fault_proxy.endpoint_url
+    assert fault_proxy.count("SendMessage") == 1
+    assert drain_queue(res.queue_url, 1, timeout=5) == ["from-rie"]

@@ -230,8 +230,14 @@ class FaultProxy:
             return sum(self._counts.values()) if action is None else self._counts.get(action, 0)
 
     def counts(self) -> dict[str, int]:
+        """Snapshot of {action: requests seen}."""
         with self._lock:
             return dict(self._counts)
+
+    def recorded(self, action: str | None = None) -> list[RecordedRequest]:
+        """Snapshot of recorded requests (optionally only `action`), oldest first."""
+        with self._lock:
+            return [r for r in self.requests if action is None or r.action == action]
 
     # ------------------------------------------------------------------ internals
     def _take(self, service: str, action: str) -> tuple[float, _Rule | None, _Rule | None]:
