@@ -33,6 +33,7 @@ class PendingQueue:
         self._journal = journal
         self.changed = threading.Condition()
         self._seen_per_request: Dict[str, int] = {}
+        self.added_total = 0
 
     # -- intake (the channel's reader thread) ----------------------------------------------
     def add(self, item: wire.WorkItem, *, journal: bool = True) -> bool:
@@ -43,6 +44,7 @@ class PendingQueue:
             if journal and self._journal is not None:
                 self._journal.add(item)
             self._entries[item.id] = Entry(item)
+            self.added_total += 1
             if item.request_id:
                 self._seen_per_request[item.request_id] = self._seen_per_request.get(item.request_id, 0) + 1
                 if len(self._seen_per_request) > 256:

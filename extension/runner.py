@@ -51,7 +51,7 @@ class Runner:
         self._runtime_done: Set[str] = set()
         self._wrapped_conns = 0
         self.wrapped_seen = False
-        self.bad_items = 0
+        self._added_before = 0
 
     # -- channel callbacks (reader thread) ------------------------------------------------
     def handlers(self) -> ChannelHandlers:
@@ -148,6 +148,8 @@ class Runner:
         return report
 
     def _account(self, report: DrainReport, request_id: str) -> None:
+        added = self.queue.added_total
+        report.received, self._added_before = added - self._added_before, added
         if report.api_calls == 0 and report.delivered == 0 and report.carried_over == 0 \
                 and report.given_up == 0 and report.dead_lettered == 0:
             return  # an invoke that deferred nothing costs nothing, not even a log line

@@ -100,13 +100,13 @@ class Dispatcher:
 
     # -- the hot path -------------------------------------------------------------------
     def submit(self, item: wire.WorkItem) -> str:
+        frame = wire.encode(item)  # raises TypeError/ValueError before anything is queued
         if self.capture is not None:
             self.capture.append(item)
             return item.id
         if self.local_sink is not None:
             self.local_sink(item)
             return item.id
-        frame = wire.encode(item)  # raises TypeError/ValueError before anything is queued
         channel = self._channel
         if channel is None and self._uses_socket() and self._try_connect():
             channel = self._channel

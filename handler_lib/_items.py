@@ -130,6 +130,9 @@ def event_item(request_id: str, detail_type: Any, detail: Any, *, source: Any, b
                resources: Optional[Sequence[str]]) -> wire.EventItem:
     _check_target(detail_type, "detail_type")
     _check_target(source, "source")
+    item_id = new_id()
+    if isinstance(detail, dict) and "defer_id" not in detail:
+        detail = {**detail, "defer_id": item_id}  # the idempotency key, for consumers
     text = to_text(detail, "event detail")
     if isinstance(detail, str):
         try:
@@ -150,7 +153,7 @@ def event_item(request_id: str, detail_type: Any, detail: Any, *, source: Any, b
     size = 14 + _utf8_len(text) + _utf8_len(detail_type) + _utf8_len(source) + sum(_utf8_len(r) for r in res or ())
     if size > EVENT_MAX_ENTRY_BYTES:
         raise ValueError(f"EventBridge entry is {size} bytes; PutEvents allows {EVENT_MAX_ENTRY_BYTES}")
-    return wire.EventItem(new_id(), request_id, now_us(), detail_type, text, source, bus, res)
+    return wire.EventItem(item_id, request_id, now_us(), detail_type, text, source, bus, res)
 
 
 def task_item(request_id: str, function: str, args: Sequence[Any], kwargs: Mapping[str, Any], *,

@@ -1,0 +1,71 @@
+"""Capture mode for users' unit tests: record what a handler defers instead of sending it.
+
+Example
+-------
+>>> from handler_lib.testing import capture
+>>> with capture() as deferred:
+...     handler(event, context)
+>>> assert deferred.sqs[0].body == '{"order_id":"o-1"}'
+>>> deferred.run_tasks()        # run the captured @defer.task calls here, now
+"""
+
+from __future__ import annotations
+
+import importlib
+from contextlib import contextmanager
+from typing import Any, Iterator, List, Optional
+
+from . import wire
+from ._dispatch import DISPATCHER
+from ._tasks import task_options
+
+__all__ = ["Captured", "capture"]
+
+
+class Captured(List[wire.WorkItem]):
+    """The items deferred inside a ``capture()`` block, in order."""
+
+    @property
+    def sqs(self) -> List[wire.SqsItem]:
+        return [i for i in self if isinstance(i, wire.SqsItem)]
+
+    @property
+    def sns(self) -> List[wire.SnsItem]:
+        return [i for i in self if isinstance(i, wire.SnsItem)]
+
+    @property
+    def events(self) -> List[wire.EventItem]:
+        return [i for i in self if isinstance(i, wire.EventItem)]
+
+    @property
+    def tasks(self) -> List[wire.TaskItem]:
+        return [i for i in self if isinstance(i, wire.TaskItem)]
+
+    def run_tasks(self) -> List[Any]:
+        """Run every captured task in this process, in order; return their results."""
+        results = []
+        for item in self.tasks:
+            module_name, _, qualname = item.function.partition(":")
+            target: Any = importlib.import_module(module_name)
+            for part in qualname.split("."):
+                target = getattr(target, part)
+            options = task_options(target)
+            if options is None:
+                raise LookupError(f"{item.function} is not a @defer.task")
+            kwargs = dict(item.kwargs)
+            if options.pass_item_id:
+                kwargs["defer_id"] = item.id
+            results.append(target.fn(*item.args, **kwargs))
+        return results
+
+
+@contextmanager
+def capture() -> Iterator[Captured]:
+    """Record deferred items (validated exactly as in production) instead of sending them."""
+    captured = Captured()
+    previous: Optional[List[wire.WorkItem]] = DISPATCHER.capture
+    DISPATCHER.capture = captured
+    try:
+        yield captured
+    finally:
+        DISPATCHER.capture = previous
