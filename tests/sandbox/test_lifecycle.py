@@ -1,0 +1,216 @@
+"""The points where the sandbox must behave like Lambda and unlike RIE: early response,
+serialised invokes, freeze between invokes, reset on timeout or crash, bounded stop."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from lambda_sandbox import ErrorType, Report
+from tests.support.waiting import wait_until
+
+QUICK = """
+def handler(event, context):
+    return {"ok": True, "request_id": context.aws_request_id}
+"""
+
+SLEEPY = """
+import time
+
+def handler(event, context):
+    time.sleep(event.get("sleep", 0))
+    return {"ok": True}
+"""
+
+TICKER = """
+import os, threading, time
+
+PATH = os.environ["TICK_FILE"]
+
+def _tick():
+    while True:
+        with open(PATH, "a") as handle:
+            handle.write(f"{time.time()}\\n")
+        time.sleep(0.01)
+
+threading.Thread(target=_tick, daemon=True).start()
+
+def handler(event, context):
+    return {"ok": True}
+"""
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_response_returns_before_extension_finishes(lambda_dirs, sandbox_factory):
+    # GIVEN an extension that works 1 s after every INVOKE
+    lambda_dirs.function(QUICK)
+    records = lambda_dirs.recording_extension("slow", invoke_sleep_s=1.0)
+    box = sandbox_factory(lambda_dirs, echo=False)
+    # WHEN the function is invoked
+    result = box.invoke({"hello": "world"})
+    # THEN the caller has the response long before the extension is done
+    assert result.status == 200, result.body
+    assert result.json()["request_id"] == result.request_id
+    assert result.elapsed_s < 0.5
+    report = box.wait_for_report(result.request_id, timeout=5)
+    assert 900 <= report.post_runtime_extensions_ms <= 1800, report
+    assert report.duration_ms >= report.post_runtime_extensions_ms
+    assert report.init_ms is not None and report.init_ms > 0
+    assert report.billed_ms >= report.duration_ms
+    assert report.max_memory_mb > 5
+    assert [e["requestId"] for e in records.events("INVOKE")] == [result.request_id]
+    assert Report.parse(report.line()) == report
+
+
+def test_next_invoke_waits_until_extensions_called_next(lambda_dirs, sandbox_factory):
+    lambda_dirs.function(QUICK)
+    lambda_dirs.recording_extension("slow", invoke_sleep_s=0.8)
+    box = sandbox_factory(lambda_dirs, echo=False)
+    first = box.invoke({})
+    second = box.invoke({})
+    assert first.elapsed_s < 0.5
+    assert second.elapsed_s >= 0.6, "the second invoke ran while the extension still worked on the first"
+    start_lines = [l.time for l in box.logs if l.text.startswith(f"START RequestId: {second.request_id}")]
+    report_lines = [l.time for l in box.logs if l.text.startswith(f"REPORT RequestId: {first.request_id}")]
+    assert report_lines[0] <= start_lines[0]
+    assert box.wait_for_report(second.request_id).init_ms is None, "no re-init between two normal invokes"
+
+
+def test_environment_is_frozen_between_invokes(lambda_dirs, sandbox_factory, tmp_path):
+    # GIVEN a function whose background thread appends a line every 10 ms
+    tick_file = tmp_path / "ticks"
+    lambda_dirs.function(TICKER)
+    lambda_dirs.recording_extension("ext", invoke_sleep_s=0.3)
+    box = sandbox_factory(lambda_dirs, env={"TICK_FILE": str(tick_file)}, echo=False)
+    # WHEN an invoke completes (the extension kept the environment thawed for 0.3 s)
+    before = tick_file.read_text().count("\n")
+    result = box.invoke({})
+    assert result.elapsed_s < 0.25
+    box.wait_for_report(result.request_id)
+    assert box.wait_idle(5) and box.frozen
+    # THEN the thread ran while the extension worked after the response...
+    during = tick_file.read_text().count("\n")
+    assert during - before >= 10
+    # ...every process is stopped, and over a bounded window the file does not grow
+    assert box.pids() and all(_state(pid) == "T" for pid in box.pids())
+    window_end = time.monotonic() + 0.3
+    while time.monotonic() < window_end:
+        assert tick_file.read_text().count("\n") == during
+        time.sleep(0.05)
+    # AND it runs again once thawed by the next invoke
+    box.invoke({})
+    wait_until(lambda: tick_file.read_text().count("\n") > during, 5, message="no tick after thaw")
+
+
+def test_timeout_resets_with_shutdown_timeout_and_reinits(lambda_dirs, sandbox_factory):
+    lambda_dirs.function(SLEEPY)
+    records = lambda_dirs.recording_extension("ext")
+    box = sandbox_factory(lambda_dirs, timeout_s=1, echo=False)
+    result = box.invoke({"sleep": 5})
+    body = result.json()
+    assert result.status == 200 and result.function_error == "Unhandled"
+    assert body["errorType"] == ErrorType.TIMED_OUT
+    assert "Task timed out after 1.00 seconds" in body["errorMessage"]
+    assert 0.9 <= result.elapsed_s < 2.0
+    report = box.wait_for_report(result.request_id)
+    assert report.status == "timeout"
+    wait_until(lambda: records.events("SHUTDOWN"), 5, message="no SHUTDOWN after the timeout")
+    assert records.events("SHUTDOWN")[0]["shutdownReason"] == "timeout"
+    # the next invoke re-initialises: a second registration, and Init Duration on its REPORT
+    again = box.invoke({"sleep": 0})
+    assert again.status == 200 and again.json() == {"ok": True}
+    assert len(records.of("registered")) == 2
+    assert box.wait_for_report(again.request_id).init_ms is not None
+
+
+def test_timeout_while_extension_works_after_response(lambda_dirs, sandbox_factory):
+    lambda_dirs.function(QUICK)
+    records = lambda_dirs.recording_extension("ext", invoke_sleep_s=1.5)
+    box = sandbox_factory(lambda_dirs, timeout_s=1, echo=False)
+    result = box.invoke({})
+    assert result.status == 200 and result.json()["ok"] is True and result.elapsed_s < 0.5
+    assert box.wait_for_report(result.request_id, timeout=5).status == "timeout"
+    # the busy extension gets the SHUTDOWN when it calls next, within the 2 s budget
+    wait_until(lambda: records.events("SHUTDOWN"), 5, message="no SHUTDOWN after the timeout")
+    assert records.events("SHUTDOWN")[0]["shutdownReason"] == "timeout"
+
+
+def test_extension_crash_resets_and_reinits(lambda_dirs, sandbox_factory, tmp_path):
+    marker = tmp_path / "crash-once"
+    marker.touch()
+    lambda_dirs.function(QUICK)
+    records = lambda_dirs.recording_extension("ext", crash_marker=str(marker), invoke_sleep_s=0.2)
+    box = sandbox_factory(lambda_dirs, echo=False)
+    result = box.invoke({})
+    assert result.status == 200  # the runtime answered before the crash
+    report = box.wait_for_report(result.request_id)
+    assert report.status == "failure" and report.error_type == ErrorType.EXTENSION_CRASH
+    box.wait_for_log("Extension.Crash", timeout=5)
+    again = box.invoke({})
+    assert again.status == 200 and again.json()["ok"] is True
+    assert len(records.of("registered")) == 2
+    assert box.wait_for_report(again.request_id).status == "success"
+
+
+def test_runtime_crash_resets(lambda_dirs, sandbox_factory):
+    lambda_dirs.function("""
+        import os
+
+        def handler(event, context):
+            if event.get("die"):
+                os._exit(7)
+            return {"ok": True}
+    """)
+    box = sandbox_factory(lambda_dirs, echo=False)
+    result = box.invoke({"die": True})
+    assert result.json()["errorType"] == ErrorType.RUNTIME_EXIT
+    assert box.wait_for_report(result.request_id).status == "failure"
+    assert box.invoke({}).json() == {"ok": True}
+
+
+def test_stop_sends_spindown_then_kills_within_budget(lambda_dirs, sandbox_factory):
+    # GIVEN an extension that lingers 10 s after SHUTDOWN
+    lambda_dirs.function(QUICK)
+    records = lambda_dirs.recording_extension("lingers", shutdown_sleep_s=10)
+    box = sandbox_factory(lambda_dirs, echo=False)
+    box.invoke({})
+    box.wait_idle(5)
+    pids = box.pids()
+    assert len(pids) >= 2
+    # WHEN the sandbox stops
+    started = time.time()
+    box.stop()
+    took = time.time() - started
+    # THEN the extension got SHUTDOWN (spindown, deadline about now + 2 s) and was killed at the deadline
+    shutdown = records.events("SHUTDOWN")
+    assert shutdown and shutdown[0]["shutdownReason"] == "spindown"
+    assert 1500 <= shutdown[0]["deadlineMs"] - started * 1000 <= 2600
+    assert 1.8 <= took < 4.0
+    assert not records.of("shutdown_done")
+    assert not [pid for pid in pids if os.path.exists(f"/proc/{pid}") and _state(pid) != "Z"]
+
+
+def test_function_error_is_returned_with_function_error_header(lambda_dirs, sandbox_factory):
+    lambda_dirs.function("""
+        def handler(event, context):
+            raise ValueError("boom")
+    """)
+    box = sandbox_factory(lambda_dirs, echo=False)
+    result = box.invoke({})
+    assert result.status == 200 and result.function_error == "Unhandled"
+    assert result.json()["errorType"] == "ValueError"
+    assert box.wait_for_report(result.request_id).status == "error"
+    assert box.invoke({}).json()["errorMessage"] == "boom", "an error does not reset the environment"
+
+
+def test_init_error_is_returned_and_retried(lambda_dirs, sandbox_factory):
+    lambda_dirs.function("raise ImportError('no such thing')\n")
+    box = sandbox_factory(lambda_dirs, echo=False)
+    result = box.invoke({})
+    assert result.status == 200 and result.function_error == "Unhandled"
+    assert result.json()["errorType"].startswith("Runtime.")
+    lambda_dirs.function(QUICK)
+    assert box.invoke({}).json()["ok"] is True
