@@ -1,0 +1,173 @@
+"""Runtime, Extensions and Telemetry API behaviour: validation, documented errors, and
+telemetry delivered while the extension is still inside the invoke."""
+from __future__ import annotations
+
+import http.client
+import json
+from typing import Any, Dict, Optional, Tuple
+
+from lambda_sandbox import ErrorType
+from tests.support.waiting import wait_until
+
+QUICK = """
+def handler(event, context):
+    print("function says hi", context.aws_request_id)
+    return {"ok": True}
+"""
+FAST_TELEMETRY = {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25}
+
+
+def _call(address: str, method: str, path: str, body: Optional[bytes] = None,
+          headers: Optional[Dict[str, str]] = None) -> Tuple[int, Any]:
+    host, port = address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        conn.request(method, path, body, headers or {})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
+        conn.close()
+
+
+def test_runtimedone_reaches_extension_within_the_invoke(lambda_dirs, sandbox_factory):
+    # GIVEN an extension subscribed with timeoutMs=25 that waits for runtimeDone before next
+    lambda_dirs.function(QUICK)
+    records = lambda_dirs.recording_extension("tel", telemetry=FAST_TELEMETRY, wait_runtime_done=3.0)
+    box = sandbox_factory(lambda_dirs, echo=False)
+    assert records.of("subscribed")[0]["status"] == 200
+    # WHEN invoked
+    result = box.invoke({})
+    report = box.wait_for_report(result.request_id)
+    # THEN it saw this invoke's runtimeDone before calling next, with metrics and spans
+    seen = records.of("runtime_done_during_invoke")
+    assert seen == [{**seen[0], "requestId": result.request_id, "seen": True}]
+    assert report.post_runtime_extensions_ms < 1000
+    done = [e for e in records.telemetry("platform.runtimeDone") if e["record"]["requestId"] == result.request_id]
+    record = done[0]["record"]
+    assert record["status"] == "success" and record["metrics"]["producedBytes"] == len(result.body)
+    assert {s["name"] for s in record["spans"]} == {"responseLatency", "responseDuration", "runtimeOverhead"}
+    assert [e["record"]["requestId"] for e in records.telemetry("platform.start")] == [result.request_id]
+    assert records.telemetry("platform.initStart"), "init events are replayed to a subscriber"
+
+
+def test_platform_report_arrives_after_the_next_thaw(lambda_dirs, sandbox_factory):
+    lambda_dirs.function(QUICK)
+    records = lambda_dirs.recording_extension("tel", telemetry=FAST_TELEMETRY)
+    box = sandbox_factory(lambda_dirs, echo=False)
+    first = box.invoke({})
+    box.wait_for_report(first.request_id)
+    box.invoke({})
+    wait_until(lambda: any(e["record"]["requestId"] == first.request_id
+                           for e in records.telemetry("platform.report")), 5, message="no platform.report")
+    report = next(e["record"] for e in records.telemetry("platform.report")
+                  if e["record"]["requestId"] == first.request_id)
+    assert set(report["metrics"]) >= {"durationMs", "billedDurationMs", "memorySizeMB", "maxMemoryUsedMB"}
+    assert "extensionOverhead" in {s["name"] for s in report["spans"]}
+
+
+def test_function_logs_are_delivered_as_function_telemetry(lambda_dirs, sandbox_factory, tmp_path):
+    lambda_dirs.function(QUICK)
+    records = lambda_dirs.recording_extension("tel", telemetry=FAST_TELEMETRY, telemetry_types=["function"],
+                                              invoke_sleep_s=0.3)
+    box = sandbox_factory(lambda_dirs, echo=False)
+    result = box.invoke({})
+    box.wait_for_log(f"function says hi {result.request_id}", timeout=5, source="function")
+    wait_until(lambda: any(f"function says hi {result.request_id}" in e["record"]
+                           for e in records.telemetry("function")), 5, message="no function line delivered")
+    assert not records.telemetry("platform.start"), "only the subscribed types are delivered"
+
+
+def test_invalid_telemetry_buffering_is_a_validation_error(lambda_dirs, sandbox_factory):
+    lambda_dirs.function(QUICK)
+    bad = [{"maxItems": 999}, {"maxItems": 10001}, {"maxBytes": 1024}, {"maxBytes": 2_000_000},
+           {"timeoutMs": 24}, {"timeoutMs": 30001}, {"timeoutMs": "100"}]
+    records = lambda_dirs.recording_extension("tel", telemetry=FAST_TELEMETRY, probe_buffering=bad)
+    sandbox_factory(lambda_dirs, echo=False)
+    probes = records.of("probe_subscribe")
+    assert len(probes) == len(bad)
+    for probe in probes:
+        assert probe["status"] == 400, probe
+        assert probe["body"]["errorType"] == ErrorType.VALIDATION
+    assert records.of("subscribed")[0]["status"] == 200
+
+
+def test_telemetry_subscription_is_closed_after_init(lambda_dirs, sandbox_factory):
+    lambda_dirs.function(QUICK)
+    records = lambda_dirs.recording_extension("tel")
+    box = sandbox_factory(lambda_dirs, echo=False)
+    ext_id = records.of("registered")[0]["ext_id"]
+    body = json.dumps({"types": ["platform"], "buffering": FAST_TELEMETRY,
+                       "destination": {"protocol": "HTTP", "URI": "http://sandbox.localdomain:1234/"}}).encode()
+    status, reply = _call(box.runtime_api, "PUT", "/2022-07-01/telemetry", body,
+                          {"Lambda-Extension-Identifier": ext_id})
+    assert status == 403 and reply["errorType"] == ErrorType.SUBSCRIPTION_CLOSED
+
+
+def test_register_with_a_wrong_name_and_next_without_identifier(lambda_dirs, sandbox_factory):
+    lambda_dirs.function(QUICK)
+    records = lambda_dirs.recording_extension("probe", probe_errors=True)
+    box = sandbox_factory(lambda_dirs, echo=False)
+    register = records.of("probe_register")[0]
+    assert register["status"] == 403 and register["body"]["errorType"] == ErrorType.INVALID_EXTENSION_NAME
+    by_label = {p["label"]: p for p in records.of("probe_next")}
+    assert by_label["missing"]["status"] == 403
+    assert by_label["missing"]["body"]["errorType"] == ErrorType.MISSING_EXTENSION_ID
+    assert by_label["invalid"]["body"]["errorType"] == ErrorType.INVALID_EXTENSION_ID
+    # a well-formed but unknown identifier, and a registration after init
+    status, reply = _call(box.runtime_api, "GET", "/2020-01-01/extension/event/next",
+                          headers={"Lambda-Extension-Identifier": "00000000-0000-4000-8000-000000000000"})
+    assert status == 403 and reply["errorType"] == ErrorType.UNKNOWN_EXTENSION_ID
+    status, reply = _call(box.runtime_api, "POST", "/2020-01-01/extension/register", b'{"events":["INVOKE"]}',
+                          {"Lambda-Extension-Name": "probe"})
+    assert status == 403 and reply["errorType"] == ErrorType.REGISTRATION_CLOSED
+
+
+def test_runtime_api_rejects_unknown_request_ids(lambda_dirs, sandbox_factory):
+    lambda_dirs.function(QUICK)
+    box = sandbox_factory(lambda_dirs, echo=False)
+    result = box.invoke({})
+    box.wait_for_report(result.request_id)
+    for path in (f"/2018-06-01/runtime/invocation/{result.request_id}/response",
+                 "/2018-06-01/runtime/invocation/not-a-request/error"):
+        status, reply = _call(box.runtime_api, "POST", path, b"{}")
+        assert status == 400 and reply["errorType"] == ErrorType.INVALID_REQUEST_ID
+    status, reply = _call(box.runtime_api, "POST", "/2018-06-01/runtime/init/error", b"{}")
+    assert status == 403
+
+
+def test_response_over_6_mib_is_rejected(lambda_dirs, sandbox_factory):
+    lambda_dirs.function("""
+        def handler(event, context):
+            return "x" * (6 * 1024 * 1024 + 10)
+    """)
+    box = sandbox_factory(lambda_dirs, echo=False)
+    result = box.invoke({})
+    assert result.function_error == "Unhandled"
+    assert result.json()["errorType"] == ErrorType.RESPONSE_TOO_LARGE
+
+
+def test_runtime_and_extension_environments(lambda_dirs, sandbox_factory, tmp_path):
+    (lambda_dirs.opt / "python").mkdir(parents=True)
+    (lambda_dirs.opt / "python" / "layer_mod.py").write_text("VALUE = 'from the layer'\n")
+    lambda_dirs.function("""
+        import os, sys, layer_mod
+
+        def handler(event, context):
+            return {"layer": layer_mod.VALUE, "root": os.environ["LAMBDA_TASK_ROOT"], "cwd": os.getcwd(),
+                    "handler": os.environ["_HANDLER"], "custom": os.environ.get("CUSTOM"),
+                    "first_path": sys.path[1] if sys.path[0] in ("", os.getcwd()) else sys.path[0],
+                    "name": context.function_name, "memory": context.memory_limit_in_mb,
+                    "remaining": context.get_remaining_time_in_millis()}
+    """)
+    keys = ["LAMBDA_TASK_ROOT", "_HANDLER", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_FUNCTION_NAME", "CUSTOM"]
+    records = lambda_dirs.recording_extension("envcheck", env_keys=keys)
+    box = sandbox_factory(lambda_dirs, env={"CUSTOM": "yes"}, memory_mb=256, timeout_s=5, echo=False)
+    reply = box.invoke({}).json()
+    task = str(lambda_dirs.task.resolve())
+    assert reply["layer"] == "from the layer" and reply["root"] == task and reply["cwd"] == task
+    assert reply["handler"] == "app.handler" and reply["custom"] == "yes"
+    assert reply["name"] == "test_function" and int(reply["memory"]) == 256
+    assert 3000 < reply["remaining"] <= 5000
+    ext_env = records.of("started")[0]["env"]
+    assert ext_env["LAMBDA_TASK_ROOT"] is None and ext_env["_HANDLER"] is None
+    assert ext_env["AWS_LAMBDA_RUNTIME_API"] == box.runtime_api and ext_env["CUSTOM"] == "yes"
