@@ -71,6 +71,10 @@ def _probe_errors() -> None:
     for label, headers in (("missing", {}), ("invalid", {"Lambda-Extension-Identifier": "not-a-uuid"})):
         status, _, body = call("GET", "/2020-01-01/extension/event/next", headers=headers)
         record("probe_next", label=label, status=status, body=body)
+
+
+def _probe_bad_name() -> None:
+    """Not for RIE: it registers an unknown name as an internal extension, which then blocks init."""
     status, _, body = call("POST", "/2020-01-01/extension/register", {"events": ["INVOKE"]},
                            {"Lambda-Extension-Name": NAME + "-wrong-name"})
     record("probe_register", status=status, body=body)
@@ -110,6 +114,8 @@ def main() -> None:
     record("started", pid=os.getpid(), env={k: os.environ.get(k) for k in CONFIG.get("env_keys", [])})
     if CONFIG.get("probe_errors"):
         _probe_errors()
+    if CONFIG.get("probe_bad_name"):
+        _probe_bad_name()
     status, headers, body = call("POST", "/2020-01-01/extension/register",
                                  {"events": CONFIG.get("events", ["INVOKE", "SHUTDOWN"])},
                                  {"Lambda-Extension-Name": NAME})

@@ -105,7 +105,7 @@ def test_telemetry_subscription_is_closed_after_init(lambda_dirs, sandbox_factor
 
 def test_register_with_a_wrong_name_and_next_without_identifier(lambda_dirs, sandbox_factory):
     lambda_dirs.function(QUICK)
-    records = lambda_dirs.recording_extension("probe", probe_errors=True)
+    records = lambda_dirs.recording_extension("probe", probe_errors=True, probe_bad_name=True)
     box = sandbox_factory(lambda_dirs, echo=False)
     register = records.of("probe_register")[0]
     assert register["status"] == 403 and register["body"]["errorType"] == ErrorType.INVALID_EXTENSION_NAME

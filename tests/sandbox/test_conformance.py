@@ -1,0 +1,103 @@
+"""What RIE also implements, run against both RIE and the sandbox with one extension:
+the register reply, INVOKE and SHUTDOWN shapes, the 403s for a missing or invalid
+identifier, and SHUTDOWN on stop. (Early response, telemetry and freeze are where the
+two differ on purpose; they are tested in test_lifecycle / test_apis.)"""
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Tuple
+
+import pytest
+
+from lambda_sandbox import ErrorType, InvokeEvent, ShutdownEvent, parse_extension_event
+from lambda_sandbox.testing import LambdaDirs, Records
+from tests.support.waiting import wait_until
+
+FUNCTION = """
+def handler(event, context):
+    return {"request_id": context.aws_request_id, "arn": context.invoked_function_arn}
+"""
+TIMEOUT_S = 5
+
+
+@dataclass
+class Target:
+    name: str
+    invoke: Callable[[Any], Tuple[int, Any]]
+    stop: Callable[[], None]
+    records: Records
+
+
+@pytest.fixture(params=["rie", "sandbox"])
+def target(request: pytest.FixtureRequest, lambda_dirs: LambdaDirs) -> Target:
+    lambda_dirs.function(FUNCTION)
+    records = lambda_dirs.recording_extension("conform", probe_errors=True)
+    if request.param == "rie":
+        rie = request.getfixturevalue("rie_factory")(lambda_dirs.opt, lambda_dirs.task, "app.handler",
+                                                     timeout_s=TIMEOUT_S)
+
+        def invoke(payload: Any) -> Tuple[int, Any]:
+            status, body, _ = rie.invoke_json(payload)
+            return status, body
+
+        return Target("rie", invoke, rie.stop, records)
+    box = request.getfixturevalue("sandbox_factory")(lambda_dirs, timeout_s=TIMEOUT_S, echo=False)
+
+    def invoke_box(payload: Any) -> Tuple[int, Any]:
+        result = box.invoke(payload)
+        return result.status, result.json()
+
+    return Target("sandbox", invoke_box, box.stop, records)
+
+
+def test_register_reply_shape(target: Target) -> None:
+    target.invoke({})  # RIE launches extensions on the first invoke
+    registered = target.records.of("registered")[0]
+    assert registered["status"] == 200
+    assert set(registered["body"]) == {"functionName", "functionVersion", "handler"}
+    assert registered["body"]["functionName"] == "test_function"
+    assert registered["body"]["functionVersion"] == "$LATEST"
+    assert registered["body"]["handler"] == "app.handler"
+    uuid.UUID(registered["ext_id"])
+
+
+def test_invoke_event_shape(target: Target) -> None:
+    before_ms = time.time() * 1000
+    status, body = target.invoke({"x": 1})
+    assert status == 200
+    wait_until(lambda: target.records.events("INVOKE"), 5, message="no INVOKE recorded")
+    raw = target.records.events("INVOKE")[0]
+    assert {"eventType", "deadlineMs", "requestId", "invokedFunctionArn"} <= set(raw)
+    event = parse_extension_event(raw)
+    assert isinstance(event, InvokeEvent)
+    assert event.request_id == body["request_id"]
+    assert event.invoked_function_arn == body["arn"]
+    assert re.fullmatch(r"arn:aws:lambda:[a-z0-9-]+:\d{12}:function:test_function", event.invoked_function_arn)
+    assert before_ms < event.deadline_ms <= before_ms + TIMEOUT_S * 1000 + 1000
+
+
+def test_next_identifier_errors(target: Target) -> None:
+    target.invoke({})
+    probes = {p["label"]: p for p in target.records.of("probe_next")}
+    assert probes["missing"]["status"] == 403
+    assert probes["missing"]["body"]["errorType"] == ErrorType.MISSING_EXTENSION_ID
+    assert probes["invalid"]["status"] == 403
+    assert probes["invalid"]["body"]["errorType"] == ErrorType.INVALID_EXTENSION_ID
+
+
+def test_shutdown_on_stop(target: Target) -> None:
+    target.invoke({})
+    wait_until(lambda: target.records.events("INVOKE"), 5, message="no INVOKE recorded")
+    stopped_at_ms = time.time() * 1000
+    target.stop()
+    wait_until(lambda: target.records.events("SHUTDOWN"), 5, message="no SHUTDOWN recorded")
+    event = parse_extension_event(target.records.events("SHUTDOWN")[0])
+    assert isinstance(event, ShutdownEvent)
+    # the documented budget: deadline about 2 s after the stop
+    assert 1000 <= event.deadline_ms - stopped_at_ms <= 2600
+    expected = {"rie": "SandboxTerminated", "sandbox": "spindown"}[target.name]
+    assert event.shutdown_reason == expected
+    assert target.records.of("shutdown_done")
