@@ -96,8 +96,9 @@ class Drainer:
                 ready = self.queue.take_ready(now)
                 if not ready:
                     waiting, flying = self.queue.counts()
-                    if waiting == 0 and flying == 0:
-                        break
+                    due = self.queue.next_due()
+                    if flying == 0 and (waiting == 0 or (due is not None and due >= stop_at)):
+                        break  # nothing left, or nothing can be tried again before the stop
                     self.queue.changed.wait(self._idle_wait(now, stop_at))
                     continue
             self._dispatch(ready, stop_at)
@@ -182,6 +183,11 @@ class Drainer:
             with self._report._lock:
                 self._report.delivered += 1
                 self._report.delivery_latency_ms.append(latency)
+            return
+        if not outcome.uses_attempt:
+            self._report.add(retried=1)
+            self.queue.retry_later(item.id, self.clock() + backoff_s(entry.stalls + 1),
+                                   outcome.code, outcome.message, uses_attempt=False)
             return
         if outcome.retryable and entry.attempts < self.max_attempts(item):
             self._report.add(retried=1)

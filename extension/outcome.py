@@ -15,14 +15,21 @@ TRANSPORT = "Defer.TransportError"
 SHUTDOWN_UNDELIVERED = "Defer.ShutdownUndelivered"
 UNKNOWN_KIND = "Defer.UnknownKind"
 
+# Failures that say nothing about the item (the service was unreachable or shed load):
+# they back off and carry over, but never use up the item's attempts, so an outage
+# delays delivery instead of dead-lettering (or losing) everything deferred meanwhile.
+THROTTLING_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "Throttled", "RequestThrottled",
+    "RequestThrottledException", "TooManyRequestsException", "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded", "KMSThrottlingException", "KMS.ThrottlingException", "SlowDown",
+    "EC2ThrottledException",
+})
+
 # Error codes that can succeed on a later attempt; everything with a sender fault outside
 # this set (validation, missing queue/topic/bus, access denied) goes straight to the DLQ.
-RETRYABLE_CODES = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
-    "RequestThrottledException", "TooManyRequestsException", "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded", "ServiceUnavailable", "ServiceUnavailableException", "InternalError",
+RETRYABLE_CODES = THROTTLING_CODES | frozenset({
+    "ServiceUnavailable", "ServiceUnavailableException", "InternalError",
     "InternalFailure", "InternalServerError", "RequestTimeout", "RequestTimeoutException",
-    "KMSThrottlingException", "KMS.ThrottlingException", "SlowDown", "EC2ThrottledException",
     "AWS.SimpleQueueService.InternalError", "TransactionInProgressException",
     TRANSPORT, TASK_FAILED, TASK_TIMEOUT,
 })
@@ -35,6 +42,10 @@ class Outcome:
     code: str = ""
     message: str = ""
     retryable: bool = False
+
+    @property
+    def uses_attempt(self) -> bool:
+        return self.code != TRANSPORT and self.code not in THROTTLING_CODES
 
     @staticmethod
     def success(item_id: str) -> "Outcome":

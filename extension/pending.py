@@ -23,6 +23,7 @@ class Entry:
     attempts: int = 0
     not_before: float = 0.0  # monotonic time of the next attempt
     in_flight: bool = False
+    stalls: int = 0  # consecutive outages/throttles, which back off without using attempts
     last_code: str = ""
     last_message: str = ""
 
@@ -67,11 +68,17 @@ class PendingQueue:
                 entry.attempts += 1
             return ready
 
-    def retry_later(self, item_id: str, not_before: float, code: str, message: str) -> None:
+    def retry_later(self, item_id: str, not_before: float, code: str, message: str, *,
+                    uses_attempt: bool = True) -> None:
         with self.changed:
             entry = self._entries.get(item_id)
             if entry is not None:
                 entry.in_flight = False
+                if uses_attempt:
+                    entry.stalls = 0
+                else:
+                    entry.attempts -= 1
+                    entry.stalls += 1
                 entry.not_before = not_before
                 entry.last_code, entry.last_message = code, message
             self.changed.notify_all()

@@ -41,7 +41,7 @@ class ScriptedSink(Sink):
                 codes = self.script.get(e["item_id"], [])
                 if n <= len(codes) and codes[n - 1]:
                     failed.append({"Id": e["Id"], "Code": codes[n - 1], "Message": "scripted",
-                                   "SenderFault": codes[n - 1] != "Throttling"})
+                                   "SenderFault": codes[n - 1] == "InvalidParameterValue"})
         return {"Failed": failed}
 
     def failures(self, response, entries):
@@ -60,8 +60,8 @@ def items(n: int, body: str = "m"):
 
 
 def test_every_item_ends_delivered_or_dead_lettered_exactly_once():
-    script = {"i1": ["Throttling"], "i2": ["Throttling", "Throttling"], "i3": ["InvalidParameterValue"],
-              "i4": ["Throttling"] * 10, "i5": ["Throttling"] * 2 + [""]}
+    script = {"i1": ["InternalError"], "i2": ["InternalError", "InternalError"], "i3": ["InvalidParameterValue"],
+              "i4": ["InternalError"] * 10, "i5": ["InternalError"] * 2 + [""]}
     queue, sink, drainer = make(script, max_attempts=3)
     for it in items(25):
         queue.add(it)
@@ -84,8 +84,17 @@ def test_batches_hold_at_most_ten_entries_and_the_byte_limit():
     assert sorted(i for c in sink.calls for i in c) == sorted(f"i{k}" for k in range(35))
 
 
+def test_throttling_and_outages_back_off_without_using_up_attempts():
+    queue, sink, drainer = make({"i0": ["Throttling"] * 4, "i1": ["Defer.TransportError"] * 4}, max_attempts=2)
+    for it in items(2):
+        queue.add(it)
+    report = drainer.drain(time.monotonic() + 10)
+    assert report.delivered == 2 and report.dead_lettered == 0
+    assert sink.attempts == {"i0": 5, "i1": 5}
+
+
 def test_nothing_is_started_after_the_stop_time_and_the_rest_is_carried_over():
-    queue, sink, drainer = make({"i0": ["Throttling"] * 3})
+    queue, sink, drainer = make({"i0": ["InternalError"] * 3})
     queue.add(items(1)[0])
     report = drainer.drain(time.monotonic() + 0.02)  # the backoff outlives the window
     assert report.carried_over == 1 and len(queue) == 1

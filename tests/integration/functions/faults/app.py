@@ -1,0 +1,32 @@
+"""A function for the fault battery: defers numbered items, and misbehaves on request."""
+
+import os
+import socket
+import time
+
+from handler_lib import defer, wire
+from handler_lib._dispatch import DISPATCHER
+
+QUEUE_URL = os.environ["TEST_QUEUE_URL"]
+TOPIC_ARN = os.environ["TEST_TOPIC_ARN"]
+
+
+@defer
+def handler(event, context):
+    ids = []
+    if event.get("garbage"):  # a second connection that writes junk, then an oversize length
+        for junk in (b"\x00\x00\x00\x05\xc1\xc1\xc1\xc1\xc1", b"\xff\xff\xff\xff"):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.connect(os.environ["DEFER_SOCKET"])
+                s.sendall(junk)
+    if event.get("forged_task"):  # a frame naming a function that is not a @defer.task
+        item = wire.TaskItem(f"forged-{event['tag']}", context.aws_request_id, time.time_ns() // 1000,
+                             "os:system", ["echo should-never-run"])
+        ids.append(DISPATCHER.submit(item))
+    for n in range(event.get("sqs", 0)):
+        ids.append(defer.sqs(QUEUE_URL, {"tag": event["tag"], "n": n}))
+    for n in range(event.get("sns", 0)):
+        ids.append(defer.sns(TOPIC_ARN, {"tag": event["tag"], "n": n}))
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    return {"ids": ids, "pid": os.getpid()}
