@@ -112,6 +112,7 @@ def _on_invoke(event: Dict[str, Any]) -> None:
 
 def main() -> None:
     record("started", pid=os.getpid(), env={k: os.environ.get(k) for k in CONFIG.get("env_keys", [])})
+    print(f"recording extension {NAME} started", flush=True)
     if CONFIG.get("probe_errors"):
         _probe_errors()
     if CONFIG.get("probe_bad_name"):
