@@ -25,6 +25,17 @@ $(RIE): scripts/fetch_rie.sh | $(VENV_STAMP)
 layer: $(VENV_STAMP)
 	$(PY) scripts/build_layer.py --out dist/layer
 
+# Serverless Framework v3 pin (package.json/package-lock.json); npm ci only when they change.
+NPM_STAMP := node_modules/.lambda-defer-npm-ci
+SLS_STAGE ?= local
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+package: $(VENV_STAMP) $(NPM_STAMP) layer
+	PY=$(PY) scripts/package.sh $(SLS_STAGE)
+
 test: $(VENV_STAMP) $(RIE) layer
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -316,6 +316,49 @@ def build(out: Path, zip_out: Path, cache: Path, trim: bool) -> None:
     log(f"done in {time.monotonic() - t0:.1f}s")
 
 
+def build_function(src: Path, req: Path | None, zip_out: Path, cache: Path) -> None:
+    """Zip a function folder with its files at the root plus its pure-Python dependencies.
+
+    Serverless v3 cannot re-root ``package.patterns``; this makes ``app.handler`` resolve.
+    Dependencies must be pure Python (checked), so one zip serves both architectures.
+    """
+    t0 = time.monotonic()
+    stage = Path(tempfile.mkdtemp(prefix="fn-", dir=cache))
+    try:
+        if req is not None:
+            key = hashlib.sha256(f"{BUILD_FORMAT}|".encode() + req.read_bytes()).hexdigest()[:16]
+            ready = cache / f"fn-deps-{key}"
+            if not (ready / ".complete").exists():
+                wheels = cache / "wheels"
+                wheels.mkdir(parents=True, exist_ok=True)
+                work = Path(tempfile.mkdtemp(prefix="tmp-", dir=cache))
+                pip("download", "-q", "--no-deps", *target_args("3.12", "x86_64"),
+                    "-d", str(wheels), "-r", str(req))
+                pip("install", "-q", "--no-index", "--find-links", str(wheels), "--no-compile",
+                    *target_args("3.12", "x86_64"), "--target", str(work / "deps"),
+                    "-r", str(req))
+                shutil.rmtree(work / "deps" / "bin", ignore_errors=True)
+                strip_tree(work / "deps")
+                if native_modules(work / "deps"):
+                    raise SystemExit(f"{req}: function dependencies must be pure Python")
+                (work / ".complete").write_text(key + "\n")
+                shutil.rmtree(ready, ignore_errors=True)
+                work.rename(ready)
+            shutil.copytree(ready / "deps", stage, dirs_exist_ok=True)
+        shutil.copytree(src, stage, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.py[co]", ".*",
+                                                      "node_modules", ".venv"))
+        if not any(stage.glob("*.py")):
+            raise SystemExit(f"{src} has no Python module at its top level")
+        normalize_modes(stage, set())
+        zip_out.parent.mkdir(parents=True, exist_ok=True)
+        write_zip(stage, zip_out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    log(f"function: {zip_out} {zip_out.stat().st_size} bytes zipped"
+        f" ({time.monotonic() - t0:.1f}s)")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=REPO / "dist" / "layer",
@@ -328,7 +371,18 @@ def main(argv: list[str] | None = None) -> None:
                     default=os.environ.get("DEFER_TRIM_BOTOCORE") == "1",
                     help="keep only the sqs/sns/events/sts botocore models; breaks deferred"
                          " tasks that call other AWS services (env DEFER_TRIM_BOTOCORE=1)")
+    ap.add_argument("--function-src", type=Path, default=None,
+                    help="instead of the layer, zip this function folder (files at the root)")
+    ap.add_argument("--function-requirements", type=Path, default=None,
+                    help="pinned pure-Python requirements bundled with --function-src")
+    ap.add_argument("--function-zip", type=Path, default=REPO / "dist" / "example-api.zip",
+                    help="zip written for --function-src (default dist/example-api.zip)")
     args = ap.parse_args(argv)
+    if args.function_src is not None:
+        cache = args.cache.resolve()
+        cache.mkdir(parents=True, exist_ok=True)
+        build_function(args.function_src, args.function_requirements, args.function_zip, cache)
+        return
     out = args.out if args.out.is_absolute() else Path.cwd() / args.out
     zip_out = args.zip or out.with_name(out.name + ".zip")
     build(out, zip_out, args.cache.resolve(), args.trim_botocore)
