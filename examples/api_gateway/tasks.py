@@ -1,0 +1,27 @@
+"""Deferred tasks of the orders API; the defer-runner extension imports them as ``tasks:<name>``."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from handler_lib import defer
+
+import orders
+
+
+@defer.task(max_attempts=3, timeout=5.0)
+def send_receipt(order_id: str) -> None:
+    """Render the receipt and store it; idempotent, so a retried run writes it once."""
+    order = orders.get_order(order_id)
+    if order is None:
+        raise LookupError(f"order {order_id} not found")  # retried, then dead-lettered
+    if orders.get_receipt(order_id) is not None:
+        return
+    lines = [f"Receipt for order {order.id}", f"To: {order.email}"]
+    lines += [f"  {i['quantity']} x {i['sku']} @ {i['unit_price_cents'] / 100:.2f}"
+              for i in order.items()]
+    lines.append(f"Total: {order.total_cents / 100:.2f}")
+    with orders.sessions().begin() as session:
+        session.add(orders.Receipt(order_id=order_id, text="\n".join(lines),
+                                   written_at_us=time.time_ns() // 1000, writer_pid=os.getpid()))
