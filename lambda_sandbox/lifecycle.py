@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import json
 import queue
-import sys
 import threading
 import time
 import traceback
 import uuid
-from typing import Callable, List, Optional, Tuple
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
 
-from . import environment
-from .config import MAX_EXTENSIONS, RUNTIME_SIGTERM_GRACE_S, SandboxConfig
+from .config import SandboxConfig
 from .errors import ErrorType
-from .events import InitReport, InitReportMetrics, InitStart, InvokeEvent, PlatformStart, ShutdownEvent, Tracing
-from .events import TelemetryEvent
+from .events import InvokeEvent, PlatformStart, TelemetryEvent, Tracing
+from .init_phase import init_environment
 from .logsink import LogSink
 from .metrics import build_report, report_record
 from .processes import ManagedProcess
 from .report import Report
-from .state import Environment, ExtensionSlot, Invocation, InvokeOutcome, InvokeRequest, Phase
-from .telemetry_delivery import TelemetryHub
+from .shutdown_phase import reset_environment
+from .state import Environment, Invocation, InvokeOutcome, InvokeRequest, Phase
 
 __all__ = ["Lifecycle"]
 
@@ -51,7 +50,7 @@ class Lifecycle:
         self.stopping = False
         self._generation = 0
         self._queue: "queue.Queue[Optional[InvokeRequest]]" = queue.Queue()
-        self._last_init_failure: Tuple[str, str, Optional[bytes]] = ("", "", None)
+        self.last_init_failure: Tuple[str, str, Optional[bytes]] = ("", "", None)
         self._thread = threading.Thread(target=self._run, name="lambda_sandbox:lifecycle", daemon=True)
         self.initialised = threading.Event()
         self.stopped = threading.Event()
@@ -67,9 +66,15 @@ class Lifecycle:
         if self.stopping:
             return self._stopped_outcome()
         self._queue.put(request)
-        request.done.wait()
+        while not request.done.wait(0.2):
+            if self.stopped.is_set():  # queued after the supervisor's last drain
+                request.complete(self._stopped_outcome())
         assert request.outcome is not None
         return request.outcome
+
+    def idle(self) -> bool:
+        """No invoke running or queued (call with `cond` held)."""
+        return self.invocation is None and self._queue.empty()
 
     def stop(self, timeout: float = 10.0) -> None:
         with self.cond:
@@ -97,7 +102,7 @@ class Lifecycle:
     # --- supervisor -----------------------------------------------------------------------
     def _run(self) -> None:
         try:
-            self._init_env()
+            init_environment(self)
         except Exception:
             self.log("lambda_sandbox: init crashed:\n" + traceback.format_exc())
         finally:
@@ -112,9 +117,9 @@ class Lifecycle:
                 self.log("lambda_sandbox: invoke crashed:\n" + traceback.format_exc())
                 request.complete(InvokeOutcome("", 500, error_body(ErrorType.INTERNAL, "sandbox error")))
                 if self.env is not None:
-                    self._reset(self.env, "failure")
+                    self.reset(self.env, "failure")
         if self.env is not None:
-            self._reset(self.env, "spindown")
+            self.reset(self.env, "spindown")
         while not self._queue.empty():
             pending = self._queue.get_nowait()
             if pending is not None:
@@ -155,96 +160,41 @@ class Lifecycle:
                     self.log(f"RequestId: {rid} Error: Runtime exited with error: exit status {code} Runtime.ExitError")
             self.cond.notify_all()
 
-    def _spawn(self, env: Environment, kind: str, name: str, argv: List[str], cwd: object, env_vars: dict) -> ManagedProcess:
-        return ManagedProcess(kind, name, argv, cwd=cwd, env=env_vars,  # type: ignore[arg-type]
+    def spawn(self, env: Environment, kind: str, name: str, argv: List[str], cwd: Path,
+              env_vars: Dict[str, str]) -> ManagedProcess:
+        return ManagedProcess(kind, name, argv, cwd=cwd, env=env_vars,
                               on_line=self._on_line, on_exit=lambda p, c: self._on_exit(env, p, c))
 
-    def _freeze(self, env: Environment) -> None:
+    def freeze(self, env: Environment) -> None:
         env.hub.pause()
         with self.cond:
             env.peak_rss_kb = max(env.peak_rss_kb, env.rss_kb())
             for proc in env.processes():
                 proc.freeze()
+            for proc in env.processes():
+                proc.wait_stopped(0.5)
             env.frozen = True
 
-    def _thaw(self, env: Environment) -> None:
+    def thaw(self, env: Environment) -> None:
         with self.cond:
             for proc in env.processes():
                 proc.thaw()
             env.frozen = False
         env.hub.resume()
 
-    # --- init -----------------------------------------------------------------------------
-    def _init_env(self) -> bool:
-        config = self.config
-        self._generation += 1
-        env = Environment(self._generation, TelemetryHub(self.log))
-        with self.cond:
-            self.env = env
-        self.log(f"INIT_START Runtime Version: python:{sys.version_info.major}.{sys.version_info.minor}.sandbox")
-        self.emit(env, InitStart())
-        deadline = env.init_started + config.init_budget_s
-        paths = environment.discover_extensions(config.opt_dir)
-        ext_env = environment.extension_env(config, self.runtime_api)
-        with self.cond:
-            if len(paths) > MAX_EXTENSIONS:
-                env.fail(ErrorType.TOO_MANY_EXTENSIONS, f"{len(paths)} extensions, the limit is {MAX_EXTENSIONS}")
-                paths = []
-            for path in paths:
-                proc = self._spawn(env, "extension", path.name, [str(path)], config.opt_dir, ext_env)
-                env.extensions.append(ExtensionSlot(path.name, proc))
-        for slot in env.extensions:
-            try:
-                slot.process.start()
-            except OSError as exc:
-                with self.cond:
-                    slot.exited = True
-                    env.fail("Extension.LaunchError", f"{slot.name}: {exc}")
-        with self.cond:
-            self.wait_until(lambda: env.failure or all(s.ext_id for s in env.extensions), deadline)
-            registered = all(s.ext_id for s in env.extensions)
-        if registered and env.failure is None and not self.stopping:
-            env.runtime = self._spawn(env, "runtime", "runtime", environment.runtime_argv(config),
-                                      config.task_dir, environment.runtime_env(config, self.runtime_api))
-            env.runtime.start()
-            with self.cond:
-                self.wait_until(lambda: env.failure or (env.runtime_in_next and env.extensions_done()), deadline)
-        if self.stopping:
-            return False
-        with self.cond:
-            done = env.failure is None and env.runtime_in_next and env.extensions_done()
-            env.init_ms = (time.monotonic() - env.init_started) * 1000
-            if done:
-                env.phase = Phase.READY
-                env.registration_open = False
-        if not done:
-            return self._fail_init(env)
-        self.emit(env, InitReport(metrics=InitReportMetrics(round(env.init_ms, 3))))
-        env.hub.end_backlog()
-        self._freeze(env)
-        return True
-
-    def _fail_init(self, env: Environment) -> bool:
-        error_type, message = env.failure or (ErrorType.TIMED_OUT, f"Init did not complete within {self.config.init_budget_s:.0f} s")
-        self.log(f"INIT_REPORT Init Duration: {env.init_ms:.2f} ms\tPhase: init\tStatus: error\tError Type: {error_type}")
-        self.emit(env, InitReport(metrics=InitReportMetrics(round(env.init_ms or 0, 3)), status="error", error_type=error_type))
-        self._last_init_failure = (error_type, message, env.init_error_body)
-        self._reset(env, "failure")
-        return False
-
     # --- invoke ---------------------------------------------------------------------------
     def _serve(self, request: InvokeRequest, retried: bool = False) -> None:
         if self.stopping:
             request.complete(self._stopped_outcome())
             return
-        if self.env is None and not self._init_env():
+        if self.env is None and not init_environment(self):
             self._serve_init_failure(request)
             return
         env = self.env
         assert env is not None
-        self._thaw(env)
+        self.thaw(env)
         if env.failure is not None and not retried:  # died while frozen (killed from outside)
-            self._reset(env, "failure")
+            self.reset(env, "failure")
             self._serve(request, retried=True)
             return
         init_ms = None if env.init_reported else env.init_ms
@@ -269,15 +219,15 @@ class Lifecycle:
         if status in ("success", "error"):
             with self.cond:
                 env.phase = Phase.READY
-            self._freeze(env)
+            self.freeze(env)
         else:
-            self._reset(env, "timeout" if status == "timeout" else "failure")
+            self.reset(env, "timeout" if status == "timeout" else "failure")
 
     def _serve_init_failure(self, request: InvokeRequest) -> None:
         if self.stopping:
             request.complete(self._stopped_outcome())
             return
-        error_type, message, body = self._last_init_failure
+        error_type, message, body = self.last_init_failure
         rid = str(uuid.uuid4())
         request.complete(InvokeOutcome(rid, 200, body or error_body(error_type, message), function_error="Unhandled"))
         report = Report(rid, 0.0, 0, self.config.memory_mb, 0, 0.0, status="error", error_type=error_type)
@@ -317,9 +267,8 @@ class Lifecycle:
         with self.cond:
             all_done = env.runtime_in_next and inv.runtime_done_at is not None and env.extensions_done()
             failure = env.failure
-        if failure is not None:
-            message = failure[1] if inv.response_at is None else failure[1]
-            inv.request.complete(InvokeOutcome(inv.request_id, 200, error_body(failure[0], message),
+        if failure is not None:  # a no-op for the caller if the response was already sent
+            inv.request.complete(InvokeOutcome(inv.request_id, 200, error_body(failure[0], failure[1]),
                                                function_error="Unhandled"))
             return "failure", failure[0]
         if all_done:
@@ -331,48 +280,10 @@ class Lifecycle:
                                            function_error="Unhandled"))
         return "timeout", ErrorType.TIMED_OUT
 
-    # --- reset and shutdown -----------------------------------------------------------------
-    def _reset(self, env: Environment, reason: str) -> None:
-        """Stop the runtime, SHUTDOWN the extensions (2 s budget), kill what is left."""
-        budget = self.config.shutdown_budget_s
-        with self.cond:
-            env.phase = Phase.SHUTDOWN
-            env.registration_open = False
-            self.invocation = None
-            self.cond.notify_all()
-        if reason != "spindown":
-            self.log(f"lambda_sandbox: resetting the environment (reason: {reason})")
-        started = time.monotonic()
-        self._thaw(env)
-        runtime = env.runtime
-        if runtime is not None and runtime.alive:
-            if reason == "spindown":
-                runtime.terminate()
-                if not runtime.wait(RUNTIME_SIGTERM_GRACE_S):
-                    runtime.kill()
-            else:
-                runtime.kill()
-            runtime.wait(1.0)
-        deadline = started + budget
-        event = ShutdownEvent(int((time.time() + deadline - time.monotonic()) * 1000), reason)
-        with self.cond:
-            for slot in env.extensions:
-                if slot.exited:
-                    continue
-                if "SHUTDOWN" in slot.events:
-                    slot.deliver(event)
-                    slot.shutdown_sent = True
-                else:
-                    slot.process.kill()
-            self.cond.notify_all()
-            self.wait_until(lambda: all(s.exited or (s.shutdown_sent and s.in_next) for s in env.extensions),
-                            deadline, interruptible=False)
-        for proc in env.processes():
-            proc.kill()
-        for proc in env.processes():
-            proc.wait(1.0)
-        env.hub.close()
-        with self.cond:
-            if self.env is env:
-                self.env = None
-            self.cond.notify_all()
+    # --- phases (init_phase.py, shutdown_phase.py) ------------------------------------------
+    def next_generation(self) -> int:
+        self._generation += 1
+        return self._generation
+
+    def reset(self, env: Environment, reason: str) -> None:
+        reset_environment(self, env, reason)

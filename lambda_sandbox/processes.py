@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Iterator, List, Mapping, Optional, Sequence
 
@@ -90,6 +91,17 @@ class ManagedProcess:
     def kill(self) -> None:
         self.signal_group(signal.SIGKILL)
 
+    def wait_stopped(self, timeout: float) -> bool:
+        """SIGSTOP is asynchronous: wait until every live process of the group shows state T."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = [_state(pid) for pid in self.group_pids()]
+            if all(state in ("T", "t", "Z", "X", "") for state in states):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.001)
+
     def group_pids(self) -> List[int]:
         """The leader and its live descendants."""
         if self._popen is None:
@@ -119,6 +131,14 @@ def _descendants(pid: int) -> Iterator[int]:
                     stack.extend(int(child) for child in handle.read().split())
             except OSError:
                 continue
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
 
 
 def rss_kb(pid: int) -> int:

@@ -168,8 +168,8 @@ class Sandbox:
         lc = self._lifecycle
         deadline = time.monotonic() + timeout
         with lc.cond:
-            lc.wait_until(lambda: lc.invocation is None and lc._queue.empty(), deadline, interruptible=False)
-            return lc.invocation is None
+            lc.wait_until(lc.idle, deadline, interruptible=False)
+            return lc.idle()
 
     @property
     def logs(self) -> List[LogLine]:

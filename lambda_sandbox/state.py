@@ -11,7 +11,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Deque, Dict, FrozenSet, List, Optional, Tuple
+from typing import Deque, FrozenSet, List, Optional, Tuple
 
 from .events import ExtensionEvent
 from .processes import ManagedProcess

@@ -1,0 +1,87 @@
+"""The Init phase, as Lambda runs it: launch every extension, wait for them to *register*,
+then start the runtime; init ends when the runtime and every extension have called
+`next`, within the 10 s budget. Then the environment is frozen until the first invoke.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from . import environment
+from .config import MAX_EXTENSIONS
+from .errors import ErrorType
+from .events import InitReport, InitReportMetrics, InitStart
+from .state import Environment, ExtensionSlot, Phase
+from .telemetry_delivery import TelemetryHub
+
+if TYPE_CHECKING:
+    from .lifecycle import Lifecycle
+
+__all__ = ["init_environment"]
+
+
+def _launch_extensions(lc: "Lifecycle", env: Environment) -> None:
+    config = lc.config
+    paths = environment.discover_extensions(config.opt_dir)
+    ext_env = environment.extension_env(config, lc.runtime_api)
+    with lc.cond:
+        if len(paths) > MAX_EXTENSIONS:
+            env.fail(ErrorType.TOO_MANY_EXTENSIONS, f"{len(paths)} extensions, the limit is {MAX_EXTENSIONS}")
+            paths = []
+        for path in paths:
+            proc = lc.spawn(env, "extension", path.name, [str(path)], config.opt_dir, ext_env)
+            env.extensions.append(ExtensionSlot(path.name, proc))
+    for slot in env.extensions:
+        try:
+            slot.process.start()
+        except OSError as exc:  # e.g. CRLF shebang: Lambda reports Extension.LaunchError
+            with lc.cond:
+                slot.exited = True
+                env.fail("Extension.LaunchError", f"{slot.name}: {exc}")
+
+
+def init_environment(lc: "Lifecycle") -> bool:
+    """Run Init into a fresh Environment (`lc.env`); False if it failed (already reset)."""
+    config = lc.config
+    env = Environment(lc.next_generation(), TelemetryHub(lc.log))
+    with lc.cond:
+        lc.env = env
+    lc.log(f"INIT_START Runtime Version: python:{sys.version_info.major}.{sys.version_info.minor}.sandbox")
+    lc.emit(env, InitStart())
+    deadline = env.init_started + config.init_budget_s
+    _launch_extensions(lc, env)
+    with lc.cond:
+        lc.wait_until(lambda: env.failure or all(s.ext_id for s in env.extensions), deadline)
+        registered = all(s.ext_id for s in env.extensions)
+    if registered and env.failure is None and not lc.stopping:
+        env.runtime = lc.spawn(env, "runtime", "runtime", environment.runtime_argv(config),
+                               config.task_dir, environment.runtime_env(config, lc.runtime_api))
+        env.runtime.start()
+        with lc.cond:
+            lc.wait_until(lambda: env.failure or (env.runtime_in_next and env.extensions_done()), deadline)
+    if lc.stopping:
+        return False
+    with lc.cond:
+        done = env.failure is None and env.runtime_in_next and env.extensions_done()
+        env.init_ms = (time.monotonic() - env.init_started) * 1000
+        if done:
+            env.phase = Phase.READY
+            env.registration_open = False
+    if not done:
+        _fail_init(lc, env)
+        return False
+    lc.emit(env, InitReport(metrics=InitReportMetrics(round(env.init_ms, 3))))
+    env.hub.end_backlog()
+    lc.freeze(env)
+    return True
+
+
+def _fail_init(lc: "Lifecycle", env: Environment) -> None:
+    budget = lc.config.init_budget_s
+    error_type, message = env.failure or (ErrorType.TIMED_OUT, f"Init did not complete within {budget:.0f} s")
+    init_ms = env.init_ms or 0.0
+    lc.log(f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: init\tStatus: error\tError Type: {error_type}")
+    lc.emit(env, InitReport(metrics=InitReportMetrics(round(init_ms, 3)), status="error", error_type=error_type))
+    lc.last_init_failure = (error_type, message, env.init_error_body)
+    lc.reset(env, "failure")

@@ -1,0 +1,68 @@
+"""Reset and shutdown: what Lambda does on a timeout, a crash, or when it reclaims the
+environment. The runtime goes first (SIGTERM with 300 ms grace on spindown, SIGKILL on
+a reset), then every extension subscribed to SHUTDOWN gets it with the reason and a
+deadline 2 s after the start; extensions not subscribed are killed at once; whatever is
+left at the deadline is SIGKILLed. A busy extension receives SHUTDOWN on its next `next`.
+"""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from .config import RUNTIME_SIGTERM_GRACE_S
+from .events import ShutdownEvent
+from .state import Environment, Phase
+
+if TYPE_CHECKING:
+    from .lifecycle import Lifecycle
+
+__all__ = ["reset_environment"]
+
+
+def _stop_runtime(env: Environment, reason: str) -> None:
+    runtime = env.runtime
+    if runtime is None or not runtime.alive:
+        return
+    if reason == "spindown":
+        runtime.terminate()
+        if not runtime.wait(RUNTIME_SIGTERM_GRACE_S):
+            runtime.kill()
+    else:
+        runtime.kill()
+    runtime.wait(1.0)
+
+
+def reset_environment(lc: "Lifecycle", env: Environment, reason: str) -> None:
+    """Shut `env` down for `reason` (spindown, timeout, failure); `lc.env` is None after."""
+    with lc.cond:
+        env.phase = Phase.SHUTDOWN
+        env.registration_open = False
+        lc.invocation = None
+        lc.cond.notify_all()
+    if reason != "spindown":
+        lc.log(f"lambda_sandbox: resetting the environment (reason: {reason})")
+    deadline = time.monotonic() + lc.config.shutdown_budget_s
+    lc.thaw(env)
+    _stop_runtime(env, reason)
+    event = ShutdownEvent(int((time.time() + deadline - time.monotonic()) * 1000), reason)
+    with lc.cond:
+        for slot in env.extensions:
+            if slot.exited:
+                continue
+            if "SHUTDOWN" in slot.events:
+                slot.deliver(event)
+                slot.shutdown_sent = True
+            else:
+                slot.process.kill()
+        lc.cond.notify_all()
+        lc.wait_until(lambda: all(s.exited or (s.shutdown_sent and s.in_next) for s in env.extensions),
+                      deadline, interruptible=False)
+    for proc in env.processes():
+        proc.kill()
+    for proc in env.processes():
+        proc.wait(1.0)
+    env.hub.close()
+    with lc.cond:
+        if lc.env is env:
+            lc.env = None
+        lc.cond.notify_all()
