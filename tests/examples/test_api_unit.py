@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from types import ModuleType
 from typing import Any
@@ -97,10 +98,14 @@ def test_an_invalid_body_is_a_400_that_says_what_is_wrong_and_defers_nothing(exa
     assert list(deferred) == []
 
 
-def test_defer_is_outermost_and_powertools_decorators_still_run(capfd, example_app):
+def test_defer_is_outermost_and_powertools_decorators_still_run(example_app, capsys):
+    # The Logger's handler keeps the stream it was created with: point it at a buffer.
+    log_stream = io.StringIO()
+    example_app.logger.registered_handler.setStream(log_stream)
     with capture():
         _call(example_app, post_order(sample_order(4)))
-    lines = [json.loads(l) for l in capfd.readouterr().out.splitlines() if l.startswith("{")]
+    out = log_stream.getvalue() + capsys.readouterr().out
+    lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
     log = next(l for l in lines if l.get("message") == "order created")
     assert log["function_request_id"] == "req-0001" and log["correlation_id"]  # inject_lambda_context
     emf = next(l for l in lines if "_aws" in l)  # log_metrics flushed an EMF blob

@@ -1,0 +1,305 @@
+"""Database change events, shaped like DynamoDB Streams records ("DynamoDB Streams for any database").
+
+Attach to a SQLAlchemy ``Session`` or ``sessionmaker``; every INSERT, MODIFY and REMOVE made
+through the ORM is recorded at flush, kept with the (savepoint) transaction it belongs to,
+and handed to ``defer.sqs`` / ``defer.sns`` / ``defer.event`` only after the outermost
+COMMIT: a rollback drops the changes, a rolled-back savepoint drops only its own.
+
+Example
+-------
+>>> from handler_lib.changes import ChangeTarget, capture_changes
+>>> Session = sessionmaker(engine)
+>>> capture_changes(Session, ChangeTarget.sqs(CHANGES_QUEUE_URL), tables={"orders"})
+>>> with Session.begin() as session:
+...     session.add(Order(id="o-1", status="new"))   # one INSERT record, sent after COMMIT
+
+Without SQLAlchemy, report a change yourself with :func:`defer_change`.
+
+Record shape: ``eventID``, ``eventName`` (INSERT/MODIFY/REMOVE), ``eventSource``
+(``lambda-defer:db``), ``eventSourceARN`` (ends in ``table/<name>``) and ``dynamodb`` with
+``Keys``, ``NewImage``, ``OldImage``, ``SequenceNumber`` (increasing per process, in commit
+order), ``ApproximateCreationDateTime`` and ``StreamViewType``, values typed as DynamoDB
+attribute values. SQS and SNS messages carry ``{"Records": [record]}`` (one record, so an
+existing stream handler can be called with the parsed body); EventBridge events carry the
+record as ``detail``. On FIFO queues/topics the group id is ``<table>#<key>``: changes to
+one row arrive in order.
+
+Limitations
+-----------
+- Only changes made through the ORM unit of work are seen. Core statements
+  (``session.execute(insert(table))``, ``text()``), ORM bulk ``update()``/``delete()``
+  statements, and triggers/cascades done by the database itself are not; report those
+  with :func:`defer_change`.
+- MODIFY images hold the key columns and the columns whose value changed. An old value is
+  known only if it was loaded before being changed (after ``expire_on_commit`` it is not,
+  unless the column is mapped with ``active_history=True``).
+- Delivery is at least once, like every deferred item; ``eventID`` is unique per record.
+
+Importing this module imports SQLAlchemy; ``handler_lib`` itself never does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import weakref
+from dataclasses import dataclass
+from typing import Any, Collection, Dict, List, Mapping, Optional, Union
+
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Mapper, Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm.attributes import NO_VALUE
+
+from ._api import defer
+from ._changes_records import EVENT_NAMES, Change, attribute_value
+
+__all__ = ["ChangeCapture", "ChangeTarget", "Change", "attribute_value", "capture_changes", "defer_change",
+           "EVENT_NAMES"]
+
+logger = logging.getLogger("handler_lib")
+
+MAX_GROUP_ID_CHARS = 128
+DEFAULT_DETAIL_TYPE = "DatabaseChange"
+DEFAULT_EVENT_SOURCE = "lambda-defer.db"
+
+
+@dataclass(frozen=True)
+class ChangeTarget:
+    """Where change records go; build with ``ChangeTarget.sqs/.sns/.eventbridge``."""
+
+    kind: str  # "sqs" | "sns" | "event"
+    address: str  # queue URL, topic ARN or bus name ("" = the default bus)
+    source: str = DEFAULT_EVENT_SOURCE
+    detail_type: str = DEFAULT_DETAIL_TYPE
+
+    @classmethod
+    def sqs(cls, queue_url: str) -> "ChangeTarget":
+        """One message per record; a ``.fifo`` queue is grouped by table and key."""
+        return cls("sqs", _non_empty(queue_url, "queue_url"))
+
+    @classmethod
+    def sns(cls, topic_arn: str) -> "ChangeTarget":
+        """One message per record, with ``table`` and ``eventName`` attributes for filter policies."""
+        return cls("sns", _non_empty(topic_arn, "topic_arn"))
+
+    @classmethod
+    def eventbridge(cls, bus: Optional[str] = None, *, source: str = DEFAULT_EVENT_SOURCE,
+                    detail_type: str = DEFAULT_DETAIL_TYPE) -> "ChangeTarget":
+        """One event per record (the record is the ``detail``); ``bus`` None is the default bus."""
+        return cls("event", bus or "", _non_empty(source, "source"), _non_empty(detail_type, "detail_type"))
+
+    @property
+    def fifo(self) -> bool:
+        return self.address.endswith(".fifo")
+
+    def send(self, change: Change) -> str:
+        """Number the change, shape it as a record and defer its delivery; return the item id."""
+        record = change.to_record()
+        group = _group_id(change) if self.fifo else None
+        if self.kind == "sqs":
+            return defer.sqs(self.address, {"Records": [record]}, group_id=group,
+                             attributes={"table": change.table, "eventName": change.event_name})
+        if self.kind == "sns":
+            return defer.sns(self.address, {"Records": [record]}, group_id=group,
+                             attributes={"table": change.table, "eventName": change.event_name})
+        return defer.event(self.detail_type, record, source=self.source, bus=self.address or None,
+                           resources=[record["eventSourceARN"]])
+
+
+def defer_change(table: str, event_name: str, keys: Mapping[str, Any], new_image: Optional[Mapping[str, Any]] = None,
+                 old_image: Optional[Mapping[str, Any]] = None, *, target: ChangeTarget) -> str:
+    """Send one change record for a database without SQLAlchemy; call it after your COMMIT.
+
+    Example
+    -------
+    >>> cur.execute("UPDATE orders SET status = 'paid' WHERE id = %s", (oid,)); conn.commit()
+    >>> defer_change("orders", "MODIFY", {"id": oid}, {"status": "paid"}, {"status": "new"},
+    ...              target=ChangeTarget.sqs(CHANGES_QUEUE_URL))
+    """
+    if not isinstance(target, ChangeTarget):
+        raise TypeError(f"target must be a ChangeTarget (ChangeTarget.sqs/.sns/.eventbridge), not {target!r}")
+    return target.send(Change(table, event_name, dict(keys), _opt_dict(new_image), _opt_dict(old_image)))
+
+
+class ChangeCapture:
+    """Records ORM changes of one ``Session``/``sessionmaker`` and sends them after commit.
+
+    Made by :func:`capture_changes`; ``detach()`` stops it. ``sent`` counts records handed over.
+    """
+
+    def __init__(self, bind: Union[Session, sessionmaker], target: ChangeTarget,
+                 tables: Optional[Collection[str]] = None) -> None:
+        if not isinstance(bind, (Session, sessionmaker)):
+            raise TypeError(f"capture_changes attaches to a Session or sessionmaker, not {type(bind).__name__}")
+        if not isinstance(target, ChangeTarget):
+            raise TypeError(f"target must be a ChangeTarget (ChangeTarget.sqs/.sns/.eventbridge), not {target!r}")
+        if isinstance(tables, str):
+            raise TypeError("tables must be a collection of table names, e.g. {'orders'}, not a str")
+        self.bind = bind
+        self.target = target
+        self.tables = frozenset(tables) if tables is not None else None
+        self.sent = 0
+        # Pending changes per session, per open (savepoint or outermost) transaction.
+        self._pending: "weakref.WeakKeyDictionary[Session, Dict[SessionTransaction, List[Change]]]" = (
+            weakref.WeakKeyDictionary())
+        self._hooks = {"before_flush": self._before_flush, "after_flush": self._after_flush,
+                       "after_commit": self._after_commit, "after_rollback": self._drop_current,
+                       "after_soft_rollback": self._after_soft_rollback,
+                       "after_transaction_end": self._after_transaction_end}
+        for name, hook in self._hooks.items():
+            event.listen(bind, name, hook)
+
+    def detach(self) -> None:
+        """Stop recording; changes not committed yet are forgotten."""
+        for name, hook in self._hooks.items():
+            if event.contains(self.bind, name, hook):
+                event.remove(self.bind, name, hook)
+        self._pending = weakref.WeakKeyDictionary()
+
+    def __enter__(self) -> "ChangeCapture":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.detach()
+
+    # -- recording --------------------------------------------------------------------
+    def _wanted(self, obj: Any) -> Optional[Mapper[Any]]:
+        mapper = inspect(obj).mapper
+        return mapper if self.tables is None or mapper.local_table.name in self.tables else None
+
+    def _before_flush(self, session: Session, flush_context: Any, instances: Any) -> None:
+        # A REMOVE's OldImage needs every column; load expired ones while the row still exists.
+        for obj in list(session.deleted):
+            mapper = self._wanted(obj)
+            if mapper is not None:
+                unloaded = inspect(obj).unloaded
+                for prop in mapper.column_attrs:
+                    if prop.key in unloaded:
+                        getattr(obj, prop.key)
+
+    def _after_flush(self, session: Session, flush_context: Any) -> None:
+        # After the flush but before the lists are reset: keys are assigned, history intact.
+        changes: List[Change] = []
+        for name, objects in (("INSERT", session.new), ("MODIFY", session.dirty), ("REMOVE", session.deleted)):
+            for obj in objects:
+                mapper = self._wanted(obj)
+                if mapper is not None:
+                    change = _change(name, obj, mapper)
+                    if change is not None:
+                        changes.append(change)
+        if changes:
+            frames = self._pending.setdefault(session, {})
+            frames.setdefault(_current(session), []).extend(changes)
+
+    # -- transaction boundaries -------------------------------------------------------
+    def _after_commit(self, session: Session) -> None:
+        frames = self._pending.get(session)
+        if not frames:
+            return
+        trans = _current(session)
+        changes = frames.pop(trans, [])
+        if trans is not None and trans.nested:  # RELEASE SAVEPOINT: now part of the enclosing one
+            if changes:
+                frames.setdefault(_enclosing(trans), []).extend(changes)
+            return
+        for change in changes:  # the outermost COMMIT: in flush order
+            self._send(change)
+
+    def _drop_current(self, session: Session) -> None:
+        frames = self._pending.get(session)
+        if frames:
+            frames.pop(_current(session), None)
+
+    def _after_soft_rollback(self, session: Session, previous: SessionTransaction) -> None:
+        frames = self._pending.get(session)
+        if frames:
+            frames.pop(previous, None)
+
+    def _after_transaction_end(self, session: Session, trans: SessionTransaction) -> None:
+        # Whatever is still attached to an ended transaction was never committed.
+        frames = self._pending.get(session)
+        if frames and frames.pop(trans, None):
+            logger.debug("lambda-defer: dropped uncommitted changes of an ended transaction")
+
+    def _send(self, change: Change) -> None:
+        try:
+            self.target.send(change)
+            self.sent += 1
+        except (TypeError, ValueError) as exc:  # the COMMIT happened: report, do not raise into it
+            logger.error("lambda-defer: change %s %s not sent: %s", change.event_name, change.key_text, exc)
+
+
+def capture_changes(bind: Union[Session, sessionmaker], target: ChangeTarget, *,
+                    tables: Optional[Collection[str]] = None) -> ChangeCapture:
+    """Send every committed ORM change of ``bind``'s sessions to ``target`` as a stream record.
+
+    ``tables`` limits capture to those table names (None: every mapped table).
+    """
+    return ChangeCapture(bind, target, tables)
+
+
+# -- helpers ----------------------------------------------------------------------------
+def _current(session: Session) -> Optional[SessionTransaction]:
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def _enclosing(trans: SessionTransaction) -> SessionTransaction:
+    """The savepoint or outermost transaction that a released savepoint's changes join."""
+    parent = trans.parent
+    while parent is not None and not parent.nested and parent.parent is not None:
+        parent = parent.parent
+    return parent if parent is not None else trans
+
+
+def _change(event_name: str, obj: Any, mapper: Mapper[Any]) -> Optional[Change]:
+    state = inspect(obj)
+    keys = {col.name: val for col, val in zip(mapper.primary_key, mapper.primary_key_from_instance(obj))}
+    columns = [(prop.key, prop.columns[0].name) for prop in mapper.column_attrs]
+    table = mapper.local_table.name
+    if event_name == "INSERT":
+        new = {name: state.dict[key] for key, name in columns if key in state.dict}
+        return Change(table, "INSERT", keys, new_image=new)
+    if event_name == "REMOVE":
+        old = {name: state.dict[key] for key, name in columns if key in state.dict}
+        return Change(table, "REMOVE", keys, old_image=old)
+    new, old = dict(keys), dict(keys)
+    for key, name in columns:
+        history = state.attrs[key].history
+        if not history.added:
+            continue
+        after = history.added[0]
+        before = history.deleted[0] if history.deleted else NO_VALUE
+        if before is not NO_VALUE and _same(before, after):
+            continue
+        new[name] = after
+        if before is not NO_VALUE:
+            old[name] = before
+    if len(new) == len(keys):
+        return None  # marked dirty, nothing changed
+    return Change(table, "MODIFY", keys, new_image=new, old_image=old)
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - exotic column types: treat as changed
+        return False
+
+
+def _group_id(change: Change) -> str:
+    """``table#key``; hashed when too long or not made of the characters FIFO group ids allow."""
+    text = change.key_text
+    if len(text) <= MAX_GROUP_ID_CHARS and all(33 <= ord(c) <= 126 for c in text):
+        return text
+    table = "".join(c for c in change.table if 33 <= ord(c) <= 126)[:MAX_GROUP_ID_CHARS - 41]
+    return table + "#" + hashlib.sha1(text.encode()).hexdigest()
+
+
+def _non_empty(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{what} must be a non-empty str, not {value!r}")
+    return value
+
+
+def _opt_dict(value: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
+    return None if value is None else dict(value)
