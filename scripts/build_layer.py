@@ -100,36 +100,39 @@ def cache_key(req_files: Iterable[Path], trim: bool) -> str:
     return h.hexdigest()[:16]
 
 
-def download(req: Path, wheels: Path) -> None:
+Target = tuple[str, str]  # (python version, architecture)
+LAYER_TARGETS: tuple[Target, ...] = tuple((p, a) for p in PYTHONS for a in ARCHES)
+
+
+def download(req: Path, wheels: Path, targets: Iterable[Target] = LAYER_TARGETS) -> None:
     """Fetch exactly the pinned wheels (no dependency resolution) for every target.
 
     A stamp per (pins, target) skips pip (and the index) once a target is downloaded.
     """
     digest = hashlib.sha256(req.read_bytes()).hexdigest()[:16]
-    for python in PYTHONS:
-        for arch in ARCHES:
-            stamp = wheels / f".downloaded-{req.stem}-{digest}-{python}-{arch}"
-            if stamp.exists():
-                continue
-            pip("download", "-q", "--no-deps", *target_args(python, arch),
-                "-d", str(wheels), "-r", str(req))
-            stamp.touch()
+    for python, arch in targets:
+        stamp = wheels / f".downloaded-{req.stem}-{digest}-{python}-{arch}"
+        if stamp.exists():
+            continue
+        pip("download", "-q", "--no-deps", *target_args(python, arch),
+            "-d", str(wheels), "-r", str(req))
+        stamp.touch()
 
 
-def install_merged(req: Path, wheels: Path, dest: Path, work: Path) -> None:
+def install_merged(req: Path, wheels: Path, dest: Path, work: Path,
+                   targets: Iterable[Target] = LAYER_TARGETS) -> None:
     """Install ``req`` for each (python, arch) from the local wheels and merge into dest.
 
     --no-index with dependency resolution on: a dependency missing from the pins fails
     here instead of being fetched unpinned.
     """
     dest.mkdir(parents=True, exist_ok=True)
-    for python in PYTHONS:
-        for arch in ARCHES:
-            one = work / f"{req.stem}-{python}-{arch}"
-            pip("install", "-q", "--no-index", "--find-links", str(wheels), "--no-compile",
-                *target_args(python, arch), "--target", str(one), "-r", str(req))
-            merge_tree(one, dest)
-            shutil.rmtree(one)
+    for python, arch in targets:
+        one = work / f"{req.stem}-{python}-{arch}"
+        pip("install", "-q", "--no-index", "--find-links", str(wheels), "--no-compile",
+            *target_args(python, arch), "--target", str(one), "-r", str(req))
+        merge_tree(one, dest)
+        shutil.rmtree(one)
     # Console scripts (bin/jp.py, ...) have host shebangs and are never used.
     shutil.rmtree(dest / "bin", ignore_errors=True)
 
@@ -283,9 +286,42 @@ def replace_dir(new: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def build(out: Path, zip_out: Path, cache: Path, trim: bool) -> None:
+def sources_digest(deps: Path) -> str:
+    """A digest of every input of the layer, to skip a rebuild when nothing changed.
+
+    Skipping matters beyond speed: tests elsewhere may be running the current dist/layer
+    (bind-mounted on /opt), and a rebuild replaces it.
+    """
+    h = hashlib.sha256((deps / ".complete").read_bytes())
+    inputs = [Path(__file__).resolve(), LAYER_SRC / "bootstrap.py", LAYER_SRC / "defer-runner.sh"]
+    for pkg in (REPO / "handler_lib", REPO / "extension"):
+        inputs += [p for p in iter_files(pkg)
+                   if "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")]
+    for path in sorted(inputs):
+        h.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def report(out: Path, zip_out: Path) -> None:
+    for so in native_modules(out):
+        log(f"native: {so.relative_to(out)}")
+    botocore_data = out / EXTENSION_NAME / "deps" / "botocore" / "data"
+    log(f"botocore data: {tree_size(botocore_data)} bytes"
+        f" ({sum(1 for p in botocore_data.iterdir() if p.is_dir())} services)")
+    log(f"layer: {out} {tree_size(out)} bytes unzipped, {sum(1 for _ in iter_files(out))} files")
+    log(f"layer: {zip_out} {zip_out.stat().st_size} bytes zipped")
+
+
+def build(out: Path, zip_out: Path, cache: Path, trim: bool, force: bool = False) -> None:
     t0 = time.monotonic()
     deps = prepare_deps(cache, trim)
+    digest = sources_digest(deps)
+    stamp = out.with_name(f".{out.name}.stamp")  # outside the layer: the layer is exactly /opt
+    if (not force and out.is_dir() and zip_out.is_file() and stamp.is_file()
+            and stamp.read_text().split() == [digest, str(zip_out)]):
+        log(f"layer: up to date ({out})")
+        report(out, zip_out)
+        return
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     try:
@@ -304,46 +340,40 @@ def build(out: Path, zip_out: Path, cache: Path, trim: bool) -> None:
         shutil.rmtree(stage, ignore_errors=True)
         raise
     write_zip(out, zip_out)
-
-    for so in native_modules(out):
-        log(f"native: {so.relative_to(out)}")
-    total = tree_size(out)
-    botocore_data = out / EXTENSION_NAME / "deps" / "botocore" / "data"
-    log(f"botocore data: {tree_size(botocore_data)} bytes"
-        f" ({sum(1 for p in botocore_data.iterdir() if p.is_dir())} services)")
-    log(f"layer: {out} {total} bytes unzipped, {sum(1 for _ in iter_files(out))} files")
-    log(f"layer: {zip_out} {zip_out.stat().st_size} bytes zipped")
+    stamp.write_text(f"{digest} {zip_out}\n")
+    report(out, zip_out)
     log(f"done in {time.monotonic() - t0:.1f}s")
 
 
-def build_function(src: Path, req: Path | None, zip_out: Path, cache: Path) -> None:
-    """Zip a function folder with its files at the root plus its pure-Python dependencies.
+def build_function(src: Path, req: Path | None, zip_out: Path, cache: Path,
+                   python: str) -> None:
+    """Zip a function folder with its files at the root plus its dependencies.
 
     Serverless v3 cannot re-root ``package.patterns``; this makes ``app.handler`` resolve.
-    Dependencies must be pure Python (checked), so one zip serves both architectures.
+    Dependencies are installed for ``python`` on both architectures and merged, like the
+    layer's, so one zip serves x86_64 and arm64.
     """
     t0 = time.monotonic()
+    targets = [(python, arch) for arch in ARCHES]
     stage = Path(tempfile.mkdtemp(prefix="fn-", dir=cache))
     try:
         if req is not None:
-            key = hashlib.sha256(f"{BUILD_FORMAT}|".encode() + req.read_bytes()).hexdigest()[:16]
-            ready = cache / f"fn-deps-{key}"
+            h = hashlib.sha256(f"{BUILD_FORMAT}|{targets}|".encode() + req.read_bytes())
+            ready = cache / f"fn-deps-{h.hexdigest()[:16]}"
             if not (ready / ".complete").exists():
                 wheels = cache / "wheels"
                 wheels.mkdir(parents=True, exist_ok=True)
+                download(req, wheels, targets)
                 work = Path(tempfile.mkdtemp(prefix="tmp-", dir=cache))
-                pip("download", "-q", "--no-deps", *target_args("3.12", "x86_64"),
-                    "-d", str(wheels), "-r", str(req))
-                pip("install", "-q", "--no-index", "--find-links", str(wheels), "--no-compile",
-                    *target_args("3.12", "x86_64"), "--target", str(work / "deps"),
-                    "-r", str(req))
-                shutil.rmtree(work / "deps" / "bin", ignore_errors=True)
-                strip_tree(work / "deps")
-                if native_modules(work / "deps"):
-                    raise SystemExit(f"{req}: function dependencies must be pure Python")
-                (work / ".complete").write_text(key + "\n")
-                shutil.rmtree(ready, ignore_errors=True)
-                work.rename(ready)
+                try:
+                    install_merged(req, wheels, work / "deps", work / "tmp", targets)
+                    shutil.rmtree(work / "tmp", ignore_errors=True)
+                    strip_tree(work / "deps")
+                    (work / ".complete").touch()
+                    shutil.rmtree(ready, ignore_errors=True)
+                    work.rename(ready)
+                finally:
+                    shutil.rmtree(work, ignore_errors=True)
             shutil.copytree(ready / "deps", stage, dirs_exist_ok=True)
         shutil.copytree(src, stage, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__", "*.py[co]", ".*",
@@ -377,15 +407,19 @@ def main(argv: list[str] | None = None) -> None:
                     help="pinned pure-Python requirements bundled with --function-src")
     ap.add_argument("--function-zip", type=Path, default=REPO / "dist" / "example-api.zip",
                     help="zip written for --function-src (default dist/example-api.zip)")
+    ap.add_argument("--function-python", default="3.12",
+                    help="Python version of the function's runtime (default 3.12)")
+    ap.add_argument("--force", action="store_true", help="rebuild even if up to date")
     args = ap.parse_args(argv)
     if args.function_src is not None:
         cache = args.cache.resolve()
         cache.mkdir(parents=True, exist_ok=True)
-        build_function(args.function_src, args.function_requirements, args.function_zip, cache)
+        build_function(args.function_src, args.function_requirements, args.function_zip, cache,
+                       args.function_python)
         return
     out = args.out if args.out.is_absolute() else Path.cwd() / args.out
     zip_out = args.zip or out.with_name(out.name + ".zip")
-    build(out, zip_out, args.cache.resolve(), args.trim_botocore)
+    build(out, zip_out, args.cache.resolve(), args.trim_botocore, args.force)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@
 # nothing but 127.0.0.1 is contacted.
 #
 # Usage: scripts/package.sh [STAGE]   (default: local; dev and prod work the same way)
+#   SLS_PACKAGE_DIR  output folder (default .serverless)
+#   FUNCTION_SRC     the function folder (default examples/api_gateway)
 # Expects dist/layer (make layer) and node_modules (npm ci) to exist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,9 +23,10 @@ mkdir -p "$log_dir"
 test -d dist/layer/extensions || { echo "package: dist/layer missing, run make layer" >&2; exit 1; }
 test -x node_modules/.bin/serverless || { echo "package: run npm ci first" >&2; exit 1; }
 
-# The example function's zip: its folder at the zip root plus Powertools (pure Python).
+# The example function's zip: its folder at the zip root plus its pinned dependencies.
 "$py" scripts/build_layer.py --function-src "${FUNCTION_SRC:-examples/api_gateway}" \
-    --function-requirements layer/requirements-example.txt --function-zip dist/example-api.zip
+    --function-requirements layer/requirements-example.txt --function-zip dist/example-api.zip \
+    --function-python "${FUNCTION_PYTHON:-3.12}"
 
 port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$py" -m moto.server -H 127.0.0.1 -p "$port" >"$log_dir/moto.log" 2>&1 &
@@ -57,7 +60,8 @@ export SLS_TELEMETRY_DISABLED=1 SLS_TRACKING_DISABLED=1 SLS_NOTIFICATIONS_MODE=o
 export SLS_DEPRECATION_DISABLE='*' SLS_INTERACTIVE_SETUP_DISABLE=1
 export npm_config_update_notifier=false
 
-rm -rf .serverless
-node_modules/.bin/serverless package --stage "$stage"
-echo "package: .serverless/ for stage $stage:"
-ls -l .serverless
+out=${SLS_PACKAGE_DIR:-.serverless}
+rm -rf "$out"
+node_modules/.bin/serverless package --stage "$stage" --package "$out"
+echo "package: $out/ for stage $stage:"
+ls -l "$out"

@@ -1,0 +1,70 @@
+"""Fixtures for the packaging tests: a layer built into a temp folder, and `make package`.
+
+Both run the real commands (pip for the Lambda platform, Serverless Framework v3 from npm,
+moto server); downloads are cached under .cache/ and node_modules/, so only the first run
+on a machine is slow.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+ARCHES = ("x86_64", "aarch64")
+# First runs download wheels and npm packages; later runs take seconds.
+BUILD_TIMEOUT_S = 900
+
+
+def run(cmd: list[str], *, env: dict[str, str] | None = None,
+        timeout: float = BUILD_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+    """Run a command in the repo; on failure show its output in the test report."""
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n"
+                    f"--- stdout\n{proc.stdout[-8000:]}\n--- stderr\n{proc.stderr[-8000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def build_layer_module() -> ModuleType:
+    """scripts/build_layer.py as a module (for its helpers)."""
+    spec = importlib.util.spec_from_file_location("build_layer", REPO / "scripts" / "build_layer.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def layer_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """(layer dir, layer zip, build log) from scripts/build_layer.py into a temp folder.
+
+    A private output, so a teammate's concurrent `make layer` cannot change it mid-test.
+    """
+    out = tmp_path_factory.mktemp("layer-build") / "layer"
+    proc = run([sys.executable, "scripts/build_layer.py", "--out", str(out)])
+    return out, out.with_name("layer.zip"), proc.stderr
+
+
+@pytest.fixture(scope="session")
+def layer_dir(layer_build: tuple[Path, Path, str]) -> Path:
+    return layer_build[0]
+
+
+@pytest.fixture(scope="session")
+def sls_package() -> Path:
+    """`make package` (stage local): returns the .serverless folder."""
+    if subprocess.run(["which", "npm"], capture_output=True).returncode != 0:
+        pytest.fail("npm is required for `make package`")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    run(["make", "package", "SLS_STAGE=local"], env=env)
+    return REPO / ".serverless"

@@ -1,0 +1,300 @@
+"""The layer built by scripts/build_layer.py: layout, platform wheels, launcher, zip."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from .conftest import ARCHES, PYTHONS, REPO
+
+pytestmark = pytest.mark.timeout(900)
+
+ELF_MACHINE = {"x86_64": 62, "aarch64": 183}
+NATIVE = re.compile(r"^(?P<mod>.+)\.cpython-(?P<py>\d+)-(?P<arch>x86_64|aarch64)-linux-gnu\.so$")
+
+
+def pins(name: str) -> dict[str, str]:
+    """{distribution: version} of a layer/requirements-*.txt file."""
+    out = {}
+    for line in (REPO / "layer" / name).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            dist, version = line.split("==")
+            out[re.sub(r"[-_.]+", "_", dist).lower()] = version
+    return out
+
+
+def dist_infos(folder: Path) -> dict[str, str]:
+    found = {}
+    for d in folder.glob("*.dist-info"):
+        dist, version = d.name[: -len(".dist-info")].rsplit("-", 1)
+        found[re.sub(r"[-_.]+", "_", dist).lower()] = version
+    return found
+
+
+def test_layout_matches_the_contract(layer_dir: Path) -> None:
+    assert (layer_dir / "extensions" / "defer-runner").is_file()
+    assert (layer_dir / "python" / "handler_lib" / "__init__.py").is_file()
+    assert (layer_dir / "python" / "msgpack" / "__init__.py").is_file()
+    assert (layer_dir / "defer-runner" / "bootstrap.py").is_file()
+    assert (layer_dir / "defer-runner" / "extension" / "__init__.py").is_file()
+    for pkg in ("boto3", "botocore", "msgpack", "aws_lambda_powertools"):
+        assert (layer_dir / "defer-runner" / "deps" / pkg / "__init__.py").is_file(), pkg
+    assert sorted(p.name for p in layer_dir.iterdir()) == ["defer-runner", "extensions", "python"]
+    assert [p.name for p in (layer_dir / "extensions").iterdir()] == ["defer-runner"]
+
+
+def test_function_side_has_only_handler_lib_and_msgpack(layer_dir: Path) -> None:
+    """Anything else in python/ would shadow the function's own packages."""
+    top = {p.name for p in (layer_dir / "python").iterdir() if not p.name.endswith(".dist-info")}
+    assert top == {"handler_lib", "msgpack"}
+
+
+def test_installed_versions_are_the_pins(layer_dir: Path) -> None:
+    assert dist_infos(layer_dir / "defer-runner" / "deps") == pins("requirements-extension.txt")
+    assert dist_infos(layer_dir / "python") == pins("requirements-python.txt")
+
+
+def test_sources_are_copied_whole(layer_dir: Path) -> None:
+    for pkg, dest in (("handler_lib", "python/handler_lib"),
+                      ("extension", "defer-runner/extension")):
+        src = {p.relative_to(REPO / pkg) for p in (REPO / pkg).rglob("*.py")
+               if "__pycache__" not in p.parts}
+        got = {p.relative_to(layer_dir / dest) for p in (layer_dir / dest).rglob("*.py")}
+        assert src == got, pkg
+
+
+def test_no_bytecode_and_everything_readable(layer_dir: Path) -> None:
+    assert not list(layer_dir.rglob("__pycache__"))
+    assert not list(layer_dir.rglob("*.pyc"))
+    assert not (layer_dir / "defer-runner" / "deps" / "bin").exists()
+    for p in layer_dir.rglob("*"):
+        mode = p.stat().st_mode
+        assert mode & stat.S_IROTH, p
+        if p.is_dir():
+            assert mode & stat.S_IXOTH, p
+
+
+def test_native_modules_cover_every_python_and_arch(layer_dir: Path) -> None:
+    """One layer for x86_64 and arm64, Python 3.10-3.13: every compiled module exists in
+    all eight variants, each an ELF for the architecture its name says."""
+    variants: dict[Path, set[tuple[str, str]]] = {}
+    for so in layer_dir.rglob("*.so"):
+        m = NATIVE.match(so.name)
+        assert m, f"untagged native module {so.relative_to(layer_dir)}"
+        variants.setdefault(so.with_name(m["mod"]), set()).add((m["py"], m["arch"]))
+        header = so.read_bytes()[:20]
+        assert header[:4] == b"\x7fELF"
+        assert int.from_bytes(header[18:20], "little") == ELF_MACHINE[m["arch"]], so.name
+    want = {(p.replace(".", ""), a) for p in PYTHONS for a in ARCHES}
+    assert variants, "no native modules at all: msgpack's C extension is missing"
+    for mod, have in variants.items():
+        assert have == want, f"{mod.relative_to(layer_dir)}: missing {sorted(want - have)}"
+    assert layer_dir / "python" / "msgpack" / "_cmsgpack" in variants
+    assert layer_dir / "defer-runner" / "deps" / "msgpack" / "_cmsgpack" in variants
+
+
+def test_launcher_file(layer_dir: Path) -> None:
+    launcher = layer_dir / "extensions" / "defer-runner"
+    data = launcher.read_bytes()
+    assert stat.S_IMODE(launcher.stat().st_mode) == 0o755
+    assert b"\r" not in data
+    assert data.startswith(b"#!/bin/bash\n")
+    code = [ln for ln in data.decode().splitlines() if not ln.lstrip().startswith("#")]
+    assert "set -eu" in code
+    assert not any("/opt" in ln for ln in code), "launcher must not hard-code /opt"
+    assert any(ln.lstrip().startswith("exec ") for ln in code)
+
+
+def test_zip_mirrors_the_folder_and_keeps_modes(layer_build: tuple[Path, Path, str]) -> None:
+    layer_dir, layer_zip, _ = layer_build
+    with zipfile.ZipFile(layer_zip) as zf:
+        names = sorted(zf.namelist())
+        files = sorted(p.relative_to(layer_dir).as_posix() for p in layer_dir.rglob("*") if p.is_file())
+        assert names == files
+        info = zf.getinfo("extensions/defer-runner")
+        assert info.external_attr >> 16 == 0o100755
+        assert zf.read("extensions/defer-runner") == (layer_dir / "extensions" / "defer-runner").read_bytes()
+        assert zf.getinfo("python/handler_lib/__init__.py").external_attr >> 16 == 0o100644
+
+
+def test_build_reports_sizes(layer_build: tuple[Path, Path, str]) -> None:
+    log = layer_build[2]
+    assert re.search(r"layer: \S+ \d+ bytes unzipped", log), log
+    assert re.search(r"layer: \S+layer\.zip \d+ bytes zipped", log), log
+
+
+def test_rebuild_is_skipped_when_nothing_changed(layer_build: tuple[Path, Path, str]) -> None:
+    layer_dir, _, _ = layer_build
+    before = (layer_dir / "extensions" / "defer-runner").stat().st_ino
+    proc = subprocess.run([sys.executable, "scripts/build_layer.py", "--out", str(layer_dir)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "dependencies: cached" in proc.stderr
+    assert "up to date" in proc.stderr
+    assert (layer_dir / "extensions" / "defer-runner").stat().st_ino == before
+
+
+# --- the launcher and bootstrap, run for real on this host -------------------------------
+
+PROBE = '''
+import importlib.util, json, os, sys
+import boto3, msgpack
+json.dump({
+    "pid": os.getpid(),
+    "sys_path": sys.path,
+    "isolated": sys.flags.isolated,
+    "msgpack": msgpack.__file__,
+    "packer": msgpack.Packer.__module__,
+    "boto3": boto3.__file__,
+    "handler_lib": importlib.util.find_spec("handler_lib").origin,
+    "name": os.environ.get("DEFER_EXTENSION_NAME"),
+    "argv": sys.argv,
+    "executable": sys.executable,
+    "main": __name__,
+}, open(os.environ["PROBE_OUT"], "w"))
+'''
+
+
+@pytest.fixture
+def probe_layer(layer_dir: Path, tmp_path: Path) -> Path:
+    """The built layer with a probe in place of the extension (deps and python/ linked)."""
+    root = tmp_path / "opt"
+    (root / "defer-runner" / "extension").mkdir(parents=True)
+    (root / "extensions").mkdir()
+    shutil.copy2(layer_dir / "extensions" / "defer-runner", root / "extensions" / "defer-runner")
+    shutil.copy2(layer_dir / "defer-runner" / "bootstrap.py", root / "defer-runner" / "bootstrap.py")
+    (root / "defer-runner" / "deps").symlink_to(layer_dir / "defer-runner" / "deps")
+    (root / "python").symlink_to(layer_dir / "python")
+    (root / "defer-runner" / "extension" / "__init__.py").write_text("")
+    (root / "defer-runner" / "extension" / "__main__.py").write_text(PROBE)
+    return root
+
+
+@pytest.fixture
+def shadowing_pythonpath(tmp_path: Path) -> Path:
+    """A PYTHONPATH folder whose msgpack/boto3 would break the extension if they won."""
+    evil = tmp_path / "function-site"
+    for pkg in ("msgpack", "boto3", "extension"):
+        (evil / pkg).mkdir(parents=True)
+        (evil / pkg / "__init__.py").write_text(f"raise ImportError('{pkg} from PYTHONPATH')\n")
+    return evil
+
+
+def run_launcher(launcher: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([str(launcher)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_launcher_runs_the_extension_with_its_own_deps_first(
+        probe_layer: Path, shadowing_pythonpath: Path, tmp_path: Path) -> None:
+    out = tmp_path / "probe.json"
+    env = {"PATH": os.environ["PATH"], "PROBE_OUT": str(out),
+           "PYTHONPATH": str(shadowing_pythonpath), "DEFER_RUNNER_PYTHON": sys.executable}
+    proc = run_launcher(probe_layer / "extensions" / "defer-runner", env)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    got = json.loads(out.read_text())
+    here = probe_layer / "defer-runner"
+    assert got["pid"] == proc.pid, "the launcher must exec python (signals reach it directly)"
+    assert got["isolated"] == 1
+    assert got["main"] == "__main__"
+    assert got["sys_path"][:3] == [str(here), str(here / "deps"), str(probe_layer / "python")]
+    assert got["sys_path"][-1] == str(shadowing_pythonpath), "PYTHONPATH goes last"
+    assert got["msgpack"] == str(here / "deps" / "msgpack" / "__init__.py")
+    assert got["packer"] == "msgpack._cmsgpack", "the layer's compiled msgpack loads here"
+    assert got["boto3"] == str(here / "deps" / "boto3" / "__init__.py")
+    assert got["handler_lib"] == str(probe_layer / "python" / "handler_lib" / "__init__.py")
+    assert got["name"] == "defer-runner"
+
+
+def test_launcher_found_through_a_symlink_and_python3_from_path(
+        probe_layer: Path, tmp_path: Path) -> None:
+    if os.path.exists("/var/lang/bin/python3"):
+        pytest.skip("a Lambda image: /var/lang/bin/python3 takes precedence over PATH")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(sys.executable)
+    link = tmp_path / "elsewhere" / "defer-runner"
+    link.parent.mkdir()
+    link.symlink_to(probe_layer / "extensions" / "defer-runner")
+    out = tmp_path / "probe.json"
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "PROBE_OUT": str(out)}
+    proc = run_launcher(link, env)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    got = json.loads(out.read_text())
+    assert got["sys_path"][0] == str(probe_layer / "defer-runner")
+    assert Path(got["executable"]).parent in (bin_dir, Path(sys.executable).parent)
+
+
+def test_launcher_without_python_fails_clearly(probe_layer: Path, tmp_path: Path) -> None:
+    if os.path.exists("/var/lang/bin/python3"):
+        pytest.skip("a Lambda image has /var/lang/bin/python3")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("dirname", "readlink", "basename"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    proc = run_launcher(probe_layer / "extensions" / "defer-runner", {"PATH": str(bin_dir)})
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 127
+    assert "no python3 found" in err
+
+
+def test_bootstrap_orders_sys_path(build_layer_module: ModuleType) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bootstrap", REPO / "layer" / "bootstrap.py")
+    assert spec and spec.loader
+    bootstrap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bootstrap)
+    here = "/opt/defer-runner"
+    got = bootstrap.build_sys_path(["/usr/lib/python312.zip", "/opt/python", "/lib/site"], here,
+                                   "/var/task:/opt/python::/lib/site:/var/runtime")
+    assert got == ["/opt/defer-runner", "/opt/defer-runner/deps", "/opt/python",
+                   "/usr/lib/python312.zip", "/lib/site", "/var/task", "/var/runtime"]
+
+
+# --- botocore trimming (opt-in) -----------------------------------------------------------
+
+CLIENTS = '''
+import sys
+sys.path.insert(0, sys.argv[1])
+import boto3, botocore.exceptions
+for name in ("sqs", "sns", "events", "sts"):
+    boto3.client(name, region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
+try:
+    boto3.client("dynamodb", region_name="eu-west-1")
+except botocore.exceptions.UnknownServiceError:
+    print("dynamodb: unknown")
+print("ok", boto3.__file__)
+'''
+
+
+def test_trimmed_botocore_still_makes_our_clients(
+        layer_dir: Path, build_layer_module: ModuleType, tmp_path: Path) -> None:
+    deps = tmp_path / "deps"
+    shutil.copytree(layer_dir / "defer-runner" / "deps", deps)
+    saved = build_layer_module.trim_botocore(deps)
+    kept = sorted(p.name for p in (deps / "botocore" / "data").iterdir() if p.is_dir())
+    assert kept == ["events", "sns", "sqs", "sts"]
+    assert saved > 10_000_000
+    for f in ("endpoints.json", "partitions.json", "sdk-default-configuration.json", "_retry.json"):
+        assert (deps / "botocore" / "data" / f).is_file()
+    proc = subprocess.run([sys.executable, "-I", "-c", CLIENTS, str(deps)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    # Why trimming is not the default: a deferred task using another service would fail.
+    assert lines[0] == "dynamodb: unknown"
+    assert lines[1] == f"ok {deps / 'boto3' / '__init__.py'}"
