@@ -26,4 +26,5 @@ export DEFER_LAYER_ROOT="$root"
 # -I: ignore PYTHON* variables and the user site, so the function's PYTHONPATH cannot
 # shadow the extension's own dependencies (bootstrap.py appends it afterwards).
 # -u: unbuffered output, so log lines reach CloudWatch before a freeze.
-exec "$py" -I -u "$root/defer-runner/bootstrap.py" "$@"
+# -B: no bytecode writes (/opt is read-only on Lambda; locally they would dirty the layer).
+exec "$py" -I -u -B "$root/defer-runner/bootstrap.py" "$@"

@@ -319,6 +319,10 @@ def build(out: Path, zip_out: Path, cache: Path, trim: bool, force: bool = False
     stamp = out.with_name(f".{out.name}.stamp")  # outside the layer: the layer is exactly /opt
     if (not force and out.is_dir() and zip_out.is_file() and stamp.is_file()
             and stamp.read_text().split() == [digest, str(zip_out)]):
+        if list(out.rglob("__pycache__")):
+            # Written by a local run of the layer (the function side imports from python/).
+            strip_tree(out)
+            log("layer: removed bytecode written by local runs")
         log(f"layer: up to date ({out})")
         report(out, zip_out)
         return

@@ -137,12 +137,16 @@ def test_build_reports_sizes(layer_build: tuple[Path, Path, str]) -> None:
 def test_rebuild_is_skipped_when_nothing_changed(layer_build: tuple[Path, Path, str]) -> None:
     layer_dir, _, _ = layer_build
     before = (layer_dir / "extensions" / "defer-runner").stat().st_ino
+    stray = layer_dir / "python" / "handler_lib" / "__pycache__"  # as a local run leaves it
+    stray.mkdir()
+    (stray / "__init__.cpython-311.pyc").write_bytes(b"\0")
     proc = subprocess.run([sys.executable, "scripts/build_layer.py", "--out", str(layer_dir)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "dependencies: cached" in proc.stderr
     assert "up to date" in proc.stderr
     assert (layer_dir / "extensions" / "defer-runner").stat().st_ino == before
+    assert not stray.exists()
 
 
 # --- the launcher and bootstrap, run for real on this host -------------------------------
@@ -154,6 +158,7 @@ json.dump({
     "pid": os.getpid(),
     "sys_path": sys.path,
     "isolated": sys.flags.isolated,
+    "dont_write_bytecode": sys.dont_write_bytecode,
     "msgpack": msgpack.__file__,
     "packer": msgpack.Packer.__module__,
     "boto3": boto3.__file__,
@@ -208,6 +213,7 @@ def test_launcher_runs_the_extension_with_its_own_deps_first(
     here = probe_layer / "defer-runner"
     assert got["pid"] == proc.pid, "the launcher must exec python (signals reach it directly)"
     assert got["isolated"] == 1
+    assert got["dont_write_bytecode"] is True
     assert got["main"] == "__main__"
     assert got["sys_path"][:3] == [str(here), str(here / "deps"), str(probe_layer / "python")]
     assert got["sys_path"][-1] == str(shadowing_pythonpath), "PYTHONPATH goes last"
