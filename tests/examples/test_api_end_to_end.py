@@ -1,0 +1,81 @@
+"""The orders API under AWS's RIE with the built layer and moto: every side effect lands.
+
+RIE answers an invoke only after the extension called next, so everything deferred by a
+request is delivered by the time its response arrives; short bounded receives prove it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.support.moto_server import client, drain_messages, drain_queue
+
+from .conftest import EXAMPLE_DIR, http_events
+
+
+@pytest.fixture
+def orders_api(rie_factory, built_layer, aws_resources, tmp_path):
+    res = aws_resources()
+    # The example's rule: OrderCreated from shop.orders on the bus, to a queue we can read.
+    events, sqs = client("events"), client("sqs")
+    queue_url = sqs.create_queue(QueueName=f"{res.prefix}-order-created")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=f"{res.prefix}-order-created", EventBusName=res.bus_name, State="ENABLED",
+                    EventPattern=json.dumps({"source": ["shop.orders"], "detail-type": ["OrderCreated"]}))
+    events.put_targets(Rule=f"{res.prefix}-order-created", EventBusName=res.bus_name,
+                       Targets=[{"Id": "q", "Arn": queue_arn}])
+    db = tmp_path / "orders.db"
+    env = {"ORDERS_TOPIC_ARN": res.topic_arn, "FULFILMENT_QUEUE_URL": res.fifo_queue_url,
+           "EVENT_BUS_NAME": res.bus_name, "DEFER_DLQ_URL": res.dlq_url, "DATABASE_URL": f"sqlite:///{db}",
+           "DEFER_SOCKET": str(tmp_path / "defer.sock"), "DEFER_JOURNAL_DIR": str(tmp_path / "journal"),
+           "DEFER_RUNNER_PYTHON": sys.executable, "POWERTOOLS_METRICS_NAMESPACE": "ShopE2E"}
+    rie = rie_factory(built_layer, EXAMPLE_DIR, "app.handler", env=env, timeout_s=10)
+    return rie, res, queue_url, f"sqlite:///{db}"
+
+
+def _receipts(db_url: str) -> dict[str, int]:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return dict(conn.execute(text("SELECT order_id, writer_pid FROM receipts")).all())
+    finally:
+        engine.dispose()
+
+
+def test_every_side_effect_of_each_order_lands_before_the_invoke_returns(orders_api):
+    rie, res, events_queue, db_url = orders_api
+    for n in (1, 2, 3):
+        # WHEN an order is posted
+        status, reply, _ = rie.invoke_json(http_events.post_order(http_events.sample_order(n)))
+        assert status == 200 and reply["statusCode"] == 201, reply
+        oid = json.loads(reply["body"])["id"]
+        # THEN its four side effects already landed
+        (confirmation,) = drain_queue(res.topic_queue_url, 1, timeout=2)
+        assert confirmation == {"order_id": oid, "email": f"customer{n}@example.com",
+                                "total_cents": confirmation["total_cents"]}
+        (fulfilment,) = drain_messages(res.fifo_queue_url, 1, timeout=2)
+        assert json.loads(fulfilment["Body"])["order_id"] == oid
+        assert fulfilment["Attributes"]["MessageGroupId"] == oid
+        (event,) = drain_queue(events_queue, 1, timeout=2)
+        assert (event["source"], event["detail-type"], event["detail"]["order_id"]) == ("shop.orders", "OrderCreated", oid)
+        assert oid in _receipts(db_url)
+        # AND the order reads back
+        status, got, _ = rie.invoke_json(http_events.get_order(oid))
+        assert got["statusCode"] == 200 and json.loads(got["body"])["id"] == oid
+    # AND nothing was dead-lettered
+    assert drain_queue(res.dlq_url, 0, timeout=0.5) == []
+
+
+def test_a_bad_order_is_a_400_and_sends_nothing(orders_api):
+    rie, res, events_queue, db_url = orders_api
+    status, reply, _ = rie.invoke_json(http_events.post_order({"email": "nope", "items": []}))
+    assert reply["statusCode"] == 400
+    assert json.loads(reply["body"])["errors"] == ["email must be an e-mail address like name@example.com",
+                                                   "items must be a non-empty list"]
+    status, reply, _ = rie.invoke_json(http_events.get_order("missing"))
+    assert reply["statusCode"] == 404
+    assert drain_queue(res.topic_queue_url, 0, timeout=0.5) == []

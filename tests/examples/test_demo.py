@@ -1,0 +1,19 @@
+"""`make demo` end to end, small: it must exit 0 only when every deferred item landed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+
+def test_the_demo_runs_and_reports_every_item_landed(built_layer, tmp_path):
+    plot = tmp_path / "timeline.png"
+    # A subprocess, as `make demo` runs it (inside pytest, `examples` is the test package).
+    proc = subprocess.run([sys.executable, "-m", "examples.api_gateway.demo", "--requests", "3", "--plot", str(plot)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "every deferred item landed" in proc.stdout
+    assert "side effects landed 12/12" in proc.stdout  # deferred and inline: 3 orders x 4 effects
+    assert plot.stat().st_size > 10_000 and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
