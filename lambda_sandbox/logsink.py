@@ -29,6 +29,7 @@ class LogSink:
         self._echo = echo
         self._keep = keep
         self._cond = threading.Condition()
+        self._dropped = 0
         self.lines: List[LogLine] = []
 
     def write(self, source: str, text: str) -> None:
@@ -36,7 +37,9 @@ class LogSink:
         with self._cond:
             self.lines.append(line)
             if len(self.lines) > self._keep:
-                del self.lines[: len(self.lines) - self._keep]
+                excess = len(self.lines) - self._keep
+                del self.lines[:excess]
+                self._dropped += excess
             self._cond.notify_all()
         if self._echo:
             rendered = text if source in ("sandbox", "function") else f"[{source}] {text}"
@@ -51,12 +54,12 @@ class LogSink:
         """The first kept line matching `predicate`, waiting up to `timeout` seconds."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            seen = 0
+            seen = self._dropped  # absolute index of the first line not yet looked at
             while True:
-                for line in self.lines[seen:]:
+                for line in self.lines[max(0, seen - self._dropped):]:
                     if predicate(line):
                         return line
-                seen = len(self.lines)
+                seen = self._dropped + len(self.lines)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None

@@ -71,13 +71,20 @@ class ManagedProcess:
         return self._exited.wait(timeout)
 
     def signal_group(self, signum: int) -> None:
-        """Send `signum` to the whole process group; a vanished group is not an error."""
+        """Send `signum` to the process group and to every descendant (one that left the
+        group with setsid is still ours); vanished processes are not an error."""
         if self._popen is None:
             return
+        descendants = self.group_pids() if self.alive else []
         try:
             os.killpg(self._popen.pid, signum)
         except (ProcessLookupError, PermissionError):
             pass
+        for pid in descendants[1:]:
+            try:
+                os.kill(pid, signum)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def freeze(self) -> None:
         self.signal_group(signal.SIGSTOP)

@@ -171,3 +171,29 @@ def test_runtime_and_extension_environments(lambda_dirs, sandbox_factory, tmp_pa
     ext_env = records.of("started")[0]["env"]
     assert ext_env["LAMBDA_TASK_ROOT"] is None and ext_env["_HANDLER"] is None
     assert ext_env["AWS_LAMBDA_RUNTIME_API"] == box.runtime_api and ext_env["CUSTOM"] == "yes"
+
+
+def test_last_report_is_delivered_during_shutdown(lambda_dirs, sandbox_factory):
+    # GIVEN a telemetry subscriber that, like the aws-samples one, lingers a little on SHUTDOWN
+    lambda_dirs.function(QUICK)
+    records = lambda_dirs.recording_extension("tel", telemetry=FAST_TELEMETRY, shutdown_sleep_s=0.5)
+    box = sandbox_factory(lambda_dirs, echo=False)
+    result = box.invoke({})
+    box.wait_for_report(result.request_id)
+    # WHEN the sandbox stops
+    box.stop()
+    # THEN the frozen-in platform.report of the last invoke was delivered after the thaw
+    assert [e["record"]["requestId"] for e in records.telemetry("platform.report")] == [result.request_id]
+    assert records.of("shutdown_done")
+
+
+def test_extension_that_never_registers_fails_init_within_budget(lambda_dirs, sandbox_factory):
+    lambda_dirs.function(QUICK)
+    lambda_dirs.extension("silent", "#!/bin/sh\nexec sleep 1000\n")
+    box = sandbox_factory(lambda_dirs, init_budget_s=1, echo=False)
+    result = box.invoke({})
+    assert result.function_error == "Unhandled"
+    assert result.json()["errorType"] == ErrorType.TIMED_OUT
+    assert result.elapsed_s < 5
+    assert box.pids() == [], "the failed environment was torn down"
+    assert box.wait_for_report(result.request_id).status == "error"
