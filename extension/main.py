@@ -117,7 +117,10 @@ class ClientFactory:
 
             if self._session is None:
                 self._session = boto3.session.Session()
-            boto_config = BotoConfig(retries={"mode": "standard", "max_attempts": 3},
+            # One quick retry inside botocore for a dropped connection; every other retry is
+            # ours, per entry and bounded by the invoke's deadline (botocore's throttle
+            # backoff can sleep for seconds inside one call).
+            boto_config = BotoConfig(retries={"mode": "standard", "total_max_attempts": 2},
                                      connect_timeout=2, read_timeout=5,
                                      max_pool_connections=max(10, self._config.concurrency))
             return self._session.client(service, config=boto_config)

@@ -137,10 +137,12 @@ class Runner:
             log.warning("shutdown for a reset: %d undelivered items stay in the journal for the next start",
                         len(left), extra={"reason": event.reason})
         elif left:
+            # The process ends now: a call still in flight is abandoned, so its items are
+            # dead-lettered too (if the call did land, that is a duplicate, which the
+            # at-least-once rule allows; losing them is not allowed).
             for entry in left:
-                if not entry.in_flight:
-                    self.drainer.give_up(entry, SHUTDOWN_UNDELIVERED,
-                                         f"not delivered before SHUTDOWN ({event.reason})")
+                self.drainer.give_up(entry, SHUTDOWN_UNDELIVERED,
+                                     f"not delivered before SHUTDOWN ({event.reason})")
             # The dead letters just queued go out in batched calls, within what is left.
             final_stop = monotonic_deadline(event.deadline_ms, 100)
             report = self.drainer.drain(final_stop)
