@@ -61,9 +61,20 @@ class Run:
 
 
 # -- running the sandbox ------------------------------------------------------------------
+def _no_nagle() -> None:
+    """Work around lambda_sandbox's HTTP server writing headers and body in two sends: with
+    Nagle on, each reply waits for the client's delayed ACK (~40 ms per invoke and per
+    Runtime API call, which would drown the difference the demo shows). Only this process's
+    servers are affected; a no-op once lambda_sandbox sets TCP_NODELAY itself."""
+    import http.server
+
+    http.server.BaseHTTPRequestHandler.disable_nagle_algorithm = True
+
+
 def start_sandbox(mode: str, env: dict[str, str], workdir: Path) -> Any:
     from lambda_sandbox import Sandbox
 
+    _no_nagle()
     env = {**env, "DATABASE_URL": f"sqlite:///{workdir / 'orders.db'}",
            "DEFER_SOCKET": str(workdir / "defer.sock"), "DEFER_JOURNAL_DIR": str(workdir / "journal"),
            "DEFER_MODE": "inline" if mode == "inline" else "auto", "DEFER_RUNNER_PYTHON": sys.executable,
@@ -187,7 +198,14 @@ def write_timeline(runs: list[Run], path: Path) -> None:
         ax.set_title({"deferred": "deferred (@defer + defer-runner extension)",
                       "inline": "inline (DEFER_MODE=inline)"}[run.mode], loc="left")
         ax.grid(axis="x", alpha=0.3)
-    axes[-1, 0].set_xlabel("ms after the request was sent")
+    # Linear up to 50 ms (warm requests), logarithmic beyond (the first, cold request).
+    from matplotlib.ticker import FixedLocator, ScalarFormatter
+
+    axes[-1, 0].set_xscale("symlog", linthresh=50, linscale=2)
+    axes[-1, 0].xaxis.set_major_locator(FixedLocator([0, 10, 20, 30, 40, 50, 100, 200, 500, 1000, 2000]))
+    axes[-1, 0].xaxis.set_major_formatter(ScalarFormatter())
+    axes[-1, 0].set_xlim(left=0)
+    axes[-1, 0].set_xlabel("ms after the request was sent (linear to 50 ms, log scale beyond)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=5, fontsize=9, bbox_to_anchor=(0.5, 0.965), frameon=False)
     fig.suptitle("POST /orders: response (bar) vs. when each side effect landed (markers)")
@@ -231,8 +249,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         for run in runs:
             print_run(run)
         print_summary(runs)
-        write_timeline(runs, Path(args.plot))
-        print(f"\ntimeline written to {Path(args.plot).relative_to(REPO_ROOT) if Path(args.plot).is_relative_to(REPO_ROOT) else args.plot}")
+        plot = Path(args.plot).resolve()
+        try:
+            write_timeline(runs, plot)
+            print(f"\ntimeline written to {plot.relative_to(REPO_ROOT) if plot.is_relative_to(REPO_ROOT) else plot}")
+        except ImportError:
+            print("\n(no timeline: matplotlib is not installed; pip install matplotlib)")
     finally:
         for box in boxes:
             box.stop()
