@@ -1,0 +1,66 @@
+"""Work is late but never lost when the extension is missing or the handler is not wrapped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import boto3
+import pytest
+
+from handler_lib import ExtensionUnavailableError, defer
+from handler_lib._dispatch import DISPATCHER
+from tests.support.moto_server import drain_queue
+
+
+@pytest.fixture
+def no_extension(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEFER_SOCKET", str(tmp_path / "nobody-listens.sock"))
+    DISPATCHER.reset()
+    yield
+    DISPATCHER.reset()
+
+
+def test_without_an_extension_work_runs_inline_after_the_handler_with_one_warning(no_extension, aws_resources):
+    res = aws_resources()
+    sqs = boto3.client("sqs")
+    seen_during_handler = []
+
+    @defer
+    def handler(event, context):
+        defer.sqs(res.queue_url, {"n": 1})
+        defer.sns(res.topic_arn, {"n": 2})
+        attrs = sqs.get_queue_attributes(QueueUrl=res.queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+        seen_during_handler.append(int(attrs["Attributes"]["ApproximateNumberOfMessages"]))
+        return "ok"
+
+    with pytest.warns(RuntimeWarning, match="runs inline after the handler returns") as warned:
+        assert handler({}, SimpleNamespace(aws_request_id="r1")) == "ok"
+        assert handler({}, SimpleNamespace(aws_request_id="r2")) == "ok"
+    assert len(warned) == 1  # one warning per process, not per item
+    assert seen_during_handler == [0, 1]  # each invoke's item was sent after its handler ran
+    assert drain_queue(res.queue_url, 2, timeout=3) == [{"n": 1}, {"n": 1}]
+    assert drain_queue(res.topic_queue_url, 2, timeout=3) == [{"n": 2}, {"n": 2}]
+
+
+def test_extension_mode_refuses_at_the_call_site_when_no_extension_listens(no_extension, monkeypatch, aws_resources):
+    monkeypatch.setenv("DEFER_MODE", "extension")
+    with pytest.raises(ExtensionUnavailableError, match="DEFER_MODE=extension"):
+        defer.sqs("https://sqs.us-east-1.amazonaws.com/1/q", "m")
+
+
+def test_unwrapped_handler_items_arrive_by_the_next_invoke_or_shutdown_without_telemetry(
+        rie_factory, built_layer, aws_resources, tmp_path):
+    # RIE has no Telemetry API: with neither an end marker nor runtimeDone the extension
+    # cannot know when such a handler is done, so its items ride on the next drain.
+    res = aws_resources()
+    rie = rie_factory(built_layer, Path(__file__).parent / "functions" / "unwrapped", "app.handler",
+                      env={**res.env(), "DEFER_SOCKET": str(tmp_path / "d.sock"),
+                           "DEFER_JOURNAL_DIR": str(tmp_path / "journal")})
+    assert rie.invoke({"tag": "first"})[0] == 200
+    assert rie.invoke({"tag": "second"})[0] == 200
+    landed = drain_queue(res.queue_url, 1, timeout=3)
+    assert {"tag": "first"} in landed  # by the end of the next invoke at the latest
+    rie.stop()  # SHUTDOWN drains the rest
+    landed += drain_queue(res.queue_url, 2 - len(landed), timeout=3) if len(landed) < 2 else []
+    assert sorted(m["tag"] for m in landed) == ["first", "second"]
