@@ -49,6 +49,7 @@ class Lifecycle:
         self.reports: List[Report] = []
         self.stopping = False
         self._generation = 0
+        self._busy = False
         self._queue: "queue.Queue[Optional[InvokeRequest]]" = queue.Queue()
         self.last_init_failure: Tuple[str, str, Optional[bytes]] = ("", "", None)
         self._thread = threading.Thread(target=self._run, name="lambda_sandbox:lifecycle", daemon=True)
@@ -73,8 +74,8 @@ class Lifecycle:
         return request.outcome
 
     def idle(self) -> bool:
-        """No invoke running or queued (call with `cond` held)."""
-        return self.invocation is None and self._queue.empty()
+        """No invoke running or queued, and the environment frozen or gone (`cond` held)."""
+        return not self._busy and self._queue.empty()
 
     def stop(self, timeout: float = 10.0) -> None:
         with self.cond:
@@ -111,6 +112,8 @@ class Lifecycle:
             request = self._queue.get()
             if request is None:
                 break
+            with self.cond:
+                self._busy = True
             try:
                 self._serve(request)
             except Exception:
@@ -118,6 +121,10 @@ class Lifecycle:
                 request.complete(InvokeOutcome("", 500, error_body(ErrorType.INTERNAL, "sandbox error")))
                 if self.env is not None:
                     self.reset(self.env, "failure")
+            finally:
+                with self.cond:
+                    self._busy = False
+                    self.cond.notify_all()
         if self.env is not None:
             self.reset(self.env, "spindown")
         while not self._queue.empty():
