@@ -72,6 +72,14 @@ class Defer:
             raise ValueError(f"defer.call needs a function decorated with @defer.task; {name} is not one")
         return task.defer(*args, **kwargs)
 
+    def change(self, table: str, event_name: str, keys: Mapping[str, Any],
+               new_image: Optional[Mapping[str, Any]] = None, old_image: Optional[Mapping[str, Any]] = None,
+               *, target: Any) -> str:
+        """Defer one DynamoDB-Streams-shaped change record, for databases without SQLAlchemy."""
+        from .changes import defer_change  # on demand: SQLAlchemy stays out of the cold start
+
+        return defer_change(table, event_name, keys, new_image, old_image, target=target)
+
     @overload
     def task(self, fn: Callable[P, R]) -> Task[P, R]: ...
 

@@ -49,3 +49,15 @@ def test_ids_are_unique_and_fit_batch_entry_and_dedup_id_rules():
 
 def test_calling_a_task_plainly_runs_it_now():
     assert remember("now") == "now" and RUNS[-1] == ("now", "")
+
+
+def test_defer_change_sends_a_stream_shaped_record_to_the_target():
+    from handler_lib.changes import ChangeTarget
+
+    with capture() as deferred:
+        defer.change("orders", "MODIFY", {"id": 7}, {"status": "paid"}, {"status": "new"},
+                     target=ChangeTarget.sqs(QUEUE))
+    (record,) = json.loads(deferred.sqs[0].body)["Records"]
+    assert record["eventName"] == "MODIFY"
+    assert record["dynamodb"]["Keys"] == {"id": {"N": "7"}}
+    assert record["dynamodb"]["NewImage"]["status"] == {"S": "paid"}
