@@ -17,9 +17,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Tuple
 
 NAME = os.path.basename(sys.argv[0])
-CONFIG: Dict[str, Any] = json.load(open(os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), "..",
-                                                     "recorder", f"{NAME}.json")))
-HOST, PORT = os.environ["AWS_LAMBDA_RUNTIME_API"].rsplit(":", 1)
+CONFIG: Dict[str, Any] = {}
+HOST, PORT = "", "0"
+
+
+def _load_config() -> None:
+    """Read `<layer>/recorder/<name>.json` and the API address (at start, not at import)."""
+    global HOST, PORT
+    path = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), "..", "recorder", f"{NAME}.json")
+    with open(path) as handle:
+        CONFIG.update(json.load(handle))
+    HOST, PORT = os.environ["AWS_LAMBDA_RUNTIME_API"].rsplit(":", 1)
 _lock = threading.Condition()
 _telemetry: List[Dict[str, Any]] = []
 
@@ -111,6 +119,7 @@ def _on_invoke(event: Dict[str, Any]) -> None:
 
 
 def main() -> None:
+    _load_config()
     record("started", pid=os.getpid(), env={k: os.environ.get(k) for k in CONFIG.get("env_keys", [])})
     print(f"recording extension {NAME} started", flush=True)
     if CONFIG.get("probe_errors"):
