@@ -53,7 +53,8 @@ demo: $(VENV_STAMP) layer
 	$(PY) -m examples.api_gateway.demo
 
 bench: $(VENV_STAMP) layer
-	$(PY) -m bench
+	$(PY) -c 'import matplotlib' 2>/dev/null || $(PY) -m pip install -q matplotlib
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf dist .cache .pytest_cache

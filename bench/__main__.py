@@ -1,0 +1,104 @@
+"""`make bench` / `python -m bench [--quick] [--only PART ...]`: run the benchmarks, write
+bench/results.json and bench/timeline.png, print a table. See bench/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, Dict
+
+from .common import BENCH, log, machine_info
+
+# key -> (target, "max" if lower is better else "min", unit)
+TARGETS = {
+    "enqueue_p50_us": (10, "max", "µs"),
+    "enqueue_p99_us": (50, "max", "µs"),
+    "speedup_vs_http_ipc": (20, "min", "x"),
+    "speedup_vs_inline_publish": (None, "min", "x"),
+    "response_p50_ms_deferred": (None, "max", "ms"),
+    "response_p50_ms_inline": (None, "max", "ms"),
+    "drain_api_calls_per_1000": (110, "max", ""),
+    "drain_ratio_to_ideal": (1.3, "max", "x"),
+    "drain_speedup_vs_sequential": (10, "min", "x"),
+    "idle_invoke_post_runtime_ms": (1, "max", "ms"),
+    "extension_register_ms": (50, "max", "ms"),
+    "extension_peak_rss_mb": (60, "max", "MB"),
+    "handler_lib_import_ms": (5, "max", "ms"),
+}
+EXTRA = ["drain_ratio_to_ideal_moto", "drain_speedup_vs_sequential_moto", "idle_invoke_post_runtime_ms_floor",
+         "idle_invoke_post_runtime_ms_unwrapped", "extension_ready_ms", "speedup_vs_thread_queue"]
+PARTS = ("startup", "enqueue", "drain", "sandbox")
+
+
+def verdicts(results: Dict[str, Any]) -> Dict[str, Any]:
+    out = {}
+    for key, (target, kind, unit) in TARGETS.items():
+        if key not in results or target is None:
+            continue
+        value = results[key]
+        ok = value <= target if kind == "max" else value >= target
+        out[key] = {"value": value, "target": f"{'<=' if kind == 'max' else '>='} {target}{unit}", "met": ok}
+    return out
+
+
+def table(results: Dict[str, Any]) -> str:
+    lines = [f"{'metric':38s} {'value':>12s}  {'target':>10s}  met"]
+    for key, (target, kind, unit) in TARGETS.items():
+        if key not in results:
+            continue
+        value = results[key]
+        tgt = f"{'<=' if kind == 'max' else '>='} {target}" if target is not None else "-"
+        met = "-" if target is None else ("yes" if (value <= target if kind == "max" else value >= target) else "NO")
+        lines.append(f"{key:38s} {value:>12} {unit:2s} {tgt:>10s}  {met}")
+    for key in EXTRA:
+        if key in results:
+            lines.append(f"{key:38s} {results[key]:>12}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer items and repetitions (a smoke run)")
+    parser.add_argument("--only", nargs="+", choices=PARTS, help="run only these parts")
+    parser.add_argument("--out", default=str(BENCH / "results.json"))
+    args = parser.parse_args()
+    parts = args.only or PARTS
+
+    from tests.support.moto_server import MotoServer, client
+
+    started = time.monotonic()
+    results: Dict[str, Any] = {"machine": machine_info(), "quick": args.quick}
+    with MotoServer() as moto:
+        if "startup" in parts:
+            from . import startup
+
+            results.update(startup.run(moto.endpoint_url, args.quick))
+        if "enqueue" in parts:
+            from . import enqueue
+
+            queue_url = client("sqs", moto.endpoint_url).create_queue(QueueName="bench-enqueue")["QueueUrl"]
+            results.update(enqueue.run(moto.endpoint_url, queue_url, args.quick))
+        if "drain" in parts:
+            from . import drain_bench
+
+            results.update(drain_bench.run(moto.endpoint_url, args.quick))
+        if "sandbox" in parts:
+            from . import sandbox_bench
+
+            results.update(sandbox_bench.run(moto.endpoint_url, args.quick))
+    results["targets"] = verdicts(results)
+    results["bench_seconds"] = round(time.monotonic() - started, 1)
+    with open(args.out, "w") as fh:
+        json.dump(results, fh, indent=2, sort_keys=False)
+        fh.write("\n")
+    m = results["machine"]
+    print(f"\nlambda-defer bench  ({m['cpu_model']}, {m['cores']} cores, Python {m['python']}, {m['date']})")
+    print(table(results))
+    print(f"\nwrote {args.out} in {results['bench_seconds']} s" + ("  (--quick)" if args.quick else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""One handler-side enqueue measurement in a fresh interpreter (like a Lambda function process).
+
+``python -m bench.enqueue_worker MODE N REPS`` prints one JSON object: per-repetition lists
+of per-call latencies in ns, and per-repetition wall times. Modes:
+
+- ``ours``   ``defer.sqs(QUEUE_URL, payload)`` inside a ``@defer`` handler, to the real
+  defer-runner listening on ``$DEFER_SOCKET`` (``DEFER_MODE=extension``: never inline).
+- ``http``   the peer design: ``POST /item`` of the same item as JSON to ``$BENCH_HTTP_PORT``
+  with one keep-alive ``http.client`` connection, reading each 202.
+- ``queue``  an in-process ``queue.Queue.put`` of (queue_url, payload), a consumer thread
+  taking them off.
+- ``boto3``  publishing inline: ``sqs.send_message`` to ``$AWS_ENDPOINT_URL`` (moto server).
+
+Every mode gets the same ~1 KB dict payloads (distinct dicts, built before timing).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import time
+from typing import Any, Callable, Dict, List
+
+QUEUE_URL = os.environ.get("BENCH_QUEUE_URL", "http://127.0.0.1:1/123456789012/bench-q")
+WARMUP = 300
+
+
+def payloads(n: int) -> List[Dict[str, Any]]:
+    filler = "x" * 960
+    return [{"order_id": f"o-{i:08d}", "amount": i % 997, "note": filler} for i in range(n)]
+
+
+def timed(call: Callable[[Any], Any], items: List[Any]) -> List[int]:
+    clock = time.perf_counter_ns
+    out = [0] * len(items)
+    for i, item in enumerate(items):
+        t0 = clock()
+        call(item)
+        out[i] = clock() - t0
+    return out
+
+
+class Ctx:
+    def __init__(self, rid: str) -> None:
+        self.aws_request_id = rid
+
+
+def run(mode: str, n: int, reps: int) -> Dict[str, Any]:
+    items = payloads(n)
+    if mode == "ours":
+        from handler_lib import defer
+
+        samples: List[int] = []
+
+        @defer
+        def handler(event: Any, context: Any) -> None:
+            samples.extend(timed(lambda p: defer.sqs(QUEUE_URL, p), event))
+
+        def one(batch: List[Any], rid: str) -> List[int]:
+            samples.clear()
+            handler(batch, Ctx(rid))
+            return list(samples)
+
+        run_rep = one
+    elif mode == "http":
+        import http.client
+        import socket
+
+        conn = http.client.HTTPConnection("127.0.0.1", int(os.environ["BENCH_HTTP_PORT"]))
+        conn.connect()
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        headers = {"Content-Type": "application/json"}
+
+        def post(p: Any) -> None:
+            conn.request("POST", "/item", json.dumps({"k": "sqs", "url": QUEUE_URL, "body": p}), headers)
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 202:
+                raise RuntimeError(f"peer answered {resp.status}")
+
+        run_rep = lambda batch, rid: timed(post, batch)  # noqa: E731
+    elif mode == "queue":
+        import queue
+        import threading
+
+        q: "queue.Queue[Any]" = queue.Queue()
+
+        def consume() -> None:
+            while True:
+                q.get()
+
+        threading.Thread(target=consume, daemon=True).start()
+        run_rep = lambda batch, rid: timed(lambda p: q.put((QUEUE_URL, p)), batch)  # noqa: E731
+    elif mode == "boto3":
+        import boto3
+
+        sqs = boto3.client("sqs")
+        run_rep = lambda batch, rid: timed(  # noqa: E731
+            lambda p: sqs.send_message(QueueUrl=QUEUE_URL, MessageBody=json.dumps(p)), batch)
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+
+    run_rep(payloads(WARMUP), "warmup")
+    reps_ns, walls = [], []
+    gc.collect()
+    for r in range(reps):
+        t0 = time.perf_counter()
+        reps_ns.append(run_rep(items, f"rep-{r}"))
+        walls.append(time.perf_counter() - t0)
+    return {"mode": mode, "n": n, "reps": reps, "samples_ns": reps_ns, "wall_s": walls}
+
+
+if __name__ == "__main__":
+    mode, n, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    print(json.dumps(run(mode, n, reps)))

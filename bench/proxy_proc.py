@@ -1,0 +1,103 @@
+"""The fault proxy (tests/support/fault_proxy.py) in a process of its own, driven over stdin/stdout.
+
+Out of process so that its threads never compete for the GIL with the code being measured.
+Control: one JSON command per line on stdin, one JSON reply per line on stdout:
+``{"cmd": "latency", "s": 0.02}``, ``{"cmd": "recorded"}``, ``{"cmd": "reset"}``.
+
+Bench-only fix (see bench/proposals/fault_proxy_nodelay.patch): the proxy's handler writes the
+status line+headers and the body in two writes; with Nagle's algorithm on, the body then waits
+for the client's delayed ACK, adding ~40 ms to every proxied call (measured: 48 ms vs 4.8 ms
+per SendMessage with latency 0). ``NoDelayFaultProxy`` sets TCP_NODELAY on accepted sockets.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from typing import Any, Dict, List
+
+from .common import PY, ROOT, child_env, stop_process
+
+
+def _nodelay_proxy_class() -> Any:
+    from tests.support import fault_proxy as fp
+
+    class NoDelayHandler(fp._Handler):  # type: ignore[misc,name-defined]
+        disable_nagle_algorithm = True
+
+    class NoDelayServer(fp._Server):  # type: ignore[misc,name-defined]
+        request_queue_size = 128  # socketserver's default listen backlog of 5 overflows under bursts
+
+    class NoDelayFaultProxy(fp.FaultProxy):
+        def start(self) -> "NoDelayFaultProxy":
+            server = NoDelayServer((self.host, self.port), NoDelayHandler)
+            server.proxy = self
+            self.port = server.server_address[1]
+            self._server = server
+            self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name=f"fault-proxy-{self.port}", daemon=True)
+            self._thread.start()
+            return self
+
+    return NoDelayFaultProxy
+
+
+def serve(upstream: str, nodelay: bool) -> None:
+    from tests.support.fault_proxy import FaultProxy
+
+    cls = _nodelay_proxy_class() if nodelay else FaultProxy
+    proxy = cls(upstream).start()
+    print(json.dumps({"endpoint_url": proxy.endpoint_url}), flush=True)
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd["cmd"] == "latency":
+            proxy.set_latency(float(cmd["s"]))
+            reply: Any = {"ok": True}
+        elif cmd["cmd"] == "recorded":
+            reply = [{"service": r.service, "action": r.action, "outcome": r.outcome, "at": r.at}
+                     for r in proxy.recorded()]
+        elif cmd["cmd"] == "reset":
+            proxy.reset()
+            reply = {"ok": True}
+        else:
+            reply = {"error": f"unknown {cmd}"}
+        print(json.dumps(reply), flush=True)
+    proxy.stop()
+
+
+class ProxyProcess:
+    def __init__(self, upstream: str, latency_s: float = 0.0, nodelay: bool = True) -> None:
+        self.proc = subprocess.Popen(
+            [PY, "-m", "bench.proxy_proc", upstream, "1" if nodelay else "0"], cwd=str(ROOT),
+            env=child_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.endpoint_url = json.loads(self.proc.stdout.readline())["endpoint_url"]  # type: ignore[union-attr]
+        self._lock = threading.Lock()
+        if latency_s:
+            self.set_latency(latency_s)
+
+    def _cmd(self, **cmd: Any) -> Any:
+        with self._lock:
+            self.proc.stdin.write(json.dumps(cmd) + "\n")  # type: ignore[union-attr]
+            return json.loads(self.proc.stdout.readline())  # type: ignore[union-attr]
+
+    def set_latency(self, seconds: float) -> None:
+        self._cmd(cmd="latency", s=seconds)
+
+    def recorded(self) -> List[Dict[str, Any]]:
+        return self._cmd(cmd="recorded")
+
+    def reset(self) -> None:
+        self._cmd(cmd="reset")
+
+    def stop(self) -> None:
+        try:
+            self.proc.stdin.close()  # type: ignore[union-attr]
+            self.proc.wait(5)
+        except Exception:  # noqa: BLE001
+            stop_process(self.proc)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], sys.argv[2] == "1")
