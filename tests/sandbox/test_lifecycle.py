@@ -3,6 +3,7 @@ serialised invokes, freeze between invokes, reset on timeout or crash, bounded s
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -109,6 +110,7 @@ def test_timeout_resets_with_shutdown_timeout_and_reinits(lambda_dirs, sandbox_f
     lambda_dirs.function(SLEEPY)
     records = lambda_dirs.recording_extension("ext")
     box = sandbox_factory(lambda_dirs, timeout_s=1, echo=False)
+    old_pids = box.pids()
     result = box.invoke({"sleep": 5})
     body = result.json()
     assert result.status == 200 and result.function_error == "Unhandled"
@@ -119,6 +121,8 @@ def test_timeout_resets_with_shutdown_timeout_and_reinits(lambda_dirs, sandbox_f
     assert report.status == "timeout"
     wait_until(lambda: records.events("SHUTDOWN"), 5, message="no SHUTDOWN after the timeout")
     assert records.events("SHUTDOWN")[0]["shutdownReason"] == "timeout"
+    wait_until(lambda: not [p for p in old_pids if os.path.exists(f"/proc/{p}") and _state(p) != "Z"], 5,
+               message="processes of the timed-out environment are still running")
     # the next invoke re-initialises: a second registration, and Init Duration on its REPORT
     again = box.invoke({"sleep": 0})
     assert again.status == 200 and again.json() == {"ok": True}
@@ -214,3 +218,22 @@ def test_init_error_is_returned_and_retried(lambda_dirs, sandbox_factory):
     assert result.json()["errorType"].startswith("Runtime.")
     lambda_dirs.function(QUICK)
     assert box.invoke({}).json()["ok"] is True
+
+
+def test_concurrent_invokes_are_served_one_at_a_time_in_order(lambda_dirs, sandbox_factory):
+    lambda_dirs.function(QUICK)
+    records = lambda_dirs.recording_extension("ext", invoke_sleep_s=0.2)
+    box = sandbox_factory(lambda_dirs, echo=False)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(box.invoke({}))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(r.status for r in results) == [200, 200, 200]
+    for result in results:
+        box.wait_for_report(result.request_id)
+    # every START comes after the previous invoke's REPORT (no overlap)
+    marks = [(l.time, l.text.split()[0]) for l in box.logs if l.text.startswith(("START ", "REPORT "))]
+    assert [kind for _, kind in marks] == ["START", "REPORT"] * 3
+    assert len(records.events("INVOKE")) == 3
