@@ -28,7 +28,9 @@ TARGETS = {
     "handler_lib_import_ms": (5, "max", "ms"),
 }
 EXTRA = ["drain_ratio_to_ideal_moto", "drain_speedup_vs_sequential_moto", "idle_invoke_post_runtime_ms_floor",
-         "idle_invoke_post_runtime_ms_unwrapped", "extension_ready_ms", "speedup_vs_thread_queue"]
+         "idle_invoke_post_runtime_ms_unwrapped", "extension_ready_ms", "speedup_vs_thread_queue",
+         "handler_lib_import_ms_as_shipped", "handler_lib_import_ms_after_runtime", "response_p99_ms_deferred",
+         "response_p99_ms_inline"]
 PARTS = ("startup", "enqueue", "drain", "sandbox")
 
 

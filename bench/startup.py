@@ -74,13 +74,35 @@ def peak_rss_after_drain(moto_url: str, items: int = 1000) -> Dict[str, Any]:
             "note": "whole extension (stub Extensions API, telemetry not supported as under RIE), AWS calls +20 ms"}
 
 
-def import_times(n: int) -> Dict[str, Any]:
-    path = str(LAYER / "python")
+def _layer_copy(compiled: bool) -> str:
+    """The layer's python/ as Lambda sees it: read-only, so no bytecode is ever cached unless shipped."""
+    import compileall
+    import shutil
+    import tempfile
+
+    dest = os.path.join(tempfile.mkdtemp(prefix="defer-bench-py-"), "python")
+    shutil.copytree(LAYER / "python", dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if compiled:
+        compileall.compile_dir(dest, quiet=1)
+    return dest
+
+
+def _probe(path: str, n: int, prelude: str = "") -> List[float]:
     times = []
     for _ in range(n):
-        out = subprocess.run([PY, "-I", "-c", IMPORT_PROBE.format(path=path)], capture_output=True, text=True,
+        code = prelude + IMPORT_PROBE.format(path=path)
+        out = subprocess.run([PY, "-I", "-B", "-c", code], capture_output=True, text=True,
                              env=child_env(), check=True)
         times.append(float(out.stdout.strip()))
+    return times
+
+
+def import_times(n: int) -> Dict[str, Any]:
+    as_shipped = _layer_copy(compiled=False)  # the layer is built without bytecode
+    path = _layer_copy(compiled=True)
+    times = _probe(path, n)
+    shipped = _probe(as_shipped, n)
+    after_runtime = _probe(path, n, prelude="import awslambdaric.bootstrap; ")
     trace = subprocess.run([PY, "-I", "-X", "importtime", "-c", f"import sys; sys.path.insert(0, {path!r}); import handler_lib"],
                            capture_output=True, text=True, env=child_env(), check=True).stderr
     rows = []
@@ -89,7 +111,12 @@ def import_times(n: int) -> Dict[str, Any]:
             self_us, cumulative, name = (p.strip() for p in line[len("import time:"):].split("|"))
             rows.append((int(self_us), int(cumulative), name))
     top = sorted(rows, key=lambda r: -r[0])[:12]
-    return {"ms": summary(times), "top_self_us": [{"module": m.strip(), "self_us": s, "cumulative_us": c} for s, c, m in top]}
+    return {"ms": summary(times), "ms_as_shipped_without_pyc": summary(shipped),
+            "ms_after_awslambdaric_bootstrap_import": summary(after_runtime),
+            "note": "python -I -B, fresh interpreter, layer python/ first on sys.path; 'ms' has .pyc "
+                    "compiled (as Lambda would see a layer that ships them); the built layer ships none, so "
+                    "on read-only /opt every cold start compiles: ms_as_shipped_without_pyc",
+            "top_self_us": [{"module": m.strip(), "self_us": s, "cumulative_us": c} for s, c, m in top]}
 
 
 def run(moto_url: str, quick: bool = False) -> Dict[str, Any]:
@@ -103,6 +130,8 @@ def run(moto_url: str, quick: bool = False) -> Dict[str, Any]:
         "extension_ready_ms": round(median(r["ready_ms"] for r in reg), 2),
         "extension_peak_rss_mb": rss["peak_rss_mb"],
         "handler_lib_import_ms": imp["ms"]["p50"],
+        "handler_lib_import_ms_as_shipped": imp["ms_as_shipped_without_pyc"]["p50"],
+        "handler_lib_import_ms_after_runtime": imp["ms_after_awslambdaric_bootstrap_import"]["p50"],
         "startup_detail": {"register_ms": summary([r["register_ms"] for r in reg]),
                            "ready_ms (register + boto3/powertools set-up -> first next)": summary([r["ready_ms"] for r in reg]),
                            "peak_rss_after_drain": rss, "handler_lib_import": imp},
