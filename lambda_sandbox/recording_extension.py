@@ -133,6 +133,8 @@ def main() -> None:
     record("registered", status=status, body=body, ext_id=ext_id)
     if CONFIG.get("telemetry"):
         _subscribe(ext_id)
+    time.sleep(CONFIG.get("init_sleep_s", 0))
+    record("first_next")
     while True:
         status, _, event = call("GET", "/2020-01-01/extension/event/next",
                                 headers={"Lambda-Extension-Identifier": ext_id})

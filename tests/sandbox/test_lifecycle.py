@@ -237,3 +237,23 @@ def test_concurrent_invokes_are_served_one_at_a_time_in_order(lambda_dirs, sandb
     marks = [(l.time, l.text.split()[0]) for l in box.logs if l.text.startswith(("START ", "REPORT "))]
     assert [kind for _, kind in marks] == ["START", "REPORT"] * 3
     assert len(records.events("INVOKE")) == 3
+
+
+def test_runtime_starts_after_registration_not_after_next(lambda_dirs, sandbox_factory, tmp_path):
+    # GIVEN an extension that registers, then works 0.5 s before its first next
+    imported = tmp_path / "imported"
+    lambda_dirs.function(f"""
+        import time
+        open({str(imported)!r}, "w").write(str(time.time()))
+
+        def handler(event, context):
+            return {{"ok": True}}
+    """)
+    records = lambda_dirs.recording_extension("slowinit", init_sleep_s=0.5)
+    # WHEN the sandbox initialises
+    box = sandbox_factory(lambda_dirs, echo=False)
+    # THEN the function was imported before the extension called next (as in Lambda)
+    registered = records.of("registered")[0]["t"]
+    first_next = records.of("first_next")[0]["t"]
+    assert registered < float(imported.read_text()) < first_next
+    assert box.invoke({}).json() == {"ok": True}
