@@ -12,11 +12,11 @@ import uuid
 from functools import partial
 from typing import Optional, Tuple
 
+from .config import ACCOUNT_ID
 from .errors import ErrorType
 from .events import ExtensionState, TelemetrySubscription
 from .httpserver import Request, Response, Router, error_response, json_response
 from .lifecycle import Lifecycle
-from .config import ACCOUNT_ID
 from .state import ExtensionSlot, Phase
 from .telemetry import SubscriptionError, parse_subscription
 
