@@ -12,7 +12,6 @@ import, so tests and scripts can set ``DEFER_MODE`` first):
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import warnings
@@ -21,9 +20,6 @@ from typing import Callable, List, Optional
 from . import config as _config
 from . import wire
 from ._channel import ChannelUnavailable, SocketChannel
-
-logger = logging.getLogger("handler_lib")
-logger.addHandler(logging.NullHandler())
 
 LocalSink = Callable[[wire.WorkItem], None]
 
@@ -94,7 +90,8 @@ class Dispatcher:
             try:
                 self._channel.send(wire.encode(wire.EndOfInvoke(request_id, self._sent)))
             except ChannelUnavailable:
-                logger.warning("could not send the end-of-invoke marker; the extension waits until its deadline")
+                warnings.warn("lambda-defer: could not send the end-of-invoke marker; the extension "
+                              "waits for its deadline before draining", RuntimeWarning, stacklevel=3)
         self.request_id = ""
         self._flush_inline()
 

@@ -7,8 +7,7 @@ sets, found by ``module:qualname``; any other name is never run.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
-from typing import Any, Callable, Generic, Optional, TypeVar
+from typing import Any, Callable, Generic, NamedTuple, Optional, TypeVar
 
 try:  # Python 3.10+: ParamSpec checks .defer(...) against the function's signature.
     from typing import ParamSpec
@@ -25,8 +24,7 @@ MAX_TASK_ATTEMPTS = 100
 MAX_TASK_TIMEOUT_S = 900.0
 
 
-@dataclass(frozen=True)
-class TaskOptions:
+class TaskOptions(NamedTuple):
     name: str  # "module:qualname", how the extension finds it
     max_attempts: Optional[int] = None  # None: DEFER_MAX_ATTEMPTS
     timeout_s: Optional[float] = None  # None: bounded only by the invoke's deadline

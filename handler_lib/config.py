@@ -7,8 +7,7 @@ parse the environment through :func:`load`, once, so a value is never read ad ho
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Mapping, NamedTuple, Optional
 
 ENV_SOCKET = "DEFER_SOCKET"
 ENV_MODE = "DEFER_MODE"
@@ -35,8 +34,7 @@ class ConfigError(ValueError):
     """An environment variable holds a value outside its allowed range."""
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     socket_path: str = DEFAULT_SOCKET
     mode: str = DEFAULT_MODE
     dlq_url: Optional[str] = None

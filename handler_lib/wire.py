@@ -20,8 +20,7 @@ The journal uses the same maps, so a carried-over item is byte-for-byte what was
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Union
 
 import msgpack
 
@@ -38,11 +37,10 @@ class FrameDecodeError(ValueError):
     """A frame that is not a valid protocol map: wrong size, not msgpack, unknown kind or version."""
 
 
-@dataclass
-class Hello:
+class Hello(NamedTuple):
     pid: int
     task_root: str = ""
-    sys_path: List[str] = field(default_factory=list)
+    sys_path: List[str] = []
     wrapped: bool = False
     kind = "hello"
 
@@ -51,8 +49,7 @@ class Hello:
                 "sys_path": self.sys_path, "wrapped": self.wrapped}
 
 
-@dataclass
-class EndOfInvoke:
+class EndOfInvoke(NamedTuple):
     request_id: str
     count: int
     kind = "end"
@@ -61,8 +58,7 @@ class EndOfInvoke:
         return {"v": PROTOCOL_VERSION, "k": "end", "rid": self.request_id, "n": self.count}
 
 
-@dataclass
-class SqsItem:
+class SqsItem(NamedTuple):
     id: str
     request_id: str
     enqueued_us: int
@@ -85,8 +81,7 @@ class SqsItem:
                 "attrs": self.attributes}
 
 
-@dataclass
-class SnsItem:
+class SnsItem(NamedTuple):
     id: str
     request_id: str
     enqueued_us: int
@@ -109,8 +104,7 @@ class SnsItem:
                 "attrs": self.attributes}
 
 
-@dataclass
-class EventItem:
+class EventItem(NamedTuple):
     id: str
     request_id: str
     enqueued_us: int
@@ -131,14 +125,13 @@ class EventItem:
                 "source": self.source, "bus": self.bus, "resources": self.resources}
 
 
-@dataclass
-class TaskItem:
+class TaskItem(NamedTuple):
     id: str
     request_id: str
     enqueued_us: int
     function: str  # "package.module:qualname"
-    args: List[Any] = field(default_factory=list)
-    kwargs: Dict[str, Any] = field(default_factory=dict)
+    args: List[Any] = []
+    kwargs: Dict[str, Any] = {}
     max_attempts: Optional[int] = None
     timeout_s: Optional[float] = None
     kind = "task"
