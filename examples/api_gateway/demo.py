@@ -61,20 +61,9 @@ class Run:
 
 
 # -- running the sandbox ------------------------------------------------------------------
-def _no_nagle() -> None:
-    """Work around lambda_sandbox's HTTP server writing headers and body in two sends: with
-    Nagle on, each reply waits for the client's delayed ACK (~40 ms per invoke and per
-    Runtime API call, which would drown the difference the demo shows). Only this process's
-    servers are affected; a no-op once lambda_sandbox sets TCP_NODELAY itself."""
-    import http.server
-
-    http.server.BaseHTTPRequestHandler.disable_nagle_algorithm = True
-
-
 def start_sandbox(mode: str, env: dict[str, str], workdir: Path) -> Any:
     from lambda_sandbox import Sandbox
 
-    _no_nagle()
     env = {**env, "DATABASE_URL": f"sqlite:///{workdir / 'orders.db'}",
            "DEFER_SOCKET": str(workdir / "defer.sock"), "DEFER_JOURNAL_DIR": str(workdir / "journal"),
            "DEFER_MODE": "inline" if mode == "inline" else "auto", "DEFER_RUNNER_PYTHON": sys.executable,
