@@ -56,9 +56,17 @@ def test_platform_report_arrives_after_the_next_thaw(lambda_dirs, sandbox_factor
     box = sandbox_factory(lambda_dirs, echo=False)
     first = box.invoke({})
     box.wait_for_report(first.request_id)
-    box.invoke({})
-    wait_until(lambda: any(e["record"]["requestId"] == first.request_id
-                           for e in records.telemetry("platform.report")), 5, message="no platform.report")
+
+    def delivered() -> bool:
+        return any(e["record"]["requestId"] == first.request_id for e in records.telemetry("platform.report"))
+
+    # Delivery pauses while frozen; back-to-back invokes can each end inside the 25 ms
+    # buffer window, so the report may come with the next thaw or a later one.
+    for _ in range(20):
+        box.invoke({})
+        if delivered():
+            break
+    wait_until(delivered, 5, message="no platform.report after 20 thaws")
     report = next(e["record"] for e in records.telemetry("platform.report")
                   if e["record"]["requestId"] == first.request_id)
     assert set(report["metrics"]) >= {"durationMs", "billedDurationMs", "memorySizeMB", "maxMemoryUsedMB"}
