@@ -5,7 +5,7 @@
 - ``extension_peak_rss_mb``: VmHWM of the extension process after it drained 1,000 items
   (sent over its socket by this process through handler_lib, one INVOKE, delivered through the
   fault proxy to moto), read once it called next again.
-- ``handler_lib_import_ms``: ``import handler_lib`` timed inside a fresh ``python -I`` whose
+- ``handler_lib_import_ms``: ``from handler_lib import defer`` timed inside a fresh ``python -I`` whose
   sys.path has the layer's python/ (what /opt/python gives a function). Median of N;
   plus the top of ``-X importtime`` for the record.
 """
@@ -23,7 +23,7 @@ from .ext_stub import RealExtension
 from .proxy_proc import ProxyProcess
 
 IMPORT_PROBE = ("import sys, time; sys.path.insert(0, {path!r}); t = time.perf_counter_ns(); "
-                "import handler_lib; print((time.perf_counter_ns() - t) / 1e6)")
+                "from handler_lib import defer; print((time.perf_counter_ns() - t) / 1e6)")
 
 
 def register_times(n: int, moto_url: str) -> List[Dict[str, float]]:
@@ -52,8 +52,7 @@ def peak_rss_after_drain(moto_url: str, items: int = 1000) -> Dict[str, Any]:
         rid = str(uuid.uuid4())
         DISPATCHER.begin(rid)
         for item in mixed_items(res, items, rid):
-            item.request_id = rid
-            DISPATCHER.submit(item)
+            DISPATCHER.submit(item._replace(request_id=rid))
         DISPATCHER.end(rid)
         calls_before = len(ext.stub.next_at)
         started = time.monotonic()
@@ -103,7 +102,7 @@ def import_times(n: int) -> Dict[str, Any]:
     times = _probe(path, n)
     shipped = _probe(as_shipped, n)
     after_runtime = _probe(path, n, prelude="import awslambdaric.bootstrap; ")
-    trace = subprocess.run([PY, "-I", "-X", "importtime", "-c", f"import sys; sys.path.insert(0, {path!r}); import handler_lib"],
+    trace = subprocess.run([PY, "-I", "-X", "importtime", "-c", f"import sys; sys.path.insert(0, {path!r}); from handler_lib import defer"],
                            capture_output=True, text=True, env=child_env(), check=True).stderr
     rows = []
     for line in trace.splitlines():

@@ -12,7 +12,6 @@ import logging
 import os
 import selectors
 import socket
-import stat
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional
@@ -40,9 +39,11 @@ class ChannelHandlers:
 
 
 class ChannelServer:
-    def __init__(self, path: str) -> None:
+    """Reads from a socket bound beforehand by :func:`extension.listener.listen`."""
+
+    def __init__(self, path: str, listener: socket.socket) -> None:
         self.path = path
-        self._listener: Optional[socket.socket] = None
+        self._listener: Optional[socket.socket] = listener
         self._selector = selectors.DefaultSelector()
         self._conns: Dict[int, Connection] = {}
         self._wake_r, self._wake_w = os.pipe()
@@ -52,28 +53,8 @@ class ChannelServer:
         self._thread: Optional[threading.Thread] = None
         self.bad_frames = 0
 
-    def open(self) -> None:
-        """Bind and listen (before registering: the runtime may dial as soon as we register)."""
-        try:
-            if stat.S_ISSOCK(os.lstat(self.path).st_mode):
-                os.unlink(self.path)  # left by a previous instance of this environment
-        except FileNotFoundError:
-            pass
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o177)
-        try:
-            listener.bind(self.path)
-        finally:
-            os.umask(old_umask)
-        os.chmod(self.path, 0o600)
-        listener.listen(64)
-        listener.setblocking(False)
-        self._listener = listener
-
     def start(self, handlers: ChannelHandlers) -> None:
-        """Start reading; frames that arrived since ``open`` are waiting in the kernel."""
-        assert self._listener is not None, "open() first"
+        """Start reading; frames that arrived since the socket was bound wait in the kernel."""
         self._handlers = handlers
         self._selector.register(self._listener, selectors.EVENT_READ, "accept")
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")

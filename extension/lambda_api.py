@@ -7,10 +7,9 @@ for as long as the environment is frozen.
 
 from __future__ import annotations
 
-import http.client
 import json
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Union
+import socket
+from typing import Any, Dict, List, NamedTuple, Optional, Union
 
 API_VERSION = "2020-01-01"
 TELEMETRY_VERSION = "2022-07-01"
@@ -32,16 +31,14 @@ class ExtensionsApiError(RuntimeError):
         self.status = status
 
 
-@dataclass(frozen=True)
-class InvokeEvent:
+class InvokeEvent(NamedTuple):
     request_id: str
     deadline_ms: int
     invoked_function_arn: str = ""
     tracing: Optional[Dict[str, Any]] = None
 
 
-@dataclass(frozen=True)
-class ShutdownEvent:
+class ShutdownEvent(NamedTuple):
     reason: str  # lower-cased: spindown, timeout, failure, sandboxterminated, releasefail...
     deadline_ms: int
 
@@ -67,13 +64,47 @@ def parse_event(payload: Dict[str, Any]) -> NextEvent:
     raise ValueError(f"unknown event type {payload.get('eventType')!r}")
 
 
+def raw_request(address: str, method: str, path: str, body: bytes, headers: Dict[str, str]) -> tuple:
+    """One HTTP/1.1 exchange over a plain socket, for ``register`` only.
+
+    ``http.client`` costs ~12 ms to import (it pulls in email and ssl); the runtime waits
+    for every extension to register, so register must not wait for that import.
+    """
+    host, _, port = address.rpartition(":")
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = (f"{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {len(body)}\r\n"
+               f"Connection: close\r\n{head}\r\n").encode() + body
+    with socket.create_connection((host or "127.0.0.1", int(port))) as sock:
+        sock.sendall(request)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    raw_head, _, reply = b"".join(chunks).partition(b"\r\n\r\n")
+    lines = raw_head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    reply_headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        reply_headers[name.strip()] = value.strip()
+    length = reply_headers.get("Content-Length") or next(
+        (v for k, v in reply_headers.items() if k.lower() == "content-length"), None)
+    return status, reply_headers, reply[:int(length)] if length is not None else reply
+
+
 class _Http:
+    """Keep-alive connection for every call after ``register`` (http.client loads then)."""
+
     def __init__(self, address: str) -> None:
         self.address = address
-        self._conn: Optional[http.client.HTTPConnection] = None
+        self._conn: Any = None
 
     def request(self, method: str, path: str, body: Optional[bytes] = None,
                 headers: Optional[Dict[str, str]] = None) -> tuple:
+        import http.client
+
         for attempt in (1, 2):
             if self._conn is None:
                 self._conn = http.client.HTTPConnection(self.address, timeout=None)
@@ -89,8 +120,7 @@ class _Http:
         raise AssertionError("unreachable")
 
 
-@dataclass(frozen=True)
-class Registration:
+class Registration(NamedTuple):
     extension_id: str
     function_name: str
     function_version: str
@@ -102,8 +132,8 @@ class ExtensionsClient:
         self._http = _Http(runtime_api)
 
     def register(self, name: str, events: List[str]) -> "RegisteredExtension":
-        status, headers, body = self._http.request(
-            "POST", f"/{API_VERSION}/extension/register",
+        status, headers, body = raw_request(
+            self._http.address, "POST", f"/{API_VERSION}/extension/register",
             json.dumps({"events": events}).encode(), {NAME_HEADER: name, "Content-Type": "application/json"})
         if status != 200:
             raise ExtensionsApiError(status, body.decode(errors="replace"))

@@ -9,7 +9,6 @@ resets the environment.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import threading
@@ -17,13 +16,11 @@ import time
 from typing import Any, Optional
 
 from handler_lib import config as cfg
-from handler_lib._dispatch import DISPATCHER
 
-from .channel import ChannelServer
 from .lambda_api import (ERR_CONFIG, ERR_INIT, ERR_SOCKET, ExtensionsApiError, ExtensionsClient,
                          InvokeEvent, RegisteredExtension)
+from .listener import listen
 
-log = logging.getLogger("defer_runner")
 EVENTS = ["INVOKE", "SHUTDOWN"]
 NEXT_RETRIES = 5
 
@@ -40,17 +37,17 @@ def main() -> None:
         config = cfg.load()
     except cfg.ConfigError as exc:
         config, problem = cfg.Config(), (ERR_CONFIG, str(exc))
-    channel = ChannelServer(config.socket_path)
+    listener = None
     if problem is None:
         try:
-            channel.open()
+            listener = listen(config.socket_path)
         except OSError as exc:
             problem = (ERR_SOCKET, f"cannot listen on {config.socket_path}: {exc}")
     extension = ExtensionsClient(runtime_api).register(name, EVENTS)
     if problem is not None:
         _fail_init(extension, *problem)
     try:
-        runner = _build(config, channel, extension)
+        runner = _build(config, listener, extension)
     except Exception as exc:  # noqa: BLE001 - reported to Lambda, which fails the init
         _fail_init(extension, ERR_INIT, f"{type(exc).__name__}: {exc}")
     _loop(extension, runner)
@@ -64,7 +61,10 @@ def _fail_init(extension: RegisteredExtension, error_type: str, message: str) ->
         os._exit(1)
 
 
-def _build(config: cfg.Config, channel: ChannelServer, extension: RegisteredExtension) -> Any:
+def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension) -> Any:
+    from handler_lib._dispatch import DISPATCHER
+
+    from .channel import ChannelServer
     from .drain import Drainer
     from .journal import Journal
     from .logs import setup_logging
@@ -76,6 +76,8 @@ def _build(config: cfg.Config, channel: ChannelServer, extension: RegisteredExte
     from .telemetry import TelemetryListener
 
     setup_logging(config)
+    log = _log()
+    channel = ChannelServer(config.socket_path, listener)
     journal = Journal(config.journal_dir)
     queue = PendingQueue(journal)
     for item in journal.replayed:
@@ -126,7 +128,15 @@ class ClientFactory:
             return self._session.client(service, config=boto_config)
 
 
+def _log() -> Any:
+    """The extension's logger; logging loads after registering, off the runtime's start."""
+    import logging
+
+    return logging.getLogger("defer_runner")
+
+
 def _loop(extension: RegisteredExtension, runner: Any) -> None:
+    log = _log()
     failures = 0
     while True:
         try:
@@ -156,7 +166,9 @@ def _loop(extension: RegisteredExtension, runner: Any) -> None:
 
 def _exit(code: int) -> None:
     """Exit now: worker threads stuck in a call or a task must not hold the process."""
-    for handler in logging.getLogger().handlers + log.handlers:
+    import logging
+
+    for handler in logging.getLogger().handlers + _log().handlers:
         handler.flush()
     sys.stdout.flush()
     sys.stderr.flush()

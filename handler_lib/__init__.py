@@ -1,11 +1,34 @@
 """lambda-defer's function-side library: hand side effects to the defer-runner extension.
 
 Imports only the standard library and msgpack: this module loads on every cold start.
+Names load on first use (PEP 562), so the extension can import ``handler_lib.config`` and
+``handler_lib.wire`` before it registers without paying for the rest.
 """
 
-from ._api import Defer, defer
-from ._dispatch import ExtensionUnavailableError
-from ._tasks import Task, TaskOptions
-from .config import ConfigError
+from typing import TYPE_CHECKING, Any, List  # noqa: F401 - typing is loaded by the runtime anyway
+
+if TYPE_CHECKING:
+    from ._api import Defer, defer
+    from ._dispatch import ExtensionUnavailableError
+    from ._tasks import Task, TaskOptions
+    from .config import ConfigError
 
 __all__ = ["ConfigError", "Defer", "ExtensionUnavailableError", "Task", "TaskOptions", "defer"]
+
+_HOMES = {"Defer": "._api", "defer": "._api", "ExtensionUnavailableError": "._dispatch",
+          "Task": "._tasks", "TaskOptions": "._tasks", "ConfigError": ".config"}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'handler_lib' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(__all__)
