@@ -12,14 +12,14 @@ import time
 
 def main(path: str) -> None:
     from extension.channel import ChannelHandlers, ChannelServer
+    from extension.listener import listen
 
     count = [0]
 
     def on_item(item: object) -> None:
         count[0] += 1
 
-    server = ChannelServer(path)
-    server.open()
+    server = ChannelServer(path, listen(path))
     server.start(ChannelHandlers(on_item=on_item, on_end=lambda end: None,
                                  on_hello=lambda conn, hello: None, on_close=lambda conn: None))
     print("ready", flush=True)

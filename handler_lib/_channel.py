@@ -16,6 +16,9 @@ from typing import Optional
 from . import wire
 
 
+SEND_BUFFER_BYTES = 4 * 1024 * 1024  # the kernel caps it at net.core.wmem_max
+
+
 class ChannelUnavailable(ConnectionError):
     """No defer-runner extension is listening on the socket."""
 
@@ -75,6 +78,8 @@ class SocketChannel:
         self._close_locked()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            # A burst of deferrals should land in the kernel buffer, not wait on the reader.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
             sock.connect(self.path)
             sock.sendall(wire.encode(self._hello()))
         except OSError as exc:
