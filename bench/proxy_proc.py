@@ -3,11 +3,6 @@
 Out of process so that its threads never compete for the GIL with the code being measured.
 Control: one JSON command per line on stdin, one JSON reply per line on stdout:
 ``{"cmd": "latency", "s": 0.02}``, ``{"cmd": "recorded"}``, ``{"cmd": "reset"}``.
-
-Bench-only fix (see bench/proposals/fault_proxy_nodelay.patch): the proxy's handler writes the
-status line+headers and the body in two writes; with Nagle's algorithm on, the body then waits
-for the client's delayed ACK, adding ~40 ms to every proxied call (measured: 48 ms vs 4.8 ms
-per SendMessage with latency 0). ``NoDelayFaultProxy`` sets TCP_NODELAY on accepted sockets.
 """
 
 from __future__ import annotations
@@ -21,34 +16,10 @@ from typing import Any, Dict, List
 from .common import PY, ROOT, child_env, stop_process
 
 
-def _nodelay_proxy_class() -> Any:
-    from tests.support import fault_proxy as fp
-
-    class NoDelayHandler(fp._Handler):  # type: ignore[misc,name-defined]
-        disable_nagle_algorithm = True
-
-    class NoDelayServer(fp._Server):  # type: ignore[misc,name-defined]
-        request_queue_size = 128  # socketserver's default listen backlog of 5 overflows under bursts
-
-    class NoDelayFaultProxy(fp.FaultProxy):
-        def start(self) -> "NoDelayFaultProxy":
-            server = NoDelayServer((self.host, self.port), NoDelayHandler)
-            server.proxy = self
-            self.port = server.server_address[1]
-            self._server = server
-            self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name=f"fault-proxy-{self.port}", daemon=True)
-            self._thread.start()
-            return self
-
-    return NoDelayFaultProxy
-
-
-def serve(upstream: str, nodelay: bool) -> None:
+def serve(upstream: str) -> None:
     from tests.support.fault_proxy import FaultProxy
 
-    cls = _nodelay_proxy_class() if nodelay else FaultProxy
-    proxy = cls(upstream).start()
+    proxy = FaultProxy(upstream).start()
     print(json.dumps({"endpoint_url": proxy.endpoint_url}), flush=True)
     for line in sys.stdin:
         cmd = json.loads(line)
@@ -68,9 +39,9 @@ def serve(upstream: str, nodelay: bool) -> None:
 
 
 class ProxyProcess:
-    def __init__(self, upstream: str, latency_s: float = 0.0, nodelay: bool = True) -> None:
+    def __init__(self, upstream: str, latency_s: float = 0.0) -> None:
         self.proc = subprocess.Popen(
-            [PY, "-m", "bench.proxy_proc", upstream, "1" if nodelay else "0"], cwd=str(ROOT),
+            [PY, "-m", "bench.proxy_proc", upstream], cwd=str(ROOT),
             env=child_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.endpoint_url = json.loads(self.proc.stdout.readline())["endpoint_url"]  # type: ignore[union-attr]
         self._lock = threading.Lock()
@@ -100,4 +71,4 @@ class ProxyProcess:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], sys.argv[2] == "1")
+    serve(sys.argv[1])

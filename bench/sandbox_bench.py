@@ -23,31 +23,6 @@ from .common import AWS_ENV, BENCH, LAYER, log, median, percentile, summary
 from .proxy_proc import ProxyProcess
 
 FUNCTIONS = BENCH / "functions"
-NAGLE_NOTE = ("lambda_sandbox's HTTP servers write headers and body in two writes with Nagle on; "
-              "the client's delayed ACK then adds ~40 ms per round trip (measured: idle invoke response "
-              "44-50 ms, Duration 86 ms). The bench sets TCP_NODELAY on them in its own process unless "
-              "the sandbox already does (see bench/proposals/sandbox_nodelay.patch).")
-
-
-def _patch_sandbox_nodelay() -> bool:
-    """Set TCP_NODELAY on the sandbox's servers (in this process only). True if it was needed."""
-    from lambda_sandbox import httpserver
-
-    if getattr(httpserver, "_bench_nodelay", False):
-        return True
-    probe = httpserver._make_handler(httpserver.Router())
-    if getattr(probe, "disable_nagle_algorithm", False):
-        return False
-    original = httpserver._make_handler
-
-    def make_handler(router: Any) -> type:
-        cls = original(router)
-        cls.disable_nagle_algorithm = True
-        return cls
-
-    httpserver._make_handler = make_handler
-    httpserver._bench_nodelay = True
-    return True
 
 
 def _resources(moto_url: str) -> Dict[str, str]:
@@ -194,11 +169,7 @@ def timeline_png(runs: Dict[str, List[Dict[str, Any]]], path: Path) -> None:
 
 
 def run(moto_url: str, quick: bool = False) -> Dict[str, Any]:
-    patched = _patch_sandbox_nodelay()
     results, runs = response_latency(moto_url, quick)
     results.update(idle_overhead(quick))
     timeline_png(runs, BENCH / "timeline.png")
-    results["sandbox_nodelay_patched_by_bench"] = patched
-    if patched:
-        results["sandbox_note"] = NAGLE_NOTE
     return results

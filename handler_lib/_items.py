@@ -95,16 +95,24 @@ def _check_target(value: Any, what: str) -> str:
     return value
 
 
+def _message(service: str, noun: str, target: str, message: Any, attributes: Optional[Mapping[str, Any]],
+             group_id: Optional[str], dedup_id: Optional[str], limit: int) -> tuple:
+    """The checks SQS and SNS messages share: target, body, attributes, size, FIFO group."""
+    _check_target(target, "queue_url" if noun == "queue" else "topic_arn")
+    body = to_text(message, f"{service} message")
+    attrs, attrs_size = _attributes(attributes)
+    size = _utf8_len(body) + attrs_size
+    if size > limit:
+        raise ValueError(f"{service} message is {size} bytes with its attributes; {service} allows {limit}")
+    _check_group(target, group_id, dedup_id, noun)
+    return body, attrs
+
+
 def sqs_item(request_id: str, queue_url: str, message: Any, *, group_id: Optional[str],
              dedup_id: Optional[str], delay_seconds: Optional[int],
              attributes: Optional[Mapping[str, Any]]) -> wire.SqsItem:
-    _check_target(queue_url, "queue_url")
-    body = to_text(message, "SQS message")
-    attrs, attrs_size = _attributes(attributes)
-    size = _utf8_len(body) + attrs_size
-    if size > SQS_MAX_MESSAGE_BYTES:
-        raise ValueError(f"SQS message is {size} bytes with its attributes; SQS allows {SQS_MAX_MESSAGE_BYTES}")
-    _check_group(queue_url, group_id, dedup_id, "queue")
+    body, attrs = _message("SQS", "queue", queue_url, message, attributes, group_id, dedup_id,
+                           SQS_MAX_MESSAGE_BYTES)
     if delay_seconds is not None:
         if isinstance(delay_seconds, bool) or not isinstance(delay_seconds, int) or not 0 <= delay_seconds <= SQS_MAX_DELAY_SECONDS:
             raise ValueError(f"delay_seconds must be an int in 0..{SQS_MAX_DELAY_SECONDS}")
@@ -117,16 +125,11 @@ def sqs_item(request_id: str, queue_url: str, message: Any, *, group_id: Optiona
 def sns_item(request_id: str, topic_arn: str, message: Any, *, subject: Optional[str],
              group_id: Optional[str], dedup_id: Optional[str],
              attributes: Optional[Mapping[str, Any]]) -> wire.SnsItem:
-    _check_target(topic_arn, "topic_arn")
-    body = to_text(message, "SNS message")
-    attrs, attrs_size = _attributes(attributes)
-    size = _utf8_len(body) + attrs_size
-    if size > SNS_MAX_MESSAGE_BYTES:
-        raise ValueError(f"SNS message is {size} bytes with its attributes; SNS allows {SNS_MAX_MESSAGE_BYTES}")
+    body, attrs = _message("SNS", "topic", topic_arn, message, attributes, group_id, dedup_id,
+                           SNS_MAX_MESSAGE_BYTES)
     if subject is not None and (not isinstance(subject, str) or not subject
                                 or len(subject) > SNS_MAX_SUBJECT_CHARS or "\n" in subject):
         raise ValueError(f"subject must be one line of 1..{SNS_MAX_SUBJECT_CHARS} characters")
-    _check_group(topic_arn, group_id, dedup_id, "topic")
     return wire.SnsItem(new_id(), request_id, now_us(), topic_arn, body, subject, group_id,
                         dedup_id, attrs)
 
