@@ -1,0 +1,76 @@
+"""What ships is what is tested: the layer zip from `serverless package`, unpacked as Lambda
+unpacks it into /opt, runs the example API under RIE and in the sandbox; moto gets every
+side effect."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from lambda_sandbox import Sandbox
+from tests.examples.conftest import EXAMPLE_DIR, http_events
+from tests.support.moto_server import client, drain_messages, drain_queue
+
+
+def unpack(archive: Path, dest: Path) -> Path:
+    """Extract keeping each entry's Unix mode (zipfile drops it), as Lambda does for layers."""
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            target = Path(zf.extract(info, dest))
+            mode = (info.external_attr >> 16) & 0o777
+            if mode and not info.is_dir():
+                os.chmod(target, mode)
+    return dest
+
+
+@pytest.fixture
+def shipped_layer(sls_package: Path, tmp_path: Path) -> Path:
+    layer = unpack(sls_package / "deferRunner.zip", tmp_path / "opt")
+    assert os.access(layer / "extensions" / "defer-runner", os.X_OK)
+    return layer
+
+
+@pytest.fixture
+def order_env(aws_resources, tmp_path):
+    res = aws_resources()
+    events, sqs = client("events"), client("sqs")
+    queue_url = sqs.create_queue(QueueName=f"{res.prefix}-created")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=f"{res.prefix}-created", EventBusName=res.bus_name, State="ENABLED",
+                    EventPattern=json.dumps({"source": ["shop.orders"], "detail-type": ["OrderCreated"]}))
+    events.put_targets(Rule=f"{res.prefix}-created", EventBusName=res.bus_name, Targets=[{"Id": "q", "Arn": queue_arn}])
+    env = {"ORDERS_TOPIC_ARN": res.topic_arn, "FULFILMENT_QUEUE_URL": res.fifo_queue_url,
+           "EVENT_BUS_NAME": res.bus_name, "DEFER_DLQ_URL": res.dlq_url,
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'orders.db'}", "DEFER_SOCKET": str(tmp_path / "defer.sock"),
+           "DEFER_JOURNAL_DIR": str(tmp_path / "journal"), "DEFER_RUNNER_PYTHON": sys.executable}
+    return env, res, queue_url
+
+
+def assert_side_effects_landed(res, events_queue: str, oid: str) -> None:
+    assert [m["order_id"] for m in drain_queue(res.topic_queue_url, 1, timeout=3)] == [oid]
+    assert [json.loads(m["Body"])["order_id"] for m in drain_messages(res.fifo_queue_url, 1, timeout=3)] == [oid]
+    assert [e["detail"]["order_id"] for e in drain_queue(events_queue, 1, timeout=3)] == [oid]
+
+
+def test_the_packaged_layer_runs_the_example_under_rie(rie_factory, shipped_layer, order_env):
+    env, res, events_queue = order_env
+    rie = rie_factory(shipped_layer, EXAMPLE_DIR, "app.handler", env=env, timeout_s=10)
+    status, reply, _ = rie.invoke_json(http_events.post_order(http_events.sample_order(1)))
+    assert status == 200 and reply["statusCode"] == 201, reply
+    assert_side_effects_landed(res, events_queue, json.loads(reply["body"])["id"])
+    assert "defer-runner ready" in rie.logs()  # the extension came from the shipped zip
+
+
+def test_the_packaged_layer_runs_the_example_in_the_sandbox(shipped_layer, order_env):
+    env, res, events_queue = order_env
+    with Sandbox(shipped_layer, EXAMPLE_DIR, "app.handler", timeout_s=10, env=env) as box:
+        result = box.invoke(http_events.post_order(http_events.sample_order(2)))
+        reply = result.json()
+        assert result.status == 200 and reply["statusCode"] == 201, reply
+        box.wait_for_report(result.request_id)
+        assert_side_effects_landed(res, events_queue, json.loads(reply["body"])["id"])
