@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Dict, Optional, Set
+from typing import Any, Dict, Optional
 
 from handler_lib import wire
 from handler_lib.config import Config
@@ -48,7 +48,7 @@ class Runner:
         self.telemetry_active = False
         self._state = threading.Condition()
         self._ended: Dict[str, int] = {}
-        self._runtime_done: Set[str] = set()
+        self._runtime_done: Dict[str, str] = {}  # insertion-ordered: the oldest is evicted first
         self._wrapped_conns = 0
         self.wrapped_seen = False
         self._added_before = 0
@@ -85,9 +85,9 @@ class Runner:
 
     def on_runtime_done(self, request_id: str, status: str) -> None:
         with self._state:
-            self._runtime_done.add(request_id)
+            self._runtime_done[request_id] = status
             if len(self._runtime_done) > RECENT_REQUESTS:
-                self._runtime_done.pop()
+                self._runtime_done.pop(next(iter(self._runtime_done)))
             self._state.notify_all()
 
     # -- lifecycle ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -61,10 +62,15 @@ def layer_dir(layer_build: tuple[Path, Path, str]) -> Path:
 
 
 @pytest.fixture(scope="session")
-def sls_package() -> Path:
-    """`make package` (stage local): returns the .serverless folder."""
+def sls_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`make package` (stage local): a private copy of the .serverless folder.
+
+    A copy, because any later `serverless package` (the prod-stage test) rewrites
+    .serverless/ even when told to write its output elsewhere."""
     if subprocess.run(["which", "npm"], capture_output=True).returncode != 0:
         pytest.fail("npm is required for `make package`")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
     run(["make", "package", "SLS_STAGE=local"], env=env)
-    return REPO / ".serverless"
+    snapshot = tmp_path_factory.mktemp("sls") / ".serverless"
+    shutil.copytree(REPO / ".serverless", snapshot)
+    return snapshot
