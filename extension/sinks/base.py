@@ -50,9 +50,10 @@ class Sink(ABC):
     def call(self, target: str, entries: List[Dict[str, Any]]) -> Dict[str, Any]:
         """Make the batch API call."""
 
-    @abstractmethod
     def failures(self, response: Dict[str, Any], entries: List[Dict[str, Any]]) -> EntryFailures:
-        """The failed entries of a reply."""
+        """The failed entries of a reply: the ``Failed`` list that SQS and SNS batch replies share."""
+        return {f["Id"]: (f.get("Code", "Unknown"), f.get("Message", ""), bool(f.get("SenderFault")))
+                for f in response.get("Failed") or []}
 
     def send(self, target: str, items: Sequence[wire.WorkItem]) -> List[Outcome]:
         entries = [self.entry(item, str(index)) for index, item in enumerate(items)]

@@ -6,7 +6,7 @@ from typing import Any, Dict, List
 
 from handler_lib import wire
 
-from .base import EntryFailures, Sink, attributes_size, message_attributes
+from .base import Sink, attributes_size, message_attributes
 
 
 class SnsSink(Sink):
@@ -29,7 +29,3 @@ class SnsSink(Sink):
 
     def call(self, target: str, entries: List[Dict[str, Any]]) -> Dict[str, Any]:
         return self.client.publish_batch(TopicArn=target, PublishBatchRequestEntries=entries)
-
-    def failures(self, response: Dict[str, Any], entries: List[Dict[str, Any]]) -> EntryFailures:
-        return {f["Id"]: (f.get("Code", "Unknown"), f.get("Message", ""), bool(f.get("SenderFault")))
-                for f in response.get("Failed") or []}

@@ -71,3 +71,19 @@ def example_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mod
         for name in _MODULES:
             sys.modules.pop(name, None)
         sys.modules.update(saved)
+
+
+def order_created_queue(res) -> str:
+    """A queue that receives the example's OrderCreated events (a rule on the test bus)."""
+    import json as _json
+
+    from tests.support.moto_server import client
+
+    events, sqs = client("events"), client("sqs")
+    queue_url = sqs.create_queue(QueueName=f"{res.prefix}-order-created")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=f"{res.prefix}-order-created", EventBusName=res.bus_name, State="ENABLED",
+                    EventPattern=_json.dumps({"source": ["shop.orders"], "detail-type": ["OrderCreated"]}))
+    events.put_targets(Rule=f"{res.prefix}-order-created", EventBusName=res.bus_name,
+                       Targets=[{"Id": "q", "Arn": queue_arn}])
+    return queue_url

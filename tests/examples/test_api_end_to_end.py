@@ -12,22 +12,15 @@ import sys
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.support.moto_server import client, drain_messages, drain_queue
+from tests.support.moto_server import drain_messages, drain_queue
 
-from .conftest import EXAMPLE_DIR, http_events
+from .conftest import EXAMPLE_DIR, http_events, order_created_queue
 
 
 @pytest.fixture
 def orders_api(rie_factory, built_layer, aws_resources, tmp_path):
     res = aws_resources()
-    # The example's rule: OrderCreated from shop.orders on the bus, to a queue we can read.
-    events, sqs = client("events"), client("sqs")
-    queue_url = sqs.create_queue(QueueName=f"{res.prefix}-order-created")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name=f"{res.prefix}-order-created", EventBusName=res.bus_name, State="ENABLED",
-                    EventPattern=json.dumps({"source": ["shop.orders"], "detail-type": ["OrderCreated"]}))
-    events.put_targets(Rule=f"{res.prefix}-order-created", EventBusName=res.bus_name,
-                       Targets=[{"Id": "q", "Arn": queue_arn}])
+    queue_url = order_created_queue(res)  # the example's OrderCreated events, readable
     db = tmp_path / "orders.db"
     env = {"ORDERS_TOPIC_ARN": res.topic_arn, "FULFILMENT_QUEUE_URL": res.fifo_queue_url,
            "EVENT_BUS_NAME": res.bus_name, "DEFER_DLQ_URL": res.dlq_url, "DATABASE_URL": f"sqlite:///{db}",

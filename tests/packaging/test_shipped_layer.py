@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from lambda_sandbox import Sandbox
-from tests.examples.conftest import EXAMPLE_DIR, http_events
-from tests.support.moto_server import client, drain_messages, drain_queue
+from tests.examples.conftest import EXAMPLE_DIR, http_events, order_created_queue
+from tests.support.moto_server import drain_messages, drain_queue
 
 
 def unpack(archive: Path, dest: Path) -> Path:
@@ -38,12 +38,7 @@ def shipped_layer(sls_package: Path, tmp_path: Path) -> Path:
 @pytest.fixture
 def order_env(aws_resources, tmp_path):
     res = aws_resources()
-    events, sqs = client("events"), client("sqs")
-    queue_url = sqs.create_queue(QueueName=f"{res.prefix}-created")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name=f"{res.prefix}-created", EventBusName=res.bus_name, State="ENABLED",
-                    EventPattern=json.dumps({"source": ["shop.orders"], "detail-type": ["OrderCreated"]}))
-    events.put_targets(Rule=f"{res.prefix}-created", EventBusName=res.bus_name, Targets=[{"Id": "q", "Arn": queue_arn}])
+    queue_url = order_created_queue(res)
     env = {"ORDERS_TOPIC_ARN": res.topic_arn, "FULFILMENT_QUEUE_URL": res.fifo_queue_url,
            "EVENT_BUS_NAME": res.bus_name, "DEFER_DLQ_URL": res.dlq_url,
            "DATABASE_URL": f"sqlite:///{tmp_path / 'orders.db'}", "DEFER_SOCKET": str(tmp_path / "defer.sock"),
