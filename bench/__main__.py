@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any, Dict
 
-from .common import BENCH, log, machine_info
+from .common import BENCH, machine_info
 
 # key -> (target, "max" if lower is better else "min", unit)
 TARGETS = {

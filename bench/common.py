@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -129,3 +129,14 @@ def rss_mb(pid: int) -> Dict[str, float]:
 
 def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def serve_on_free_port(handler: Any) -> None:
+    """Serve ``handler`` on a free loopback port, print the port, run until killed."""
+    from http.server import ThreadingHTTPServer
+
+    ThreadingHTTPServer.request_queue_size = 128  # socketserver's default 5 overflows: 1 s SYN retries
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    print(server.server_address[1], flush=True)
+    server.serve_forever()

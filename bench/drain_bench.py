@@ -80,7 +80,7 @@ def measure(upstream_url: str, moto_url: str, reps: int, latency_s: float, seque
     os.environ["AWS_ENDPOINT_URL"] = proxy.endpoint_url
     try:
         from extension.drain import Drainer
-        from extension.main import ClientFactory
+        from extension.clients import ClientFactory
         from extension.pending import PendingQueue
         from extension.sinks import make_sinks
         from extension.tasks import TaskRunner

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import os
 import tempfile

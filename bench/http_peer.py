@@ -8,9 +8,10 @@ JSON item, decoded and appended to an in-memory list, then answered ``202`` with
 from __future__ import annotations
 
 import json
-import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, List
+
+from .common import serve_on_free_port
 
 ITEMS: List[Any] = []
 REPLY = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
@@ -31,13 +32,5 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(REPLY)
 
 
-def main() -> None:
-    ThreadingHTTPServer.request_queue_size = 128
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
-
-
 if __name__ == "__main__":
-    main()
+    serve_on_free_port(Handler)

@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
+
+from .common import serve_on_free_port
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -66,13 +68,5 @@ class Handler(BaseHTTPRequestHandler):
             self._send(xml.encode(), "text/xml")
 
 
-def main() -> None:
-    ThreadingHTTPServer.request_queue_size = 128  # socketserver's default 5 overflows: 1 s SYN retries
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
-
-
 if __name__ == "__main__":
-    main()
+    serve_on_free_port(Handler)

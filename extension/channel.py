@@ -51,7 +51,6 @@ class ChannelServer:
         self._synced = threading.Event()
         self._handlers: Optional[ChannelHandlers] = None
         self._thread: Optional[threading.Thread] = None
-        self.bad_frames = 0
 
     def start(self, handlers: ChannelHandlers) -> None:
         """Start reading; frames that arrived since the socket was bound wait in the kernel."""
@@ -67,10 +66,6 @@ class ChannelServer:
             self._synced.clear()
             os.write(self._wake_w, b"s")
             return self._synced.wait(timeout)
-
-    @property
-    def connections(self) -> list:
-        return list(self._conns.values())
 
     # -- the reader thread --------------------------------------------------------------
     def _loop(self) -> None:
@@ -126,7 +121,6 @@ class ChannelServer:
             for body in bodies:
                 self._deliver(conn, wire.decode(body))
         except wire.FrameDecodeError as exc:
-            self.bad_frames += 1
             log.error("dropping connection after a bad frame: %s", exc)
             self._drop(conn)
 

@@ -14,7 +14,7 @@ from handler_lib import config as cfg
 from handler_lib import wire
 
 from .drain import DrainReport, Drainer
-from .main import ClientFactory
+from .clients import ClientFactory
 from .pending import PendingQueue
 from .sinks import make_sinks
 from .tasks import TaskRunner

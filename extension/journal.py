@@ -72,9 +72,6 @@ class Journal:
         if self._bytes > COMPACT_MIN_BYTES and self._bytes > 4 * self._live_estimate():
             self._rewrite()
 
-    def live_count(self) -> int:
-        return len(self._live)
-
     def size_bytes(self) -> int:
         return self._bytes
 

@@ -83,15 +83,6 @@ class PendingQueue:
                 entry.last_code, entry.last_message = code, message
             self.changed.notify_all()
 
-    def release(self, item_id: str) -> None:
-        """Back to pending without counting the attempt (it was never made)."""
-        with self.changed:
-            entry = self._entries.get(item_id)
-            if entry is not None:
-                entry.in_flight = False
-                entry.attempts = max(0, entry.attempts - 1)
-            self.changed.notify_all()
-
     def finish(self, item_id: str) -> None:
         """Delivered or dead-lettered: the only way out of the queue."""
         with self.changed:

@@ -141,8 +141,9 @@ class Runner:
             # dead-lettered too (if the call did land, that is a duplicate, which the
             # at-least-once rule allows; losing them is not allowed).
             for entry in left:
+                last = f"; last error {entry.last_code}: {entry.last_message}" if entry.last_code else ""
                 self.drainer.give_up(entry, SHUTDOWN_UNDELIVERED,
-                                     f"not delivered before SHUTDOWN ({event.reason})")
+                                     f"not delivered before SHUTDOWN ({event.reason}){last}")
             # The dead letters just queued go out in batched calls, within what is left.
             final_stop = monotonic_deadline(event.deadline_ms, 100)
             report = self.drainer.drain(final_stop)

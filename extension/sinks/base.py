@@ -99,6 +99,13 @@ def message_attributes(attributes: Optional[Dict[str, Any]]) -> Dict[str, Dict[s
     return shaped
 
 
+def fifo_fields(item: Any) -> Dict[str, str]:
+    """FIFO group and deduplication id (the item id unless one was given), or nothing."""
+    if item.group_id is None:
+        return {}
+    return {"MessageGroupId": item.group_id, "MessageDeduplicationId": item.dedup_id or item.id}
+
+
 def attributes_size(attributes: Optional[Dict[str, Any]]) -> int:
     size = 0
     for name, value in (attributes or {}).items():

@@ -6,7 +6,7 @@ from typing import Any, Dict, List
 
 from handler_lib import wire
 
-from .base import Sink, attributes_size, message_attributes
+from .base import Sink, attributes_size, fifo_fields, message_attributes
 
 
 class SnsSink(Sink):
@@ -19,9 +19,7 @@ class SnsSink(Sink):
             entry["Subject"] = item.subject
         if item.attributes:
             entry["MessageAttributes"] = message_attributes(item.attributes)
-        if item.group_id is not None:
-            entry["MessageGroupId"] = item.group_id
-            entry["MessageDeduplicationId"] = item.dedup_id or item.id
+        entry.update(fifo_fields(item))
         return entry
 
     def entry_size(self, item: wire.SnsItem) -> int:

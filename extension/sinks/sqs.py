@@ -6,7 +6,7 @@ from typing import Any, Dict, List
 
 from handler_lib import wire
 
-from .base import Sink, attributes_size, message_attributes
+from .base import Sink, attributes_size, fifo_fields, message_attributes
 
 
 class SqsSink(Sink):
@@ -19,9 +19,7 @@ class SqsSink(Sink):
             entry["MessageAttributes"] = message_attributes(item.attributes)
         if item.delay_seconds is not None:
             entry["DelaySeconds"] = item.delay_seconds
-        if item.group_id is not None:
-            entry["MessageGroupId"] = item.group_id
-            entry["MessageDeduplicationId"] = item.dedup_id or item.id
+        entry.update(fifo_fields(item))
         return entry
 
     def entry_size(self, item: wire.SqsItem) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 from sqlalchemy import create_engine, insert, select

@@ -449,10 +449,9 @@ class _Handler(BaseHTTPRequestHandler):
         outcome = "synthesized"
         if keep:
             req["Entries"] = keep
-            status, headers, data = self._forward(json.dumps(req).encode())
-            if status != 200:
-                self._reply(status, headers, data)
-                return self._record(action, "sqs", len(entries), 0, "upstream-error")
+            data = self._forward_or_relay(json.dumps(req).encode(), action, "sqs", len(entries))
+            if data is None:
+                return None
             result = json.loads(data)
             outcome = "forwarded"
         result["Failed"] = list(result.get("Failed") or []) + failed
@@ -470,10 +469,9 @@ class _Handler(BaseHTTPRequestHandler):
         outcome = "synthesized"
         if keep:
             req["Entries"] = keep
-            status, headers, data = self._forward(json.dumps(req).encode())
-            if status != 200:
-                self._reply(status, headers, data)
-                return self._record("PutEvents", "events", len(entries), 0, "upstream-error")
+            data = self._forward_or_relay(json.dumps(req).encode(), "PutEvents", "events", len(entries))
+            if data is None:
+                return None
             parsed = json.loads(data)
             upstream = list(parsed.get("Entries", []))
             upstream_failed = int(parsed.get("FailedEntryCount", 0))
@@ -499,10 +497,9 @@ class _Handler(BaseHTTPRequestHandler):
             params = list(others)
             for n, entry_params in enumerate(keep, start=1):
                 params += [(f"PublishBatchRequestEntries.member.{n}.{k}", v) for k, v in entry_params]
-            status, headers, data = self._forward(urlencode(params).encode())
-            if status != 200:
-                self._reply(status, headers, data)
-                return self._record("PublishBatch", "sns", len(entries), 0, "upstream-error")
+            data = self._forward_or_relay(urlencode(params).encode(), "PublishBatch", "sns", len(entries))
+            if data is None:
+                return None
             root = ET.fromstring(data)
             ns = {"s": _SNS_NS}
             for m in root.findall(".//s:Successful/s:member", ns):
@@ -524,6 +521,15 @@ class _Handler(BaseHTTPRequestHandler):
                f"</ResponseMetadata></PublishBatchResponse>")
         self._reply(200, [("Content-Type", "text/xml")], xml.encode())
         self._record("PublishBatch", "sns", len(entries), len(failed_idx), outcome)
+
+    def _forward_or_relay(self, body: bytes, action: str, service: str, entries: int) -> bytes | None:
+        """Forward the entries kept; on an upstream error relay that reply as is and return None."""
+        status, headers, data = self._forward(body)
+        if status != 200:
+            self._reply(status, headers, data)
+            self._record(action, service, entries, 0, "upstream-error")
+            return None
+        return data
 
     def _record(self, action: str, service: str, entries: int, failed: int, outcome: str) -> None:
         self.server.proxy._record(RecordedRequest(service, action, entries, failed, outcome))
