@@ -53,6 +53,10 @@ class PendingQueue:
             self.changed.notify_all()
             return True
 
+    def over_limit(self) -> bool:
+        """Whether the queue holds more than its memory bound (not enforced yet: always False)."""
+        return False
+
     def received_for(self, request_id: str) -> int:
         with self.changed:
             return self._seen_per_request.get(request_id, 0)

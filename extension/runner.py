@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from handler_lib import wire
 from handler_lib.config import Config
@@ -48,6 +48,7 @@ class Runner:
         self.telemetry_active = False
         self._state = threading.Condition()
         self._ended: Dict[str, int] = {}
+        self._held: Dict[str, List[str]] = {}  # request id -> ids received, until its end marker
         self._runtime_done: Dict[str, str] = {}  # insertion-ordered: the oldest is evicted first
         self._wrapped_conns = 0
         self.wrapped_seen = False
@@ -56,10 +57,17 @@ class Runner:
     # -- channel callbacks (reader thread) ------------------------------------------------
     def handlers(self) -> ChannelHandlers:
         return ChannelHandlers(on_item=self.on_item, on_end=self.on_end, on_hello=self.on_hello,
-                               on_close=self.on_close)
+                               on_close=self.on_close, backlogged=self.queue.over_limit)
 
     def on_item(self, item: wire.WorkItem) -> None:
         self.queue.add(item)
+        if item.request_id:
+            held = self._held.get(item.request_id)
+            if held is None:
+                held = self._held[item.request_id] = []
+                if len(self._held) > RECENT_REQUESTS:
+                    self._held.pop(next(iter(self._held)))
+            held.append(item.id)
 
     def on_hello(self, conn: Connection, hello: wire.Hello) -> None:
         self.drainer.tasks.add_paths([hello.task_root, *hello.sys_path])
@@ -70,12 +78,19 @@ class Runner:
                 self._wrapped_conns += 1
                 self._state.notify_all()
 
-    def on_end(self, end: wire.EndOfInvoke) -> None:
+    def on_end(self, end: wire.EndOfInvoke) -> wire.Ack:
+        """The handler is done: tell it which of its items we hold (it delivers the rest itself)."""
+        held = self._held.pop(end.request_id, [])
         with self._state:
             self._ended[end.request_id] = end.count
             if len(self._ended) > RECENT_REQUESTS:
                 self._ended.pop(next(iter(self._ended)))
             self._state.notify_all()
+        if len(held) < end.count:
+            log.warning("the handler sent %d items, %d arrived; it delivers the others itself",
+                        end.count, len(held), extra={"request_id": end.request_id})
+            return wire.Ack(end.request_id, len(held), held)
+        return wire.Ack(end.request_id, len(held))
 
     def on_close(self, conn: Connection) -> None:
         if conn.hello is not None and conn.hello.wrapped:
@@ -95,6 +110,7 @@ class Runner:
         stop_at = monotonic_deadline(event.deadline_ms, self.config.deadline_margin_ms)
         self.wait_for_handler(event.request_id, stop_at)
         report = self.drainer.drain(stop_at)
+        self.channel.recheck_backlog()
         self._account(report, event.request_id)
         return report
 
@@ -123,10 +139,9 @@ class Runner:
         return "done"
 
     def _handler_done(self, request_id: str) -> bool:
-        if request_id in self._runtime_done:
-            return True
-        expected = self._ended.get(request_id)
-        return expected is not None and self.queue.received_for(request_id) >= expected
+        # An end marker comes after its items on the same connection, and the ack covers
+        # items lost elsewhere: the marker alone says the handler is done.
+        return request_id in self._runtime_done or request_id in self._ended
 
     def on_shutdown(self, event: ShutdownEvent) -> DrainReport:
         stop_at = monotonic_deadline(event.deadline_ms, SHUTDOWN_RESERVE_MS)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import enum
-import itertools
 import math
 import os
 import threading
@@ -19,6 +18,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time as dtime
 from decimal import Decimal
 from typing import Any, Dict, Mapping, Optional
+
+from ._ids import new_id
 
 EVENT_NAMES = ("INSERT", "MODIFY", "REMOVE")
 STREAM_VIEW_TYPE = "NEW_AND_OLD_IMAGES"
@@ -82,8 +83,6 @@ class SequenceNumbers:
 
 
 SEQUENCE = SequenceNumbers()
-_EVENT_IDS = itertools.count(1)
-_ID_PREFIX = os.urandom(6).hex()
 
 
 @dataclass(frozen=True)
@@ -130,7 +129,7 @@ class Change:
         body["SizeBytes"] = len(repr(body.get("Keys"))) + len(repr(body.get("NewImage", ""))) + len(
             repr(body.get("OldImage", "")))
         return {
-            "eventID": f"{_ID_PREFIX}{next(_EVENT_IDS):010x}",
+            "eventID": new_id(),  # unique across forks and SnapStart restores, like item ids
             "eventName": self.event_name,
             "eventVersion": EVENT_VERSION,
             "eventSource": self.source,

@@ -2,7 +2,12 @@
 
 ``sendall`` of an already-encoded frame is the whole hot path; frames are written at once
 (never buffered in the function), so a handler that is killed right after deferring has
-already handed its items over.
+already handed its items over. The extension answers on the same connection: an ``ack``
+for each end-of-invoke marker, and ``backlog`` notices, read without blocking before
+each send.
+
+A forked child starts with a fresh lock and no connection: the parent's socket and a lock
+another thread held at the fork are the parent's, never the child's.
 """
 
 from __future__ import annotations
@@ -11,12 +16,15 @@ import os
 import socket
 import sys
 import threading
-from typing import Optional
+import time
+import weakref
+from typing import List, Optional
 
 from . import wire
 
 
 SEND_BUFFER_BYTES = 4 * 1024 * 1024  # the kernel caps it at net.core.wmem_max
+CONNECT_TIMEOUT_S = 1.0
 
 
 class ChannelUnavailable(ConnectionError):
@@ -30,6 +38,9 @@ class SocketChannel:
         self._sock: Optional[socket.socket] = None
         self._lock = threading.Lock()
         self._pid = 0
+        self._replies = wire.FrameReader()
+        self.backlogged = False  # the extension said its queue is over its memory bound
+        _CHANNELS.add(self)
 
     @property
     def connected(self) -> bool:
@@ -53,6 +64,7 @@ class SocketChannel:
         with self._lock:
             if self._sock is None or self._pid != os.getpid():
                 self._connect_locked()
+            self._poll_replies_locked()
             try:
                 self._sock.sendall(frame)  # type: ignore[union-attr]
                 return
@@ -65,9 +77,71 @@ class SocketChannel:
                 self._close_locked()
                 raise ChannelUnavailable(f"defer-runner socket {self.path} broke: {exc}") from exc
 
+    def end_invoke(self, request_id: str, count: int, timeout_s: float) -> Optional[wire.Ack]:
+        """Send the end marker and wait (bounded) for its ack; None when none came."""
+        with self._lock:
+            if self._sock is None or self._pid != os.getpid():
+                return None  # a new connection holds none of this invoke's items
+            try:
+                self._sock.sendall(wire.encode(wire.EndOfInvoke(request_id, count)))
+                return self._await_ack_locked(request_id, time.monotonic() + timeout_s)
+            except (OSError, wire.FrameDecodeError):
+                self._close_locked()
+                return None
+
     def close(self) -> None:
         with self._lock:
             self._close_locked()
+
+    def _await_ack_locked(self, request_id: str, give_up_at: float) -> Optional[wire.Ack]:
+        sock = self._sock
+        assert sock is not None
+        try:
+            data = b""
+            while True:
+                for frame in self._take_replies(data):
+                    if isinstance(frame, wire.Ack) and frame.request_id == request_id:
+                        return frame
+                left = give_up_at - time.monotonic()
+                if left <= 0:
+                    return None
+                sock.settimeout(left)
+                data = sock.recv(65536)
+                if not data:
+                    raise ConnectionResetError("the extension closed the connection")
+        except socket.timeout:
+            return None
+        finally:
+            if self._sock is sock:
+                sock.settimeout(None)
+
+    def _poll_replies_locked(self) -> None:
+        """Read what the extension said since the last send, without waiting."""
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            data = sock.recv(65536, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return  # the send that follows finds out and reconnects
+        if data:
+            try:
+                self._take_replies(data)
+            except wire.FrameDecodeError:
+                self._close_locked()  # the send that follows reconnects
+
+    def _take_replies(self, data: bytes) -> List[wire.Frame]:
+        """Decode the extension's replies in ``data``; backlog notices are applied here."""
+        frames: List[wire.Frame] = []
+        for body in self._replies.feed(data):
+            frame = wire.decode(body)
+            if isinstance(frame, wire.Backlog):
+                self.backlogged = frame.over
+            else:
+                frames.append(frame)
+        return frames
 
     def _hello(self) -> wire.Hello:
         task_root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
@@ -80,13 +154,17 @@ class SocketChannel:
         try:
             # A burst of deferrals should land in the kernel buffer, not wait on the reader.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+            sock.settimeout(CONNECT_TIMEOUT_S)  # a full accept backlog must not hang the handler
             sock.connect(self.path)
+            sock.settimeout(None)
             sock.sendall(wire.encode(self._hello()))
         except OSError as exc:
             sock.close()
             raise ChannelUnavailable(f"no defer-runner listening on {self.path}: {exc}") from exc
         self._sock = sock
         self._pid = os.getpid()
+        self._replies = wire.FrameReader()
+        self.backlogged = False
 
     def _close_locked(self) -> None:
         if self._sock is not None:
@@ -95,3 +173,26 @@ class SocketChannel:
             except OSError:
                 pass
         self._sock = None
+
+    def _forget_parent(self) -> None:
+        """In a forked child: the lock may be held by a parent thread that does not exist here."""
+        self._lock = threading.Lock()
+        if self._sock is not None:
+            try:
+                self._sock.close()  # the child's copy of the descriptor; the parent's stays open
+            except OSError:
+                pass
+        self._sock = None
+        self._pid = 0
+        self._replies = wire.FrameReader()
+
+
+_CHANNELS: "weakref.WeakSet[SocketChannel]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for channel in list(_CHANNELS):
+        channel._forget_parent()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

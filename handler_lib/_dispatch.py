@@ -8,6 +8,11 @@ import, so tests and scripts can set ``DEFER_MODE`` first):
   or always (``inline``): work is late, never lost;
 - a capture list inside ``handler_lib.testing.capture()``;
 - the extension's own queue when the code runs inside the extension (a task deferring more).
+
+Nothing is handed over on trust: at the end of a ``@defer`` invoke the extension confirms
+which of the invoke's items it holds, and the handler delivers the rest itself (late, not
+lost). While the extension says its queue is over its memory bound, new items are
+delivered by the handler too, so the extension's memory stays bounded.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import threading
 import warnings
 from typing import Callable, List, Optional
 
+from . import _ids
 from . import config as _config
 from . import wire
 from ._channel import ChannelUnavailable, SocketChannel
@@ -25,7 +31,7 @@ LocalSink = Callable[[wire.WorkItem], None]
 
 
 class ExtensionUnavailableError(ConnectionError):
-    """``DEFER_MODE=extension`` but no defer-runner extension is listening."""
+    """``DEFER_MODE=extension`` but no defer-runner extension is listening, or it is over its memory bound."""
 
 
 class Dispatcher:
@@ -33,11 +39,12 @@ class Dispatcher:
         self._config: Optional[_config.Config] = None
         self._channel: Optional[SocketChannel] = None
         self._wrapped = False
-        self._warned = False
+        self._warned = ""  # the reason last warned about, so each new reason is said once
         self.request_id = ""
         self._in_invoke = False
-        self._sent = 0
+        self._unacked: List[wire.WorkItem] = []  # sent during this invoke, not confirmed yet
         self._inline: List[wire.WorkItem] = []
+        self._invoked = False
         self._lock = threading.Lock()
         self.capture: Optional[List[wire.WorkItem]] = None
         self.local_sink: Optional[LocalSink] = None
@@ -77,23 +84,49 @@ class Dispatcher:
 
     # -- the invoke ---------------------------------------------------------------------
     def begin(self, request_id: str) -> None:
+        if not self._invoked:
+            self._invoked = True
+            # SnapStart: init ran before the snapshot, so the first invoke of each process is
+            # in an environment restored from it, sharing its memory with every other one.
+            if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+                self.after_restore()
         self.request_id = request_id
         self._in_invoke = True
-        self._sent = 0
+        self._unacked = []
         if self._channel is None and self._uses_socket() and self.local_sink is None:
             self._try_connect()
 
     def end(self, request_id: str) -> None:
-        """End-of-invoke: tell the extension how many items this invoke sent, then run inline work."""
+        """End-of-invoke: learn which items the extension holds, deliver the others, run inline work."""
         self._in_invoke = False
+        sent, self._unacked = self._unacked, []
         if self._channel is not None and self.capture is None and self.local_sink is None:
-            try:
-                self._channel.send(wire.encode(wire.EndOfInvoke(request_id, self._sent)))
-            except ChannelUnavailable:
-                warnings.warn("lambda-defer: could not send the end-of-invoke marker; the extension "
-                              "waits for its deadline before draining", RuntimeWarning, stacklevel=3)
+            ack = self._channel.end_invoke(request_id, len(sent), self.config.ack_timeout_ms / 1000)
+            unconfirmed = self._unconfirmed(sent, ack)
+            if unconfirmed:
+                why = ("no confirmation from the extension" if ack is None
+                       else f"the extension holds {ack.count} of {len(sent)}")
+                warnings.warn(f"lambda-defer: {why}; delivering {len(unconfirmed)} items from the "
+                              "function instead", RuntimeWarning, stacklevel=3)
+                with self._lock:
+                    self._inline.extend(unconfirmed)
         self.request_id = ""
         self._flush_inline()
+
+    @staticmethod
+    def _unconfirmed(sent: List[wire.WorkItem], ack: Optional[wire.Ack]) -> List[wire.WorkItem]:
+        if ack is None:
+            return sent
+        if ack.count >= len(sent):
+            return []
+        held = set(ack.ids or ())
+        return [item for item in sent if item.id not in held]
+
+    def after_restore(self) -> None:
+        """A new life of a snapshotted process: new ids, and no connection from before the snapshot."""
+        _ids.reseed()
+        if self._channel is not None:
+            self._channel.close()
 
     # -- the hot path -------------------------------------------------------------------
     def submit(self, item: wire.WorkItem) -> str:
@@ -107,10 +140,18 @@ class Dispatcher:
         channel = self._channel
         if channel is None and self._uses_socket() and self._try_connect():
             channel = self._channel
+        if channel is not None and channel.backlogged:
+            if self.config.mode == "extension":
+                raise ExtensionUnavailableError(
+                    "the defer-runner extension is over its memory bound (DEFER_MAX_QUEUED_MB); "
+                    "set DEFER_MODE=auto to deliver from the function meanwhile")
+            self._go_inline(item, "the extension is over its memory bound (DEFER_MAX_QUEUED_MB)")
+            return item.id
         if channel is not None:
             try:
                 channel.send(frame)
-                self._sent += 1
+                if self._in_invoke:
+                    self._unacked.append(item)
                 return item.id
             except ChannelUnavailable as exc:
                 self._channel = None
@@ -120,14 +161,14 @@ class Dispatcher:
             raise ExtensionUnavailableError(
                 f"DEFER_MODE=extension but no defer-runner listens on {self.config.socket_path}; "
                 "attach the layer or set DEFER_MODE=auto")
-        self._go_inline(item)
+        self._go_inline(item, f"no defer-runner extension on {self.config.socket_path}")
         return item.id
 
-    def _go_inline(self, item: wire.WorkItem) -> None:
-        if self.config.mode != "inline" and not self._warned:
-            self._warned = True
-            warnings.warn(f"lambda-defer: no defer-runner extension on {self.config.socket_path}; "
-                          "deferred work runs inline after the handler returns", RuntimeWarning, stacklevel=4)
+    def _go_inline(self, item: wire.WorkItem, why: str) -> None:
+        if self.config.mode != "inline" and why != self._warned:
+            self._warned = why
+            warnings.warn(f"lambda-defer: {why}; deferred work runs inline after the handler returns",
+                          RuntimeWarning, stacklevel=4)
         with self._lock:
             self._inline.append(item)
         if not self._in_invoke:
@@ -143,3 +184,14 @@ class Dispatcher:
 
 
 DISPATCHER = Dispatcher()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child owns none of the parent's locks, invoke or unconfirmed items."""
+    DISPATCHER._lock = threading.Lock()
+    DISPATCHER._unacked = []
+    DISPATCHER._inline = []
+    DISPATCHER._in_invoke = False  # nothing ends the invoke in the child: never hold work for it
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

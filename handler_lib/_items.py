@@ -6,13 +6,12 @@ entered (``TypeError`` / ``ValueError`` naming the limit or the fix) and nothing
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from . import wire
+from ._ids import new_id
 
 #: Service limits (bytes are UTF-8 sizes, as the services count them).
 SQS_MAX_MESSAGE_BYTES = 1_048_576
@@ -23,16 +22,6 @@ MAX_ATTRIBUTES = 10
 SQS_MAX_DELAY_SECONDS = 900
 MAX_GROUP_ID_CHARS = 128
 SNS_MAX_SUBJECT_CHARS = 100
-
-# Item ids: a random per-process prefix and a counter. Unique across environments, cheap
-# to make (no uuid4 per call), and valid as batch entry ids and FIFO dedup ids.
-_PREFIX = os.urandom(8).hex()
-_COUNTER = itertools.count(1)
-
-
-def new_id() -> str:
-    return f"{_PREFIX}-{next(_COUNTER):x}"
-
 
 def now_us() -> int:
     return time.time_ns() // 1000

@@ -18,6 +18,7 @@ ENV_JOURNAL_DIR = "DEFER_JOURNAL_DIR"
 ENV_CONCURRENCY = "DEFER_CONCURRENCY"
 ENV_LOG_PAYLOADS = "DEFER_LOG_PAYLOADS"
 ENV_DEBUG = "DEFER_DEBUG"
+ENV_ACK_TIMEOUT_MS = "DEFER_ACK_TIMEOUT_MS"
 #: Set by the extension for its own process, so that tasks it imports never dial the socket.
 ENV_IN_RUNNER = "DEFER_RUNNER_PROCESS"
 
@@ -27,6 +28,9 @@ DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_DEADLINE_MARGIN_MS = 300
 DEFAULT_JOURNAL_DIR = "/tmp/defer-runner"
 DEFAULT_CONCURRENCY = 8
+#: How long the handler waits at the end of an invoke for the extension to confirm that it
+#: holds the invoke's items; unconfirmed items are delivered by the handler itself.
+DEFAULT_ACK_TIMEOUT_MS = 500
 MODES = ("auto", "extension", "inline")
 
 
@@ -44,6 +48,7 @@ class Config(NamedTuple):
     concurrency: int = DEFAULT_CONCURRENCY
     log_payloads: bool = False
     debug: bool = False
+    ack_timeout_ms: int = DEFAULT_ACK_TIMEOUT_MS
 
 
 def load(environ: Optional[Mapping[str, str]] = None) -> Config:
@@ -62,6 +67,7 @@ def load(environ: Optional[Mapping[str, str]] = None) -> Config:
         concurrency=_int(env, ENV_CONCURRENCY, DEFAULT_CONCURRENCY, 1, 64),
         log_payloads=_truthy(env.get(ENV_LOG_PAYLOADS)),
         debug=_truthy(env.get(ENV_DEBUG)),
+        ack_timeout_ms=_int(env, ENV_ACK_TIMEOUT_MS, DEFAULT_ACK_TIMEOUT_MS, 1, 60_000),
     )
 
 

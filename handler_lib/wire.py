@@ -14,6 +14,14 @@ Frames, by kind:
 - ``sqs`` / ``sns`` / ``event`` / ``task``  work items.
 - ``end``  end of one invoke: its request id and how many items it sent.
 
+And from the extension back to the function, on the same connection:
+
+- ``ack``  the answer to ``end``: how many of that invoke's items the extension holds
+  (journaled, or in memory when the journal cannot take them), and when that is fewer than
+  the handler sent, which ids it holds, so the handler delivers the rest itself.
+- ``backlog``  the extension's queue went over (``on``) or back under its memory bound;
+  while it is over, the handler delivers new items itself instead of sending them.
+
 The journal uses the same maps, so a carried-over item is byte-for-byte what was sent.
 """
 
@@ -31,6 +39,13 @@ HEADER = struct.Struct(">I")
 
 # A message attribute value as users give it; adapters map it to the service's shape.
 AttributeValue = Union[str, int, float, bytes]
+
+
+#: The one set of msgpack options for reading: any key type msgpack can write back as a
+#: hashable value (str, int, float, bytes, bool, None) is accepted, so what ``encode`` lets
+#: through, ``decode`` returns.
+_UNPACK_OPTIONS = {"raw": False, "strict_map_key": False, "max_bin_len": MAX_FRAME_BYTES,
+                   "max_str_len": MAX_FRAME_BYTES}
 
 
 class FrameDecodeError(ValueError):
@@ -56,6 +71,25 @@ class EndOfInvoke(NamedTuple):
 
     def to_map(self) -> Dict[str, Any]:
         return {"v": PROTOCOL_VERSION, "k": "end", "rid": self.request_id, "n": self.count}
+
+
+class Ack(NamedTuple):
+    request_id: str
+    count: int  # items of the invoke the extension holds
+    ids: Optional[List[str]] = None  # which ones, sent only when count is short of the end marker's
+    kind = "ack"
+
+    def to_map(self) -> Dict[str, Any]:
+        return {"v": PROTOCOL_VERSION, "k": "ack", "rid": self.request_id, "n": self.count,
+                "ids": self.ids}
+
+
+class Backlog(NamedTuple):
+    over: bool
+    kind = "backlog"
+
+    def to_map(self) -> Dict[str, Any]:
+        return {"v": PROTOCOL_VERSION, "k": "backlog", "on": self.over}
 
 
 class SqsItem(NamedTuple):
@@ -148,7 +182,7 @@ class TaskItem(NamedTuple):
 
 
 WorkItem = Union[SqsItem, SnsItem, EventItem, TaskItem]
-Frame = Union[Hello, EndOfInvoke, SqsItem, SnsItem, EventItem, TaskItem]
+Frame = Union[Hello, EndOfInvoke, Ack, Backlog, SqsItem, SnsItem, EventItem, TaskItem]
 
 
 def pack_map(payload: Dict[str, Any]) -> bytes:
@@ -161,11 +195,22 @@ def pack_map(payload: Dict[str, Any]) -> bytes:
 
 
 def encode(frame: Frame) -> bytes:
-    """Length-prefixed frame, ready for ``sendall``."""
+    """Length-prefixed frame, ready for ``sendall``; refuses what ``decode`` could not read back."""
     body = pack_map(frame.to_map())
     if len(body) > MAX_FRAME_BYTES:
         raise ValueError(f"deferred item is {len(body)} bytes encoded; the limit is {MAX_FRAME_BYTES}")
+    if frame.kind == "task":  # the only frame holding caller-chosen values of any shape
+        unpack_checked(body)
     return HEADER.pack(len(body)) + body
+
+
+def unpack_checked(body: bytes) -> Any:
+    """Read back what ``pack_map`` wrote, with decode's options; ``TypeError`` if it cannot be."""
+    try:
+        return msgpack.unpackb(body, **_UNPACK_OPTIONS)
+    except Exception as exc:  # e.g. a tuple used as a dict key packs, but reads back unhashable
+        raise TypeError(f"cannot serialize for deferral: the value would not read back ({exc}); "
+                        "dict keys must be str, int, float, bytes, bool or None") from exc
 
 
 def decode(body: bytes) -> Frame:
@@ -173,8 +218,7 @@ def decode(body: bytes) -> Frame:
     if len(body) > MAX_FRAME_BYTES:
         raise FrameDecodeError(f"frame of {len(body)} bytes exceeds {MAX_FRAME_BYTES}")
     try:
-        payload = msgpack.unpackb(body, raw=False, strict_map_key=True,
-                                  max_bin_len=MAX_FRAME_BYTES, max_str_len=MAX_FRAME_BYTES)
+        payload = msgpack.unpackb(body, **_UNPACK_OPTIONS)
     except Exception as exc:  # msgpack raises several unrelated types for bad input
         raise FrameDecodeError(f"not a msgpack frame: {exc}") from exc
     return from_map(payload)
@@ -187,7 +231,7 @@ def from_map(payload: Any) -> Frame:
     if payload.get("v") != PROTOCOL_VERSION:
         raise FrameDecodeError(f"unsupported protocol version {payload.get('v')!r}")
     kind = payload.get("k")
-    builder = _BUILDERS.get(kind)  # type: ignore[arg-type]
+    builder = _BUILDERS.get(kind) if isinstance(kind, str) else None
     if builder is None:
         raise FrameDecodeError(f"unknown frame kind {kind!r}")
     try:
@@ -221,6 +265,8 @@ _BUILDERS = {
     "hello": lambda p: Hello(pid=int(p["pid"]), task_root=p.get("task_root") or "",
                              sys_path=list(p.get("sys_path") or []), wrapped=bool(p.get("wrapped"))),
     "end": lambda p: EndOfInvoke(request_id=_str(p, "rid"), count=int(p["n"])),
+    "ack": lambda p: Ack(request_id=_str(p, "rid"), count=int(p["n"]), ids=_opt(p, "ids", list)),
+    "backlog": lambda p: Backlog(over=bool(p["on"])),
     "sqs": lambda p: SqsItem(**_common(p), queue_url=_str(p, "url"), body=_str(p, "body"),
                              group_id=_opt(p, "group", str), dedup_id=_opt(p, "dedup", str),
                              delay_seconds=_opt(p, "delay", int), attributes=_opt(p, "attrs", dict)),
@@ -242,6 +288,11 @@ class FrameReader:
 
     def __init__(self) -> None:
         self._buf = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for a frame not complete yet."""
+        return len(self._buf)
 
     def feed(self, data: bytes) -> List[bytes]:
         """Return the complete frame bodies now available; raise FrameDecodeError on a bad length."""

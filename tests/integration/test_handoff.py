@@ -1,0 +1,60 @@
+"""The hand-off is confirmed: at the end of an invoke the handler learns which of its items
+the extension holds, and delivers the others itself (late, not lost).
+
+The "extension" here is the real channel reader in a process of its own, stopped with
+SIGSTOP so that frames sit unread in its socket, as they do when an extension hangs or
+dies; the function runs with the real runtime in the sandbox, against moto.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lambda_sandbox import Sandbox
+from tests.support.moto_server import drain_queue
+from tests.support.rie import REPO_ROOT
+
+FUNCTION_DIR = Path(__file__).parent / "functions" / "faults"
+
+
+@pytest.fixture
+def layer_without_extension(built_layer, tmp_path):
+    """The built layer's python/ and defer-runner/ (inline delivery), without its extension."""
+    layer = tmp_path / "layer"
+    (layer / "extensions").mkdir(parents=True)
+    for part in ("python", "defer-runner"):
+        (layer / part).symlink_to(built_layer / part)
+    return layer
+
+
+@pytest.fixture
+def stopped_reader(tmp_path):
+    sock = str(tmp_path / "defer.sock")
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.channel_host", sock], cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout.readline().strip() == b"ready"
+    os.kill(proc.pid, signal.SIGSTOP)
+    yield sock, proc
+    proc.kill()
+    proc.wait()
+
+
+def test_items_unread_by_a_stopped_extension_are_delivered_by_the_handler(
+        layer_without_extension, stopped_reader, aws_resources):
+    sock, reader = stopped_reader
+    res = aws_resources()
+    env = {**res.env(), "DEFER_SOCKET": sock, "DEFER_ACK_TIMEOUT_MS": "300"}
+    box = Sandbox(layer_without_extension, FUNCTION_DIR, "app.handler", timeout_s=10, env=env, echo=False).start()
+    try:
+        result = box.invoke({"tag": "unread", "sqs": 20})
+        assert result.status == 200, result.body
+        got = sorted(b["n"] for b in drain_queue(res.queue_url, 20, timeout=5) if b.get("tag") == "unread")
+        assert got == list(range(20))  # every one, although the extension read none of them
+        assert any("no confirmation from the extension" in line.text for line in box.logs)
+    finally:
+        box.stop()
