@@ -138,3 +138,15 @@ def test_garbage_frames_cost_only_themselves_and_a_forged_task_never_runs(faults
     assert "should-never-run" not in rie.logs()
     assert "skipped a frame that cannot be decoded" in rie.logs()
     assert "stream cannot be split into frames" in rie.logs()
+
+
+def test_a_task_argument_with_int_keys_travels_and_costs_no_other_item(faults):
+    start, res, proxy = faults
+    rie = start()
+    status, body, _ = rie.invoke({"tag": "intkeys", "sqs": 100, "int_key_task": True})
+    assert status == 200
+    bodies = drain_queue(res.queue_url, 201, timeout=8)
+    assert tags_of(bodies, "intkeys") == list(range(201))  # was 3 of 203: the connection was dropped
+    (echoed,) = [b for b in bodies if b.get("n") == 100]
+    assert echoed["keys"] == ["1", "None"]
+    assert "from the function instead" not in rie.logs()  # the ack confirmed every item

@@ -11,6 +11,12 @@ QUEUE_URL = os.environ["TEST_QUEUE_URL"]
 TOPIC_ARN = os.environ["TEST_TOPIC_ARN"]
 
 
+@defer.task
+def echo(tag, n, payload):
+    """Re-sends what it was given, so a test sees the task ran with its argument intact."""
+    defer.sqs(QUEUE_URL, {"tag": tag, "n": n, "keys": sorted(map(repr, payload))})
+
+
 @defer
 def handler(event, context):
     ids = []
@@ -25,6 +31,10 @@ def handler(event, context):
         ids.append(DISPATCHER.submit(item))
     for n in range(event.get("sqs", 0)):
         ids.append(defer.sqs(QUEUE_URL, {"tag": event["tag"], "n": n}))
+    if event.get("int_key_task"):  # a task argument msgpack carries but JSON could not
+        ids.append(echo.defer(event["tag"], event.get("sqs", 0), {1: "x", None: b"y"}))
+        for n in range(event.get("sqs", 0) + 1, 2 * event.get("sqs", 0) + 1):
+            ids.append(defer.sqs(QUEUE_URL, {"tag": event["tag"], "n": n}))
     for n in range(event.get("sns", 0)):
         ids.append(defer.sns(TOPIC_ARN, {"tag": event["tag"], "n": n}))
     if event.get("sleep"):
