@@ -30,7 +30,7 @@ TARGETS = {
 EXTRA = ["drain_ratio_to_ideal_moto", "drain_speedup_vs_sequential_moto", "idle_invoke_post_runtime_ms_floor",
          "idle_invoke_post_runtime_ms_unwrapped", "extension_ready_ms", "speedup_vs_thread_queue",
          "handler_lib_import_ms_as_shipped", "handler_lib_import_ms_after_runtime", "response_p99_ms_deferred",
-         "response_p99_ms_inline"]
+         "response_p99_ms_inline", "ack_roundtrip_p50_us", "ack_roundtrip_p99_us"]
 PARTS = ("startup", "enqueue", "drain", "sandbox")
 
 

@@ -7,19 +7,25 @@ from __future__ import annotations
 
 import sys
 import threading
+from typing import Dict
 
 
 def main(path: str) -> None:
     from extension.channel import ChannelHandlers, ChannelServer
     from extension.listener import listen
 
-    count = [0]
+    from handler_lib import wire
 
-    def on_item(item: object) -> None:
-        count[0] += 1
+    held: Dict[str, int] = {}
+
+    def on_item(item: wire.WorkItem) -> None:
+        held[item.request_id] = held.get(item.request_id, 0) + 1
+
+    def on_end(end: wire.EndOfInvoke) -> wire.Ack:
+        return wire.Ack(end.request_id, held.pop(end.request_id, 0))
 
     server = ChannelServer(path, listen(path))
-    server.start(ChannelHandlers(on_item=on_item, on_end=lambda end: None,
+    server.start(ChannelHandlers(on_item=on_item, on_end=on_end,
                                  on_hello=lambda conn, hello: None, on_close=lambda conn: None))
     print("ready", flush=True)
     threading.Event().wait()

@@ -71,6 +71,10 @@ def run(moto_url: str, queue_url: str, quick: bool = False) -> Dict[str, Any]:
         results["ours"] = _stats(_worker("ours", n, 5, {"DEFER_SOCKET": ext.socket_path,
                                                        "DEFER_MODE": "extension",
                                                        "BENCH_QUEUE_URL": queue_url}))
+        log("enqueue: end of invoke with the extension's confirmation, 5 items per invoke")
+        results["ack"] = _stats(_worker("ack", n // 5, 5, {"DEFER_SOCKET": ext.socket_path,
+                                                         "DEFER_MODE": "extension",
+                                                         "BENCH_QUEUE_URL": queue_url}))
         ext_alive = ext.proc is not None and ext.proc.poll() is None
     finally:
         ext.stop()
@@ -111,5 +115,7 @@ def run(moto_url: str, queue_url: str, quick: bool = False) -> Dict[str, Any]:
         "speedup_vs_http_ipc": round(results["http_ipc"]["p50_us"] / ours, 2),
         "speedup_vs_inline_publish": round(results["inline_publish"]["p50_us"] / ours, 1),
         "speedup_vs_thread_queue": round(results["thread_queue"]["p50_us"] / ours, 3),
+        "ack_roundtrip_p50_us": results["ack"]["p50_us"],
+        "ack_roundtrip_p99_us": results["ack"]["p99_us"],
         "enqueue_detail": results,
     }

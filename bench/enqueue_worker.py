@@ -9,6 +9,8 @@ of per-call latencies in ns, and per-repetition wall times. Modes:
   with one keep-alive ``http.client`` connection, reading each 202.
 - ``queue``  an in-process ``queue.Queue.put`` of (queue_url, payload), a consumer thread
   taking them off.
+- ``ack``    the end of a ``@defer`` invoke that deferred 5 items: the end marker and the wait
+  for the extension's confirmation that it holds them (one sample per invoke).
 - ``boto3``  publishing inline: ``sqs.send_message`` to ``$AWS_ENDPOINT_URL`` (moto server).
 
 Every mode gets the same ~1 KB dict payloads (distinct dicts, built before timing).
@@ -64,6 +66,22 @@ def run(mode: str, n: int, reps: int) -> Dict[str, Any]:
             return list(samples)
 
         run_rep = one
+    elif mode == "ack":
+        from handler_lib import defer
+        from handler_lib._dispatch import DISPATCHER
+
+        def invokes(batch: List[Any], rid: str) -> List[int]:
+            out = []
+            for start in range(0, len(batch), 5):
+                DISPATCHER.begin(f"{rid}-{start}")
+                for p in batch[start:start + 5]:
+                    defer.sqs(QUEUE_URL, p)
+                t0 = time.perf_counter_ns()
+                DISPATCHER.end(f"{rid}-{start}")
+                out.append(time.perf_counter_ns() - t0)
+            return out
+
+        run_rep = invokes
     elif mode == "http":
         import http.client
         import socket
