@@ -71,6 +71,7 @@ class ChannelHandlers:
     on_end: Callable[[wire.EndOfInvoke], Optional[wire.Ack]]
     on_hello: Callable[[Connection, wire.Hello], None]  # called before conn.hello is updated
     on_close: Callable[[Connection], None]
+    on_after: Callable[[wire.AfterResponse], None] = lambda after: None
     backlogged: Callable[[], bool] = lambda: False
 
 
@@ -291,6 +292,8 @@ class ChannelServer:
             ack = handlers.on_end(frame)
             if ack is not None:
                 self._reply(conn, ack)
+        elif isinstance(frame, wire.AfterResponse):
+            handlers.on_after(frame)
         elif isinstance(frame, (wire.Ack, wire.Backlog)):
             self._skip(conn, b"", wire.FrameDecodeError(f"a {frame.kind} frame goes to the handler, not to us"))
         else:

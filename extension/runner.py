@@ -49,6 +49,10 @@ class Runner:
         self._state = threading.Condition()
         self._ended: Dict[str, int] = {}
         self._held: Dict[str, List[str]] = {}  # request id -> ids received, until its end marker
+        self._after: Dict[str, float] = {}  # request ids whose post-response work runs (defer.after)
+        self.after_run = 0  # post-response callables the handlers ran, and how many raised
+        self.after_failed = 0
+        self._after_before = (0, 0)
         self._runtime_done: Dict[str, str] = {}  # insertion-ordered: the oldest is evicted first
         self._wrapped_conns = 0
         self.wrapped_seen = False
@@ -57,7 +61,8 @@ class Runner:
     # -- channel callbacks (reader thread) ------------------------------------------------
     def handlers(self) -> ChannelHandlers:
         return ChannelHandlers(on_item=self.on_item, on_end=self.on_end, on_hello=self.on_hello,
-                               on_close=self.on_close, backlogged=self.queue.over_limit)
+                               on_close=self.on_close, on_after=self.on_after,
+                               backlogged=self.queue.over_limit)
 
     def on_item(self, item: wire.WorkItem) -> None:
         self.queue.add(item)
@@ -78,10 +83,21 @@ class Runner:
                 self._wrapped_conns += 1
                 self._state.notify_all()
 
+    def on_after(self, after: wire.AfterResponse) -> None:
+        """The response is out and post-response work runs: its end marker comes when it is done."""
+        with self._state:
+            self._after[after.request_id] = time.monotonic()
+            if len(self._after) > RECENT_REQUESTS:
+                self._after.pop(next(iter(self._after)))
+            self._state.notify_all()
+
     def on_end(self, end: wire.EndOfInvoke) -> wire.Ack:
         """The handler is done: tell it which of its items we hold (it delivers the rest itself)."""
         held = self._held.pop(end.request_id, [])
+        self.after_run += end.after_run
+        self.after_failed += end.after_failed
         with self._state:
+            self._after.pop(end.request_id, None)
             self._ended[end.request_id] = end.count
             if len(self._ended) > RECENT_REQUESTS:
                 self._ended.pop(next(iter(self._ended)))
@@ -117,31 +133,45 @@ class Runner:
     def wait_for_handler(self, request_id: str, stop_at: float) -> str:
         """Block until the handler of ``request_id`` is done; return what said so."""
         self.channel.sync()
-        with self._state:
-            if not self.wrapped_seen and not self.telemetry_active:
-                return "unwrapped"
-            while True:
-                if self._handler_done(request_id):
-                    break
-                if self.wrapped_seen and self._wrapped_conns <= 0 and not self.telemetry_active:
-                    log.warning("the handler's connection closed before its end marker",
+        synced_after_runtime_done = False
+        while True:
+            with self._state:
+                if not self.wrapped_seen and not self.telemetry_active:
+                    return "unwrapped"
+                outcome = self._wait_locked(request_id, stop_at)
+            if outcome != "runtimeDone" or synced_after_runtime_done:
+                break
+            # runtimeDone can overtake an ``after`` frame still in the socket: read it first.
+            self.channel.sync()
+            synced_after_runtime_done = True
+        if outcome in ("end", "runtimeDone"):
+            # Items travel before their marker on one connection; after a reconnect, or when the
+            # runtimeDone event came first, read what is still in the socket.
+            self.channel.sync()
+            return "done"
+        return outcome
+
+    def _wait_locked(self, request_id: str, stop_at: float) -> str:
+        while True:
+            if request_id in self._ended:
+                return "end"
+            if request_id in self._runtime_done and request_id not in self._after:
+                return "runtimeDone"
+            if self.wrapped_seen and self._wrapped_conns <= 0 and not self.telemetry_active:
+                log.warning("the handler's connection closed before its end marker",
+                            extra={"request_id": request_id})
+                return "closed"
+            left = stop_at - time.monotonic()
+            if left <= 0:
+                if request_id in self._after:
+                    log.warning("post-response work (defer.after) is still running at the deadline; it "
+                                "is frozen with the environment and resumes at the next thaw",
                                 extra={"request_id": request_id})
-                    return "closed"
-                left = stop_at - time.monotonic()
-                if left <= 0:
+                else:
                     log.warning("no end-of-invoke marker before the deadline; draining what arrived",
                                 extra={"request_id": request_id})
-                    return "deadline"
-                self._state.wait(left)
-        # Items travel before their marker on one connection; after a reconnect, or when the
-        # runtimeDone event came first, read what is still in the socket.
-        self.channel.sync()
-        return "done"
-
-    def _handler_done(self, request_id: str) -> bool:
-        # An end marker comes after its items on the same connection, and the ack covers
-        # items lost elsewhere: the marker alone says the handler is done.
-        return request_id in self._runtime_done or request_id in self._ended
+                return "deadline"
+            self._state.wait(left)
 
     def on_shutdown(self, event: ShutdownEvent) -> DrainReport:
         stop_at = monotonic_deadline(event.deadline_ms, SHUTDOWN_RESERVE_MS)
@@ -168,9 +198,12 @@ class Runner:
     def _account(self, report: DrainReport, request_id: str) -> None:
         added = self.queue.added_total
         report.received, self._added_before = added - self._added_before, added
+        after_run, after_failed = self.after_run - self._after_before[0], self.after_failed - self._after_before[1]
+        self._after_before = (self.after_run, self.after_failed)
         if report.api_calls == 0 and report.delivered == 0 and report.carried_over == 0 \
-                and report.given_up == 0 and report.dead_lettered == 0:
+                and report.given_up == 0 and report.dead_lettered == 0 and after_run == 0:
             return  # an invoke that deferred nothing costs nothing, not even a log line
-        log.info("drain finished", extra={"request_id": request_id, **report.as_dict()})
+        log.info("drain finished", extra={"request_id": request_id, **report.as_dict(),
+                                          "after_run": after_run, "after_failed": after_failed})
         if self.metrics is not None:
             self.metrics.publish(report)

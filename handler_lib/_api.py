@@ -33,12 +33,11 @@ class Defer:
 
         @functools.wraps(handler)
         def wrapper(event: Any, context: Any) -> Any:
-            request_id = getattr(context, "aws_request_id", "") or ""
-            DISPATCHER.begin(request_id)
+            invoke = DISPATCHER.begin(getattr(context, "aws_request_id", "") or "")
             try:
                 return handler(event, context)
             finally:
-                DISPATCHER.end(request_id)
+                DISPATCHER.finish(invoke)
 
         DISPATCHER.wrapped_handler()
         return wrapper  # type: ignore[return-value]
@@ -71,6 +70,18 @@ class Defer:
             name = getattr(task, "__qualname__", repr(task))
             raise ValueError(f"defer.call needs a function decorated with @defer.task; {name} is not one")
         return task.defer(*args, **kwargs)
+
+    def after(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run ``fn(*args, **kwargs)`` in this process after the response has gone to the caller.
+
+        Any callable: a closure over a DB session, a bound method, a client's flush. The
+        defer-runner extension keeps the environment from freezing until it has finished, up
+        to the invoke's deadline minus ``DEFER_DEADLINE_MARGIN_MS``; work still running then is
+        frozen with the environment and resumes at its next thaw (the extension logs it).
+        Without the extension (inline mode, or none listening) it runs before the handler
+        returns. Raises ``RuntimeError`` outside an invoke of a ``@defer`` handler.
+        """
+        DISPATCHER.after(fn, args, kwargs)
 
     def change(self, table: str, event_name: str, keys: Mapping[str, Any],
                new_image: Optional[Mapping[str, Any]] = None, old_image: Optional[Mapping[str, Any]] = None,

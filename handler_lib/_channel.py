@@ -77,14 +77,14 @@ class SocketChannel:
                 self._close_locked()
                 raise ChannelUnavailable(f"defer-runner socket {self.path} broke: {exc}") from exc
 
-    def end_invoke(self, request_id: str, count: int, timeout_s: float) -> Optional[wire.Ack]:
+    def end_invoke(self, end: wire.EndOfInvoke, timeout_s: float) -> Optional[wire.Ack]:
         """Send the end marker and wait (bounded) for its ack; None when none came."""
         with self._lock:
             if self._sock is None or self._pid != os.getpid():
                 return None  # a new connection holds none of this invoke's items
             try:
-                self._sock.sendall(wire.encode(wire.EndOfInvoke(request_id, count)))
-                return self._await_ack_locked(request_id, time.monotonic() + timeout_s)
+                self._sock.sendall(wire.encode(end))
+                return self._await_ack_locked(end.request_id, time.monotonic() + timeout_s)
             except (OSError, wire.FrameDecodeError):
                 self._close_locked()
                 return None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 from . import _ids
 from . import config as _config
@@ -34,19 +34,32 @@ class ExtensionUnavailableError(ConnectionError):
     """``DEFER_MODE=extension`` but no defer-runner extension is listening, or it is over its memory bound."""
 
 
+class Invoke:
+    """One invoke as the function sees it: what it sent, what goes inline, what runs after it."""
+
+    __slots__ = ("request_id", "unacked", "inline", "after", "after_run", "after_failed")
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        self.unacked: List[wire.WorkItem] = []  # sent to the extension, not confirmed yet
+        self.inline: List[wire.WorkItem] = []  # delivered by the function when the invoke ends
+        self.after: List[Tuple[Callable[..., Any], tuple, dict]] = []  # defer.after, in order
+        self.after_run = 0
+        self.after_failed = 0
+
+
 class Dispatcher:
     def __init__(self) -> None:
         self._config: Optional[_config.Config] = None
         self._channel: Optional[SocketChannel] = None
         self._wrapped = False
         self._warned = ""  # the reason last warned about, so each new reason is said once
-        self.request_id = ""
-        self._in_invoke = False
-        self._unacked: List[wire.WorkItem] = []  # sent during this invoke, not confirmed yet
-        self._inline: List[wire.WorkItem] = []
+        self._current: Optional[Invoke] = None  # the handler's invoke
+        self._local = threading.local()  # .invoke: the invoke a post-response thread works for
         self._invoked = False
         self._lock = threading.Lock()
         self.capture: Optional[List[wire.WorkItem]] = None
+        self.capture_after: Optional[List[Tuple[Callable[..., Any], tuple, dict]]] = None
         self.local_sink: Optional[LocalSink] = None
 
     # -- set-up -------------------------------------------------------------------------
@@ -83,35 +96,74 @@ class Dispatcher:
         return True
 
     # -- the invoke ---------------------------------------------------------------------
-    def begin(self, request_id: str) -> None:
+    @property
+    def invoke(self) -> Optional[Invoke]:
+        """The invoke the calling thread works for: its post-response work's, else the handler's."""
+        return getattr(self._local, "invoke", None) or self._current
+
+    @property
+    def request_id(self) -> str:
+        invoke = self.invoke
+        return invoke.request_id if invoke is not None else ""
+
+    def begin(self, request_id: str) -> Invoke:
         if not self._invoked:
             self._invoked = True
             # SnapStart: init ran before the snapshot, so the first invoke of each process is
             # in an environment restored from it, sharing its memory with every other one.
             if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
                 self.after_restore()
-        self.request_id = request_id
-        self._in_invoke = True
-        self._unacked = []
+        invoke = self._current = Invoke(request_id)
         if self._channel is None and self._uses_socket() and self.local_sink is None:
             self._try_connect()
+        return invoke
+
+    def finish(self, invoke: Invoke) -> None:
+        """The handler returned: end the invoke now, or after its post-response work."""
+        if self._current is invoke:
+            self._current = None
+        if not invoke.after:
+            self.end_invoke(invoke)
+        elif self._channel is not None and self._channel.connected and self._announce_after(invoke):
+            from ._after import run_after_response  # threads start only for invokes that use them
+
+            run_after_response(self, invoke)
+        else:  # no extension to keep the environment thawed: the work runs before the response
+            from ._after import run_after_work
+
+            run_after_work(self, invoke)
+            self.end_invoke(invoke)
+
+    def _announce_after(self, invoke: Invoke) -> bool:
+        """Tell the extension to wait for this invoke's end marker, which comes after the work."""
+        try:
+            self._channel.send(wire.encode(wire.AfterResponse(invoke.request_id)))  # type: ignore[union-attr]
+            return True
+        except ChannelUnavailable:
+            return False
 
     def end(self, request_id: str) -> None:
-        """End-of-invoke: learn which items the extension holds, deliver the others, run inline work."""
-        self._in_invoke = False
-        sent, self._unacked = self._unacked, []
-        if self._channel is not None and self.capture is None and self.local_sink is None:
-            ack = self._channel.end_invoke(request_id, len(sent), self.config.ack_timeout_ms / 1000)
+        """End the handler's current invoke (``request_id`` names it, for callers without the object)."""
+        invoke = self._current if self._current is not None else Invoke(request_id)
+        self._current = None
+        self.end_invoke(invoke)
+
+    def end_invoke(self, invoke: Invoke) -> None:
+        """Learn which items the extension holds, deliver the others and the inline work."""
+        sent, invoke.unacked = invoke.unacked, []
+        channel = self._channel
+        if channel is not None and self.capture is None and self.local_sink is None:
+            end = wire.EndOfInvoke(invoke.request_id, len(sent), invoke.after_run, invoke.after_failed)
+            ack = channel.end_invoke(end, self.config.ack_timeout_ms / 1000)
             unconfirmed = self._unconfirmed(sent, ack)
             if unconfirmed:
                 why = ("no confirmation from the extension" if ack is None
                        else f"the extension holds {ack.count} of {len(sent)}")
                 warnings.warn(f"lambda-defer: {why}; delivering {len(unconfirmed)} items from the "
                               "function instead", RuntimeWarning, stacklevel=3)
-                with self._lock:
-                    self._inline.extend(unconfirmed)
-        self.request_id = ""
-        self._flush_inline()
+                invoke.inline.extend(unconfirmed)
+        items, invoke.inline = invoke.inline, []
+        self._deliver_inline(items)
 
     @staticmethod
     def _unconfirmed(sent: List[wire.WorkItem], ack: Optional[wire.Ack]) -> List[wire.WorkItem]:
@@ -127,6 +179,23 @@ class Dispatcher:
         _ids.reseed()
         if self._channel is not None:
             self._channel.close()
+
+    # -- post-response work -------------------------------------------------------------
+    def after(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+        if not callable(fn):
+            raise TypeError(f"defer.after needs a callable, not {type(fn).__name__}")
+        if self.capture_after is not None:
+            self.capture_after.append((fn, args, kwargs))
+            return
+        invoke = self.invoke
+        if invoke is None:
+            raise RuntimeError("defer.after runs work after an invoke's response, so it needs an invoke: "
+                               "call it while a handler decorated with @defer (or made by defer.asgi) runs")
+        invoke.after.append((fn, args, kwargs))
+
+    def after_thread_invoke(self, invoke: Optional[Invoke]) -> None:
+        """Make the calling (post-response) thread work for ``invoke``."""
+        self._local.invoke = invoke
 
     # -- the hot path -------------------------------------------------------------------
     def submit(self, item: wire.WorkItem) -> str:
@@ -150,8 +219,9 @@ class Dispatcher:
         if channel is not None:
             try:
                 channel.send(frame)
-                if self._in_invoke:
-                    self._unacked.append(item)
+                invoke = self.invoke
+                if invoke is not None:
+                    invoke.unacked.append(item)
                 return item.id
             except ChannelUnavailable as exc:
                 self._channel = None
@@ -169,14 +239,14 @@ class Dispatcher:
             self._warned = why
             warnings.warn(f"lambda-defer: {why}; deferred work runs inline after the handler returns",
                           RuntimeWarning, stacklevel=4)
-        with self._lock:
-            self._inline.append(item)
-        if not self._in_invoke:
-            self._flush_inline()
+        invoke = self.invoke
+        if invoke is not None:
+            invoke.inline.append(item)
+        else:
+            self._deliver_inline([item])
 
-    def _flush_inline(self) -> None:
-        with self._lock:
-            items, self._inline = self._inline, []
+    @staticmethod
+    def _deliver_inline(items: List[wire.WorkItem]) -> None:
         if items:
             from ._inline import deliver_inline  # boto3 is loaded only when work runs inline
 
@@ -187,11 +257,11 @@ DISPATCHER = Dispatcher()
 
 
 def _after_fork_in_child() -> None:
-    """A forked child owns none of the parent's locks, invoke or unconfirmed items."""
+    """A forked child owns none of the parent's locks or invokes: nothing ends them in the child,
+    so its items are never held for an end (inline work goes at once)."""
     DISPATCHER._lock = threading.Lock()
-    DISPATCHER._unacked = []
-    DISPATCHER._inline = []
-    DISPATCHER._in_invoke = False  # nothing ends the invoke in the child: never hold work for it
+    DISPATCHER._current = None
+    DISPATCHER._local = threading.local()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -7,13 +7,14 @@ Example
 ...     handler(event, context)
 >>> assert deferred.sqs[0].body == '{"order_id":"o-1"}'
 >>> deferred.run_tasks()        # run the captured @defer.task calls here, now
+>>> deferred.run_after()        # and the captured defer.after callables
 """
 
 from __future__ import annotations
 
 import importlib
 from contextlib import contextmanager
-from typing import Any, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Tuple
 
 from . import wire
 from ._dispatch import DISPATCHER
@@ -23,7 +24,22 @@ __all__ = ["Captured", "capture"]
 
 
 class Captured(List[wire.WorkItem]):
-    """The items deferred inside a ``capture()`` block, in order."""
+    """The items deferred inside a ``capture()`` block, in order, and the ``defer.after`` calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.after: List[Tuple[Callable[..., Any], tuple, dict]] = []
+
+    def run_after(self) -> List[Any]:
+        """Run the captured ``defer.after`` callables here, now, in order; return their results.
+
+        What they defer is captured too, and what they add with ``defer.after`` runs as well.
+        """
+        results = []
+        while self.after:
+            fn, args, kwargs = self.after.pop(0)
+            results.append(fn(*args, **kwargs))
+        return results
 
     @property
     def sqs(self) -> List[wire.SqsItem]:
@@ -63,9 +79,9 @@ class Captured(List[wire.WorkItem]):
 def capture() -> Iterator[Captured]:
     """Record deferred items (validated exactly as in production) instead of sending them."""
     captured = Captured()
-    previous: Optional[List[wire.WorkItem]] = DISPATCHER.capture
-    DISPATCHER.capture = captured
+    previous, previous_after = DISPATCHER.capture, DISPATCHER.capture_after
+    DISPATCHER.capture, DISPATCHER.capture_after = captured, captured.after
     try:
         yield captured
     finally:
-        DISPATCHER.capture = previous
+        DISPATCHER.capture, DISPATCHER.capture_after = previous, previous_after

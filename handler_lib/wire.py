@@ -12,7 +12,10 @@ Frames, by kind:
   whether the Lambda handler is wrapped by ``@defer``, which tells the extension to wait
   for end-of-invoke markers).
 - ``sqs`` / ``sns`` / ``event`` / ``task``  work items.
-- ``end``  end of one invoke: its request id and how many items it sent.
+- ``end``  end of one invoke: its request id and how many items it sent (and how many
+  post-response callables ran and failed).
+- ``after``  the handler has returned, and post-response work (``defer.after``) runs now:
+  its ``end`` comes when that work is done, so the extension waits for it.
 
 And from the extension back to the function, on the same connection:
 
@@ -67,10 +70,21 @@ class Hello(NamedTuple):
 class EndOfInvoke(NamedTuple):
     request_id: str
     count: int
+    after_run: int = 0  # post-response callables (defer.after) that ran, and how many raised
+    after_failed: int = 0
     kind = "end"
 
     def to_map(self) -> Dict[str, Any]:
-        return {"v": PROTOCOL_VERSION, "k": "end", "rid": self.request_id, "n": self.count}
+        return {"v": PROTOCOL_VERSION, "k": "end", "rid": self.request_id, "n": self.count,
+                "ar": self.after_run, "af": self.after_failed}
+
+
+class AfterResponse(NamedTuple):
+    request_id: str
+    kind = "after"
+
+    def to_map(self) -> Dict[str, Any]:
+        return {"v": PROTOCOL_VERSION, "k": "after", "rid": self.request_id}
 
 
 class Ack(NamedTuple):
@@ -182,7 +196,7 @@ class TaskItem(NamedTuple):
 
 
 WorkItem = Union[SqsItem, SnsItem, EventItem, TaskItem]
-Frame = Union[Hello, EndOfInvoke, Ack, Backlog, SqsItem, SnsItem, EventItem, TaskItem]
+Frame = Union[Hello, EndOfInvoke, AfterResponse, Ack, Backlog, SqsItem, SnsItem, EventItem, TaskItem]
 
 
 def pack_map(payload: Dict[str, Any]) -> bytes:
@@ -264,7 +278,9 @@ def _common(payload: Dict[str, Any]) -> Dict[str, Any]:
 _BUILDERS = {
     "hello": lambda p: Hello(pid=int(p["pid"]), task_root=p.get("task_root") or "",
                              sys_path=list(p.get("sys_path") or []), wrapped=bool(p.get("wrapped"))),
-    "end": lambda p: EndOfInvoke(request_id=_str(p, "rid"), count=int(p["n"])),
+    "end": lambda p: EndOfInvoke(request_id=_str(p, "rid"), count=int(p["n"]),
+                                 after_run=_opt(p, "ar", int) or 0, after_failed=_opt(p, "af", int) or 0),
+    "after": lambda p: AfterResponse(request_id=_str(p, "rid")),
     "ack": lambda p: Ack(request_id=_str(p, "rid"), count=int(p["n"]), ids=_opt(p, "ids", list)),
     "backlog": lambda p: Backlog(over=bool(p["on"])),
     "sqs": lambda p: SqsItem(**_common(p), queue_url=_str(p, "url"), body=_str(p, "body"),

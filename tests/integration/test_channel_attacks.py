@@ -53,7 +53,7 @@ def hand_over(path: str, rid: str, frames) -> wire.Ack:
     for frame in frames:
         channel.send(frame if isinstance(frame, bytes) else wire.encode(frame))
         count += 1
-    ack = channel.end_invoke(rid, count, timeout_s=5)
+    ack = channel.end_invoke(wire.EndOfInvoke(rid, count), timeout_s=5)
     channel.close()
     assert ack is not None, "no ack"
     return ack

@@ -64,3 +64,30 @@ def test_unwrapped_handler_items_arrive_by_the_next_invoke_or_shutdown_without_t
     rie.stop()  # SHUTDOWN drains the rest
     landed += drain_queue(res.queue_url, 2 - len(landed), timeout=3) if len(landed) < 2 else []
     assert sorted(m["tag"] for m in landed) == ["first", "second"]
+
+
+def test_without_an_extension_after_work_runs_before_the_handler_returns(no_extension, aws_resources):
+    res = aws_resources()
+    order = []
+
+    @defer
+    def handler(event, context):
+        def work():
+            order.append("after")
+            defer.sqs(res.queue_url, {"from": "after"})
+        defer.after(work)
+        order.append("handler")
+        return "ok"
+
+    with pytest.warns(RuntimeWarning, match="runs inline"):
+        assert handler({}, SimpleNamespace(aws_request_id="r1")) == "ok"
+        order.append("returned")
+    assert order == ["handler", "after", "returned"]
+    assert drain_queue(res.queue_url, 1, timeout=2) == [{"from": "after"}]  # delivered before return
+
+
+def test_after_outside_an_invoke_is_refused_at_the_call(no_extension):
+    with pytest.raises(RuntimeError, match="needs an invoke"):
+        defer.after(print, "never")
+    with pytest.raises(TypeError, match="needs a callable"):
+        defer.after("not callable")

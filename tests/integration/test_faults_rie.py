@@ -150,3 +150,12 @@ def test_a_task_argument_with_int_keys_travels_and_costs_no_other_item(faults):
     (echoed,) = [b for b in bodies if b.get("n") == 100]
     assert echoed["keys"] == ["1", "None"]
     assert "from the function instead" not in rie.logs()  # the ack confirmed every item
+
+
+def test_after_work_under_rie_holds_the_response_but_loses_nothing(faults):
+    start, res, proxy = faults
+    rie = start()
+    status, body, elapsed = rie.invoke({"tag": "rie-after", "sqs": 2, "after": 0.5})
+    assert status == 200 and elapsed >= 0.5  # RIE answers only once the extension calls next
+    bodies = drain_queue(res.queue_url, 3, timeout=5)
+    assert sorted(str(b["n"]) for b in bodies if b.get("tag") == "rie-after") == ["0", "1", "after"]

@@ -52,3 +52,26 @@ def test_unwrapped_handler_is_drained_on_telemetry_runtime_done(sandbox):
     assert drain_queue(res.queue_url, 1, timeout=2) == [{"tag": "telemetry"}]
     wait_until(lambda: any('"telemetry":true' in line.text.replace(" ", "") for line in box.logs),
                5, message="the extension did not report an active telemetry subscription")
+
+
+def test_after_work_runs_after_the_response_and_before_the_next_invoke(sandbox):
+    start, res, _ = sandbox
+    box = start("app.after_handler")
+    box.invoke({"tag": "warm", "seconds": 0.01})
+    box.wait_idle()
+    drain_queue(res.queue_url, 1, timeout=3)
+    result = box.invoke({"tag": "slow", "seconds": 1.0, "fail": True})
+    assert result.status == 200 and result.json()["ok"]
+    assert result.elapsed_s < 0.1  # the caller did not wait for the 1 s of work
+    report = box.wait_for_report(result.request_id)
+    assert report.post_runtime_extensions_ms >= 950  # the environment stayed thawed for it
+    (landed,) = drain_queue(res.queue_url, 1, timeout=3)
+    assert landed["tag"] == "slow" and landed["after_s"] >= 1.0  # deferred by the work, same invoke
+    # The runtime waited in `next` without the GIL: the work's thread ticked the whole second.
+    ticks = box.invoke({"ticks": True}).json()["ticks"]
+    assert ticks >= 80, f"the post-response thread ran {ticks} of ~100 ticks"
+    logs = "\n".join(line.text for line in box.logs)
+    assert "post-response work after_handler.<locals>.broken raised" in logs
+    assert "Traceback" in logs and 'raise ValueError(f"post-response work failed' in logs  # its frames
+    wait_until(lambda: any('"after_failed":1' in line.text.replace(" ", "") for line in box.logs), 5,
+               message="the failure was not counted by the extension")

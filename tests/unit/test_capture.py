@@ -61,3 +61,26 @@ def test_defer_change_sends_a_stream_shaped_record_to_the_target():
     assert record["eventName"] == "MODIFY"
     assert record["dynamodb"]["Keys"] == {"id": {"N": "7"}}
     assert record["dynamodb"]["NewImage"]["status"] == {"S": "paid"}
+
+
+def test_after_calls_are_captured_and_run_on_demand():
+    from handler_lib import defer
+    from handler_lib.testing import capture
+
+    ran = []
+
+    def work(n, *, label):
+        ran.append((n, label))
+        defer.sqs("https://sqs.us-east-1.amazonaws.com/1/q", {"n": n})
+        return n * 2
+
+    @defer
+    def handler(event, context):
+        defer.after(work, 21, label="x")
+        return "ok"
+
+    with capture() as deferred:
+        assert handler({}, type("C", (), {"aws_request_id": "r"})()) == "ok"
+        assert ran == [] and len(deferred.after) == 1  # recorded, not run
+        assert deferred.run_after() == [42]
+    assert ran == [(21, "x")] and len(deferred.sqs) == 1 and deferred.after == []

@@ -37,6 +37,11 @@ def handler(event, context):
             ids.append(defer.sqs(QUEUE_URL, {"tag": event["tag"], "n": n}))
     for n in range(event.get("sns", 0)):
         ids.append(defer.sns(TOPIC_ARN, {"tag": event["tag"], "n": n}))
+    if event.get("after"):  # post-response work that defers more
+        def later():
+            time.sleep(event["after"])
+            defer.sqs(QUEUE_URL, {"tag": event["tag"], "n": "after"})
+        defer.after(later)
     if event.get("sleep"):
         time.sleep(event["sleep"])
     return {"ids": ids, "pid": os.getpid()}
