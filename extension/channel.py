@@ -85,6 +85,8 @@ class ChannelServer:
         self._selector = selectors.DefaultSelector()
         self._conns: Dict[int, Connection] = {}
         self._wake_r, self._wake_w = os.pipe()
+        # Non-blocking: a nested pump may already have read what an outer select reported.
+        os.set_blocking(self._wake_r, False)
         self._sync_lock = threading.Lock()
         self._synced = threading.Event()
         self._handlers: Optional[ChannelHandlers] = None
@@ -173,7 +175,10 @@ class ChannelServer:
             log.exception("channel reader error")
 
     def _read_wake(self) -> None:
-        data = os.read(self._wake_r, 4096)
+        try:
+            data = os.read(self._wake_r, 4096)
+        except BlockingIOError:
+            return
         if b"b" in data:
             self._update_backlog()
         if b"s" in data:

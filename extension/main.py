@@ -43,11 +43,14 @@ def main() -> None:
             listener = listen(config.socket_path)
         except OSError as exc:
             problem = (ERR_SOCKET, f"cannot listen on {config.socket_path}: {exc}")
+    proxy = _runtime_proxy(runtime_api, config) if problem is None else None
     extension = ExtensionsClient(runtime_api).register(name, EVENTS)
     if problem is not None:
         _fail_init(extension, *problem)
+    if proxy is not None:
+        proxy.start()  # the runtime starts now, and may call through it at once
     try:
-        runner = _build(config, listener, extension)
+        runner = _build(config, listener, extension, proxy)
     except Exception as exc:  # noqa: BLE001 - reported to Lambda, which fails the init
         _fail_init(extension, ERR_INIT, f"{type(exc).__name__}: {exc}")
     _loop(extension, runner)
@@ -61,7 +64,21 @@ def _fail_init(extension: RegisteredExtension, error_type: str, message: str) ->
         os._exit(1)
 
 
-def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension) -> Any:
+def _runtime_proxy(runtime_api: str, config: cfg.Config) -> Any:
+    """The Runtime API proxy, when the function starts its runtime through a wrapper."""
+    if not os.environ.get("AWS_LAMBDA_EXEC_WRAPPER"):
+        return None
+    from .runtime_proxy import RuntimeApiProxy
+
+    try:
+        return RuntimeApiProxy(runtime_api, config.socket_path)
+    except (OSError, ValueError) as exc:
+        print(f"defer-runner: no Runtime API proxy ({exc}); end of invoke from the other signals",
+              file=sys.stderr, flush=True)
+        return None
+
+
+def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, proxy: Any = None) -> Any:
     from handler_lib._dispatch import DISPATCHER
 
     from .channel import ChannelServer
@@ -89,6 +106,9 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension) ->
                     DrainMetrics(extension.registration.function_name))
     DISPATCHER.local_sink = runner.on_item  # a task that defers more work queues it here
     channel.start(runner.handlers())
+    if proxy is not None:
+        runner.proxy_active = True
+        proxy.subscribe(runner.on_response_posted)
     listener = TelemetryListener(runner.on_runtime_done)
     port = listener.start()
     status, reply = extension.subscribe_telemetry(port, ["platform"])
@@ -98,6 +118,7 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension) ->
     if not config.dlq_url:
         log.warning("DEFER_DLQ_URL is not set: items that exhaust their attempts are logged and counted only")
     log.info("defer-runner ready", extra={"socket": config.socket_path, "telemetry": runner.telemetry_active,
+                                          "runtime_proxy": proxy.address if proxy is not None else None,
                                           "replayed": len(journal.replayed), "max_attempts": config.max_attempts,
                                           "deadline_margin_ms": config.deadline_margin_ms})
     threading.Thread(target=lambda: [s.client for s in sinks.values()], name="defer-warmup",

@@ -46,6 +46,7 @@ class Runner:
         self.channel = channel
         self.metrics = metrics
         self.telemetry_active = False
+        self.proxy_active = False  # the runtime calls through our Runtime API proxy
         self._state = threading.Condition()
         self._ended: Dict[str, int] = {}
         self._held: Dict[str, List[str]] = {}  # request id -> ids received, until its end marker
@@ -114,6 +115,10 @@ class Runner:
                 self._wrapped_conns -= 1
                 self._state.notify_all()
 
+    def on_response_posted(self, request_id: str) -> None:
+        """The runtime posted this invoke's response (seen by the Runtime API proxy)."""
+        self.on_runtime_done(request_id, "posted")
+
     def on_runtime_done(self, request_id: str, status: str) -> None:
         with self._state:
             self._runtime_done[request_id] = status
@@ -136,7 +141,7 @@ class Runner:
         synced_after_runtime_done = False
         while True:
             with self._state:
-                if not self.wrapped_seen and not self.telemetry_active:
+                if not self.wrapped_seen and not self.telemetry_active and not self.proxy_active:
                     return "unwrapped"
                 outcome = self._wait_locked(request_id, stop_at)
             if outcome != "runtimeDone" or synced_after_runtime_done:
@@ -157,7 +162,8 @@ class Runner:
                 return "end"
             if request_id in self._runtime_done and request_id not in self._after:
                 return "runtimeDone"
-            if self.wrapped_seen and self._wrapped_conns <= 0 and not self.telemetry_active:
+            if self.wrapped_seen and self._wrapped_conns <= 0 and not self.telemetry_active \
+                    and not self.proxy_active:
                 log.warning("the handler's connection closed before its end marker",
                             extra={"request_id": request_id})
                 return "closed"

@@ -5,6 +5,7 @@
 Layout::
 
     extensions/defer-runner   bash launcher (layer/defer-runner.sh), LF endings, mode 0755
+    defer-wrapper             AWS_LAMBDA_EXEC_WRAPPER script (layer/defer-wrapper.sh), mode 0755
     python/handler_lib/       the function-side library (repo handler_lib/)
     python/msgpack/           handler_lib's only dependency
     defer-runner/bootstrap.py sets sys.path, runs ``python -m extension``
@@ -224,13 +225,13 @@ def copy_package(src: Path, dest: Path) -> None:
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.py[co]", ".*"))
 
 
-def write_launcher(dest: Path) -> None:
-    """Install the launcher; a CR in it would make Lambda fail with Extension.LaunchError."""
-    text = (LAYER_SRC / "defer-runner.sh").read_bytes()
+def write_launcher(dest: Path, source: str = "defer-runner.sh") -> None:
+    """Install a script; a CR in it would make Lambda fail with Extension.LaunchError."""
+    text = (LAYER_SRC / source).read_bytes()
     if b"\r" in text:
-        raise SystemExit("layer/defer-runner.sh has CR line endings; Lambda needs LF")
+        raise SystemExit(f"layer/{source} has CR line endings; Lambda needs LF")
     if not text.startswith(b"#!"):
-        raise SystemExit("layer/defer-runner.sh has no shebang")
+        raise SystemExit(f"layer/{source} has no shebang")
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_bytes(text)
     dest.chmod(0o755)
@@ -293,7 +294,8 @@ def sources_digest(deps: Path) -> str:
     (bind-mounted on /opt), and a rebuild replaces it.
     """
     h = hashlib.sha256((deps / ".complete").read_bytes())
-    inputs = [Path(__file__).resolve(), LAYER_SRC / "bootstrap.py", LAYER_SRC / "defer-runner.sh"]
+    inputs = [Path(__file__).resolve(), LAYER_SRC / "bootstrap.py", LAYER_SRC / "defer-runner.sh",
+              LAYER_SRC / "defer-wrapper.sh"]
     for pkg in (REPO / "handler_lib", REPO / "extension"):
         inputs += [p for p in iter_files(pkg)
                    if "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")]
@@ -336,7 +338,9 @@ def build(out: Path, zip_out: Path, cache: Path, trim: bool, force: bool = False
         shutil.copy2(LAYER_SRC / "bootstrap.py", stage / EXTENSION_NAME / "bootstrap.py")
         launcher = stage / "extensions" / EXTENSION_NAME
         write_launcher(launcher)
-        normalize_modes(stage, {launcher})
+        wrapper = stage / "defer-wrapper"
+        write_launcher(wrapper, "defer-wrapper.sh")
+        normalize_modes(stage, {launcher, wrapper})
         stage.chmod(0o755)
         check_msgpack(stage)
         replace_dir(stage, out)

@@ -106,6 +106,13 @@ class Rie:
             env.pop(key, None)
         return env
 
+    def _runtime_command(self) -> list[str]:
+        """The runtime's start, through AWS_LAMBDA_EXEC_WRAPPER when set, as the managed
+        runtimes' bootstrap (and so `sam local`) runs it."""
+        command = [self.python, "-m", "awslambdaric", self.handler]
+        wrapper = self.environment().get("AWS_LAMBDA_EXEC_WRAPPER")
+        return [wrapper, *command] if wrapper else command
+
     def start(self, ready_timeout: float = 10.0) -> "Rie":
         """Launch RIE and wait (bounded) until its invoke port accepts connections."""
         if self._proc is not None:
@@ -123,7 +130,7 @@ class Rie:
             str(self.rie_binary), "--log-level", self.log_level,
             "--runtime-api-address", f"127.0.0.1:{self.runtime_port}",
             "--runtime-interface-emulator-address", f"127.0.0.1:{self.invoke_port}",
-            self.python, "-m", "awslambdaric", self.handler,
+            *self._runtime_command(),
         ]
         self._log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:

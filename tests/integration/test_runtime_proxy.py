@@ -1,0 +1,59 @@
+"""With AWS_LAMBDA_EXEC_WRAPPER=/opt/defer-wrapper the extension learns that each response
+was posted from its Runtime API proxy: exact, prompt, whatever the decorators, and under
+RIE, where there is no Telemetry API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.moto_server import drain_queue
+
+FUNCTION_DIR = Path(__file__).parent / "functions" / "decorated"
+
+
+def start(rie_factory, built_layer, res, tmp_path, handler="app.handler", wrapper=True, timeout_s=8):
+    env = {**res.env(), "DEFER_SOCKET": str(tmp_path / "defer.sock"),
+           "DEFER_JOURNAL_DIR": str(tmp_path / "journal")}
+    if wrapper:
+        env["AWS_LAMBDA_EXEC_WRAPPER"] = "/opt/defer-wrapper"
+    return rie_factory(built_layer, FUNCTION_DIR, handler, env=env, timeout_s=timeout_s)
+
+
+def test_a_short_circuiting_outer_decorator_answers_at_once_under_rie(rie_factory, built_layer,
+                                                                      aws_resources, tmp_path):
+    res = aws_resources()
+    rie = start(rie_factory, built_layer, res, tmp_path)
+    status, body, _ = rie.invoke({"tag": "first"})  # cold: extension and runtime start
+    assert status == 200 and drain_queue(res.queue_url, 1, timeout=3) == [{"tag": "first"}]
+    status, body, elapsed = rie.invoke({"tag": "hit", "cached": True})
+    assert status == 200 and b'"cached": true' in body
+    assert elapsed < 1.0, f"held {elapsed:.2f}s: the extension waited for an end marker that never comes"
+    held = []
+    for n in range(10):  # hits and misses alternate; none waits for a signal that is late
+        status, _, elapsed = rie.invoke({"tag": f"after-{n}", "cached": n % 2 == 1})
+        assert status == 200
+        held.append(round(elapsed, 3))
+    assert max(held) < 0.5, held
+    got = sorted(b["tag"] for b in drain_queue(res.queue_url, 5, timeout=3))
+    assert got == [f"after-{n}" for n in range(0, 10, 2)]
+    assert '"runtime_proxy":"127.0.0.1:' in rie.logs().replace(" ", "")
+
+
+def test_without_the_wrapper_the_short_circuit_is_held_to_the_deadline(rie_factory, built_layer,
+                                                                       aws_resources, tmp_path):
+    """What the wrapper fixes (and what a function without it still gets under RIE)."""
+    res = aws_resources()
+    rie = start(rie_factory, built_layer, res, tmp_path, wrapper=False, timeout_s=3)
+    rie.invoke({"tag": "first"})
+    _, _, elapsed = rie.invoke({"tag": "hit", "cached": True})
+    assert elapsed > 2.0
+
+
+def test_an_unwrapped_handler_is_drained_in_its_own_invoke_under_rie(rie_factory, built_layer,
+                                                                     aws_resources, tmp_path):
+    res = aws_resources()
+    rie = start(rie_factory, built_layer, res, tmp_path, handler="app.unwrapped")
+    status, _, _ = rie.invoke({"tag": "u1"})
+    assert status == 200
+    # Delivered before the invoke ended: RIE holds the response until the extension's next.
+    assert drain_queue(res.queue_url, 1, timeout=0.5) == [{"tag": "u1"}]
