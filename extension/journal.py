@@ -1,105 +1,366 @@
 """Append-only record of received and finished items under /tmp, so a crash loses nothing.
 
-Records are length-prefixed msgpack frames (the wire format's framing):
-``{"op": "add", "item": <wire map>}`` when an item is received and ``{"op": "done", "id": ..}``
-when it is delivered or dead-lettered. Written with ``write`` (no fsync): a killed process
-leaves its writes in the page cache, and /tmp survives an environment reset. On start, the
-items added and not done are replayed. The file is rewritten with only the live items when
-finished records dominate, so it stays small under a steady load.
+The journal has framing of its own, independent of the wire's frame cap: each record is
+``MAGIC | length | CRC32 (of length and body) | body``, the body a msgpack map ``{"op": "add", "key": k, "item":
+<the item's wire map, packed>}`` or ``{"op": "done", "key": k}``. ``k`` is the queue's key
+for the item. A record that fails its checks (torn, overwritten, a bad length) costs only
+itself: the reader scans forward to the next magic whose CRC holds and replays every good
+record. A file in which the load found damage is never rewritten: it is moved aside (the
+newest few are kept) and the live items go to a fresh file.
+
+Writes are ``pwrite`` calls without fsync: a killed process leaves its writes in the page
+cache, and /tmp survives an environment reset. A failed write (ENOSPC, EIO) never reaches
+the caller: the file is cut back to its last good record, the item stays in memory (the
+queue holds it, ``unwritten`` keeps its record) and ``maintain`` writes it once it can.
+``maintain`` also compacts, when dead bytes exceed max(1 MiB, live bytes), so the bytes
+written stay within a constant factor of the bytes added; it runs on the drain's side,
+never on intake, and appends go on while it copies.
+
+A journal belongs to one live extension: it holds an exclusive ``flock`` on the journal's
+lock file. A second extension that finds the lock taken keeps a journal of its own.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import glob
+import logging
 import os
-from typing import Dict, List
+import struct
+import threading
+import time
+import zlib
+from typing import Dict, List, Optional, Tuple
 
 import msgpack
 
 from handler_lib import wire
 
+log = logging.getLogger("defer_runner.journal")
+
+MAGIC = b"DJr1"
+RECORD_HEAD = struct.Struct(">4sII")  # magic, body length, CRC32 of the length and the body
+#: Far above the largest legal record (a dead letter: a 1.1 MiB item plus its envelope).
+MAX_RECORD_BYTES = 64 << 20
 COMPACT_MIN_BYTES = 1 << 20
+KEEP_CORRUPT_FILES = 3
+COPY_CHUNK = 1 << 20
+
+
+def frame_record(payload: dict) -> bytes:
+    body = msgpack.packb(payload, use_bin_type=True)
+    return RECORD_HEAD.pack(MAGIC, len(body), _crc(len(body), body)) + body
+
+
+def _crc(length: int, body: bytes) -> int:
+    return zlib.crc32(body, zlib.crc32(length.to_bytes(4, "big")))
+
+
+def add_record(key: str, item_body: bytes) -> bytes:
+    return frame_record({"op": "add", "key": key, "item": item_body})
 
 
 class Journal:
     def __init__(self, directory: str, name: str = "journal.bin") -> None:
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        self.path = os.path.join(directory, name)
-        self._live: Dict[str, dict] = {}
+        self.path, self._lock_fd = _claim(directory, name)
+        self._lock = threading.Lock()
+        self._index: Dict[str, Tuple[int, int]] = {}  # live key -> (offset in the file or -1, size)
+        self._unwritten: Dict[str, bytes] = {}  # live records the file does not hold yet
+        self._live_file_bytes = 0
+        self._offset = 0  # end of the last good record
+        self._broken = False  # a failed write could not be cut back: append no more to this file
+        self._needs_rewrite = False  # the file misses records (a failed add or done)
+        self._failures = 0
+        self._failing_since: Optional[float] = None
+        self._compacting = False
         self.replayed: List[wire.WorkItem] = []
         self.corrupt_records = 0
+        self.unjournaled_total = 0  # items that could not be written when they arrived
+        self.write_errors = 0
+        self.bytes_written = 0
+        self.compactions = 0
+        self._read_fd = -1
+        self._fd = -1
         self._load()
-        self._file = open(self.path, "ab", buffering=0)
-        self._bytes = self._file.tell()
 
+    @property
+    def unjournaled(self) -> int:
+        """Live items held in memory only, waiting for the journal to take them."""
+        return len(self._unwritten)
+
+    # -- start ----------------------------------------------------------------------------
     def _load(self) -> None:
-        if not os.path.exists(self.path):
-            return
-        reader = wire.FrameReader()
-        with open(self.path, "rb") as fh:
-            data = fh.read()
         try:
-            bodies = reader.feed(data)
-        except wire.FrameDecodeError:
-            bodies, self.corrupt_records = [], self.corrupt_records + 1
-        for body in bodies:  # a torn last record stays in the reader's buffer and is ignored
+            with open(self.path, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            data = b""
+        records: Dict[str, Tuple[int, int, bytes]] = {}  # key -> (offset, size, item body)
+        for offset, body in self._scan(data):
             try:
-                record = msgpack.unpackb(body, raw=False)
+                record = msgpack.unpackb(body, raw=False, strict_map_key=False)
+                key = record["key"]
                 if record["op"] == "add":
-                    self._live[record["item"]["id"]] = record["item"]
+                    records.pop(key, None)  # a re-added key replays in its new place
+                    records[key] = (offset, RECORD_HEAD.size + len(body), record["item"])
                 elif record["op"] == "done":
-                    self._live.pop(record["id"], None)
+                    records.pop(key, None)
             except Exception:  # noqa: BLE001 - a bad record must not stop replay of the rest
                 self.corrupt_records += 1
-        for item_map in self._live.values():
+        for key, (offset, size, item_body) in list(records.items()):
             try:
-                frame = wire.from_map(item_map)
-            except wire.FrameDecodeError:
+                frame = wire.from_map(msgpack.unpackb(item_body, raw=False, strict_map_key=False))
+                if isinstance(frame, (wire.Hello, wire.EndOfInvoke)):
+                    raise wire.FrameDecodeError(f"a {frame.kind} frame is not an item")
+            except Exception:  # noqa: BLE001
                 self.corrupt_records += 1
+                del records[key]
                 continue
-            if not isinstance(frame, (wire.Hello, wire.EndOfInvoke)):
-                self.replayed.append(frame)
-        self._rewrite()
-
-    def add(self, item: wire.WorkItem) -> None:
-        item_map = item.to_map()
-        self._live[item.id] = item_map
-        self._append({"op": "add", "item": item_map})
-
-    def done(self, item_id: str) -> None:
-        if self._live.pop(item_id, None) is None:
+            self.replayed.append(frame)
+            self._index[key] = (offset, size)
+            self._live_file_bytes += size
+        if not self.corrupt_records:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+            self._offset = len(data)
             return
-        self._append({"op": "done", "id": item_id})
-        if self._bytes > COMPACT_MIN_BYTES and self._bytes > 4 * self._live_estimate():
-            self._rewrite()
+        kept = self._move_aside()
+        log.error("journal damaged: %d corrupt records skipped; %d items recovered, the file is kept as %s",
+                  self.corrupt_records, len(records), kept,
+                  extra={"corrupt_records": self.corrupt_records, "recovered": len(records)})
+        for key, (offset, size, item_body) in records.items():  # to a fresh file, by maintain()
+            self._index[key] = (-1, size)
+            self._unwritten[key] = data[offset:offset + size]
+        self._live_file_bytes = 0
+        self._needs_rewrite = True
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.maintain()
 
-    def size_bytes(self) -> int:
-        return self._bytes
+    def _scan(self, data: bytes):
+        """Yield (offset, body) of every good record; count each damaged stretch once."""
+        pos, end, in_damage = 0, len(data), False
+        while pos < end:
+            good = False
+            if end - pos >= RECORD_HEAD.size:
+                magic, length, crc = RECORD_HEAD.unpack_from(data, pos)
+                stop = pos + RECORD_HEAD.size + length
+                if magic == MAGIC and length <= MAX_RECORD_BYTES and stop <= end:
+                    body = data[pos + RECORD_HEAD.size:stop]
+                    good = _crc(length, body) == crc
+            if good:
+                yield pos, body
+                pos, in_damage = stop, False
+                continue
+            if not in_damage:
+                self.corrupt_records += 1
+                in_damage = True
+            found = data.find(MAGIC, pos + 1)
+            pos = end if found < 0 else found
 
-    def close(self) -> None:
+    def _move_aside(self) -> str:
+        kept = f"{self.path}.corrupt-{time.time_ns()}"
+        os.replace(self.path, kept)
+        for old in sorted(glob.glob(glob.escape(self.path) + ".corrupt-*"))[:-KEEP_CORRUPT_FILES]:
+            try:
+                os.unlink(old)
+            except OSError:
+                pass
+        return kept
+
+    # -- intake ---------------------------------------------------------------------------
+    def add(self, key: str, item_body: bytes) -> bool:
+        """Record an item (its packed wire map) under ``key``; False when it is held in memory only.
+
+        Never raises: the channel's reader must go on reading whatever the disk does.
+        """
+        record = add_record(key, item_body)
+        with self._lock:
+            if len(record) - RECORD_HEAD.size > MAX_RECORD_BYTES:
+                self.unjournaled_total += 1
+                log.error("item %s is too large for the journal (%d bytes); it is kept in memory only",
+                          key, len(record))
+                return False
+            if self._append(record):
+                self._index[key] = (self._offset - len(record), len(record))
+                self._live_file_bytes += len(record)
+                return True
+            self._index[key] = (-1, len(record))
+            self._unwritten[key] = record
+            self.unjournaled_total += 1
+            self._needs_rewrite = True
+            return False
+
+    def done(self, key: str) -> None:
+        with self._lock:
+            entry = self._index.pop(key, None)
+            if entry is None:
+                return
+            offset, size = entry
+            if offset < 0:
+                self._unwritten.pop(key, None)
+                if not self._compacting:
+                    return  # never written: nothing to cancel (a compaction may be writing it)
+            else:
+                self._live_file_bytes -= size
+            if not self._append(frame_record({"op": "done", "key": key})):
+                self._needs_rewrite = True  # the file would replay it: rewrite without it
+
+    def _append(self, record: bytes) -> bool:
+        """Write one record at the end; on failure cut the file back to its last good record."""
+        if self._broken:
+            return False
         try:
-            self._file.close()
-        except (OSError, AttributeError):
+            _write_all(self._fd, record, self._offset)
+        except OSError as exc:
+            self._write_failed(exc, "append")
+            try:
+                os.ftruncate(self._fd, self._offset)
+            except OSError:
+                self._broken = True  # a torn record would stay mid-file: a fresh file takes over
+            return False
+        self._offset += len(record)
+        self.bytes_written += len(record)
+        return True
+
+    def _write_failed(self, exc: OSError, what: str) -> None:
+        self._failures += 1
+        self.write_errors += 1
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            log.error("journal %s failed (%s): items stay in memory until it can be written",
+                      what, os.strerror(exc.errno) if exc.errno else exc,
+                      extra={"path": self.path, "errno": errno.errorcode.get(exc.errno or 0, ""),
+                             "live": len(self._index), "unjournaled": len(self._unwritten) + 1})
+
+    # -- upkeep (the runner, after a drain) ------------------------------------------------
+    def maintain(self) -> None:
+        """Write what the file could not take, and compact once dead bytes dominate.
+
+        The copy runs without the lock (appends go on meanwhile); only the records appended
+        during the copy are added under the lock before the new file replaces the old.
+        """
+        with self._lock:
+            dead = self._offset - self._live_file_bytes
+            due = self._needs_rewrite or self._broken or dead > max(COMPACT_MIN_BYTES, self._live_file_bytes)
+            if self._compacting or not due:
+                return
+            self._compacting = True
+            plan = list(self._index.items())
+            unwritten = dict(self._unwritten)
+            cut, failures = self._offset, self._failures
+        tmp = f"{self.path}.tmp"
+        out = -1
+        try:
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            written: Dict[str, int] = {}
+            pos = 0
+            for key, (offset, size) in plan:
+                record = unwritten[key] if offset < 0 else os.pread(self._fd_for_read(), size, offset)
+                if len(record) != size:
+                    raise OSError(errno.EIO, "journal shorter than its index")
+                _write_all(out, record, pos)
+                written[key] = pos
+                pos += size
+            with self._lock:
+                try:
+                    if self._failures == failures:  # else a record may be missing: next time
+                        self._finish_compaction(out, pos, written, unwritten, cut)
+                        return
+                finally:
+                    self._compacting = False
+        except OSError as exc:
+            with self._lock:
+                self._compacting = False
+                self._write_failed(exc, "rewrite")
+        _close(out)
+        try:
+            os.unlink(tmp)
+        except OSError:
             pass
 
-    def _append(self, record: dict) -> None:
-        body = msgpack.packb(record, use_bin_type=True)
-        self._file.write(wire.HEADER.pack(len(body)) + body)
-        self._bytes += wire.HEADER.size + len(body)
+    def _finish_compaction(self, out: int, pos: int, written: Dict[str, int], unwritten: Dict[str, bytes],
+                           cut: int) -> None:
+        base = pos
+        for start in range(cut, self._offset, COPY_CHUNK):  # what was appended meanwhile
+            chunk = os.pread(self._fd_for_read(), min(COPY_CHUNK, self._offset - start), start)
+            _write_all(out, chunk, pos)
+            pos += len(chunk)
+        index: Dict[str, Tuple[int, int]] = {}
+        for key, (offset, size) in self._index.items():
+            if offset >= cut:
+                index[key] = (base + offset - cut, size)
+            elif offset >= 0 or self._unwritten[key] is unwritten.get(key):
+                index[key] = (written[key], size)
+            else:  # held in memory, arrived during the copy
+                _write_all(out, self._unwritten[key], pos)
+                index[key] = (pos, size)
+                pos += size
+        os.replace(f"{self.path}.tmp", self.path)
+        _close(self._fd)
+        _close(self._read_fd)
+        self._read_fd = -1
+        self._fd, self._offset, self._index = out, pos, index
+        self._live_file_bytes = sum(size for _, size in index.values())
+        self._unwritten.clear()
+        self._broken = self._needs_rewrite = False
+        self.bytes_written += pos
+        self.compactions += 1
+        if self._failing_since is not None:
+            log.warning("journal writable again after %.1fs; %d items were held in memory only meanwhile",
+                        time.monotonic() - self._failing_since, self.unjournaled_total,
+                        extra={"path": self.path, "write_errors": self.write_errors})
+            self._failing_since = None
 
-    def _live_estimate(self) -> int:
-        return 256 * len(self._live) + 1
+    def _fd_for_read(self) -> int:
+        if self._read_fd < 0:
+            self._read_fd = os.open(self.path, os.O_RDONLY)
+        return self._read_fd
 
-    def _rewrite(self) -> None:
-        """Replace the file with one holding only the live items (atomic rename)."""
-        tmp = self.path + ".tmp"
-        with open(tmp, "wb") as fh:
-            for item_map in self._live.values():
-                body = msgpack.packb({"op": "add", "item": item_map}, use_bin_type=True)
-                fh.write(wire.HEADER.pack(len(body)) + body)
-            size = fh.tell()
-        os.replace(tmp, self.path)
-        old = getattr(self, "_file", None)
-        if old is not None:
-            old.close()
-            self._file = open(self.path, "ab", buffering=0)
-        self._bytes = size
+    def size_bytes(self) -> int:
+        return self._offset
+
+    def live_bytes(self) -> int:
+        return self._live_file_bytes + sum(len(r) for r in self._unwritten.values())
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in (self._fd, self._read_fd, self._lock_fd):
+                _close(fd)
+            self._fd = self._read_fd = self._lock_fd = -1
+
+
+def _claim(directory: str, name: str) -> Tuple[str, int]:
+    """Lock ``name`` in ``directory``, or, when another live extension holds it, a journal of our own."""
+    stem, ext = os.path.splitext(name)
+    for n in range(100):
+        candidate = name if n == 0 else f"{stem}-{os.getpid()}{'' if n == 1 else f'-{n}'}{ext}"
+        path = os.path.join(directory, candidate)
+        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        if candidate != name:
+            log.warning("journal %s is held by another live extension; this one keeps its own journal %s",
+                        os.path.join(directory, name), path)
+        return path, fd
+    raise OSError(errno.EWOULDBLOCK, f"every journal name for {name} is locked in {directory}")
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view, offset = view[n:], offset + n
+
+
+def _close(fd: int) -> None:
+    if fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass

@@ -96,6 +96,7 @@ class Runner:
         self.wait_for_handler(event.request_id, stop_at)
         report = self.drainer.drain(stop_at)
         self._account(report, event.request_id)
+        self.queue.maintain_journal()
         return report
 
     def wait_for_handler(self, request_id: str, stop_at: float) -> str:
