@@ -181,15 +181,20 @@ class Journal:
                 log.error("item %s is too large for the journal (%d bytes); it is kept in memory only",
                           key, len(record))
                 return False
-            if self._append(record):
-                self._index[key] = (self._offset - len(record), len(record))
-                self._live_file_bytes += len(record)
+            if self._place(key, record):
                 return True
-            self._index[key] = (-1, len(record))
-            self._unwritten[key] = record
             self.unjournaled_total += 1
-            self._needs_rewrite = True
             return False
+
+    def _place(self, key: str, record: bytes) -> bool:
+        if self._append(record):
+            self._index[key] = (self._offset - len(record), len(record))
+            self._live_file_bytes += len(record)
+            return True
+        self._index[key] = (-1, len(record))
+        self._unwritten[key] = record
+        self._needs_rewrite = True
+        return False
 
     def done(self, key: str) -> None:
         with self._lock:
@@ -270,14 +275,41 @@ class Journal:
                 finally:
                     self._compacting = False
         except OSError as exc:
-            with self._lock:
-                self._compacting = False
-                self._write_failed(exc, "rewrite")
+            failed: Optional[OSError] = exc
+        else:
+            failed = None
         _close(out)
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if failed is not None:
+            with self._lock:
+                self._compacting = False
+                if failed.errno in (errno.ENOSPC, errno.EDQUOT) and not self._broken:
+                    self._rewrite_in_place()
+                else:
+                    self._write_failed(failed, "rewrite")
+
+    def _rewrite_in_place(self) -> None:
+        """A full disk with no room for a second file: cut this one and write the live records
+        again from the start. Every item is in memory meanwhile; only a crash in this short
+        window could lose them from the disk, against every later item if the disk stays full."""
+        try:
+            records = [(key, self._unwritten[key] if offset < 0 else os.pread(self._fd_for_read(), size, offset))
+                       for key, (offset, size) in self._index.items()]
+            os.ftruncate(self._fd, 0)
+        except OSError as exc:
+            self._write_failed(exc, "rewrite")
+            return
+        self._index, self._unwritten = {}, {}
+        self._offset = self._live_file_bytes = 0
+        self._needs_rewrite = False
+        for key, record in records:
+            self._place(key, record)
+        self.compactions += 1
+        if not self._needs_rewrite:
+            self._recovered()
 
     def _finish_compaction(self, out: int, pos: int, written: Dict[str, int], unwritten: Dict[str, bytes],
                            cut: int) -> None:
@@ -306,6 +338,9 @@ class Journal:
         self._broken = self._needs_rewrite = False
         self.bytes_written += pos
         self.compactions += 1
+        self._recovered()
+
+    def _recovered(self) -> None:
         if self._failing_since is not None:
             log.warning("journal writable again after %.1fs; %d items were held in memory only meanwhile",
                         time.monotonic() - self._failing_since, self.unjournaled_total,
@@ -319,9 +354,6 @@ class Journal:
 
     def size_bytes(self) -> int:
         return self._offset
-
-    def live_bytes(self) -> int:
-        return self._live_file_bytes + sum(len(r) for r in self._unwritten.values())
 
     def close(self) -> None:
         with self._lock:
