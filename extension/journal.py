@@ -65,6 +65,7 @@ class Journal:
     def __init__(self, directory: str, name: str = "journal.bin") -> None:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         self.path, self._lock_fd = _claim(directory, name)
+        owner = os.path.basename(self.path) == name
         self._lock = threading.Lock()
         self._index: Dict[str, Tuple[int, int]] = {}  # live key -> (offset in the file or -1, size)
         self._unwritten: Dict[str, bytes] = {}  # live records the file does not hold yet
@@ -83,7 +84,9 @@ class Journal:
         self.compactions = 0
         self._read_fd = -1
         self._fd = -1
-        self._load()
+        replayed = self._load()
+        if owner:
+            self._adopt_orphans(directory, name, replayed)
 
     @property
     def unjournaled(self) -> int:
@@ -91,13 +94,38 @@ class Journal:
         return len(self._unwritten)
 
     # -- start ----------------------------------------------------------------------------
-    def _load(self) -> None:
+    def _load(self) -> Dict[str, wire.WorkItem]:
+        """Read the journal back; a damaged one is moved aside and its live records rewritten."""
+        data, records, items = self._read(self.path)
+        self.replayed.extend(items.values())
+        for key, (offset, size, _) in records.items():
+            self._index[key] = (offset, size)
+            self._live_file_bytes += size
+        if not self.corrupt_records:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+            self._offset = len(data)
+            return items
+        kept = _move_aside(self.path)
+        log.error("journal damaged: %d corrupt records skipped; %d items recovered, the file is kept as %s",
+                  self.corrupt_records, len(records), kept,
+                  extra={"corrupt_records": self.corrupt_records, "recovered": len(records)})
+        for key, (offset, size, _) in records.items():  # to a fresh file, by maintain()
+            self._index[key] = (-1, size)
+            self._unwritten[key] = data[offset:offset + size]
+        self._live_file_bytes = 0
+        self._needs_rewrite = True
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.maintain()
+        return items
+
+    def _read(self, path: str) -> Tuple[bytes, Dict[str, Tuple[int, int, bytes]], Dict[str, wire.WorkItem]]:
+        """The file's bytes, its live records (key -> offset, size, item body) and their items."""
         try:
-            with open(self.path, "rb") as fh:
+            with open(path, "rb") as fh:
                 data = fh.read()
         except FileNotFoundError:
             data = b""
-        records: Dict[str, Tuple[int, int, bytes]] = {}  # key -> (offset, size, item body)
+        records: Dict[str, Tuple[int, int, bytes]] = {}
         for offset, body in self._scan(data):
             try:
                 record = msgpack.unpackb(body, raw=False, strict_map_key=False)
@@ -109,7 +137,8 @@ class Journal:
                     records.pop(key, None)
             except Exception:  # noqa: BLE001 - a bad record must not stop replay of the rest
                 self.corrupt_records += 1
-        for key, (offset, size, item_body) in list(records.items()):
+        items: Dict[str, wire.WorkItem] = {}
+        for key, (_, _, item_body) in list(records.items()):
             try:
                 frame = wire.from_map(msgpack.unpackb(item_body, raw=False, strict_map_key=False))
                 if isinstance(frame, (wire.Hello, wire.EndOfInvoke)):
@@ -118,24 +147,41 @@ class Journal:
                 self.corrupt_records += 1
                 del records[key]
                 continue
-            self.replayed.append(frame)
-            self._index[key] = (offset, size)
-            self._live_file_bytes += size
-        if not self.corrupt_records:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
-            self._offset = len(data)
-            return
-        kept = self._move_aside()
-        log.error("journal damaged: %d corrupt records skipped; %d items recovered, the file is kept as %s",
-                  self.corrupt_records, len(records), kept,
-                  extra={"corrupt_records": self.corrupt_records, "recovered": len(records)})
-        for key, (offset, size, item_body) in records.items():  # to a fresh file, by maintain()
-            self._index[key] = (-1, size)
-            self._unwritten[key] = data[offset:offset + size]
-        self._live_file_bytes = 0
-        self._needs_rewrite = True
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        self.maintain()
+            items[key] = frame
+        return data, records, items
+
+    def _adopt_orphans(self, directory: str, name: str, known: Dict[str, wire.WorkItem]) -> None:
+        """Take over the journals of extensions that ran beside the owner and are gone (their
+        lock is free): their items are written here, then their files are removed."""
+        stem, ext = os.path.splitext(name)
+        for path in sorted(glob.glob(os.path.join(glob.escape(directory), f"{glob.escape(stem)}-*{ext}"))):
+            lock_fd = _try_lock(path)
+            if lock_fd < 0:
+                continue  # still alive
+            corrupt_before, written = self.corrupt_records, True
+            _, records, items = self._read(path)
+            for key, (_, _, item_body) in records.items():
+                item, n = items[key], 1
+                while key in known:  # a key known here: the same item (adopted before), or an id collision
+                    if known[key] == item._replace(id=key):
+                        break
+                    n += 1
+                    key = f"{item.id}#{n}"
+                else:
+                    if key != item.id:
+                        item = item._replace(id=key)
+                        item_body = wire.pack_map(item.to_map())
+                    written &= self.add(key, item_body)
+                    self.replayed.append(item)
+                    known[key] = item
+            log.warning("replayed %d items from %s, the journal of an extension that is gone",
+                        len(records), path, extra={"corrupt_records": self.corrupt_records - corrupt_before})
+            if self.corrupt_records > corrupt_before:
+                _move_aside(path)
+            elif written:  # else it stays until its items are on disk here (the next start sees them as known)
+                os.unlink(path)
+                os.unlink(path + ".lock")
+            _close(lock_fd)
 
     def _scan(self, data: bytes):
         """Yield (offset, body) of every good record; count each damaged stretch once."""
@@ -157,16 +203,6 @@ class Journal:
                 in_damage = True
             found = data.find(MAGIC, pos + 1)
             pos = end if found < 0 else found
-
-    def _move_aside(self) -> str:
-        kept = f"{self.path}.corrupt-{time.time_ns()}"
-        os.replace(self.path, kept)
-        for old in sorted(glob.glob(glob.escape(self.path) + ".corrupt-*"))[:-KEEP_CORRUPT_FILES]:
-            try:
-                os.unlink(old)
-            except OSError:
-                pass
-        return kept
 
     # -- intake ---------------------------------------------------------------------------
     def add(self, key: str, item_body: bytes) -> bool:
@@ -368,17 +404,37 @@ def _claim(directory: str, name: str) -> Tuple[str, int]:
     for n in range(100):
         candidate = name if n == 0 else f"{stem}-{os.getpid()}{'' if n == 1 else f'-{n}'}{ext}"
         path = os.path.join(directory, candidate)
-        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        fd = _try_lock(path)
+        if fd < 0:
             continue
         if candidate != name:
             log.warning("journal %s is held by another live extension; this one keeps its own journal %s",
                         os.path.join(directory, name), path)
         return path, fd
     raise OSError(errno.EWOULDBLOCK, f"every journal name for {name} is locked in {directory}")
+
+
+def _move_aside(path: str) -> str:
+    """Keep a damaged journal as it is, under a new name; only the newest few are kept."""
+    kept = f"{path}.corrupt-{time.time_ns()}"
+    os.replace(path, kept)
+    for old in sorted(glob.glob(glob.escape(path) + ".corrupt-*"))[:-KEEP_CORRUPT_FILES]:
+        try:
+            os.unlink(old)
+        except OSError:
+            pass
+    return kept
+
+
+def _try_lock(path: str) -> int:
+    """An exclusive lock on ``path``.lock (held until the fd closes or the process ends), or -1."""
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return -1
+    return fd
 
 
 def _write_all(fd: int, data: bytes, offset: int) -> None:

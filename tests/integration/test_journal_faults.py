@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.support.moto_server import drain_queue
 from tests.support.rie import REPO_ROOT, Rie
-from tests.support.waiting import die_with_parent, wait_until
+from tests.support.waiting import die_with_parent
 
 FUNCTION_DIR = Path(__file__).parent / "functions" / "faults"
 TMPFS_BYTES = 256 * 1024
@@ -125,7 +125,9 @@ sys.stdin.read()
 def test_a_second_live_extension_neither_replays_nor_writes_the_owners_journal(tmp_path, caplog):
     import logging
 
+    from handler_lib import wire
     from extension.journal import Journal
+    from extension.pending import PendingQueue
 
     directory = str(tmp_path / "journal")
     owner = subprocess.Popen([sys.executable, "-c", HOLDER, directory], cwd=REPO_ROOT, text=True,
@@ -134,14 +136,20 @@ def test_a_second_live_extension_neither_replays_nor_writes_the_owners_journal(t
     try:
         assert owner.stdout.readline().strip() == "ready"
         with caplog.at_level(logging.WARNING, "defer_runner.journal"):
-            second = Journal(directory)
-        assert second.replayed == []
-        assert second.path != os.path.join(directory, "journal.bin")
+            second = PendingQueue(Journal(directory))
+        assert second.journal.replayed == []
+        assert second.journal.path != os.path.join(directory, "journal.bin")
         assert "held by another live extension" in caplog.text
-        second.close()
+        second.add(wire.SqsItem("second-0", "r", 0, "https://sqs/q", "m"))
+        second.add(wire.SqsItem("owned-1", "r", 1, "https://sqs/q", "another item with a known id"))
+        second.journal.close()  # the second one goes first, leaving its journal behind
     finally:
         owner.send_signal(signal.SIGKILL)
         owner.wait(5)
-    after = wait_until(lambda: Journal(directory), 5)  # the owner is gone: its lock went with it
-    assert [i.id for i in after.replayed] == ["owned-0", "owned-1", "owned-2"]
+    after = Journal(directory)  # the owner is gone: its lock went with it; the orphan is taken over
+    assert [(i.id, i.body) for i in after.replayed] == [
+        ("owned-0", "m"), ("owned-1", "m"), ("owned-2", "m"),
+        ("second-0", "m"), ("owned-1#2", "another item with a known id")]
+    assert sorted(os.listdir(directory)) == ["journal.bin", "journal.bin.lock"]
     after.close()
+    assert len(Journal(directory).replayed) == 5
