@@ -1,105 +1,454 @@
 """Append-only record of received and finished items under /tmp, so a crash loses nothing.
 
-Records are length-prefixed msgpack frames (the wire format's framing):
-``{"op": "add", "item": <wire map>}`` when an item is received and ``{"op": "done", "id": ..}``
-when it is delivered or dead-lettered. Written with ``write`` (no fsync): a killed process
-leaves its writes in the page cache, and /tmp survives an environment reset. On start, the
-items added and not done are replayed. The file is rewritten with only the live items when
-finished records dominate, so it stays small under a steady load.
+The journal has framing of its own, independent of the wire's frame cap: each record is
+``MAGIC | length | CRC32 (of length and body) | body``, the body a msgpack map ``{"op": "add", "key": k, "item":
+<the item's wire map, packed>}`` or ``{"op": "done", "key": k}``. ``k`` is the queue's key
+for the item. A record that fails its checks (torn, overwritten, a bad length) costs only
+itself: the reader scans forward to the next magic whose CRC holds and replays every good
+record. A file in which the load found damage is never rewritten: it is moved aside (the
+newest few are kept) and the live items go to a fresh file.
+
+Writes are ``pwrite`` calls without fsync: a killed process leaves its writes in the page
+cache, and /tmp survives an environment reset. A failed write (ENOSPC, EIO) never reaches
+the caller: the file is cut back to its last good record, the item stays in memory (the
+queue holds it, ``unwritten`` keeps its record) and ``maintain`` writes it once it can.
+``maintain`` also compacts, when dead bytes exceed max(1 MiB, live bytes), so the bytes
+written stay within a constant factor of the bytes added; it runs on the drain's side,
+never on intake, and appends go on while it copies.
+
+A journal belongs to one live extension: it holds an exclusive ``flock`` on the journal's
+lock file. A second extension that finds the lock taken keeps a journal of its own.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import glob
+import logging
 import os
-from typing import Dict, List
+import struct
+import threading
+import time
+import zlib
+from typing import Dict, List, Optional, Tuple
 
 import msgpack
 
 from handler_lib import wire
 
+log = logging.getLogger("defer_runner.journal")
+
+MAGIC = b"DJr1"
+RECORD_HEAD = struct.Struct(">4sII")  # magic, body length, CRC32 of the length and the body
+#: Far above the largest legal record (a dead letter: a 1.1 MiB item plus its envelope).
+MAX_RECORD_BYTES = 64 << 20
 COMPACT_MIN_BYTES = 1 << 20
+KEEP_CORRUPT_FILES = 3
+COPY_CHUNK = 1 << 20
+
+
+def frame_record(payload: dict) -> bytes:
+    body = msgpack.packb(payload, use_bin_type=True)
+    return RECORD_HEAD.pack(MAGIC, len(body), _crc(len(body), body)) + body
+
+
+def _crc(length: int, body: bytes) -> int:
+    return zlib.crc32(body, zlib.crc32(length.to_bytes(4, "big")))
+
+
+def add_record(key: str, item_body: bytes) -> bytes:
+    return frame_record({"op": "add", "key": key, "item": item_body})
 
 
 class Journal:
     def __init__(self, directory: str, name: str = "journal.bin") -> None:
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        self.path = os.path.join(directory, name)
-        self._live: Dict[str, dict] = {}
+        self.path, self._lock_fd = _claim(directory, name)
+        owner = os.path.basename(self.path) == name
+        self._lock = threading.Lock()
+        self._index: Dict[str, Tuple[int, int]] = {}  # live key -> (offset in the file or -1, size)
+        self._unwritten: Dict[str, bytes] = {}  # live records the file does not hold yet
+        self._live_file_bytes = 0
+        self._offset = 0  # end of the last good record
+        self._broken = False  # a failed write could not be cut back: append no more to this file
+        self._needs_rewrite = False  # the file misses records (a failed add or done)
+        self._failures = 0
+        self._failing_since: Optional[float] = None
+        self._compacting = False
         self.replayed: List[wire.WorkItem] = []
         self.corrupt_records = 0
-        self._load()
-        self._file = open(self.path, "ab", buffering=0)
-        self._bytes = self._file.tell()
+        self.unjournaled_total = 0  # items that could not be written when they arrived
+        self.write_errors = 0
+        self.bytes_written = 0
+        self.compactions = 0
+        self._read_fd = -1
+        self._fd = -1
+        replayed = self._load()
+        if owner:
+            self._adopt_orphans(directory, name, replayed)
 
-    def _load(self) -> None:
-        if not os.path.exists(self.path):
-            return
-        reader = wire.FrameReader()
-        with open(self.path, "rb") as fh:
-            data = fh.read()
+    @property
+    def unjournaled(self) -> int:
+        """Live items held in memory only, waiting for the journal to take them."""
+        return len(self._unwritten)
+
+    # -- start ----------------------------------------------------------------------------
+    def _load(self) -> Dict[str, wire.WorkItem]:
+        """Read the journal back; a damaged one is moved aside and its live records rewritten."""
+        data, records, items = self._read(self.path)
+        self.replayed.extend(items.values())
+        for key, (offset, size, _) in records.items():
+            self._index[key] = (offset, size)
+            self._live_file_bytes += size
+        if not self.corrupt_records:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+            self._offset = len(data)
+            return items
+        kept = _move_aside(self.path)
+        log.error("journal damaged: %d corrupt records skipped; %d items recovered, the file is kept as %s",
+                  self.corrupt_records, len(records), kept,
+                  extra={"corrupt_records": self.corrupt_records, "recovered": len(records)})
+        for key, (offset, size, _) in records.items():  # to a fresh file, by maintain()
+            self._index[key] = (-1, size)
+            self._unwritten[key] = data[offset:offset + size]
+        self._live_file_bytes = 0
+        self._needs_rewrite = True
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.maintain()
+        return items
+
+    def _read(self, path: str) -> Tuple[bytes, Dict[str, Tuple[int, int, bytes]], Dict[str, wire.WorkItem]]:
+        """The file's bytes, its live records (key -> offset, size, item body) and their items."""
         try:
-            bodies = reader.feed(data)
-        except wire.FrameDecodeError:
-            bodies, self.corrupt_records = [], self.corrupt_records + 1
-        for body in bodies:  # a torn last record stays in the reader's buffer and is ignored
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            data = b""
+        records: Dict[str, Tuple[int, int, bytes]] = {}
+        for offset, body in self._scan(data):
             try:
-                record = msgpack.unpackb(body, raw=False)
+                record = msgpack.unpackb(body, raw=False, strict_map_key=False)
+                key = record["key"]
                 if record["op"] == "add":
-                    self._live[record["item"]["id"]] = record["item"]
+                    records.pop(key, None)  # a re-added key replays in its new place
+                    records[key] = (offset, RECORD_HEAD.size + len(body), record["item"])
                 elif record["op"] == "done":
-                    self._live.pop(record["id"], None)
+                    records.pop(key, None)
             except Exception:  # noqa: BLE001 - a bad record must not stop replay of the rest
                 self.corrupt_records += 1
-        for item_map in self._live.values():
+        items: Dict[str, wire.WorkItem] = {}
+        for key, (_, _, item_body) in list(records.items()):
             try:
-                frame = wire.from_map(item_map)
-            except wire.FrameDecodeError:
+                frame = wire.from_map(msgpack.unpackb(item_body, raw=False, strict_map_key=False))
+                if isinstance(frame, (wire.Hello, wire.EndOfInvoke)):
+                    raise wire.FrameDecodeError(f"a {frame.kind} frame is not an item")
+            except Exception:  # noqa: BLE001
                 self.corrupt_records += 1
+                del records[key]
                 continue
-            if not isinstance(frame, (wire.Hello, wire.EndOfInvoke)):
-                self.replayed.append(frame)
-        self._rewrite()
+            items[key] = frame
+        return data, records, items
 
-    def add(self, item: wire.WorkItem) -> None:
-        item_map = item.to_map()
-        self._live[item.id] = item_map
-        self._append({"op": "add", "item": item_map})
+    def _adopt_orphans(self, directory: str, name: str, known: Dict[str, wire.WorkItem]) -> None:
+        """Take over the journals of extensions that ran beside the owner and are gone (their
+        lock is free): their items are written here, then their files are removed."""
+        stem, ext = os.path.splitext(name)
+        for path in sorted(glob.glob(os.path.join(glob.escape(directory), f"{glob.escape(stem)}-*{ext}"))):
+            lock_fd = _try_lock(path)
+            if lock_fd < 0:
+                continue  # still alive
+            corrupt_before, written = self.corrupt_records, True
+            _, records, items = self._read(path)
+            for key, (_, _, item_body) in records.items():
+                item, n = items[key], 1
+                while key in known:  # a key known here: the same item (adopted before), or an id collision
+                    if known[key] == item._replace(id=key):
+                        break
+                    n += 1
+                    key = f"{item.id}#{n}"
+                else:
+                    if key != item.id:
+                        item = item._replace(id=key)
+                        item_body = wire.pack_map(item.to_map())
+                    written &= self.add(key, item_body)
+                    self.replayed.append(item)
+                    known[key] = item
+            log.warning("replayed %d items from %s, the journal of an extension that is gone",
+                        len(records), path, extra={"corrupt_records": self.corrupt_records - corrupt_before})
+            if self.corrupt_records > corrupt_before:
+                _move_aside(path)
+            elif written:  # else it stays until its items are on disk here (the next start sees them as known)
+                os.unlink(path)
+                os.unlink(path + ".lock")
+            _close(lock_fd)
 
-    def done(self, item_id: str) -> None:
-        if self._live.pop(item_id, None) is None:
+    def _scan(self, data: bytes):
+        """Yield (offset, body) of every good record; count each damaged stretch once."""
+        pos, end, in_damage = 0, len(data), False
+        while pos < end:
+            good = False
+            if end - pos >= RECORD_HEAD.size:
+                magic, length, crc = RECORD_HEAD.unpack_from(data, pos)
+                stop = pos + RECORD_HEAD.size + length
+                if magic == MAGIC and length <= MAX_RECORD_BYTES and stop <= end:
+                    body = data[pos + RECORD_HEAD.size:stop]
+                    good = _crc(length, body) == crc
+            if good:
+                yield pos, body
+                pos, in_damage = stop, False
+                continue
+            if not in_damage:
+                self.corrupt_records += 1
+                in_damage = True
+            found = data.find(MAGIC, pos + 1)
+            pos = end if found < 0 else found
+
+    # -- intake ---------------------------------------------------------------------------
+    def add(self, key: str, item_body: bytes) -> bool:
+        """Record an item (its packed wire map) under ``key``; False when it is held in memory only.
+
+        Never raises: the channel's reader must go on reading whatever the disk does.
+        """
+        record = add_record(key, item_body)
+        with self._lock:
+            if len(record) - RECORD_HEAD.size > MAX_RECORD_BYTES:
+                self.unjournaled_total += 1
+                log.error("item %s is too large for the journal (%d bytes); it is kept in memory only",
+                          key, len(record))
+                return False
+            if self._place(key, record):
+                return True
+            self.unjournaled_total += 1
+            return False
+
+    def _place(self, key: str, record: bytes) -> bool:
+        if self._append(record):
+            self._index[key] = (self._offset - len(record), len(record))
+            self._live_file_bytes += len(record)
+            return True
+        self._index[key] = (-1, len(record))
+        self._unwritten[key] = record
+        self._needs_rewrite = True
+        return False
+
+    def done(self, key: str) -> None:
+        with self._lock:
+            entry = self._index.pop(key, None)
+            if entry is None:
+                return
+            offset, size = entry
+            if offset < 0:
+                self._unwritten.pop(key, None)
+                if not self._compacting:
+                    return  # never written: nothing to cancel (a compaction may be writing it)
+            else:
+                self._live_file_bytes -= size
+            if not self._append(frame_record({"op": "done", "key": key})):
+                self._needs_rewrite = True  # the file would replay it: rewrite without it
+
+    def _append(self, record: bytes) -> bool:
+        """Write one record at the end; on failure cut the file back to its last good record."""
+        if self._broken:
+            return False
+        try:
+            _write_all(self._fd, record, self._offset)
+        except OSError as exc:
+            self._write_failed(exc, "append")
+            try:
+                os.ftruncate(self._fd, self._offset)
+            except OSError:
+                self._broken = True  # a torn record would stay mid-file: a fresh file takes over
+            return False
+        self._offset += len(record)
+        self.bytes_written += len(record)
+        return True
+
+    def _write_failed(self, exc: OSError, what: str) -> None:
+        self._failures += 1
+        self.write_errors += 1
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            log.error("journal %s failed (%s): items stay in memory until it can be written",
+                      what, os.strerror(exc.errno) if exc.errno else exc,
+                      extra={"path": self.path, "errno": errno.errorcode.get(exc.errno or 0, ""),
+                             "live": len(self._index), "unjournaled": len(self._unwritten) + 1})
+
+    # -- upkeep (the runner, after a drain) ------------------------------------------------
+    def maintain(self) -> None:
+        """Write what the file could not take, and compact once dead bytes dominate.
+
+        The copy runs without the lock (appends go on meanwhile); only the records appended
+        during the copy are added under the lock before the new file replaces the old.
+        """
+        with self._lock:
+            dead = self._offset - self._live_file_bytes
+            due = self._needs_rewrite or self._broken or dead > max(COMPACT_MIN_BYTES, self._live_file_bytes)
+            if self._compacting or not due:
+                return
+            self._compacting = True
+            plan = list(self._index.items())
+            unwritten = dict(self._unwritten)
+            cut, failures = self._offset, self._failures
+        tmp = f"{self.path}.tmp"
+        out = -1
+        try:
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            written: Dict[str, int] = {}
+            pos = 0
+            for key, (offset, size) in plan:
+                record = unwritten[key] if offset < 0 else os.pread(self._fd_for_read(), size, offset)
+                if len(record) != size:
+                    raise OSError(errno.EIO, "journal shorter than its index")
+                _write_all(out, record, pos)
+                written[key] = pos
+                pos += size
+            with self._lock:
+                try:
+                    if self._failures == failures:  # else a record may be missing: next time
+                        self._finish_compaction(out, pos, written, unwritten, cut)
+                        return
+                finally:
+                    self._compacting = False
+        except OSError as exc:
+            failed: Optional[OSError] = exc
+        else:
+            failed = None
+        _close(out)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if failed is not None:
+            with self._lock:
+                self._compacting = False
+                if failed.errno in (errno.ENOSPC, errno.EDQUOT) and not self._broken:
+                    self._rewrite_in_place()
+                else:
+                    self._write_failed(failed, "rewrite")
+
+    def _rewrite_in_place(self) -> None:
+        """A full disk with no room for a second file: cut this one and write the live records
+        again from the start. Every item is in memory meanwhile; only a crash in this short
+        window could lose them from the disk, against every later item if the disk stays full."""
+        try:
+            records = [(key, self._unwritten[key] if offset < 0 else os.pread(self._fd_for_read(), size, offset))
+                       for key, (offset, size) in self._index.items()]
+            os.ftruncate(self._fd, 0)
+        except OSError as exc:
+            self._write_failed(exc, "rewrite")
             return
-        self._append({"op": "done", "id": item_id})
-        if self._bytes > COMPACT_MIN_BYTES and self._bytes > 4 * self._live_estimate():
-            self._rewrite()
+        self._index, self._unwritten = {}, {}
+        self._offset = self._live_file_bytes = 0
+        self._needs_rewrite = False
+        for key, record in records:
+            self._place(key, record)
+        self.compactions += 1
+        if not self._needs_rewrite:
+            self._recovered()
+
+    def _finish_compaction(self, out: int, pos: int, written: Dict[str, int], unwritten: Dict[str, bytes],
+                           cut: int) -> None:
+        base = pos
+        for start in range(cut, self._offset, COPY_CHUNK):  # what was appended meanwhile
+            chunk = os.pread(self._fd_for_read(), min(COPY_CHUNK, self._offset - start), start)
+            _write_all(out, chunk, pos)
+            pos += len(chunk)
+        index: Dict[str, Tuple[int, int]] = {}
+        for key, (offset, size) in self._index.items():
+            if offset >= cut:
+                index[key] = (base + offset - cut, size)
+            elif offset >= 0 or self._unwritten[key] is unwritten.get(key):
+                index[key] = (written[key], size)
+            else:  # held in memory, arrived during the copy
+                _write_all(out, self._unwritten[key], pos)
+                index[key] = (pos, size)
+                pos += size
+        os.replace(f"{self.path}.tmp", self.path)
+        _close(self._fd)
+        _close(self._read_fd)
+        self._read_fd = -1
+        self._fd, self._offset, self._index = out, pos, index
+        self._live_file_bytes = sum(size for _, size in index.values())
+        self._unwritten.clear()
+        self._broken = self._needs_rewrite = False
+        self.bytes_written += pos
+        self.compactions += 1
+        self._recovered()
+
+    def _recovered(self) -> None:
+        if self._failing_since is not None:
+            log.warning("journal writable again after %.1fs; %d items were held in memory only meanwhile",
+                        time.monotonic() - self._failing_since, self.unjournaled_total,
+                        extra={"path": self.path, "write_errors": self.write_errors})
+            self._failing_since = None
+
+    def _fd_for_read(self) -> int:
+        if self._read_fd < 0:
+            self._read_fd = os.open(self.path, os.O_RDONLY)
+        return self._read_fd
 
     def size_bytes(self) -> int:
-        return self._bytes
+        return self._offset
 
     def close(self) -> None:
+        with self._lock:
+            for fd in (self._fd, self._read_fd, self._lock_fd):
+                _close(fd)
+            self._fd = self._read_fd = self._lock_fd = -1
+
+
+def _claim(directory: str, name: str) -> Tuple[str, int]:
+    """Lock ``name`` in ``directory``, or, when another live extension holds it, a journal of our own."""
+    stem, ext = os.path.splitext(name)
+    for n in range(100):
+        candidate = name if n == 0 else f"{stem}-{os.getpid()}{'' if n == 1 else f'-{n}'}{ext}"
+        path = os.path.join(directory, candidate)
+        fd = _try_lock(path)
+        if fd < 0:
+            continue
+        if candidate != name:
+            log.warning("journal %s is held by another live extension; this one keeps its own journal %s",
+                        os.path.join(directory, name), path)
+        return path, fd
+    raise OSError(errno.EWOULDBLOCK, f"every journal name for {name} is locked in {directory}")
+
+
+def _move_aside(path: str) -> str:
+    """Keep a damaged journal as it is, under a new name; only the newest few are kept."""
+    kept = f"{path}.corrupt-{time.time_ns()}"
+    os.replace(path, kept)
+    for old in sorted(glob.glob(glob.escape(path) + ".corrupt-*"))[:-KEEP_CORRUPT_FILES]:
         try:
-            self._file.close()
-        except (OSError, AttributeError):
+            os.unlink(old)
+        except OSError:
             pass
+    return kept
 
-    def _append(self, record: dict) -> None:
-        body = msgpack.packb(record, use_bin_type=True)
-        self._file.write(wire.HEADER.pack(len(body)) + body)
-        self._bytes += wire.HEADER.size + len(body)
 
-    def _live_estimate(self) -> int:
-        return 256 * len(self._live) + 1
+def _try_lock(path: str) -> int:
+    """An exclusive lock on ``path``.lock (held until the fd closes or the process ends), or -1."""
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return -1
+    return fd
 
-    def _rewrite(self) -> None:
-        """Replace the file with one holding only the live items (atomic rename)."""
-        tmp = self.path + ".tmp"
-        with open(tmp, "wb") as fh:
-            for item_map in self._live.values():
-                body = msgpack.packb({"op": "add", "item": item_map}, use_bin_type=True)
-                fh.write(wire.HEADER.pack(len(body)) + body)
-            size = fh.tell()
-        os.replace(tmp, self.path)
-        old = getattr(self, "_file", None)
-        if old is not None:
-            old.close()
-            self._file = open(self.path, "ab", buffering=0)
-        self._bytes = size
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view, offset = view[n:], offset + n
+
+
+def _close(fd: int) -> None:
+    if fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass

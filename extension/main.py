@@ -97,7 +97,7 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
     log = _log()
     channel = ChannelServer(config.socket_path, listener)
     journal = Journal(config.journal_dir)
-    queue = PendingQueue(journal)
+    queue = PendingQueue(journal, config.max_queued_bytes)
     for item in journal.replayed:
         queue.add(item, journal=False)
     sinks = make_sinks(ClientFactory(config))

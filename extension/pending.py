@@ -3,10 +3,19 @@
 Items are never dropped here: an item leaves only through ``finish``. Attempts, the next
 time an item may be tried and its last error live beside it; the journal mirrors adds and
 finishes so a restarted extension picks up where a killed one stopped.
+
+Entries are keyed by item id. A frame whose id is known is dropped only when its encoded
+map is identical (a resend or a replay); a different item with a known id is an id
+collision: it is queued under a fresh id (``<id>#<n>``), so the drain, the journal and the
+FIFO deduplication id all tell the two apart, and the collision is logged at ERROR.
+``queued_bytes`` (the encoded size of the live entries) is what ``over_limit`` compares
+with the configured bound; the queue itself never refuses an item.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -15,6 +24,8 @@ from typing import Dict, List, Optional
 from handler_lib import wire
 
 from .journal import Journal
+
+log = logging.getLogger("defer_runner.pending")
 
 
 @dataclass
@@ -26,25 +37,46 @@ class Entry:
     stalls: int = 0  # consecutive outages/throttles, which back off without using attempts
     last_code: str = ""
     last_message: str = ""
+    size: int = 0  # encoded bytes of the item as it arrived
+    digest: bytes = b""  # of the encoded item as it arrived: proof that a resend is the same item
 
 
 class PendingQueue:
-    def __init__(self, journal: Optional[Journal] = None) -> None:
+    def __init__(self, journal: Optional[Journal] = None, max_queued_bytes: Optional[int] = None) -> None:
         self._entries: Dict[str, Entry] = {}
-        self._journal = journal
+        self.journal = journal
+        self.max_queued_bytes = max_queued_bytes
         self.changed = threading.Condition()
         self._seen_per_request: Dict[str, int] = {}
         self.added_total = 0
+        self.duplicates = 0
+        self.collisions = 0
+        self.queued_bytes = 0
 
     # -- intake (the channel's reader thread) ----------------------------------------------
     def add(self, item: wire.WorkItem, *, journal: bool = True) -> bool:
-        """Queue an item; False when its id is already known (a replayed or resent frame)."""
+        """Queue an item; False when the very same item is already queued (a replay or a resend)."""
+        body = wire.pack_map(item.to_map())
+        digest = hashlib.blake2b(body, digest_size=16).digest()
         with self.changed:
-            if item.id in self._entries:
-                return False
-            if journal and self._journal is not None:
-                self._journal.add(item)
-            self._entries[item.id] = Entry(item)
+            key, n = item.id, 1
+            while (known := self._entries.get(key)) is not None:
+                if known.digest == digest:
+                    self.duplicates += 1
+                    return False
+                n += 1
+                key = f"{item.id}#{n}"
+            if key != item.id:
+                self.collisions += 1
+                log.error("id collision: a different item with id %s is already queued; this one is queued as %s",
+                          item.id, key, extra={"item_id": item.id, "queued_as": key, "kind": item.kind,
+                                               "target": item.target})
+                item = item._replace(id=key)
+                body = wire.pack_map(item.to_map())
+            if journal and self.journal is not None:
+                self.journal.add(key, body)
+            self._entries[key] = Entry(item, size=len(body), digest=digest)
+            self.queued_bytes += len(body)
             self.added_total += 1
             if item.request_id:
                 self._seen_per_request[item.request_id] = self._seen_per_request.get(item.request_id, 0) + 1
@@ -52,10 +84,6 @@ class PendingQueue:
                     self._seen_per_request.pop(next(iter(self._seen_per_request)))
             self.changed.notify_all()
             return True
-
-    def over_limit(self) -> bool:
-        """Whether the queue holds more than its memory bound (not enforced yet: always False)."""
-        return False
 
     def received_for(self, request_id: str) -> int:
         with self.changed:
@@ -90,9 +118,22 @@ class PendingQueue:
     def finish(self, item_id: str) -> None:
         """Delivered or dead-lettered: the only way out of the queue."""
         with self.changed:
-            if self._entries.pop(item_id, None) is not None and self._journal is not None:
-                self._journal.done(item_id)
+            entry = self._entries.pop(item_id, None)
+            if entry is not None:
+                self.queued_bytes -= entry.size
+                if self.journal is not None:
+                    self.journal.done(item_id)
             self.changed.notify_all()
+
+    def over_limit(self) -> bool:
+        """True while the queued items' encoded bytes exceed the configured bound."""
+        return self.max_queued_bytes is not None and self.queued_bytes > self.max_queued_bytes
+
+    def maintain_journal(self) -> None:
+        """Journal upkeep (writing what it could not take, compaction): off the intake path,
+        and without the queue's lock, so intake and the drain go on meanwhile."""
+        if self.journal is not None:
+            self.journal.maintain()
 
     def get(self, item_id: str) -> Optional[Entry]:
         with self.changed:

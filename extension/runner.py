@@ -133,6 +133,7 @@ class Runner:
         report = self.drainer.drain(stop_at)
         self.channel.recheck_backlog()
         self._account(report, event.request_id)
+        self.queue.maintain_journal()
         return report
 
     def wait_for_handler(self, request_id: str, stop_at: float) -> str:

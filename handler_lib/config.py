@@ -7,6 +7,7 @@ parse the environment through :func:`load`, once, so a value is never read ad ho
 from __future__ import annotations
 
 import os
+import re
 from typing import Mapping, NamedTuple, Optional
 
 ENV_SOCKET = "DEFER_SOCKET"
@@ -19,6 +20,7 @@ ENV_CONCURRENCY = "DEFER_CONCURRENCY"
 ENV_LOG_PAYLOADS = "DEFER_LOG_PAYLOADS"
 ENV_DEBUG = "DEFER_DEBUG"
 ENV_ACK_TIMEOUT_MS = "DEFER_ACK_TIMEOUT_MS"
+ENV_MAX_QUEUED_MB = "DEFER_MAX_QUEUED_MB"
 #: Set by the extension for its own process, so that tasks it imports never dial the socket.
 ENV_IN_RUNNER = "DEFER_RUNNER_PROCESS"
 
@@ -27,6 +29,7 @@ DEFAULT_MODE = "auto"
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_DEADLINE_MARGIN_MS = 300
 DEFAULT_JOURNAL_DIR = "/tmp/defer-runner"
+DEFAULT_MEMORY_MB = 128
 DEFAULT_CONCURRENCY = 8
 #: How long the handler waits at the end of an invoke for the extension to confirm that it
 #: holds the invoke's items; unconfirmed items are delivered by the handler itself.
@@ -49,6 +52,7 @@ class Config(NamedTuple):
     log_payloads: bool = False
     debug: bool = False
     ack_timeout_ms: int = DEFAULT_ACK_TIMEOUT_MS
+    max_queued_bytes: int = (DEFAULT_MEMORY_MB // 4) << 20
 
 
 def load(environ: Optional[Mapping[str, str]] = None) -> Config:
@@ -63,12 +67,29 @@ def load(environ: Optional[Mapping[str, str]] = None) -> Config:
         dlq_url=env.get(ENV_DLQ_URL) or None,
         max_attempts=_int(env, ENV_MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS, 1, 100),
         deadline_margin_ms=_int(env, ENV_DEADLINE_MARGIN_MS, DEFAULT_DEADLINE_MARGIN_MS, 0, 60_000),
-        journal_dir=env.get(ENV_JOURNAL_DIR) or DEFAULT_JOURNAL_DIR,
+        journal_dir=env.get(ENV_JOURNAL_DIR) or default_journal_dir(env.get("AWS_LAMBDA_FUNCTION_NAME")),
         concurrency=_int(env, ENV_CONCURRENCY, DEFAULT_CONCURRENCY, 1, 64),
         log_payloads=_truthy(env.get(ENV_LOG_PAYLOADS)),
         debug=_truthy(env.get(ENV_DEBUG)),
         ack_timeout_ms=_int(env, ENV_ACK_TIMEOUT_MS, DEFAULT_ACK_TIMEOUT_MS, 1, 60_000),
+        max_queued_bytes=_int(env, ENV_MAX_QUEUED_MB, default_max_queued_mb(env), 1, 10_240) << 20,
     )
+
+
+def default_journal_dir(function_name: Optional[str]) -> str:
+    """One journal directory per function: two functions on one host never replay each other's items."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", function_name or "")[:128]
+    return f"{DEFAULT_JOURNAL_DIR}/{safe or 'function'}"
+
+
+def default_max_queued_mb(env: Mapping[str, str]) -> int:
+    """A quarter of the function's memory (AWS_LAMBDA_FUNCTION_MEMORY_SIZE), at most 64 MiB:
+    past it the handler is told to stop deferring, before the extension can crowd the function."""
+    try:
+        memory_mb = int(env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or DEFAULT_MEMORY_MB)
+    except ValueError:
+        memory_mb = DEFAULT_MEMORY_MB
+    return max(1, min(64, memory_mb // 4))
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
