@@ -159,3 +159,20 @@ def test_after_work_under_rie_holds_the_response_but_loses_nothing(faults):
     assert status == 200 and elapsed >= 0.5  # RIE answers only once the extension calls next
     bodies = drain_queue(res.queue_url, 3, timeout=5)
     assert sorted(str(b["n"]) for b in bodies if b.get("tag") == "rie-after") == ["0", "1", "after"]
+
+
+def test_past_the_memory_bound_the_handler_delivers_itself_and_nothing_is_lost(faults):
+    start, res, proxy = faults
+    rie = start(DEFER_MAX_QUEUED_MB="1")
+    status, _, _ = rie.invoke({"tag": "big", "big": 100})  # 10 MB deferred in one invoke
+    assert status == 200
+    got = tags_of(drain_queue(res.queue_url, 100, timeout=15), "big")
+    assert got == list(range(100))
+    logs = rie.logs()
+    assert "the extension is over its memory bound" in logs  # what the handler was told
+    drained = [json.loads(line) for line in logs.splitlines()
+               if line.startswith("{") and '"drain finished"' in line]
+    received = sum(d["received"] for d in drained)
+    # The extension held what it read before the handler saw the notice (the socket's
+    # buffers), not the 10 MB: the rest went out from the function.
+    assert received < 80, received

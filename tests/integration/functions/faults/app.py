@@ -31,6 +31,8 @@ def handler(event, context):
         ids.append(DISPATCHER.submit(item))
     for n in range(event.get("sqs", 0)):
         ids.append(defer.sqs(QUEUE_URL, {"tag": event["tag"], "n": n}))
+    for n in range(event.get("big", 0)):  # 100 KB each: enough to cross a small memory bound
+        ids.append(defer.sqs(QUEUE_URL, {"tag": event["tag"], "n": n, "pad": "x" * 100_000}))
     if event.get("int_key_task"):  # a task argument msgpack carries but JSON could not
         ids.append(echo.defer(event["tag"], event.get("sqs", 0), {1: "x", None: b"y"}))
         for n in range(event.get("sqs", 0) + 1, 2 * event.get("sqs", 0) + 1):
