@@ -18,6 +18,7 @@ from typing import Any, Dict, Optional
 from handler_lib import wire
 from handler_lib.config import Config
 
+from . import dead_letters
 from .channel import ChannelHandlers, ChannelServer, Connection
 from .drain import DrainReport, Drainer
 from .lambda_api import InvokeEvent, ShutdownEvent
@@ -62,7 +63,8 @@ class Runner:
         self.queue.add(item)
 
     def on_hello(self, conn: Connection, hello: wire.Hello) -> None:
-        self.drainer.tasks.add_paths([hello.task_root, *hello.sys_path])
+        # The hello's paths are never used for imports: tasks come only from the function's
+        # code and the layers (tasks.py), whatever a process on the socket claims.
         already_counted = conn.hello is not None and conn.hello.wrapped
         if hello.wrapped and not already_counted:
             with self._state:
@@ -129,6 +131,8 @@ class Runner:
         return expected is not None and self.queue.received_for(request_id) >= expected
 
     def on_shutdown(self, event: ShutdownEvent) -> DrainReport:
+        """Drain within the budget; on a spin-down, dead-letter the rest, and log at ERROR (and
+        count as given up) every item that ends this process neither delivered nor dead-lettered."""
         stop_at = monotonic_deadline(event.deadline_ms, SHUTDOWN_RESERVE_MS)
         self.channel.sync(timeout=0.2)
         report = self.drainer.drain(stop_at)
@@ -141,17 +145,25 @@ class Runner:
             # dead-lettered too (if the call did land, that is a duplicate, which the
             # at-least-once rule allows; losing them is not allowed).
             for entry in left:
+                if dead_letters.is_dead_letter(entry.item):
+                    continue  # a letter queued earlier: it goes out in the last drain below
                 last = f"; last error {entry.last_code}: {entry.last_message}" if entry.last_code else ""
                 self.drainer.give_up(entry, SHUTDOWN_UNDELIVERED,
                                      f"not delivered before SHUTDOWN ({event.reason}){last}")
             # The dead letters just queued go out in batched calls, within what is left.
-            final_stop = monotonic_deadline(event.deadline_ms, 100)
-            report = self.drainer.drain(final_stop)
+            final = self.drainer.drain(monotonic_deadline(event.deadline_ms, 100))
+            final.carried_over = final.in_flight = 0  # nothing is carried past this process
+            for entry in self.queue.snapshot():
+                self.drainer.lose(entry, entry.last_code or SHUTDOWN_UNDELIVERED,
+                                  f"the process ends at SHUTDOWN ({event.reason}) with it "
+                                  f"{'in flight' if entry.in_flight else 'undelivered'}"
+                                  + (f"; last error: {entry.last_message}" if entry.last_message else ""))
+            report.merge(final)
         self._account(report, "shutdown")
         return report
 
     def _account(self, report: DrainReport, request_id: str) -> None:
-        added = self.queue.added_total
+        added = self.queue.added_total - self.drainer.letters_queued  # dead letters are not new work
         report.received, self._added_before = added - self._added_before, added
         if report.api_calls == 0 and report.delivered == 0 and report.carried_over == 0 \
                 and report.given_up == 0 and report.dead_lettered == 0:
