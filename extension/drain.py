@@ -211,6 +211,7 @@ class Drainer:
             outcome = self.tasks.run(item, attempt)
         except BaseException as exc:  # noqa: BLE001 - never leave the item in flight
             outcome = Outcome.failure(item.id, TASK_FAILED, f"{type(exc).__name__}: {exc}")
+        self.task_threads.finish(threading.get_ident())
         with self.queue.changed:
             current = self.queue.get(item.id)
             stale = current is None or current.attempts != attempt or not current.in_flight

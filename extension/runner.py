@@ -27,8 +27,10 @@ from .pending import PendingQueue
 
 log = logging.getLogger("defer_runner.runner")
 
-#: Time kept back at SHUTDOWN for dead-lettering what the drain could not deliver.
-SHUTDOWN_RESERVE_MS = 400
+#: Time kept back at SHUTDOWN for dead-lettering what the drain could not deliver ...
+SHUTDOWN_RESERVE_MS = 700
+#: ... and, of that, for logging every item that is still neither delivered nor dead-lettered.
+SHUTDOWN_LAST_WORDS_MS = 250
 RECENT_REQUESTS = 256
 
 
@@ -151,7 +153,7 @@ class Runner:
                 self.drainer.give_up(entry, SHUTDOWN_UNDELIVERED,
                                      f"not delivered before SHUTDOWN ({event.reason}){last}")
             # The dead letters just queued go out in batched calls, within what is left.
-            final = self.drainer.drain(monotonic_deadline(event.deadline_ms, 100))
+            final = self.drainer.drain(monotonic_deadline(event.deadline_ms, SHUTDOWN_LAST_WORDS_MS))
             final.carried_over = final.in_flight = 0  # nothing is carried past this process
             for entry in self.queue.snapshot():
                 self.drainer.lose(entry, entry.last_code or SHUTDOWN_UNDELIVERED,

@@ -192,12 +192,16 @@ class TaskThreads:
             try:
                 run()
             finally:
-                with self._lock:
-                    self._live.pop(ident[0], None)
+                self.finish(ident[0])
 
         threading.Thread(target=body, name="defer-task", daemon=True).start()
         started.wait()
         return ident[0]
+
+    def finish(self, ident: int) -> None:
+        """The thread's task is over: its slot is free (called again on the way out: harmless)."""
+        with self._lock:
+            self._live.pop(ident, None)
 
     def abandon(self, ident: int) -> None:
         with self._lock:

@@ -129,3 +129,14 @@ def test_redrive_refuses_a_truncated_letter_and_leaves_it(env):
     out = redrive_cli("--dlq", res.dlq_url, "--id", item.id)
     assert out.returncode == 1 and f"refused {item.id}: its payload was truncated" in out.stdout
     assert len(drain_queue(res.dlq_url, 1, timeout=3)) == 1  # visible again at once, not deleted
+
+
+def test_an_entry_that_fails_after_a_later_one_of_its_group_landed_is_named_at_warning(env, caplog):
+    res, proxy = env
+    proxy.fail_entries("SendMessageBatch", indexes={3}, calls=1)  # SQS reports entries one by one
+    with caplog.at_level("WARNING", logger="defer_runner.drain"):
+        _, report = drain(sqs_items(res.fifo_queue_url, 10, group="g-broken"))
+    assert report.delivered == 10
+    got = [json.loads(m["Body"])["n"] for m in drain_messages(res.fifo_queue_url, 10, timeout=5)]
+    assert got == [0, 1, 2, 4, 5, 6, 7, 8, 9, 3]  # the one case order cannot survive ...
+    assert any("FIFO order broken in group g-broken" in r.getMessage() for r in caplog.records)  # ... said
