@@ -140,3 +140,18 @@ def test_an_entry_that_fails_after_a_later_one_of_its_group_landed_is_named_at_w
     got = [json.loads(m["Body"])["n"] for m in drain_messages(res.fifo_queue_url, 10, timeout=5)]
     assert got == [0, 1, 2, 4, 5, 6, 7, 8, 9, 3]  # the one case order cannot survive ...
     assert any("FIFO order broken in group g-broken" in r.getMessage() for r in caplog.records)  # ... said
+
+
+def test_a_fifo_group_carried_over_an_outage_keeps_its_order(env):
+    res, proxy = env
+    proxy.refuse_connections()
+    drainer, report = drain(sqs_items(res.fifo_queue_url, 25, group="g-late"), budget_s=0.5)
+    assert report.carried_over + report.in_flight == 25 and report.delivered == 0
+    proxy.accept_connections()
+    more = sqs_items(res.fifo_queue_url, 5, group="g-late", body=lambda k: json.dumps({"n": 25 + k}))
+    for item in more:  # deferred by the next invoke, behind the carried-over ones
+        drainer.queue.add(item)
+    report = drainer.drain(time.monotonic() + 15)
+    assert len(drainer.queue) == 0 and report.dead_lettered == 0
+    got = [json.loads(m["Body"])["n"] for m in drain_messages(res.fifo_queue_url, 30, timeout=5)]
+    assert got == list(range(30))
