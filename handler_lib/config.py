@@ -18,9 +18,9 @@ ENV_JOURNAL_DIR = "DEFER_JOURNAL_DIR"
 ENV_CONCURRENCY = "DEFER_CONCURRENCY"
 ENV_LOG_PAYLOADS = "DEFER_LOG_PAYLOADS"
 ENV_DEBUG = "DEFER_DEBUG"
-#: Where the function's code is, for the extension's task imports, when it is not
-#: LAMBDA_TASK_ROOT or /var/task (Lambda gives extensions neither; a local emulator may
-#: keep the code elsewhere).
+#: Where the function's code is, for the extension's task imports. Lambda does not pass
+#: LAMBDA_TASK_ROOT to extensions (the code is at /var/task there); a local emulator that
+#: keeps the code elsewhere and hides LAMBDA_TASK_ROOT too needs this.
 ENV_TASK_ROOT = "DEFER_TASK_ROOT"
 #: Set by the extension for its own process, so that tasks it imports never dial the socket.
 ENV_IN_RUNNER = "DEFER_RUNNER_PROCESS"
