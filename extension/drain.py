@@ -198,7 +198,12 @@ class Drainer:
 
     def _start_task(self, entry: Entry) -> None:
         attempt = entry.attempts
-        self.task_threads.start(lambda: self._run_task(entry, attempt))
+        try:
+            self.task_threads.start(lambda: self._run_task(entry, attempt))
+        except RuntimeError as exc:  # no thread to be had: try again later, attempt not used
+            log.error("cannot start a thread for task item %s: %s", entry.item.id, exc)
+            self.queue.retry_later(entry.item.id, self.clock() + backoff_s(entry.stalls + 1),
+                                   "Defer.NoThread", str(exc), uses_attempt=False)
 
     def _run_task(self, entry: Entry, attempt: int) -> None:
         item = entry.item
