@@ -118,6 +118,7 @@ def test_items_of_a_handler_that_times_out_are_delivered_after_the_reset(faults)
 def test_shutdown_mid_drain_dead_letters_what_was_not_delivered(faults):
     start, res, proxy = faults
     rie = start(timeout_s=3, DEFER_DEADLINE_MARGIN_MS="1500")
+    rie.invoke({"tag": "warm"})  # a slow cold start must not eat the drain's window
     proxy.throttle("PublishBatch")  # SNS stays throttled: never delivered in this life
     rie.invoke({"tag": "stuck", "sns": 4, "sqs": 2})
     assert tags_of(drain_queue(res.queue_url, 2, timeout=3), "stuck") == [0, 1]
