@@ -1,27 +1,53 @@
-"""Split a target's items into API calls: at most N entries and B bytes per call, order kept."""
+"""Split a target's items into API calls (at most N entries and B bytes per call, order kept),
+and decide which waiting items may start now.
+
+FIFO order: within one (target, MessageGroupId) at most one batch is in flight, and it holds
+the group's items in the order of the calls. The group's oldest waiting item goes first: while
+it backs off after a failure, the items behind it wait too (across retries and carry-over,
+which keep arrival order). Other groups and non-FIFO targets stay parallel; a batch may mix
+groups, but each group's items travel in one batch.
+
+What order cannot survive: SQS and SNS report entries of a batch one by one, so an entry can
+fail while a later entry of its group in the same call succeeds. The later one is already
+delivered; the failed one is retried (or dead-lettered) after it. The drain logs that at
+WARNING naming the group, and it is the one case where a group's order is broken.
+"""
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, List, Sequence, TypeVar
+from typing import Any, Callable, Dict, Hashable, Iterable, List, Optional, Sequence, Set, Tuple, TypeVar
 
 T = TypeVar("T")
 
 
 def split_batches(items: Iterable[T], max_entries: int, max_bytes: int,
-                  size_of: Callable[[T], int]) -> List[List[T]]:
+                  size_of: Callable[[T], int], group_of: Optional[Callable[[T], Hashable]] = None
+                  ) -> List[List[T]]:
     """Greedy split in order. An item bigger than ``max_bytes`` travels alone (the service
-    then rejects it as an entry failure, which is dead-lettered, rather than blocking others)."""
+    then rejects it as an entry failure, which is dead-lettered, rather than blocking others).
+    With ``group_of``, the items of one group (a key other than None) are kept in one batch
+    (the drain never starts more of a group than one batch holds)."""
     if max_entries < 1 or max_bytes < 1:
         raise ValueError("max_entries and max_bytes must be positive")
+    units: List[List[T]] = []
+    grouped: Dict[Hashable, List[T]] = {}
+    for item in items:
+        key = group_of(item) if group_of is not None else None
+        if key is None:
+            units.append([item])
+        elif key in grouped:
+            grouped[key].append(item)
+        else:
+            units.append(grouped.setdefault(key, [item]))
     batches: List[List[T]] = []
     current: List[T] = []
     current_bytes = 0
-    for item in items:
-        size = size_of(item)
-        if current and (len(current) >= max_entries or current_bytes + size > max_bytes):
+    for unit in units:
+        size = sum(size_of(item) for item in unit)
+        if current and (len(current) + len(unit) > max_entries or current_bytes + size > max_bytes):
             batches.append(current)
             current, current_bytes = [], 0
-        current.append(item)
+        current.extend(unit)
         current_bytes += size
     if current:
         batches.append(current)
@@ -34,3 +60,45 @@ def group_by(items: Sequence[T], key: Callable[[T], object]) -> List[List[T]]:
     for item in items:
         groups.setdefault(key(item), []).append(item)
     return list(groups.values())
+
+
+def fifo_group(item: Any) -> Optional[tuple]:
+    """(kind, target, MessageGroupId) of an item for a FIFO target, else None."""
+    group = getattr(item, "group_id", None)
+    return None if group is None else (item.kind, item.target, group)
+
+
+def admissible(entries: Sequence[Any], now: float, task_slots: int,
+               limits: Callable[[Any], Tuple[int, int, int]]) -> Set[str]:
+    """Ids of the waiting entries that may start now, given every entry in arrival order.
+
+    A task needs a free worker. A FIFO group starts nothing while one of its items is in
+    flight or its oldest waiting item is not due; otherwise it starts its items in order, as
+    many as one batch holds (``limits(entry)`` is (max entries, max bytes, the entry's size)).
+    """
+    admitted: Set[str] = set()
+    groups: Dict[tuple, List[int]] = {}  # group -> [open, entries, bytes]
+    for entry in entries:
+        item = entry.item
+        key = fifo_group(item)
+        if key is not None:
+            state = groups.setdefault(key, [1, 0, 0])
+            if not state[0]:
+                continue
+            max_entries, max_bytes, size = limits(entry)
+            full = state[1] >= max_entries or (state[1] > 0 and state[2] + size > max_bytes)
+            if entry.in_flight or entry.not_before > now or full:
+                state[0] = 0
+                continue
+            state[1] += 1
+            state[2] += size
+            admitted.add(item.id)
+        elif entry.in_flight or entry.not_before > now:
+            continue
+        elif item.kind == "task":
+            if task_slots > 0:
+                task_slots -= 1
+                admitted.add(item.id)
+        else:
+            admitted.add(item.id)
+    return admitted

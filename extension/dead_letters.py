@@ -1,58 +1,121 @@
-"""Dead letters: the item as it was deferred, with why and after how many attempts.
+"""Dead letters: the item as it was deferred, with why, after how many attempts, and (for a
+task) the last traceback.
 
 With ``DEFER_DLQ_URL`` the dead letter is itself an SQS item for the DLQ, queued and
-journaled like any other, so it shares the batching and retry path. Without one, the
-failure is logged at ERROR (id, kind, target, error; the payload only when
-``DEFER_LOG_PAYLOADS`` is on) and counted.
+journaled like any other, so it shares the batching and retry path; the item counts as
+dead-lettered only once its letter is delivered. Without one, the failure is logged at
+ERROR (id, kind, target, error; the payload only when ``DEFER_LOG_PAYLOADS`` is on) and
+counted.
+
+A letter always fits the DLQ: it is UTF-8 JSON (``ensure_ascii`` off, so "é" costs 2 bytes,
+not 6), and when it would still exceed SQS's message size the item's payload is cut to a
+prefix and the letter says so: ``"truncated": true`` with the payload's size in bytes and
+its SHA-256, so the original can be matched (a truncated letter cannot be redriven).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import re
 import time
-from typing import Any, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from handler_lib import wire
 
 DLQ_SUFFIX = "~dlq"
+#: SQS's message limit, less room for the message attributes the SQS sink adds.
+LETTER_MAX_BYTES = 1_048_576 - 4_096
+_PAYLOAD_KEYS = {"sqs": "body", "sns": "body", "event": "detail", "task": "args"}
+# Characters SQS refuses in a message body; a letter holding one is sent ASCII-escaped.
+_NOT_SQS_TEXT = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def is_dead_letter(item: wire.WorkItem) -> bool:
     return item.id.endswith(DLQ_SUFFIX)
 
 
-def dead_letter_body(item: wire.WorkItem, code: str, message: str, attempts: int) -> str:
-    return json.dumps({
+def _encode(letter: Dict[str, Any]) -> str:
+    text = json.dumps(letter, default=_bytes_as_base64, separators=(",", ":"), ensure_ascii=False)
+    if _NOT_SQS_TEXT.search(text):
+        text = json.dumps(letter, default=_bytes_as_base64, separators=(",", ":"))
+    return text
+
+
+def _payload(item: wire.WorkItem) -> Tuple[str, str]:
+    """(key in the item map, payload text) of the item's payload."""
+    key = _PAYLOAD_KEYS[item.kind]
+    if isinstance(item, wire.TaskItem):
+        return key, json.dumps({"args": item.args, "kwargs": item.kwargs}, default=_bytes_as_base64,
+                               ensure_ascii=False)
+    return key, item.to_map()[key]
+
+
+def dead_letter_body(item: wire.WorkItem, code: str, message: str, attempts: int,
+                     traceback: str = "", max_bytes: int = LETTER_MAX_BYTES) -> str:
+    letter: Dict[str, Any] = {
         "defer_dead_letter": 1,
         "id": item.id,
         "kind": item.kind,
         "target": item.target,
         "request_id": item.request_id,
         "attempts": attempts,
-        "error": {"code": code, "message": message},
+        "error": {"code": code, "message": message[:4096], **({"traceback": traceback[-16384:]} if traceback else {})},
         "enqueued_at_us": item.enqueued_us,
         "dead_lettered_at_us": time.time_ns() // 1000,
         "item": item.to_map(),
-    }, default=_bytes_as_base64, separators=(",", ":"))
+    }
+    text = _encode(letter)
+    if len(text.encode()) <= max_bytes:
+        return text
+    key, payload = _payload(item)
+    raw = payload.encode("utf-8", "surrogatepass")
+    letter.update(truncated=True, payload_bytes=len(raw), payload_sha256=hashlib.sha256(raw).hexdigest())
+    if isinstance(item, wire.TaskItem):
+        letter["item"]["kwargs"] = None
+    letter["item"][key] = ""
+    room = max_bytes - len(_encode(letter).encode())
+    while True:  # JSON escaping can grow the prefix: shrink until the letter fits
+        letter["item"][key] = raw[:max(0, room)].decode("utf-8", "ignore")
+        text = _encode(letter)
+        over = len(text.encode()) - max_bytes
+        if over <= 0:
+            return text
+        room -= max(over, 16)
 
 
 def dead_letter_item(dlq_url: str, item: wire.WorkItem, code: str, message: str,
-                     attempts: int) -> wire.SqsItem:
+                     attempts: int, traceback: str = "") -> wire.SqsItem:
     return wire.SqsItem(id=item.id + DLQ_SUFFIX, request_id=item.request_id,
                         enqueued_us=time.time_ns() // 1000, queue_url=dlq_url,
-                        body=dead_letter_body(item, code, message, attempts),
+                        body=dead_letter_body(item, code, message, attempts, traceback),
                         group_id=item.id if dlq_url.endswith(".fifo") else None)
 
 
 def describe(item: wire.WorkItem, code: str, message: str, attempts: int,
              log_payloads: bool) -> dict:
-    """Fields for the ERROR log line of an item that is given up on."""
+    """Fields for the log line of an item that is dead-lettered or given up on."""
     fields: dict = {"item_id": item.id, "kind": item.kind, "target": item.target,
                     "request_id": item.request_id, "attempts": attempts,
                     "error_code": code, "error": message}
     if log_payloads:
         fields["item"] = json.loads(json.dumps(item.to_map(), default=_bytes_as_base64))
+    return fields
+
+
+def describe_letter(letter: wire.WorkItem, log_payloads: bool) -> dict:
+    """Log fields of the item a queued dead letter stands for (read back from the letter)."""
+    try:
+        body = json.loads(letter.body)  # type: ignore[union-attr]
+    except ValueError:
+        return {"item_id": letter.id[:-len(DLQ_SUFFIX)], "kind": "unknown", "target": "unknown"}
+    error = body.get("error") or {}
+    fields: dict = {"item_id": body.get("id"), "kind": body.get("kind"), "target": body.get("target"),
+                    "request_id": body.get("request_id"), "attempts": body.get("attempts"),
+                    "error_code": error.get("code"), "error": error.get("message")}
+    if log_payloads:
+        fields["item"] = body.get("item")
     return fields
 
 

@@ -5,6 +5,8 @@ limits, send several batches at once, read each entry's outcome, and then per it
 finish it, schedule another attempt (exponential backoff with jitter), or dead-letter it.
 Nothing waits past ``stop_at``: calls still in flight then stay in flight (their outcome is
 applied whenever they end, after the next thaw at the latest) and the rest is carried over.
+FIFO groups keep the order of the calls (see ``batching``). Tasks run on threads of their
+own; a task's timeout counts from its start, and a task that never started is carried over.
 """
 
 from __future__ import annotations
@@ -15,17 +17,17 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional, Tuple
 
 from handler_lib import wire
 from handler_lib.config import Config
 
 from . import dead_letters
-from .batching import group_by, split_batches
-from .outcome import TASK_TIMEOUT, UNKNOWN_KIND, Outcome
+from .batching import admissible, fifo_group, group_by, split_batches
+from .outcome import TASK_FAILED, TASK_TIMEOUT, UNKNOWN_KIND, Outcome
 from .pending import Entry, PendingQueue
 from .sinks import Sink
-from .tasks import TaskRunner
+from .tasks import TaskRunner, TaskThreads
 
 log = logging.getLogger("defer_runner.drain")
 
@@ -44,15 +46,19 @@ class DrainReport:
     """What one drain did; the runner logs it and emits it as metrics."""
 
     received: int = 0
-    delivered: int = 0
+    delivered: int = 0  # items delivered to their targets (dead letters are not counted here)
     retried: int = 0
-    dead_lettered: int = 0
-    given_up: int = 0  # no DLQ configured, or the dead letter itself failed: logged at ERROR
+    dead_lettered: int = 0  # items whose dead letter was delivered to the DLQ
+    given_up: int = 0  # no DLQ, the dead letter failed, or lost at SHUTDOWN: each logged at ERROR
     carried_over: int = 0
     in_flight: int = 0
     api_calls: int = 0
+    tasks_hung: int = 0  # task threads still running past their timeout (abandoned)
+    after_run: int = 0  # post-response callables (defer.after) the function ran, and those that raised
+    after_failed: int = 0
     duration_ms: float = 0.0
     delivery_latency_ms: List[float] = field(default_factory=list)
+    given_up_ids: List[str] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts: int) -> None:
@@ -60,12 +66,22 @@ class DrainReport:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
 
+    def merge(self, later: "DrainReport") -> None:
+        """Fold a later drain of the same event in (SHUTDOWN drains twice)."""
+        for name in ("delivered", "retried", "dead_lettered", "given_up", "api_calls", "duration_ms"):
+            setattr(self, name, getattr(self, name) + getattr(later, name))
+        self.carried_over, self.in_flight, self.tasks_hung = later.carried_over, later.in_flight, later.tasks_hung
+        self.delivery_latency_ms += later.delivery_latency_ms
+        self.given_up_ids += later.given_up_ids
+
     def as_dict(self) -> Dict[str, float]:
         latencies = sorted(self.delivery_latency_ms)
         return {"received": self.received, "delivered": self.delivered, "retried": self.retried,
                 "dead_lettered": self.dead_lettered, "given_up": self.given_up,
                 "carried_over": self.carried_over, "in_flight": self.in_flight,
-                "api_calls": self.api_calls, "duration_ms": round(self.duration_ms, 3),
+                "api_calls": self.api_calls, "tasks_hung": self.tasks_hung,
+                "after_run": self.after_run, "after_failed": self.after_failed,
+                "duration_ms": round(self.duration_ms, 3),
                 "delivery_latency_ms_max": round(latencies[-1], 3) if latencies else 0.0}
 
 
@@ -78,9 +94,13 @@ class Drainer:
         self.config = config
         self.clock = clock
         self._send_pool = ThreadPoolExecutor(config.concurrency, thread_name_prefix="defer-send")
-        self._task_pool = ThreadPoolExecutor(max(2, config.concurrency // 2), thread_name_prefix="defer-task")
-        self._task_deadlines: Dict[str, tuple] = {}  # item id -> (monotonic deadline, attempt)
+        workers = max(2, config.concurrency // 2)
+        self.task_threads = TaskThreads(workers, max_hung=workers)
+        self._task_deadlines: Dict[str, Tuple[float, int, int]] = {}  # id -> (deadline, attempt, thread)
+        self._tracebacks: Dict[str, str] = {}  # id -> a failed task's last traceback
         self._report = DrainReport()
+        self._saturated = False
+        self.letters_queued = 0
 
     # -- the loop -----------------------------------------------------------------------
     def drain(self, stop_at: float) -> DrainReport:
@@ -93,28 +113,48 @@ class Drainer:
                 self._expire_tasks(now)
                 if now >= stop_at:
                     break
-                ready = self.queue.take_ready(now)
+                entries = self.queue.snapshot()
+                allowed = admissible(entries, now, self.task_threads.free(), self._limits)
+                ready = self.queue.take_ready(now, lambda e: e.item.id in allowed) if allowed else []
                 if not ready:
-                    waiting, flying = self.queue.counts()
-                    due = self.queue.next_due()
-                    if flying == 0 and (waiting == 0 or (due is not None and due >= stop_at)):
+                    flying = sum(1 for e in entries if e.in_flight)
+                    due = min((e.not_before for e in entries if not e.in_flight and e.not_before > now),
+                              default=None)
+                    if flying == 0 and (due is None or due >= stop_at):
                         break  # nothing left, or nothing can be tried again before the stop
-                    self.queue.changed.wait(self._idle_wait(now, stop_at))
+                    self._watch_saturation(entries)
+                    self.queue.changed.wait(self._idle_wait(now, stop_at, due))
                     continue
             self._dispatch(ready, stop_at)
+        self._watch_saturation(self.queue.snapshot())
         waiting, flying = self.queue.counts()
         report.carried_over, report.in_flight = waiting, flying
+        report.tasks_hung = self.task_threads.hung()
         report.duration_ms = (self.clock() - started) * 1000
         return report
 
-    def _idle_wait(self, now: float, stop_at: float) -> float:
-        wake = stop_at
-        due = self.queue.next_due()
-        if due is not None:
-            wake = min(wake, due)
-        for deadline, _ in self._task_deadlines.values():
+    def _limits(self, entry: Entry) -> Tuple[int, int, int]:
+        sink = self.sinks.get(entry.item.kind)
+        if sink is None:
+            return 1, 1, 0
+        return sink.max_entries, sink.max_batch_bytes, sink.entry_size(entry.item)
+
+    def _idle_wait(self, now: float, stop_at: float, due: Optional[float]) -> float:
+        wake = stop_at if due is None else min(stop_at, due)
+        for deadline, _, _ in self._task_deadlines.values():
             wake = min(wake, deadline)
         return max(0.0, wake - now)
+
+    def _watch_saturation(self, entries: List[Entry]) -> None:
+        """Report, once per episode, a task pool whose every worker is taken and some hung."""
+        hung = self.task_threads.hung()
+        saturated = hung > 0 and self.task_threads.free() == 0
+        if saturated and not self._saturated:
+            waiting = sum(1 for e in entries if e.item.kind == "task" and not e.in_flight)
+            log.error("task pool saturated: %d task threads hung past their timeout; %d tasks wait for a worker",
+                      hung, waiting, extra={"tasks_hung": hung, "tasks_waiting": waiting,
+                                            "workers": self.task_threads.size})
+        self._saturated = saturated
 
     # -- sending ------------------------------------------------------------------------
     def _dispatch(self, ready: List[Entry], stop_at: float) -> None:
@@ -129,7 +169,7 @@ class Drainer:
         for group in group_by(publishes, lambda e: (e.item.kind, e.item.target)):
             sink = self.sinks[group[0].item.kind]
             for batch in split_batches(group, sink.max_entries, sink.max_batch_bytes,
-                                       lambda e: sink.entry_size(e.item)):
+                                       lambda e: sink.entry_size(e.item), lambda e: fifo_group(e.item)):
                 self._send_pool.submit(self._send_batch, sink, batch)
 
     def _send_batch(self, sink: Sink, batch: List[Entry]) -> None:
@@ -139,34 +179,68 @@ class Drainer:
         except Exception as exc:  # noqa: BLE001 - a bug in an adapter must not strand items
             log.exception("sink %s failed unexpectedly", sink.service)
             outcomes = [Outcome.failure(e.item.id, "Defer.SinkError", repr(exc)) for e in batch]
+        self._warn_reordered(batch, outcomes)
         for entry, outcome in zip(batch, outcomes):
             self._settle(entry, outcome)
 
+    @staticmethod
+    def _warn_reordered(batch: List[Entry], outcomes: List[Outcome]) -> None:
+        """A FIFO entry that failed while a later one of its group succeeded: order is lost."""
+        failed: Dict[tuple, str] = {}
+        for entry, outcome in zip(batch, outcomes):
+            group = fifo_group(entry.item)
+            if group is None:
+                continue
+            if not outcome.ok:
+                failed.setdefault(group, entry.item.id)
+            elif group in failed:
+                log.warning("FIFO order broken in group %s of %s: %s failed (%s) after a later item of "
+                            "the group was delivered", group[2], group[1], failed.pop(group),
+                            outcome.code or "entry failure",
+                            extra={"group_id": group[2], "target": group[1]})
+
     def _start_task(self, entry: Entry) -> None:
-        item = entry.item
-        assert isinstance(item, wire.TaskItem)
-        if item.timeout_s:
-            self._task_deadlines[item.id] = (self.clock() + item.timeout_s, entry.attempts)
         attempt = entry.attempts
-        self._task_pool.submit(self._run_task, entry, attempt)
+        try:
+            self.task_threads.start(lambda: self._run_task(entry, attempt))
+        except RuntimeError as exc:  # no thread to be had: try again later, attempt not used
+            log.error("cannot start a thread for task item %s: %s", entry.item.id, exc)
+            self.queue.retry_later(entry.item.id, self.clock() + backoff_s(entry.stalls + 1),
+                                   "Defer.NoThread", str(exc), uses_attempt=False)
 
     def _run_task(self, entry: Entry, attempt: int) -> None:
-        outcome = self.tasks.run(entry.item)  # type: ignore[arg-type]
+        item = entry.item
+        assert isinstance(item, wire.TaskItem)
+        if item.timeout_s:  # the clock starts when the task does, not when it was queued
+            with self.queue.changed:
+                self._task_deadlines[item.id] = (self.clock() + item.timeout_s, attempt, threading.get_ident())
+                self.queue.changed.notify_all()
+        try:
+            outcome = self.tasks.run(item, attempt)
+        except BaseException as exc:  # noqa: BLE001 - never leave the item in flight
+            outcome = Outcome.failure(item.id, TASK_FAILED, f"{type(exc).__name__}: {exc}")
+        self.task_threads.finish(threading.get_ident())
         with self.queue.changed:
-            current = self.queue.get(entry.item.id)
-            if current is None or current.attempts != attempt or not current.in_flight:
-                return  # this attempt already timed out and was settled
-            self._task_deadlines.pop(entry.item.id, None)
-        self._settle(entry, outcome)
+            current = self.queue.get(item.id)
+            stale = current is None or current.attempts != attempt or not current.in_flight
+            if not stale:
+                self._task_deadlines.pop(item.id, None)
+            self.queue.changed.notify_all()  # a worker is free again
+        if not stale:  # otherwise this attempt already timed out and was settled
+            self._settle(entry, outcome)
 
     def _expire_tasks(self, now: float) -> None:
-        for item_id, (deadline, attempt) in list(self._task_deadlines.items()):
+        for item_id, (deadline, attempt, thread) in list(self._task_deadlines.items()):
             if now < deadline:
                 continue
             self._task_deadlines.pop(item_id, None)
             entry = self.queue.get(item_id)
             if entry is not None and entry.attempts == attempt and entry.in_flight:
+                self.task_threads.abandon(thread)
                 timeout = entry.item.timeout_s  # type: ignore[union-attr]
+                log.warning("task %s ran over its %gs timeout on attempt %d for item %s; its thread is abandoned",
+                            entry.item.target, timeout, attempt, item_id,
+                            extra={"item_id": item_id, "attempt": attempt})
                 self._settle(entry, Outcome.failure(item_id, TASK_TIMEOUT, f"task ran over its {timeout:g}s timeout"))
 
     # -- outcomes -----------------------------------------------------------------------
@@ -179,11 +253,19 @@ class Drainer:
         item = entry.item
         if outcome.ok:
             self.queue.finish(item.id)
+            self._tracebacks.pop(item.id, None)
+            if dead_letters.is_dead_letter(item):
+                self._report.add(dead_lettered=1)
+                log.warning("dead-lettered %s", item.id[:-len(dead_letters.DLQ_SUFFIX)],
+                            extra=dead_letters.describe_letter(item, self.config.log_payloads))
+                return
             latency = (time.time_ns() // 1000 - item.enqueued_us) / 1000
             with self._report._lock:
                 self._report.delivered += 1
                 self._report.delivery_latency_ms.append(latency)
             return
+        if outcome.traceback:
+            self._tracebacks[item.id] = outcome.traceback
         if not outcome.uses_attempt:
             self._report.add(retried=1)
             self.queue.retry_later(item.id, self.clock() + backoff_s(entry.stalls + 1),
@@ -197,21 +279,35 @@ class Drainer:
         self.give_up(entry, outcome.code, outcome.message)
 
     def give_up(self, entry: Entry, code: str, message: str) -> None:
-        """Dead-letter an item (or, with no DLQ, log it at ERROR); it leaves the queue."""
+        """Queue the item's dead letter (or, with no DLQ or for a letter, log it at ERROR as
+        given up); either way it leaves the queue."""
         item = entry.item
         dlq_url = self.config.dlq_url
+        traceback = self._tracebacks.pop(item.id, "")
         if dlq_url and not dead_letters.is_dead_letter(item):
-            letter = dead_letters.dead_letter_item(dlq_url, item, code, message, entry.attempts)
-            self.queue.add(letter)
-            self._report.add(dead_lettered=1)
-            log.warning("dead-lettered %s", item.id, extra=dead_letters.describe(
-                item, code, message, entry.attempts, False))
+            letter = dead_letters.dead_letter_item(dlq_url, item, code, message, entry.attempts, traceback)
+            if self.queue.add(letter):
+                self.letters_queued += 1
+            log.info("queued a dead letter for %s", item.id, extra=dead_letters.describe(
+                item, code, message, entry.attempts, self.config.log_payloads))
         else:
-            self._report.add(given_up=1)
-            log.error("gave up on %s", item.id, extra=dead_letters.describe(
-                item, code, message, entry.attempts, self.config.log_payloads or dead_letters.is_dead_letter(item)))
+            self.lose(entry, code, message)
         self.queue.finish(item.id)
+
+    def lose(self, entry: Entry, code: str, message: str) -> None:
+        """Log at ERROR and count an item that ends neither delivered nor dead-lettered."""
+        item = entry.item
+        if dead_letters.is_dead_letter(item):
+            fields = dead_letters.describe_letter(item, self.config.log_payloads)
+            fields.update(letter_error_code=code, letter_error=message)
+            log.error("gave up on %s: its dead letter was not delivered (%s: %s)", fields["item_id"], code,
+                      message, extra=fields)
+        else:
+            log.error("gave up on %s %s to %s: %s: %s", item.kind, item.id, item.target, code, message,
+                      extra=dead_letters.describe(item, code, message, entry.attempts, self.config.log_payloads))
+        with self._report._lock:
+            self._report.given_up += 1
+            self._report.given_up_ids.append(item.id)
 
     def shutdown(self, wait: bool = False) -> None:
         self._send_pool.shutdown(wait=wait, cancel_futures=not wait)
-        self._task_pool.shutdown(wait=wait, cancel_futures=not wait)

@@ -25,11 +25,15 @@ _drainer: Optional[Drainer] = None
 DEFAULT_BUDGET_S = 30.0
 
 
+def make_drainer(config: cfg.Config) -> Drainer:
+    """A Drainer without a journal: the extension's delivery path, in this process."""
+    return Drainer(PendingQueue(), make_sinks(ClientFactory(config)), TaskRunner(), config)
+
+
 def deliver(items: Iterable[wire.WorkItem], budget_s: float = DEFAULT_BUDGET_S) -> DrainReport:
     global _drainer
     if _drainer is None:
-        config = cfg.load()
-        _drainer = Drainer(PendingQueue(), make_sinks(ClientFactory(config)), TaskRunner(), config)
+        _drainer = make_drainer(cfg.load())
     for item in items:
         _drainer.queue.add(item)
     report = _drainer.drain(time.monotonic() + budget_s)

@@ -42,6 +42,7 @@ class Outcome:
     code: str = ""
     message: str = ""
     retryable: bool = False
+    traceback: str = ""  # a failed task's own frames, for the log and the dead letter
 
     @property
     def uses_attempt(self) -> bool:
@@ -52,9 +53,10 @@ class Outcome:
         return Outcome(item_id, True)
 
     @staticmethod
-    def failure(item_id: str, code: str, message: str, *, sender_fault: bool = False) -> "Outcome":
+    def failure(item_id: str, code: str, message: str, *, sender_fault: bool = False,
+                traceback: str = "") -> "Outcome":
         retryable = code in RETRYABLE_CODES or (not sender_fault and not _looks_permanent(code))
-        return Outcome(item_id, False, code, message, retryable)
+        return Outcome(item_id, False, code, message, retryable, traceback)
 
 
 def _looks_permanent(code: str) -> bool:

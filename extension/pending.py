@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from handler_lib import wire
 
@@ -90,11 +90,13 @@ class PendingQueue:
             return self._seen_per_request.get(request_id, 0)
 
     # -- the drain ------------------------------------------------------------------------
-    def take_ready(self, now: Optional[float] = None) -> List[Entry]:
-        """Entries due now, marked in flight (their order of arrival is kept)."""
+    def take_ready(self, now: Optional[float] = None,
+                   admit: Optional[Callable[[Entry], bool]] = None) -> List[Entry]:
+        """Entries due now (and admitted), marked in flight (their order of arrival is kept)."""
         now = time.monotonic() if now is None else now
         with self.changed:
-            ready = [e for e in self._entries.values() if not e.in_flight and e.not_before <= now]
+            ready = [e for e in self._entries.values() if not e.in_flight and e.not_before <= now
+                     and (admit is None or admit(e))]
             for entry in ready:
                 entry.in_flight = True
                 entry.attempts += 1

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional
 from handler_lib import wire
 from handler_lib.config import Config
 
+from . import dead_letters
 from .channel import ChannelHandlers, ChannelServer, Connection
 from .drain import DrainReport, Drainer
 from .lambda_api import InvokeEvent, ShutdownEvent
@@ -26,8 +27,10 @@ from .pending import PendingQueue
 
 log = logging.getLogger("defer_runner.runner")
 
-#: Time kept back at SHUTDOWN for dead-lettering what the drain could not deliver.
-SHUTDOWN_RESERVE_MS = 400
+#: Time kept back at SHUTDOWN for dead-lettering what the drain could not deliver ...
+SHUTDOWN_RESERVE_MS = 700
+#: ... and, of that, for logging every item that is still neither delivered nor dead-lettered.
+SHUTDOWN_LAST_WORDS_MS = 250
 RECENT_REQUESTS = 256
 
 
@@ -76,7 +79,8 @@ class Runner:
             held.append(item.id)
 
     def on_hello(self, conn: Connection, hello: wire.Hello) -> None:
-        self.drainer.tasks.add_paths([hello.task_root, *hello.sys_path])
+        # The hello's paths are never used for imports: tasks come only from the function's
+        # code and the layers (tasks.py), whatever a process on the socket claims.
         already_counted = conn.hello is not None and conn.hello.wrapped
         if hello.wrapped and not already_counted:
             with self._state:
@@ -181,6 +185,8 @@ class Runner:
             self._state.wait(left)
 
     def on_shutdown(self, event: ShutdownEvent) -> DrainReport:
+        """Drain within the budget; on a spin-down, dead-letter the rest, and log at ERROR (and
+        count as given up) every item that ends this process neither delivered nor dead-lettered."""
         stop_at = monotonic_deadline(event.deadline_ms, SHUTDOWN_RESERVE_MS)
         self.channel.sync(timeout=0.2)
         report = self.drainer.drain(stop_at)
@@ -193,24 +199,32 @@ class Runner:
             # dead-lettered too (if the call did land, that is a duplicate, which the
             # at-least-once rule allows; losing them is not allowed).
             for entry in left:
+                if dead_letters.is_dead_letter(entry.item):
+                    continue  # a letter queued earlier: it goes out in the last drain below
                 last = f"; last error {entry.last_code}: {entry.last_message}" if entry.last_code else ""
                 self.drainer.give_up(entry, SHUTDOWN_UNDELIVERED,
                                      f"not delivered before SHUTDOWN ({event.reason}){last}")
             # The dead letters just queued go out in batched calls, within what is left.
-            final_stop = monotonic_deadline(event.deadline_ms, 100)
-            report = self.drainer.drain(final_stop)
+            final = self.drainer.drain(monotonic_deadline(event.deadline_ms, SHUTDOWN_LAST_WORDS_MS))
+            final.carried_over = final.in_flight = 0  # nothing is carried past this process
+            for entry in self.queue.snapshot():
+                self.drainer.lose(entry, entry.last_code or SHUTDOWN_UNDELIVERED,
+                                  f"the process ends at SHUTDOWN ({event.reason}) with it "
+                                  f"{'in flight' if entry.in_flight else 'undelivered'}"
+                                  + (f"; last error: {entry.last_message}" if entry.last_message else ""))
+            report.merge(final)
         self._account(report, "shutdown")
         return report
 
     def _account(self, report: DrainReport, request_id: str) -> None:
-        added = self.queue.added_total
+        added = self.queue.added_total - self.drainer.letters_queued  # dead letters are not new work
         report.received, self._added_before = added - self._added_before, added
-        after_run, after_failed = self.after_run - self._after_before[0], self.after_failed - self._after_before[1]
+        report.after_run = self.after_run - self._after_before[0]
+        report.after_failed = self.after_failed - self._after_before[1]
         self._after_before = (self.after_run, self.after_failed)
         if report.api_calls == 0 and report.delivered == 0 and report.carried_over == 0 \
-                and report.given_up == 0 and report.dead_lettered == 0 and after_run == 0:
+                and report.given_up == 0 and report.dead_lettered == 0 and report.after_run == 0:
             return  # an invoke that deferred nothing costs nothing, not even a log line
-        log.info("drain finished", extra={"request_id": request_id, **report.as_dict(),
-                                          "after_run": after_run, "after_failed": after_failed})
+        log.info("drain finished", extra={"request_id": request_id, **report.as_dict()})
         if self.metrics is not None:
             self.metrics.publish(report)

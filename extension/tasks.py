@@ -1,46 +1,123 @@
 """Find and run ``@defer.task`` functions in the extension process.
 
-A task is named ``module:qualname`` and imported from the function's code: the task root and
-the function's ``sys.path`` (sent in the channel's hello) are appended after the extension's
-own paths. Only objects carrying the ``@defer.task`` marker run; any other name is refused
-as a permanent failure, so a frame can never make the extension call arbitrary code.
+A task is named ``module:qualname``. Only code that ships with the function is ever imported:
+the module and each of its parent packages must be found under the function's code
+(``LAMBDA_TASK_ROOT``, default ``/var/task``; ``DEFER_TASK_ROOT`` where an emulator puts it
+elsewhere) or the layers' ``python`` folders, checked before anything is imported, so a forged
+frame can never run the top-level code of another module (the standard library included).
+Paths sent by the handler are never used. Only objects carrying the ``@defer.task`` marker
+run. Any exception while resolving or running a task (``SystemExit`` included) becomes the
+item's outcome: an item is never left in flight by its task.
 """
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
+import logging
 import os
 import sys
-from typing import Any, Callable, Iterable, Optional
+import threading
+import traceback
+from importlib.machinery import PathFinder
+from types import ModuleType, TracebackType
+from typing import Any, Callable, Dict, List, Optional
 
 from handler_lib import wire
 from handler_lib._tasks import task_options
+from handler_lib.config import ENV_TASK_ROOT
 
 from .outcome import TASK_FAILED, TASK_NOT_FOUND, Outcome
 
+log = logging.getLogger("defer_runner.tasks")
+
+#: The layer root (``/opt`` in Lambda): the folder above the extension's own (``defer-runner``).
+LAYER_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 class TaskNotFound(LookupError):
-    """The name does not resolve to a ``@defer.task`` function."""
+    """The name does not resolve to a ``@defer.task`` function under the allowed roots."""
+
+
+def allowed_roots(task_root: Optional[str] = None, layer_roots: Optional[List[str]] = None) -> List[str]:
+    """Where task modules may come from: the function's code, then the layers' python dirs."""
+    root = task_root or os.environ.get(ENV_TASK_ROOT) or os.environ.get("LAMBDA_TASK_ROOT") or "/var/task"
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    roots = [root]
+    for layer in layer_roots if layer_roots is not None else [LAYER_ROOT, "/opt"]:
+        python = os.path.join(layer, "python")
+        roots += [python, os.path.join(python, "lib", version, "site-packages")]
+    return [os.path.realpath(r) for r in dict.fromkeys(roots)]
+
+
+def task_traceback(exc: BaseException, skip: int = 1) -> str:
+    """The exception's traceback without the first ``skip`` frames (the runner's own)."""
+    tb: Optional[TracebackType] = exc.__traceback__
+    for _ in range(skip):
+        if tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
 class TaskRunner:
-    def __init__(self, task_root: Optional[str] = None) -> None:
-        self.add_paths([task_root or os.environ.get("LAMBDA_TASK_ROOT") or "/var/task"])
-
-    def add_paths(self, paths: Iterable[str]) -> None:
-        """Append the function's import paths (never ahead of the extension's own)."""
-        for path in paths:
-            if path and path not in sys.path:
+    def __init__(self, task_root: Optional[str] = None, layer_roots: Optional[List[str]] = None) -> None:
+        self.roots = allowed_roots(task_root, layer_roots)
+        for path in self.roots:  # a task module's own absolute imports of its siblings
+            if path not in sys.path:
                 sys.path.append(path)
+        self._import_lock = threading.Lock()
+
+    def _under_roots(self, path: Optional[str]) -> bool:
+        """An absolute file path inside an allowed root (frozen and built-in modules have none)."""
+        if not path or not os.path.isabs(path):
+            return False
+        real = os.path.realpath(path)
+        return any(real == root or real.startswith(root + os.sep) for root in self.roots)
+
+    def _spec_allowed(self, spec: Any) -> bool:
+        if spec is None or spec.loader is None:
+            return False
+        if spec.has_location:
+            return self._under_roots(spec.origin)
+        locations = list(spec.submodule_search_locations or [])  # a namespace package
+        return bool(locations) and all(self._under_roots(p) for p in locations)
+
+    def _import(self, module_name: str) -> ModuleType:
+        """Import ``module_name`` only from the allowed roots, each parent package checked first."""
+        if not module_name or any(not part.isidentifier() for part in module_name.split(".")):
+            raise TaskNotFound(f"{module_name!r} is not a module name")
+        module: Optional[ModuleType] = None
+        parts = module_name.split(".")
+        for depth in range(1, len(parts) + 1):
+            name = ".".join(parts[:depth])
+            loaded = sys.modules.get(name)
+            if loaded is not None:
+                if not self._spec_allowed(getattr(loaded, "__spec__", None)):
+                    raise TaskNotFound(f"module {name} is not part of the function's code or layers")
+                module = loaded
+                continue
+            search = self.roots if module is None else list(getattr(module, "__path__", None) or [])
+            spec = PathFinder.find_spec(name, search)
+            if not self._spec_allowed(spec):
+                raise TaskNotFound(f"module {name} is not found under the function's code or layers")
+            new = importlib.util.module_from_spec(spec)
+            sys.modules[name] = new
+            try:
+                spec.loader.exec_module(new)
+            except BaseException:
+                sys.modules.pop(name, None)
+                raise
+            if module is not None:
+                setattr(module, parts[depth - 1], new)
+            module = new
+        assert module is not None
+        return module
 
     def resolve(self, name: str) -> Callable[..., Any]:
         module_name, sep, qualname = name.partition(":")
         if not sep or not module_name or not qualname:
             raise TaskNotFound(f"{name!r} is not of the form module:qualname")
-        try:
-            target: Any = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise TaskNotFound(f"cannot import {module_name}: {exc}") from exc
+        with self._import_lock:
+            target: Any = self._import(module_name)
         for part in qualname.split("."):
             target = getattr(target, part, None)
             if target is None:
@@ -50,16 +127,83 @@ class TaskRunner:
             raise TaskNotFound(f"{name} is not a @defer.task function; refusing to run it")
         return target
 
-    def run(self, item: wire.TaskItem) -> Outcome:
+    def run(self, item: wire.TaskItem, attempt: int = 1) -> Outcome:
+        """Run one attempt; every failure is logged with the task's own traceback."""
         try:
             task = self.resolve(item.function)
         except TaskNotFound as exc:
+            log.error("task %s not found for item %s: %s", item.function, item.id, exc,
+                      extra={"item_id": item.id, "attempt": attempt})
             return Outcome.failure(item.id, TASK_NOT_FOUND, str(exc), sender_fault=True)
+        except BaseException as exc:  # noqa: BLE001 - a module that fails to import is permanent
+            trace = task_traceback(exc)
+            log.error("task %s could not be imported for item %s (attempt %d): %s: %s\n%s", item.function,
+                      item.id, attempt, type(exc).__name__, exc, trace,
+                      extra={"item_id": item.id, "attempt": attempt})
+            return Outcome.failure(item.id, TASK_NOT_FOUND, f"importing {item.function} raised "
+                                   f"{type(exc).__name__}: {exc}", sender_fault=True, traceback=trace)
         kwargs = dict(item.kwargs)
         if task.__defer_task__.pass_item_id:  # type: ignore[attr-defined]
             kwargs["defer_id"] = item.id
         try:
             task.fn(*item.args, **kwargs)  # type: ignore[attr-defined]
-        except Exception as exc:  # noqa: BLE001 - a failing task is an outcome, never a crash
-            return Outcome.failure(item.id, TASK_FAILED, f"{type(exc).__name__}: {exc}")
+        except BaseException as exc:  # noqa: BLE001 - a failing task is an outcome, never a crash
+            trace = task_traceback(exc)
+            log.warning("task %s failed on attempt %d for item %s: %s: %s\n%s", item.function, attempt,
+                        item.id, type(exc).__name__, exc, trace,
+                        extra={"item_id": item.id, "attempt": attempt})
+            return Outcome.failure(item.id, TASK_FAILED, f"{type(exc).__name__}: {exc}", traceback=trace)
         return Outcome.success(item.id)
+
+
+class TaskThreads:
+    """The threads tasks run on: ``size`` at a time, each task on a thread of its own.
+
+    A thread cannot be killed, so a task that outlives its timeout is abandoned: its item is
+    settled and its slot given back, for at most ``max_hung`` abandoned threads at a time (past
+    that they keep their slots and the pool saturates, which the drain reports at ERROR).
+    """
+
+    def __init__(self, size: int, max_hung: int) -> None:
+        self.size = size
+        self.max_hung = max_hung
+        self._lock = threading.Lock()
+        self._live: Dict[int, bool] = {}  # thread ident -> abandoned
+
+    def free(self) -> int:
+        with self._lock:
+            abandoned = sum(self._live.values())
+            busy = len(self._live) - abandoned + max(0, abandoned - self.max_hung)
+            return max(0, self.size - busy)
+
+    def hung(self) -> int:
+        with self._lock:
+            return sum(self._live.values())
+
+    def start(self, run: Callable[[], None]) -> int:
+        started = threading.Event()
+        ident: List[int] = []
+
+        def body() -> None:
+            ident.append(threading.get_ident())
+            with self._lock:
+                self._live[ident[0]] = False
+            started.set()
+            try:
+                run()
+            finally:
+                self.finish(ident[0])
+
+        threading.Thread(target=body, name="defer-task", daemon=True).start()
+        started.wait()
+        return ident[0]
+
+    def finish(self, ident: int) -> None:
+        """The thread's task is over: its slot is free (called again on the way out: harmless)."""
+        with self._lock:
+            self._live.pop(ident, None)
+
+    def abandon(self, ident: int) -> None:
+        with self._lock:
+            if ident in self._live:
+                self._live[ident] = True

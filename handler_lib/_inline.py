@@ -7,9 +7,11 @@ The delivery code lives with the extension; in a deployed layer it sits next to
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
+from types import ModuleType
 from typing import List
 
 from . import wire
@@ -17,18 +19,23 @@ from . import wire
 logger = logging.getLogger("handler_lib")
 
 
-def deliver_inline(items: List[wire.WorkItem]) -> None:
+def delivery_module() -> ModuleType:
+    """``extension.inline``: from the installed package, else from the layer's ``defer-runner``."""
     try:
-        from extension.inline import deliver
+        return importlib.import_module("extension.inline")
     except ImportError:
         layer_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         for path in (os.path.join(layer_root, "defer-runner"), os.path.join(layer_root, "defer-runner", "deps")):
             if os.path.isdir(path) and path not in sys.path:
                 sys.path.append(path)
-        try:
-            from extension.inline import deliver
-        except ImportError as exc:
-            for item in items:
-                logger.error("lambda-defer: cannot deliver %s %s inline (%s)", item.kind, item.id, exc)
-            raise
-    deliver(items)
+        return importlib.import_module("extension.inline")
+
+
+def deliver_inline(items: List[wire.WorkItem]) -> None:
+    try:
+        inline = delivery_module()
+    except ImportError as exc:
+        for item in items:
+            logger.error("lambda-defer: cannot deliver %s %s inline (%s)", item.kind, item.id, exc)
+        raise
+    inline.deliver(items)

@@ -21,6 +21,10 @@ ENV_LOG_PAYLOADS = "DEFER_LOG_PAYLOADS"
 ENV_DEBUG = "DEFER_DEBUG"
 ENV_ACK_TIMEOUT_MS = "DEFER_ACK_TIMEOUT_MS"
 ENV_MAX_QUEUED_MB = "DEFER_MAX_QUEUED_MB"
+#: Where the function's code is, for the extension's task imports. Lambda does not pass
+#: LAMBDA_TASK_ROOT to extensions (the code is at /var/task there); a local emulator that
+#: keeps the code elsewhere and hides LAMBDA_TASK_ROOT too needs this.
+ENV_TASK_ROOT = "DEFER_TASK_ROOT"
 #: Set by the extension for its own process, so that tasks it imports never dial the socket.
 ENV_IN_RUNNER = "DEFER_RUNNER_PROCESS"
 

@@ -118,6 +118,7 @@ def test_items_of_a_handler_that_times_out_are_delivered_after_the_reset(faults)
 def test_shutdown_mid_drain_dead_letters_what_was_not_delivered(faults):
     start, res, proxy = faults
     rie = start(timeout_s=3, DEFER_DEADLINE_MARGIN_MS="1500")
+    rie.invoke({"tag": "warm"})  # a slow cold start must not eat the drain's window
     proxy.throttle("PublishBatch")  # SNS stays throttled: never delivered in this life
     rie.invoke({"tag": "stuck", "sns": 4, "sqs": 2})
     assert tags_of(drain_queue(res.queue_url, 2, timeout=3), "stuck") == [0, 1]
@@ -134,7 +135,8 @@ def test_garbage_frames_cost_only_themselves_and_a_forged_task_never_runs(faults
     assert status == 200
     assert tags_of(drain_queue(res.queue_url, 3, timeout=3), "junk") == [0, 1, 2]
     (letter,) = drain_queue(res.dlq_url, 1, timeout=3)
-    assert letter["error"]["code"] == "Defer.TaskNotFound" and "not a @defer.task" in letter["error"]["message"]
+    assert letter["error"]["code"] == "Defer.TaskNotFound"
+    assert "os is not part of the function's code or layers" in letter["error"]["message"]
     assert "should-never-run" not in rie.logs()
     assert "skipped a frame that cannot be decoded" in rie.logs()
     assert "stream cannot be split into frames" in rie.logs()

@@ -67,7 +67,7 @@ def test_every_item_ends_delivered_or_dead_lettered_exactly_once():
         queue.add(it)
     report = drainer.drain(time.monotonic() + 10)
     assert len(queue) == 0
-    assert report.delivered == 25 - 2 + 2  # 23 items + 2 dead letters (for i3 and i4) sent to the DLQ
+    assert report.delivered == 25 - 2  # the 2 dead letters (for i3 and i4) count as dead_lettered
     assert report.dead_lettered == 2 and report.retried == 1 + 2 + 2 + 2
     assert sink.attempts["i3"] == 1  # a sender fault is not retried
     assert sink.attempts["i4"] == 3  # max_attempts
@@ -113,3 +113,20 @@ def test_outcome_classification():
     assert not Outcome.failure("i", "AccessDeniedException", "").retryable
     assert Outcome.failure("i", "Defer.TransportError", "").retryable
     assert Outcome.failure("i", "SomethingNew", "").retryable  # an unknown server-side fault is retried
+
+
+def test_a_fifo_group_starts_nothing_behind_an_item_in_flight_or_backing_off():
+    from extension.batching import admissible
+    from extension.pending import Entry
+
+    def entry(item_id, group, *, in_flight=False, not_before=0.0):
+        item = wire.SqsItem(item_id, "r", 0, "https://sqs/q.fifo", "m", group)
+        return Entry(item, in_flight=in_flight, not_before=not_before)
+
+    limits = lambda e: (3, 1000, 1)  # noqa: E731 - three entries per batch
+    entries = [entry("a0", "A", not_before=5.0), entry("a1", "A"),  # A's head backs off
+               entry("b0", "B", in_flight=True), entry("b1", "B"),  # B has a batch in flight
+               entry("c0", "C"), entry("c1", "C"), entry("c2", "C"), entry("c3", "C"),  # C: one batch
+               *(Entry(i) for i in items(2))]  # a standard queue: no order to keep
+    assert admissible([*entries], 1.0, 0, limits) == {"c0", "c1", "c2", "i0", "i1"}
+    assert admissible([*entries], 6.0, 0, limits) == {"a0", "a1", "c0", "c1", "c2", "i0", "i1"}

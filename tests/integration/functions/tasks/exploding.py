@@ -1,0 +1,3 @@
+"""A module whose top-level code exits: importing it raises SystemExit."""
+
+raise SystemExit(3)

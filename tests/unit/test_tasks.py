@@ -1,0 +1,120 @@
+"""Task resolution and the task threads: pure logic on real modules in tmp dirs and real threads."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from handler_lib import wire
+from handler_lib.config import Config
+from extension.drain import Drainer
+from extension.pending import PendingQueue
+from extension.tasks import TaskNotFound, TaskRunner
+from tests.support.waiting import wait_until
+
+TASK_MODULE = """
+import threading
+from handler_lib import defer
+
+RELEASE = threading.Event()
+STARTED = []
+
+@defer.task(timeout=0.3, max_attempts=1)
+def hangs(n):
+    STARTED.append(n)
+    RELEASE.wait(10)
+
+@defer.task
+def quick(n):
+    STARTED.append(n)
+"""
+
+
+@pytest.fixture
+def code(tmp_path: Path, request) -> Path:
+    """A function's code dir with a task module (unique name per test) and a package."""
+    root = tmp_path / "task"
+    (root / "pkg").mkdir(parents=True)
+    name = f"jobs_{request.node.name[-20:].replace('[', '_').replace(']', '_')}_{time.monotonic_ns()}"
+    (root / f"{name}.py").write_text(TASK_MODULE)
+    (root / "pkg" / "__init__.py").write_text("")
+    (root / "pkg" / "inner.py").write_text("from handler_lib import defer\n\n@defer.task\ndef job():\n    pass\n")
+    yield root, name
+    for mod in [m for m in sys.modules if m == name or m == "pkg" or m.startswith("pkg.")]:
+        del sys.modules[mod]
+
+
+def runner(root: Path) -> TaskRunner:
+    return TaskRunner(str(root), layer_roots=[])
+
+
+def test_only_modules_under_the_function_code_are_imported(code, tmp_path):
+    root, name = code
+    tasks = runner(root)
+    assert tasks.resolve("pkg.inner:job").__defer_task__.name == "pkg.inner:job"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "sneaky.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').write('x')\n")
+    sys.path.append(str(outside))  # even when the module is importable from sys.path
+    try:
+        for forged in ("sneaky:x", "antigravity:x", "os:system", "json:dumps", ".x:y", "pkg..inner:job",
+                       "x:", ":y", "nope"):
+            with pytest.raises(TaskNotFound):
+                tasks.resolve(forged)
+    finally:
+        sys.path.remove(str(outside))
+    assert not (tmp_path / "ran").exists()
+    assert "antigravity" not in sys.modules and "sneaky" not in sys.modules
+
+
+def test_a_module_that_exits_at_import_settles_its_item_as_not_found(code):
+    root, _ = code
+    (root / "exits.py").write_text("raise SystemExit(3)\n")
+    outcome = runner(root).run(wire.TaskItem("t1", "r", 0, "exits:run"))
+    assert not outcome.ok and not outcome.retryable and outcome.code == "Defer.TaskNotFound"
+    assert "SystemExit" in outcome.message and "exits.py" in outcome.traceback
+    assert "exits" not in sys.modules
+
+
+def test_a_raising_task_is_logged_per_attempt_with_its_own_frames(code, caplog):
+    root, _ = code
+    (root / "failing.py").write_text(
+        "from handler_lib import defer\n\ndef inner():\n    raise KeyError('gone')\n\n"
+        "@defer.task\ndef job():\n    inner()\n")
+    tasks = runner(root)
+    with caplog.at_level(logging.WARNING, logger="defer_runner.tasks"):
+        outcome = tasks.run(wire.TaskItem("t2", "r", 0, "failing:job"), attempt=3)
+    assert outcome.code == "Defer.TaskFailed" and outcome.retryable
+    (record,) = caplog.records
+    text = record.getMessage()
+    assert "failed on attempt 3 for item t2" in text and "in inner" in text and "in job" in text
+    assert "extension/tasks.py" not in outcome.traceback and outcome.traceback.startswith("Traceback")
+
+
+def test_timeouts_count_from_the_start_and_a_saturated_pool_carries_tasks_over(code, caplog):
+    root, name = code
+    queue = PendingQueue()
+    drainer = Drainer(queue, {}, runner(root), Config(concurrency=4))  # 2 workers, 2 more for hung ones
+    for n in range(6):
+        queue.add(wire.TaskItem(f"h{n}", "r", 0, f"{name}:hangs", [n], {}, 1, 0.3))
+    with caplog.at_level(logging.ERROR, logger="defer_runner.drain"):
+        report = drainer.drain(time.monotonic() + 2.0)
+    module = sys.modules[name]
+    try:
+        # h0,h1 hang and time out 0.3 s after their start; h2,h3 get fresh threads and hang too;
+        # then all 4 workers are taken by hung threads: h4,h5 never start and are carried over.
+        assert sorted(module.STARTED) == [0, 1, 2, 3]
+        assert report.given_up == 4 and set(report.given_up_ids) == {"h0", "h1", "h2", "h3"}
+        assert report.carried_over == 2 and {e.item.id for e in queue.snapshot()} == {"h4", "h5"}
+        assert report.tasks_hung == 4
+        assert any("task pool saturated" in r.getMessage() for r in caplog.records)
+    finally:
+        module.RELEASE.set()
+    wait_until(lambda: drainer.task_threads.hung() == 0, 5, message="the hung threads never ended")
+    report = drainer.drain(time.monotonic() + 3.0)  # the hung threads ended: the pool works again
+    assert report.given_up == 0 and report.delivered == 2 and sorted(module.STARTED) == [0, 1, 2, 3, 4, 5]
+    assert report.tasks_hung == 0
