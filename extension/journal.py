@@ -1,23 +1,24 @@
 """Append-only record of received and finished items under /tmp, so a crash loses nothing.
 
 The journal has framing of its own, independent of the wire's frame cap: each record is
-``MAGIC | length | CRC32 (of length and body) | body``, the body a msgpack map ``{"op": "add", "key": k, "item":
-<the item's wire map, packed>}`` or ``{"op": "done", "key": k}``. ``k`` is the queue's key
-for the item. A record that fails its checks (torn, overwritten, a bad length) costs only
-itself: the reader scans forward to the next magic whose CRC holds and replays every good
-record. A file in which the load found damage is never rewritten: it is moved aside (the
-newest few are kept) and the live items go to a fresh file.
+``MAGIC | length | CRC32 of length and body | body``, the body a msgpack map
+``{"op": "add", "key": k, "item": <the item's packed wire map>}`` or ``{"op": "done", "key": k}``
+(``k`` is the queue's key for the item). A record that fails its checks (torn, overwritten,
+a bad length) costs only itself: the reader scans forward to the next magic whose CRC holds
+and replays every good record. A file in which the load found damage is never rewritten: it
+is moved aside (the newest few are kept) and the live items go to a fresh file.
 
 Writes are ``pwrite`` calls without fsync: a killed process leaves its writes in the page
 cache, and /tmp survives an environment reset. A failed write (ENOSPC, EIO) never reaches
 the caller: the file is cut back to its last good record, the item stays in memory (the
-queue holds it, ``unwritten`` keeps its record) and ``maintain`` writes it once it can.
+queue holds it, the journal keeps its record) and ``maintain`` writes it once it can.
 ``maintain`` also compacts, when dead bytes exceed max(1 MiB, live bytes), so the bytes
 written stay within a constant factor of the bytes added; it runs on the drain's side,
 never on intake, and appends go on while it copies.
 
 A journal belongs to one live extension: it holds an exclusive ``flock`` on the journal's
-lock file. A second extension that finds the lock taken keeps a journal of its own.
+lock file. A second extension that finds the lock taken keeps a journal of its own, which
+the owner of the main journal takes over at its start once that extension is gone.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ with the configured bound; the queue itself never refuses an item.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -37,8 +36,7 @@ class Entry:
     stalls: int = 0  # consecutive outages/throttles, which back off without using attempts
     last_code: str = ""
     last_message: str = ""
-    size: int = 0  # encoded bytes of the item as it arrived
-    digest: bytes = b""  # of the encoded item as it arrived: proof that a resend is the same item
+    size: int = 0  # encoded bytes of the item
 
 
 class PendingQueue:
@@ -57,11 +55,10 @@ class PendingQueue:
     def add(self, item: wire.WorkItem, *, journal: bool = True) -> bool:
         """Queue an item; False when the very same item is already queued (a replay or a resend)."""
         body = wire.pack_map(item.to_map())
-        digest = hashlib.blake2b(body, digest_size=16).digest()
         with self.changed:
             key, n = item.id, 1
             while (known := self._entries.get(key)) is not None:
-                if known.digest == digest:
+                if wire.pack_map(known.item._replace(id=item.id).to_map()) == body:  # byte for byte
                     self.duplicates += 1
                     return False
                 n += 1
@@ -75,7 +72,7 @@ class PendingQueue:
                 body = wire.pack_map(item.to_map())
             if journal and self.journal is not None:
                 self.journal.add(key, body)
-            self._entries[key] = Entry(item, size=len(body), digest=digest)
+            self._entries[key] = Entry(item, size=len(body))
             self.queued_bytes += len(body)
             self.added_total += 1
             if item.request_id:

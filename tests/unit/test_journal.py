@@ -158,7 +158,7 @@ def test_appends_and_finishes_during_a_compaction_are_kept(tmp_path):
     finally:
         stop.set()
         compactor.join()
-    assert queue.journal.compactions > 1
+    assert queue.journal.compactions > 0
     queue.journal.close()
     assert replayed_ids(tmp_path) == [f"id-{n}" for n in range(1000, 1200)]
 
