@@ -22,6 +22,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--memory", type=int, default=128, help="memory size in MB (default 128)")
     parser.add_argument("--port", type=int, default=8080, help="invoke endpoint port; 0 picks a free one")
     parser.add_argument("--runtime-api-port", type=int, default=0, help="Runtime API port; 0 picks a free one")
+    parser.add_argument("--init", choices=("on-invoke", "eager"), default="on-invoke",
+                        help="on-invoke (default): init inside the first invoke, as on-demand Lambda; "
+                             "eager: init at start")
+    parser.add_argument("--isolated-env", action="store_true",
+                        help="pass only --env and the AWS credentials, region and endpoint variables "
+                             "(default: the sandbox's environment passes through, host-only variables excepted)")
+    parser.add_argument("--share", action="append", default=[], metavar="DIR",
+                        help="a host directory under /tmp the environment keeps seeing at its own path (repeatable)")
+    parser.add_argument("--no-mount-namespace", action="store_true",
+                        help="never use a private mount namespace (what a user without root gets)")
     parser.add_argument("--function-name", default="test_function")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="a function environment variable (repeatable)")
@@ -30,14 +40,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    env = dict(item.split("=", 1) for item in args.env if "=" in item)
+    bad = [item for item in args.env if "=" not in item]
+    if bad:
+        print(f"lambda_sandbox: --env {bad[0]!r} is not KEY=VALUE", file=sys.stderr)
+        return 2
+    env = dict(item.split("=", 1) for item in args.env)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
         sandbox = Sandbox(args.opt, args.task, args.handler, timeout_s=args.timeout, memory_mb=args.memory,
                           env=env, port=args.port, runtime_api_port=args.runtime_api_port,
-                          function_name=args.function_name)
+                          function_name=args.function_name, init=args.init, isolated_env=args.isolated_env,
+                          share=args.share, namespace=False if args.no_mount_namespace else None)
         sandbox.start(wait_init=False)
     except SandboxError as exc:
         print(f"lambda_sandbox: {exc}", file=sys.stderr)

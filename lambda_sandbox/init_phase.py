@@ -1,6 +1,7 @@
 """The Init phase, as Lambda runs it: launch every extension, wait for them to *register*,
 then start the runtime; init ends when the runtime and every extension have called
-`next`, within the 10 s budget. Then the environment is frozen until the first invoke.
+`next`, within the 10 s budget. Init runs inside the first invoke (on-demand Lambda) or,
+eagerly, at start; an eager init is followed by a freeze until the first invoke.
 """
 from __future__ import annotations
 
@@ -22,15 +23,17 @@ __all__ = ["init_environment"]
 
 
 def _launch_extensions(lc: "Lifecycle", env: Environment) -> None:
-    config = lc.config
+    config, fs = lc.config, lc.fs
+    assert fs is not None
     paths = environment.discover_extensions(config.opt_dir)
-    ext_env = environment.extension_env(config, lc.runtime_api)
+    ext_env = environment.extension_env(config, lc.runtime_api, fs)
     with lc.cond:
         if len(paths) > MAX_EXTENSIONS:
             env.fail(ErrorType.TOO_MANY_EXTENSIONS, f"{len(paths)} extensions, the limit is {MAX_EXTENSIONS}")
             paths = []
         for path in paths:
-            proc = lc.spawn(env, "extension", path.name, [str(path)], config.opt_dir, ext_env)
+            launched = fs.opt / "extensions" / path.name
+            proc = lc.spawn(env, "extension", path.name, [str(launched)], fs.opt, ext_env)
             env.extensions.append(ExtensionSlot(path.name, proc))
     for slot in env.extensions:
         try:
@@ -41,8 +44,9 @@ def _launch_extensions(lc: "Lifecycle", env: Environment) -> None:
                 env.fail("Extension.LaunchError", f"{slot.name}: {exc}")
 
 
-def init_environment(lc: "Lifecycle") -> bool:
-    """Run Init into a fresh Environment (`lc.env`); False if it failed (already reset)."""
+def init_environment(lc: "Lifecycle", freeze: bool = True) -> bool:
+    """Run Init into a fresh Environment (`lc.env`); False if it failed (already reset).
+    `freeze=False` when an invoke is waiting: the environment goes straight on to serve it."""
     config = lc.config
     env = Environment(lc.next_generation(), TelemetryHub(lc.log))
     with lc.cond:
@@ -55,8 +59,10 @@ def init_environment(lc: "Lifecycle") -> bool:
         lc.wait_until(lambda: env.failure or all(s.ext_id for s in env.extensions), deadline)
         registered = all(s.ext_id for s in env.extensions)
     if registered and env.failure is None and not lc.stopping:
-        env.runtime = lc.spawn(env, "runtime", "runtime", environment.runtime_argv(config),
-                               config.task_dir, environment.runtime_env(config, lc.runtime_api))
+        assert lc.fs is not None
+        runtime_env = environment.runtime_env(config, lc.runtime_api, lc.fs)
+        env.runtime = lc.spawn(env, "runtime", "runtime", environment.runtime_argv(config, runtime_env),
+                               lc.fs.task, runtime_env)
         env.runtime.start()
         with lc.cond:
             lc.wait_until(lambda: env.failure or (env.runtime_in_next and env.extensions_done()), deadline)
@@ -73,7 +79,8 @@ def init_environment(lc: "Lifecycle") -> bool:
         return False
     lc.emit(env, InitReport(metrics=InitReportMetrics(round(env.init_ms, 3))))
     env.hub.end_backlog()
-    lc.freeze(env)
+    if freeze:
+        lc.freeze(env)
     return True
 
 

@@ -1,7 +1,8 @@
 """The execution environment's life: init, invoke, freeze/thaw, reset and shutdown.
 
 One supervisor thread owns the phases and serves invokes one at a time, in arrival
-order. The invoke caller is released as soon as the runtime posts its response (or at
+order; init runs on the first invoke (or at start with `init="eager"`) and again on the
+first invoke after a reset. The invoke caller is released as soon as the runtime posts its response (or at
 the deadline); the supervisor then waits for the runtime and every extension to call
 `next`, writes the REPORT and freezes everything with SIGSTOP. A timeout or a crash
 resets the environment: SHUTDOWN to the extensions, kill, re-init on the next invoke.
@@ -21,6 +22,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 from .config import SandboxConfig
 from .errors import ErrorType
 from .events import InvokeEvent, PlatformStart, TelemetryEvent, Tracing
+from .filesystem import Filesystem
 from .init_phase import init_environment
 from .logsink import LogSink
 from .metrics import build_report, report_record
@@ -43,6 +45,7 @@ class Lifecycle:
         self.config = config
         self.sink = sink
         self.runtime_api = ""
+        self.fs: Optional[Filesystem] = None
         self.cond = threading.Condition()
         self.env: Optional[Environment] = None
         self.invocation: Optional[Invocation] = None
@@ -59,6 +62,10 @@ class Lifecycle:
     # --- public -------------------------------------------------------------------------
     def start(self, runtime_api: str) -> None:
         self.runtime_api = runtime_api
+        self.fs = Filesystem(self.config.opt_dir, self.config.task_dir, self.config.env.values(),
+                             self.config.share, self.config.namespace)
+        if self.fs.warning:
+            self.log(self.fs.warning)
         self._thread.start()
         threading.Thread(target=self._sample_memory, name="lambda_sandbox:rss", daemon=True).start()
 
@@ -103,7 +110,8 @@ class Lifecycle:
     # --- supervisor -----------------------------------------------------------------------
     def _run(self) -> None:
         try:
-            init_environment(self)
+            if self.config.init == "eager":
+                init_environment(self)
         except Exception:
             self.log("lambda_sandbox: init crashed:\n" + traceback.format_exc())
         finally:
@@ -131,6 +139,8 @@ class Lifecycle:
             pending = self._queue.get_nowait()
             if pending is not None:
                 pending.complete(self._stopped_outcome())
+        if self.fs is not None:
+            self.fs.remove()
         self.stopped.set()
 
     def _stopped_outcome(self) -> InvokeOutcome:
@@ -169,7 +179,9 @@ class Lifecycle:
 
     def spawn(self, env: Environment, kind: str, name: str, argv: List[str], cwd: Path,
               env_vars: Dict[str, str]) -> ManagedProcess:
-        return ManagedProcess(kind, name, argv, cwd=cwd, env=env_vars,
+        """A process of `env`, started in `cwd` (a path as the environment sees it)."""
+        assert self.fs is not None
+        return ManagedProcess(kind, name, self.fs.command(argv, cwd), cwd=self.fs.host_cwd(cwd), env=env_vars,
                               on_line=self._on_line, on_exit=lambda p, c: self._on_exit(env, p, c))
 
     def freeze(self, env: Environment) -> None:
@@ -194,7 +206,7 @@ class Lifecycle:
         if self.stopping:
             request.complete(self._stopped_outcome())
             return
-        if self.env is None and not init_environment(self):
+        if self.env is None and not init_environment(self, freeze=False):
             self._serve_init_failure(request)
             return
         env = self.env

@@ -7,6 +7,7 @@ import json
 from typing import Any, Dict, Optional, Tuple
 
 from lambda_sandbox import ErrorType
+from lambda_sandbox.filesystem import namespaces_available
 from tests.support.waiting import wait_until
 
 QUICK = """
@@ -33,7 +34,7 @@ def test_runtimedone_reaches_extension_within_the_invoke(lambda_dirs, sandbox_fa
     # GIVEN an extension subscribed with timeoutMs=25 that waits for runtimeDone before next
     lambda_dirs.function(QUICK)
     records = lambda_dirs.recording_extension("tel", telemetry=FAST_TELEMETRY, wait_runtime_done=3.0)
-    box = sandbox_factory(lambda_dirs, echo=False)
+    box = sandbox_factory(lambda_dirs, echo=False, init="eager")
     assert records.of("subscribed")[0]["status"] == 200
     # WHEN invoked
     result = box.invoke({})
@@ -90,7 +91,7 @@ def test_invalid_telemetry_buffering_is_a_validation_error(lambda_dirs, sandbox_
     bad = [{"maxItems": 999}, {"maxItems": 10001}, {"maxBytes": 1024}, {"maxBytes": 2_000_000},
            {"timeoutMs": 24}, {"timeoutMs": 30001}, {"timeoutMs": "100"}]
     records = lambda_dirs.recording_extension("tel", telemetry=FAST_TELEMETRY, probe_buffering=bad)
-    sandbox_factory(lambda_dirs, echo=False)
+    sandbox_factory(lambda_dirs, echo=False, init="eager")
     probes = records.of("probe_subscribe")
     assert len(probes) == len(bad)
     for probe in probes:
@@ -102,7 +103,7 @@ def test_invalid_telemetry_buffering_is_a_validation_error(lambda_dirs, sandbox_
 def test_telemetry_subscription_is_closed_after_init(lambda_dirs, sandbox_factory):
     lambda_dirs.function(QUICK)
     records = lambda_dirs.recording_extension("tel")
-    box = sandbox_factory(lambda_dirs, echo=False)
+    box = sandbox_factory(lambda_dirs, echo=False, init="eager")
     ext_id = records.of("registered")[0]["ext_id"]
     body = json.dumps({"types": ["platform"], "buffering": FAST_TELEMETRY,
                        "destination": {"protocol": "HTTP", "URI": "http://sandbox.localdomain:1234/"}}).encode()
@@ -114,7 +115,7 @@ def test_telemetry_subscription_is_closed_after_init(lambda_dirs, sandbox_factor
 def test_register_with_a_wrong_name_and_next_without_identifier(lambda_dirs, sandbox_factory):
     lambda_dirs.function(QUICK)
     records = lambda_dirs.recording_extension("probe", probe_errors=True, probe_bad_name=True)
-    box = sandbox_factory(lambda_dirs, echo=False)
+    box = sandbox_factory(lambda_dirs, echo=False, init="eager")
     register = records.of("probe_register")[0]
     assert register["status"] == 403 and register["body"]["errorType"] == ErrorType.INVALID_EXTENSION_NAME
     by_label = {p["label"]: p for p in records.of("probe_next")}
@@ -171,7 +172,7 @@ def test_runtime_and_extension_environments(lambda_dirs, sandbox_factory, tmp_pa
     records = lambda_dirs.recording_extension("envcheck", env_keys=keys)
     box = sandbox_factory(lambda_dirs, env={"CUSTOM": "yes"}, memory_mb=256, timeout_s=5, echo=False)
     reply = box.invoke({}).json()
-    task = str(lambda_dirs.task.resolve())
+    task = "/var/task" if namespaces_available() else str(lambda_dirs.task.resolve())
     assert reply["layer"] == "from the layer" and reply["root"] == task and reply["cwd"] == task
     assert reply["handler"] == "app.handler" and reply["custom"] == "yes"
     assert reply["name"] == "test_function" and int(reply["memory"]) == 256

@@ -53,6 +53,13 @@ def target(request: pytest.FixtureRequest, lambda_dirs: LambdaDirs) -> Target:
     return Target("sandbox", invoke_box, box.stop, records)
 
 
+def test_init_waits_for_the_first_invoke(target: Target) -> None:
+    assert not target.records.of("started"), "nothing is launched before the first invoke"
+    status, _ = target.invoke({})
+    assert status == 200
+    assert target.records.of("registered") and target.records.events("INVOKE")
+
+
 def test_register_reply_shape(target: Target) -> None:
     target.invoke({})  # RIE launches extensions on the first invoke
     registered = target.records.of("registered")[0]

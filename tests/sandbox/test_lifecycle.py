@@ -49,7 +49,7 @@ def test_response_returns_before_extension_finishes(lambda_dirs, sandbox_factory
     # GIVEN an extension that works 1 s after every INVOKE
     lambda_dirs.function(QUICK)
     records = lambda_dirs.recording_extension("slow", invoke_sleep_s=1.0)
-    box = sandbox_factory(lambda_dirs, echo=False)
+    box = sandbox_factory(lambda_dirs, echo=False, init="eager")
     # WHEN the function is invoked
     result = box.invoke({"hello": "world"})
     # THEN the caller has the response long before the extension is done
@@ -69,7 +69,7 @@ def test_response_returns_before_extension_finishes(lambda_dirs, sandbox_factory
 def test_next_invoke_waits_until_extensions_called_next(lambda_dirs, sandbox_factory):
     lambda_dirs.function(QUICK)
     lambda_dirs.recording_extension("slow", invoke_sleep_s=0.8)
-    box = sandbox_factory(lambda_dirs, echo=False)
+    box = sandbox_factory(lambda_dirs, echo=False, init="eager")
     first = box.invoke({})
     second = box.invoke({})
     assert first.elapsed_s < 0.5
@@ -85,7 +85,7 @@ def test_environment_is_frozen_between_invokes(lambda_dirs, sandbox_factory, tmp
     tick_file = tmp_path / "ticks"
     lambda_dirs.function(TICKER)
     lambda_dirs.recording_extension("ext", invoke_sleep_s=0.3)
-    box = sandbox_factory(lambda_dirs, env={"TICK_FILE": str(tick_file)}, echo=False)
+    box = sandbox_factory(lambda_dirs, env={"TICK_FILE": str(tick_file)}, echo=False, init="eager")
     # WHEN an invoke completes (the extension kept the environment thawed for 0.3 s)
     before = tick_file.read_text().count("\n")
     result = box.invoke({})
@@ -109,8 +109,9 @@ def test_environment_is_frozen_between_invokes(lambda_dirs, sandbox_factory, tmp
 def test_timeout_resets_with_shutdown_timeout_and_reinits(lambda_dirs, sandbox_factory):
     lambda_dirs.function(SLEEPY)
     records = lambda_dirs.recording_extension("ext")
-    box = sandbox_factory(lambda_dirs, timeout_s=1, echo=False)
+    box = sandbox_factory(lambda_dirs, timeout_s=1, echo=False, init="eager")
     old_pids = box.pids()
+    assert old_pids
     result = box.invoke({"sleep": 5})
     body = result.json()
     assert result.status == 200 and result.function_error == "Unhandled"
@@ -133,7 +134,7 @@ def test_timeout_resets_with_shutdown_timeout_and_reinits(lambda_dirs, sandbox_f
 def test_timeout_while_extension_works_after_response(lambda_dirs, sandbox_factory):
     lambda_dirs.function(QUICK)
     records = lambda_dirs.recording_extension("ext", invoke_sleep_s=1.5)
-    box = sandbox_factory(lambda_dirs, timeout_s=1, echo=False)
+    box = sandbox_factory(lambda_dirs, timeout_s=1, echo=False, init="eager")
     result = box.invoke({})
     assert result.status == 200 and result.json()["ok"] is True and result.elapsed_s < 0.5
     assert box.wait_for_report(result.request_id, timeout=5).status == "timeout"
@@ -142,8 +143,8 @@ def test_timeout_while_extension_works_after_response(lambda_dirs, sandbox_facto
     assert records.events("SHUTDOWN")[0]["shutdownReason"] == "timeout"
 
 
-def test_extension_crash_resets_and_reinits(lambda_dirs, sandbox_factory, tmp_path):
-    marker = tmp_path / "crash-once"
+def test_extension_crash_resets_and_reinits(lambda_dirs, sandbox_factory):
+    marker = lambda_dirs.root / "crash-once"  # the shared dir: the extension sees it
     marker.touch()
     lambda_dirs.function(QUICK)
     records = lambda_dirs.recording_extension("ext", crash_marker=str(marker), invoke_sleep_s=0.2)
@@ -239,9 +240,9 @@ def test_concurrent_invokes_are_served_one_at_a_time_in_order(lambda_dirs, sandb
     assert len(records.events("INVOKE")) == 3
 
 
-def test_runtime_starts_after_registration_not_after_next(lambda_dirs, sandbox_factory, tmp_path):
+def test_runtime_starts_after_registration_not_after_next(lambda_dirs, sandbox_factory):
     # GIVEN an extension that registers, then works 0.5 s before its first next
-    imported = tmp_path / "imported"
+    imported = lambda_dirs.root / "imported"
     lambda_dirs.function(f"""
         import time
         open({str(imported)!r}, "w").write(str(time.time()))
@@ -250,10 +251,39 @@ def test_runtime_starts_after_registration_not_after_next(lambda_dirs, sandbox_f
             return {{"ok": True}}
     """)
     records = lambda_dirs.recording_extension("slowinit", init_sleep_s=0.5)
-    # WHEN the sandbox initialises
+    # WHEN the sandbox initialises (on the first invoke)
     box = sandbox_factory(lambda_dirs, echo=False)
+    assert box.invoke({}).json() == {"ok": True}
     # THEN the function was imported before the extension called next (as in Lambda)
     registered = records.of("registered")[0]["t"]
     first_next = records.of("first_next")[0]["t"]
     assert registered < float(imported.read_text()) < first_next
-    assert box.invoke({}).json() == {"ok": True}
+
+
+def test_init_runs_inside_the_first_invoke(lambda_dirs, sandbox_factory):
+    # GIVEN an extension whose init takes 0.4 s
+    lambda_dirs.function(QUICK)
+    records = lambda_dirs.recording_extension("slowinit", init_sleep_s=0.4)
+    box = sandbox_factory(lambda_dirs, echo=False)
+    # THEN nothing runs before the first invoke (on-demand Lambda)
+    assert box.pids() == [] and not records.of("started")
+    # WHEN it is invoked, the caller waits for init, and the REPORT carries Init Duration
+    first = box.invoke({})
+    assert first.status == 200 and first.elapsed_s >= 0.4
+    cold = box.wait_for_report(first.request_id)
+    assert cold.init_ms is not None and cold.init_ms >= 400
+    assert cold.duration_ms < cold.init_ms, "Duration does not include init"
+    # AND the next invoke is warm
+    second = box.invoke({})
+    assert second.elapsed_s < 0.3 and box.wait_for_report(second.request_id).init_ms is None
+    assert len(records.of("registered")) == 1
+
+
+def test_eager_init_runs_at_start(lambda_dirs, sandbox_factory):
+    lambda_dirs.function(QUICK)
+    records = lambda_dirs.recording_extension("slowinit", init_sleep_s=0.4)
+    box = sandbox_factory(lambda_dirs, echo=False, init="eager")
+    assert records.of("first_next") and box.frozen
+    first = box.invoke({})
+    assert first.elapsed_s < 0.3
+    assert box.wait_for_report(first.request_id).init_ms >= 400, "the first REPORT still carries Init Duration"
