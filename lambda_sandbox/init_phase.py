@@ -31,12 +31,13 @@ def _launch_extensions(lc: "Lifecycle", env: Environment) -> None:
         if len(paths) > MAX_EXTENSIONS:
             env.fail(ErrorType.TOO_MANY_EXTENSIONS, f"{len(paths)} extensions, the limit is {MAX_EXTENSIONS}")
             paths = []
-        for path in paths:
-            launched = fs.opt / "extensions" / path.name
-            proc = lc.spawn(env, "extension", path.name, [str(launched)], fs.opt, ext_env)
-            env.extensions.append(ExtensionSlot(path.name, proc))
-    for slot in env.extensions:
+        slots = [ExtensionSlot(path.name, lc.spawn(env, "extension", path.name,
+                                                   [str(fs.opt / "extensions" / path.name)], fs.opt, ext_env))
+                 for path in paths]
+        env.extensions.extend(slots)
+    for slot in slots:
         try:
+            assert slot.process is not None
             slot.process.start()
         except OSError as exc:  # e.g. CRLF shebang: Lambda reports Extension.LaunchError
             with lc.cond:
@@ -86,7 +87,10 @@ def init_environment(lc: "Lifecycle", freeze: bool = True) -> bool:
 
 def _fail_init(lc: "Lifecycle", env: Environment) -> None:
     budget = lc.config.init_budget_s
-    error_type, message = env.failure or (ErrorType.TIMED_OUT, f"Init did not complete within {budget:.0f} s")
+    waiting = [s.name + (" (internal)" if s.internal else "") for s in env.extensions if not (s.exited or s.in_next)]
+    waiting += [] if env.runtime_in_next else ["the runtime"]
+    error_type, message = env.failure or (ErrorType.TIMED_OUT, f"Init did not complete within {budget:.0f} s "
+                                                               f"(waiting for {', '.join(waiting)})")
     init_ms = env.init_ms or 0.0
     lc.log(f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: init\tStatus: error\tError Type: {error_type}")
     lc.emit(env, InitReport(metrics=InitReportMetrics(round(init_ms, 3)), status="error", error_type=error_type))

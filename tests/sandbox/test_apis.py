@@ -117,7 +117,8 @@ def test_register_with_a_wrong_name_and_next_without_identifier(lambda_dirs, san
     records = lambda_dirs.recording_extension("probe", probe_errors=True, probe_bad_name=True)
     box = sandbox_factory(lambda_dirs, echo=False, init="eager")
     register = records.of("probe_register")[0]
-    assert register["status"] == 403 and register["body"]["errorType"] == ErrorType.INVALID_EXTENSION_NAME
+    assert register["status"] == 403 and register["body"]["errorType"] == ErrorType.INVALID_EVENT_TYPE
+    assert "ShutdownEventNotSupportedForInternalExtension" in register["body"]["errorMessage"]
     by_label = {p["label"]: p for p in records.of("probe_next")}
     assert by_label["missing"]["status"] == 403
     assert by_label["missing"]["body"]["errorType"] == ErrorType.MISSING_EXTENSION_ID
