@@ -25,7 +25,7 @@ from .events import InvokeEvent, PlatformStart, TelemetryEvent, Tracing
 from .filesystem import Filesystem
 from .init_phase import init_environment
 from .logsink import LogSink
-from .metrics import build_report, report_record
+from .metrics import build_report, report_record, runtime_done_record
 from .processes import ManagedProcess
 from .report import Report
 from .shutdown_phase import reset_environment
@@ -224,6 +224,8 @@ class Lifecycle:
         if status == "stopped":
             request.complete(self._stopped_outcome())
             return
+        if status in ("timeout", "failure") and inv.runtime_done_at is None:
+            self.emit(env, runtime_done_record(inv, time.monotonic(), status, error_type))
         report = build_report(self.config, env, inv, time.monotonic(), status, error_type, init_ms)
         if status == "timeout":
             self.log(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())} {inv.request_id} "

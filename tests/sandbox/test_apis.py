@@ -207,3 +207,31 @@ def test_extension_that_never_registers_fails_init_within_budget(lambda_dirs, sa
     assert result.elapsed_s < 5
     assert box.pids() == [], "the failed environment was torn down"
     assert box.wait_for_report(result.request_id).status == "error"
+
+
+def test_runtime_done_reports_a_timeout_and_a_crash(lambda_dirs, sandbox_factory):
+    # GIVEN a telemetry subscriber, and a function that can overrun its timeout or die
+    lambda_dirs.function("""
+        import os, time
+
+        def handler(event, context):
+            if event.get("die"):
+                os._exit(9)
+            time.sleep(event.get("sleep", 0))
+            return {"ok": True}
+    """)
+    records = lambda_dirs.recording_extension("tel", telemetry=FAST_TELEMETRY, shutdown_sleep_s=0.3)
+    box = sandbox_factory(lambda_dirs, timeout_s=1, echo=False)
+    timed_out = box.invoke({"sleep": 3})
+    crashed = box.invoke({"die": True})
+
+    def done(request_id: str) -> Dict[str, Any]:
+        found = [e["record"] for e in records.telemetry("platform.runtimeDone") if e["record"]["requestId"] == request_id]
+        return found[0] if found else {}
+
+    # THEN each got its platform.runtimeDone, delivered before the extension was shut down
+    timeout_record = wait_until(lambda: done(timed_out.request_id), 5, message="no runtimeDone for the timeout")
+    assert timeout_record["status"] == "timeout" and timeout_record["errorType"] == ErrorType.TIMED_OUT
+    assert timeout_record["metrics"]["durationMs"] >= 1000
+    crash_record = wait_until(lambda: done(crashed.request_id), 5, message="no runtimeDone for the crash")
+    assert crash_record["status"] == "failure" and crash_record["errorType"] == ErrorType.RUNTIME_EXIT
