@@ -45,16 +45,19 @@ def _launch_extensions(lc: "Lifecycle", env: Environment) -> None:
                 env.fail("Extension.LaunchError", f"{slot.name}: {exc}")
 
 
-def init_environment(lc: "Lifecycle", freeze: bool = True) -> bool:
+def init_environment(lc: "Lifecycle", freeze: bool = True, phase: str = "init") -> bool:
     """Run Init into a fresh Environment (`lc.env`); False if it failed (already reset).
-    `freeze=False` when an invoke is waiting: the environment goes straight on to serve it."""
+    `freeze=False` when an invoke is waiting: the environment goes straight on to serve it.
+    `phase="invoke"` is Lambda's suppressed init: the retry, inside the invoke and within
+    the function's timeout, of an init that overran its 10 s."""
     config = lc.config
-    env = Environment(lc.next_generation(), TelemetryHub(lc.log))
+    env = Environment(lc.next_generation(), TelemetryHub(lc.log), init_phase=phase)
     with lc.cond:
         lc.env = env
     lc.log(f"INIT_START Runtime Version: python:{sys.version_info.major}.{sys.version_info.minor}.sandbox")
-    lc.emit(env, InitStart())
-    deadline = env.init_started + config.init_budget_s
+    lc.emit(env, InitStart(phase=phase))
+    budget_s = config.init_budget_s if phase == "init" else config.timeout_s
+    deadline = env.init_started + budget_s
     _launch_extensions(lc, env)
     with lc.cond:
         lc.wait_until(lambda: env.failure or all(s.ext_id for s in env.extensions), deadline)
@@ -76,23 +79,24 @@ def init_environment(lc: "Lifecycle", freeze: bool = True) -> bool:
             env.phase = Phase.READY
             env.registration_open = False
     if not done:
-        _fail_init(lc, env)
+        _fail_init(lc, env, budget_s)
         return False
-    lc.emit(env, InitReport(metrics=InitReportMetrics(round(env.init_ms, 3))))
+    lc.emit(env, InitReport(metrics=InitReportMetrics(round(env.init_ms, 3)), phase=phase))
     env.hub.end_backlog()
     if freeze:
         lc.freeze(env)
     return True
 
 
-def _fail_init(lc: "Lifecycle", env: Environment) -> None:
-    budget = lc.config.init_budget_s
+def _fail_init(lc: "Lifecycle", env: Environment, budget: float) -> None:
     waiting = [s.name + (" (internal)" if s.internal else "") for s in env.extensions if not (s.exited or s.in_next)]
     waiting += [] if env.runtime_in_next else ["the runtime"]
     error_type, message = env.failure or (ErrorType.TIMED_OUT, f"Init did not complete within {budget:.0f} s "
                                                                f"(waiting for {', '.join(waiting)})")
     init_ms = env.init_ms or 0.0
-    lc.log(f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: init\tStatus: error\tError Type: {error_type}")
-    lc.emit(env, InitReport(metrics=InitReportMetrics(round(init_ms, 3)), status="error", error_type=error_type))
+    lc.log(f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: {env.init_phase}\tStatus: error\t"
+           f"Error Type: {error_type}")
+    lc.emit(env, InitReport(metrics=InitReportMetrics(round(init_ms, 3)), phase=env.init_phase, status="error",
+                            error_type=error_type))
     lc.last_init_failure = (error_type, message, env.init_error_body)
     lc.reset(env, "failure")

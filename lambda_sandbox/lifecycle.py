@@ -168,10 +168,11 @@ class Lifecycle:
                 slot.exited = True
             if env is self.env and env.phase is not Phase.SHUTDOWN:
                 rid = self.invocation.request_id if self.invocation else ""
-                if slot is not None:
+                if slot is not None:  # after exit/error it is an ExitError (as RIE says), else a crash
+                    kind = ErrorType.EXTENSION_EXIT_ERROR if slot.error_type else ErrorType.EXTENSION_CRASH
                     detail = f" ({slot.error_type})" if slot.error_type else ""
-                    env.fail(ErrorType.EXTENSION_CRASH, f"extension {slot.name} exited with code {code}{detail}")
-                    self.log(f"RequestId: {rid} Error: exit code {code} Extension.Crash ({slot.name})")
+                    env.fail(kind, f"extension {slot.name} exited with code {code}{detail}")
+                    self.log(f"RequestId: {rid} Error: exit code {code} {kind} ({slot.name})")
                 else:
                     env.fail(ErrorType.RUNTIME_EXIT, f"RequestId: {rid} Error: Runtime exited with error: exit status {code}")
                     self.log(f"RequestId: {rid} Error: Runtime exited with error: exit status {code} Runtime.ExitError")
@@ -206,7 +207,7 @@ class Lifecycle:
         if self.stopping:
             request.complete(self._stopped_outcome())
             return
-        if self.env is None and not init_environment(self, freeze=False):
+        if self.env is None and not self._init_for_invoke():
             self._serve_init_failure(request)
             return
         env = self.env
@@ -243,6 +244,18 @@ class Lifecycle:
             self.freeze(env)
         else:
             self.reset(env, "timeout" if status == "timeout" else "failure")
+
+    def _init_for_invoke(self) -> bool:
+        """Init inside an invoke; an init that overran its budget is retried at once as a
+        suppressed init (within the function's timeout), as Lambda does, not failed."""
+        if self.last_init_failure[0] != ErrorType.TIMED_OUT and init_environment(self, freeze=False):
+            return True
+        if self.stopping or self.last_init_failure[0] != ErrorType.TIMED_OUT:
+            return False
+        if init_environment(self, freeze=False, phase="invoke"):
+            self.last_init_failure = ("", "", None)
+            return True
+        return False
 
     def _serve_init_failure(self, request: InvokeRequest) -> None:
         if self.stopping:

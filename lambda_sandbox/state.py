@@ -123,6 +123,7 @@ class Environment:
     init_error_body: Optional[bytes] = None
     init_started: float = field(default_factory=time.monotonic)
     init_ms: Optional[float] = None
+    init_phase: str = "init"  # "invoke" for a suppressed init
     init_reported: bool = False
     peak_rss_kb: int = 0
     frozen: bool = False

@@ -200,11 +200,12 @@ def test_last_report_is_delivered_during_shutdown(lambda_dirs, sandbox_factory):
 def test_extension_that_never_registers_fails_init_within_budget(lambda_dirs, sandbox_factory):
     lambda_dirs.function(QUICK)
     lambda_dirs.extension("silent", "#!/bin/sh\nexec sleep 1000\n")
-    box = sandbox_factory(lambda_dirs, init_budget_s=1, echo=False)
+    box = sandbox_factory(lambda_dirs, init_budget_s=1, timeout_s=1, echo=False)
     result = box.invoke({})
     assert result.function_error == "Unhandled"
     assert result.json()["errorType"] == ErrorType.TIMED_OUT
-    assert result.elapsed_s < 5
+    assert "waiting for silent" in result.json()["errorMessage"]
+    assert 2 <= result.elapsed_s < 4, "the init (1 s) and its suppressed retry (the 1 s timeout)"
     assert box.pids() == [], "the failed environment was torn down"
     assert box.wait_for_report(result.request_id).status == "error"
 
@@ -235,3 +236,19 @@ def test_runtime_done_reports_a_timeout_and_a_crash(lambda_dirs, sandbox_factory
     assert timeout_record["metrics"]["durationMs"] >= 1000
     crash_record = wait_until(lambda: done(crashed.request_id), 5, message="no runtimeDone for the crash")
     assert crash_record["status"] == "failure" and crash_record["errorType"] == ErrorType.RUNTIME_EXIT
+
+
+def test_init_over_budget_is_retried_inside_the_invoke(lambda_dirs, sandbox_factory):
+    # GIVEN an extension whose init takes 1.5 s, over a 1 s init budget
+    lambda_dirs.function(QUICK)
+    records = lambda_dirs.recording_extension("slowinit", init_sleep_s=1.5, telemetry=FAST_TELEMETRY)
+    box = sandbox_factory(lambda_dirs, init_budget_s=1, timeout_s=5, echo=False)
+    # WHEN invoked, THEN the init is retried within the invoke (suppressed init), which succeeds
+    result = box.invoke({})
+    assert result.status == 200 and result.json() == {"ok": True}, result.body
+    assert 2.5 <= result.elapsed_s < 4.5
+    assert len(records.of("registered")) == 2
+    starts = wait_until(lambda: [e["record"]["phase"] for e in records.telemetry("platform.initStart")] or None, 5,
+                        message="no platform.initStart delivered")
+    assert starts[-1] == "invoke"
+    assert box.invoke({}).json() == {"ok": True}, "the environment is warm after it"

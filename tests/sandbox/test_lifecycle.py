@@ -3,6 +3,8 @@ serialised invokes, freeze between invokes, reset on timeout or crash, bounded s
 from __future__ import annotations
 
 import os
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -158,6 +160,30 @@ def test_extension_crash_resets_and_reinits(lambda_dirs, sandbox_factory):
     assert again.status == 200 and again.json()["ok"] is True
     assert len(records.of("registered")) == 2
     assert box.wait_for_report(again.request_id).status == "success"
+
+
+def test_extension_exit_after_exit_error_is_an_exit_error(lambda_dirs, sandbox_factory):
+    lambda_dirs.function(QUICK)
+    lambda_dirs.extension("quits", f"#!{sys.executable}\n" + textwrap.dedent(f"""
+        import http.client, json, os
+        api = os.environ["AWS_LAMBDA_RUNTIME_API"]
+        def call(method, path, body=b"", headers=None):
+            conn = http.client.HTTPConnection(api)
+            conn.request(method, path, body, headers or {{}})
+            reply = conn.getresponse()
+            return reply.getheader("Lambda-Extension-Identifier"), reply.read()
+        ext_id, _ = call("POST", "/2020-01-01/extension/register", b'{{"events": ["INVOKE"]}}',
+                         {{"Lambda-Extension-Name": "quits"}})
+        call("GET", "/2020-01-01/extension/event/next", headers={{"Lambda-Extension-Identifier": ext_id}})
+        call("POST", "/2020-01-01/extension/exit/error", b"{{}}",
+             {{"Lambda-Extension-Identifier": ext_id, "Lambda-Extension-Function-Error-Type": "Extension.Gave.Up"}})
+        os._exit(1)
+    """))
+    box = sandbox_factory(lambda_dirs, echo=False)
+    result = box.invoke({})
+    report = box.wait_for_report(result.request_id)
+    assert report.status == "failure" and report.error_type == ErrorType.EXTENSION_EXIT_ERROR
+    box.wait_for_log("Extension.ExitError (quits)", timeout=5)
 
 
 def test_runtime_crash_resets(lambda_dirs, sandbox_factory):
