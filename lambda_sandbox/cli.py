@@ -17,7 +17,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m lambda_sandbox", description=__doc__)
     parser.add_argument("--opt", required=True, help="layer directory, mounted as /opt in Lambda")
     parser.add_argument("--task", required=True, help="function code directory (LAMBDA_TASK_ROOT)")
-    parser.add_argument("--handler", required=True, help="MODULE.FUNCTION")
+    parser.add_argument("--handler", required=True, help="MODULE.FUNCTION (free-form with --runtime provided)")
     parser.add_argument("--timeout", type=float, default=3.0, help="function timeout in seconds (default 3)")
     parser.add_argument("--memory", type=int, default=128, help="memory size in MB (default 128)")
     parser.add_argument("--port", type=int, default=8080, help="invoke endpoint port; 0 picks a free one")
@@ -25,6 +25,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--init", choices=("on-invoke", "eager"), default="on-invoke",
                         help="on-invoke (default): init inside the first invoke, as on-demand Lambda; "
                              "eager: init at start")
+    parser.add_argument("--runtime", choices=("python", "provided"), default="python",
+                        help="python (default): awslambdaric; provided: the task's or the layer's bootstrap")
     parser.add_argument("--isolated-env", action="store_true",
                         help="pass only --env and the AWS credentials, region and endpoint variables "
                              "(default: the sandbox's environment passes through, host-only variables excepted)")
@@ -51,7 +53,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         sandbox = Sandbox(args.opt, args.task, args.handler, timeout_s=args.timeout, memory_mb=args.memory,
                           env=env, port=args.port, runtime_api_port=args.runtime_api_port,
-                          function_name=args.function_name, init=args.init, isolated_env=args.isolated_env,
+                          function_name=args.function_name, init=args.init, runtime=args.runtime,
+                          isolated_env=args.isolated_env,
                           share=args.share, namespace=False if args.no_mount_namespace else None)
         sandbox.start(wait_init=False)
     except SandboxError as exc:

@@ -1,6 +1,7 @@
 """Sandbox options and the platform limits they are checked against.
 
-Init runs on the first invoke (`on-invoke`, as on-demand Lambda does); `eager` runs it
+`runtime="provided"` runs a custom runtime's `bootstrap` (task root, else layer) instead
+of awslambdaric. Init runs on the first invoke (`on-invoke`, as on-demand Lambda does); `eager` runs it
 when the sandbox starts, for tests that want a warm environment from the start.
 Defaults follow RIE where Lambda has no single answer (function name `test_function`,
 account `012345678912`), and Lambda where it does (3 s timeout, 128 MB, 10 s init budget,
@@ -24,6 +25,7 @@ SHUTDOWN_BUDGET_S = 2.0
 RUNTIME_SIGTERM_GRACE_S = 0.3
 MAX_EXTENSIONS = 10
 INIT_MODES = ("on-invoke", "eager")
+RUNTIMES = ("python", "provided")
 ACCOUNT_ID = "012345678912"
 # Lambda sets these itself; a function cannot configure them (credentials and region stand
 # for the execution role and the region, so those come from the caller).
@@ -52,6 +54,7 @@ class SandboxConfig:
     shutdown_budget_s: float = SHUTDOWN_BUDGET_S
     base_environ: Optional[Mapping[str, str]] = None
     init: str = "on-invoke"
+    runtime: str = "python"
     isolated_env: bool = False
     share: Tuple[Path, ...] = ()
     namespace: Optional[bool] = None
@@ -61,7 +64,11 @@ class SandboxConfig:
         object.__setattr__(self, "task_dir", Path(self.task_dir).resolve())
         if not self.task_dir.is_dir():
             raise SandboxConfigError(f"task dir {self.task_dir} is not a directory")
-        if "." not in self.handler:
+        if self.runtime not in RUNTIMES:
+            raise SandboxConfigError(f"runtime {self.runtime!r} must be one of {', '.join(RUNTIMES)}")
+        if self.runtime == "provided" and self.bootstrap is None:
+            raise SandboxConfigError(f"no executable bootstrap in {self.task_dir} or {self.opt_dir}")
+        if self.runtime == "python" and "." not in self.handler:
             raise SandboxConfigError(f"handler {self.handler!r} must be MODULE.FUNCTION")
         if not 1 <= self.timeout_s <= 900:
             raise SandboxConfigError(f"timeout {self.timeout_s} s is outside Lambda's range 1..900")
@@ -73,6 +80,14 @@ class SandboxConfig:
             raise SandboxConfigError(f"init {self.init!r} must be one of {', '.join(INIT_MODES)}")
         if not 128 <= self.memory_mb <= 10240:
             raise SandboxConfigError(f"memory {self.memory_mb} MB is outside Lambda's range 128..10240")
+
+    @property
+    def bootstrap(self) -> Optional[Path]:
+        """A custom runtime's `bootstrap`: the task root's, else the layer's (provided.al2023)."""
+        for folder in (self.task_dir, self.opt_dir):
+            if (folder / "bootstrap").is_file() and os.access(folder / "bootstrap", os.X_OK):
+                return folder / "bootstrap"
+        return None
 
     @property
     def region(self) -> str:

@@ -71,22 +71,24 @@ def _common_env(config: SandboxConfig, runtime_api: str, fs: Filesystem) -> Dict
 
 
 def runtime_env(config: SandboxConfig, runtime_api: str, fs: Filesystem) -> Dict[str, str]:
-    """The function's environment; `PYTHONPATH` puts the task root first, then the layer's python."""
+    """The function's environment; `PYTHONPATH` puts the task root first, then the layer's python
+    (a custom runtime gets neither PYTHONPATH nor AWS_EXECUTION_ENV, as on provided.al2023)."""
     env = _common_env(config, runtime_api, fs)
+    env.update({
+        "LAMBDA_TASK_ROOT": str(fs.task),
+        "LAMBDA_RUNTIME_DIR": "/var/runtime",
+        "_HANDLER": config.handler,
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.function_name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "lambda_sandbox/[$LATEST]local",
+    })
+    if config.runtime == "provided":
+        return env
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     opt_python = fs.opt / "python"
     paths = [str(fs.task), str(opt_python / "lib" / f"python{version}" / "site-packages"), str(opt_python)]
     if config.env.get("PYTHONPATH"):
         paths.append(config.env["PYTHONPATH"])
-    env.update({
-        "LAMBDA_TASK_ROOT": str(fs.task),
-        "LAMBDA_RUNTIME_DIR": "/var/runtime",
-        "_HANDLER": config.handler,
-        "AWS_EXECUTION_ENV": f"AWS_Lambda_python{version}",
-        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.function_name}",
-        "AWS_LAMBDA_LOG_STREAM_NAME": "lambda_sandbox/[$LATEST]local",
-        "PYTHONPATH": os.pathsep.join(paths),
-    })
+    env.update({"AWS_EXECUTION_ENV": f"AWS_Lambda_python{version}", "PYTHONPATH": os.pathsep.join(paths)})
     return env
 
 
@@ -97,9 +99,13 @@ def extension_env(config: SandboxConfig, runtime_api: str, fs: Filesystem) -> Di
     return {k: v for k, v in env.items() if k not in RUNTIME_ONLY_VARS}
 
 
-def runtime_argv(config: SandboxConfig, env: Mapping[str, str]) -> List[str]:
+def runtime_argv(config: SandboxConfig, env: Mapping[str, str], fs: Filesystem) -> List[str]:
     """The real awslambdaric under the sandbox's own interpreter, started through
-    `AWS_LAMBDA_EXEC_WRAPPER` when set, as the managed runtimes' bootstrap does."""
+    `AWS_LAMBDA_EXEC_WRAPPER` when set, as the managed runtimes' bootstrap does; or a
+    custom runtime's bootstrap (which Lambda starts without the wrapper)."""
+    bootstrap = config.bootstrap
+    if config.runtime == "provided" and bootstrap is not None:
+        return [str(fs.task / "bootstrap" if bootstrap.parent == config.task_dir else fs.opt / "bootstrap")]
     argv = [sys.executable, "-m", "awslambdaric", config.handler]
     wrapper = env.get("AWS_LAMBDA_EXEC_WRAPPER")
     return [wrapper, *argv] if wrapper else argv

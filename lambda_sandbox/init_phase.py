@@ -65,7 +65,7 @@ def init_environment(lc: "Lifecycle", freeze: bool = True, phase: str = "init") 
     if registered and env.failure is None and not lc.stopping:
         assert lc.fs is not None
         runtime_env = environment.runtime_env(config, lc.runtime_api, lc.fs)
-        env.runtime = lc.spawn(env, "runtime", "runtime", environment.runtime_argv(config, runtime_env),
+        env.runtime = lc.spawn(env, "runtime", "runtime", environment.runtime_argv(config, runtime_env, lc.fs),
                                lc.fs.task, runtime_env)
         env.runtime.start()
         with lc.cond:

@@ -59,6 +59,8 @@ class Sandbox:
     port : invoke endpoint port (0 picks one); `runtime_api_port` likewise.
     init : "on-invoke" (default): init runs inside the first invoke, whose REPORT carries
         Init Duration, as on on-demand Lambda; "eager": init runs in `start()`.
+    runtime : "python" (awslambdaric) or "provided": the task root's `bootstrap`, else the
+        layer's, as a custom runtime (provided.al2023); `handler` is then free-form.
     isolated_env : pass only `env` and the AWS credentials, region and endpoint from the
         sandbox's environment (by default everything but host-only variables passes).
     share : host directories under /tmp the function and extensions keep seeing at their
@@ -73,13 +75,14 @@ class Sandbox:
                  memory_mb: int = 128, env: Optional[Mapping[str, str]] = None, port: int = 0,
                  runtime_api_port: int = 0, function_name: str = "test_function",
                  stream: Optional[TextIO] = None, echo: bool = True, init_budget_s: float = 10.0,
-                 shutdown_budget_s: float = 2.0, init: str = "on-invoke", isolated_env: bool = False,
+                 shutdown_budget_s: float = 2.0, init: str = "on-invoke", runtime: str = "python",
+                 isolated_env: bool = False,
                  share: Sequence[PathLike] = (), namespace: Optional[bool] = None) -> None:
         self.config = SandboxConfig(Path(opt_dir), Path(task_dir), handler, timeout_s=timeout_s,
                                     memory_mb=memory_mb, env=dict(env or {}), port=port,
                                     runtime_api_port=runtime_api_port, function_name=function_name,
                                     init_budget_s=init_budget_s, shutdown_budget_s=shutdown_budget_s,
-                                    init=init, isolated_env=isolated_env,
+                                    init=init, runtime=runtime, isolated_env=isolated_env,
                                     share=tuple(Path(p) for p in share), namespace=namespace)
         self._sink = LogSink(stream, echo=echo)
         self._lifecycle = Lifecycle(self.config, self._sink)

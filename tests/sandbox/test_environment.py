@@ -80,3 +80,36 @@ def test_runtime_starts_through_the_exec_wrapper(lambda_dirs, sandbox_factory):
     # THEN the runtime ran under it: wrapper <runtime command...>
     assert env["WRAPPED"] == "yes"
     assert args_file.read_text().splitlines() == [sys.executable, "-m", "awslambdaric", "app.handler"]
+
+
+BOOTSTRAP = """
+import http.client, json, os
+
+api = os.environ["AWS_LAMBDA_RUNTIME_API"]
+while True:
+    conn = http.client.HTTPConnection(api)
+    conn.request("GET", "/2018-06-01/runtime/invocation/next")
+    reply = conn.getresponse()
+    event, request_id = json.loads(reply.read()), reply.getheader("Lambda-Runtime-Aws-Request-Id")
+    answer = {"handler": os.environ["_HANDLER"], "event": event, "cwd": os.getcwd(),
+              "execution_env": os.environ.get("AWS_EXECUTION_ENV")}
+    conn.request("POST", f"/2018-06-01/runtime/invocation/{request_id}/response", json.dumps(answer))
+    conn.getresponse().read()
+"""
+
+
+@pytest.mark.parametrize("where", ["task", "opt"])
+def test_custom_runtime_bootstrap(where, lambda_dirs, sandbox_factory):
+    folder = lambda_dirs.task if where == "task" else lambda_dirs.opt
+    (folder / "bootstrap").write_text(f"#!{sys.executable}\n{BOOTSTRAP}")
+    (folder / "bootstrap").chmod(0o755)
+    box = sandbox_factory(lambda_dirs, handler="function.handler", runtime="provided", echo=False)
+    reply = box.invoke({"n": 1}).json()
+    assert reply["handler"] == "function.handler" and reply["event"] == {"n": 1}
+    assert reply["execution_env"] is None
+    assert reply["cwd"] == ("/var/task" if namespaces_available() else str(lambda_dirs.task.resolve()))
+
+
+def test_custom_runtime_without_bootstrap_is_refused(lambda_dirs):
+    with pytest.raises(SandboxConfigError, match="no executable bootstrap"):
+        Sandbox(lambda_dirs.opt, lambda_dirs.task, "anything", runtime="provided")
