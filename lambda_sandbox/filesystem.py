@@ -72,13 +72,13 @@ class Filesystem:
         self.opt_dir = opt_dir
         self.task_dir = task_dir
         self.namespaced = namespaces_available() if namespace is None else namespace and namespaces_available()
+        self.cgroup_procs: Optional[Path] = None
         self.root = Path(tempfile.mkdtemp(prefix="lambda_sandbox-"))
         self.tmp = self.root / "tmp"
         self.tmp.mkdir()
         self.tmp.chmod(0o1777)
         interpreter = [Path(sys.prefix), Path(sys.base_prefix)]
         self.shared = _shared_dirs(env_values, [*share, *interpreter])
-        self._script = self._mount_script() if self.namespaced else ""
 
     # --- what the processes see -------------------------------------------------------------
     @property
@@ -99,7 +99,7 @@ class Filesystem:
         """`argv` started in `cwd` (a path as the processes see it) inside the layout."""
         if not self.namespaced:
             return list(argv)
-        return ["unshare", "-m", "--propagation", "private", "sh", "-c", self._script, "lambda_sandbox",
+        return ["unshare", "-m", "--propagation", "private", "sh", "-c", self._mount_script(), "lambda_sandbox",
                 str(cwd), *argv]
 
     def host_cwd(self, cwd: Path) -> Path:
@@ -117,15 +117,19 @@ class Filesystem:
 
     # --- set-up and removal -----------------------------------------------------------------
     def _mount_script(self) -> str:
+        """Join the memory cgroup (if any), mount, cd, exec: the process is set up before its code runs."""
         hosts = self.root / "hosts"
-        try:
-            original = Path("/etc/hosts").read_text()
-        except OSError:
-            original = "127.0.0.1\tlocalhost\n"
-        hosts.write_text(original.rstrip("\n") + "\n" + _HOSTS_LINE)
-        TASK_ROOT.mkdir(parents=True, exist_ok=True)
+        if not hosts.exists():
+            try:
+                original = Path("/etc/hosts").read_text()
+            except OSError:
+                original = "127.0.0.1\tlocalhost\n"
+            hosts.write_text(original.rstrip("\n") + "\n" + _HOSTS_LINE)
+            TASK_ROOT.mkdir(parents=True, exist_ok=True)
         q = shlex.quote
         lines = ["set -e"]
+        if self.cgroup_procs is not None:
+            lines.append(f"echo $$ > {q(str(self.cgroup_procs))}")
         if self.opt_dir.is_dir():
             lines += [f"mount --bind {q(str(self.opt_dir))} /opt", "mount -o remount,bind,ro /opt"]
         lines += [f"mount --bind {q(str(self.task_dir))} {TASK_ROOT}", f"mount -o remount,bind,ro {TASK_ROOT}",

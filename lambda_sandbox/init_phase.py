@@ -52,6 +52,9 @@ def init_environment(lc: "Lifecycle", freeze: bool = True, phase: str = "init") 
     the function's timeout, of an init that overran its 10 s."""
     config = lc.config
     env = Environment(lc.next_generation(), TelemetryHub(lc.log), init_phase=phase)
+    if lc.memory is not None:
+        env.oom_kills = lc.memory.oom_kills()
+        lc.memory.reset_peak()
     with lc.cond:
         lc.env = env
     lc.log(f"INIT_START Runtime Version: python:{sys.version_info.major}.{sys.version_info.minor}.sandbox")

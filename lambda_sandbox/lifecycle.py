@@ -25,6 +25,7 @@ from .events import InvokeEvent, PlatformStart, TelemetryEvent, Tracing
 from .filesystem import Filesystem
 from .init_phase import init_environment
 from .logsink import LogSink
+from .memory import MemoryCgroup
 from .metrics import build_report, report_record, runtime_done_record
 from .processes import ManagedProcess
 from .report import Report
@@ -46,6 +47,7 @@ class Lifecycle:
         self.sink = sink
         self.runtime_api = ""
         self.fs: Optional[Filesystem] = None
+        self.memory: Optional[MemoryCgroup] = None
         self.cond = threading.Condition()
         self.env: Optional[Environment] = None
         self.invocation: Optional[Invocation] = None
@@ -66,6 +68,11 @@ class Lifecycle:
                              self.config.share, self.config.namespace)
         if self.fs.warning:
             self.log(self.fs.warning)
+        self.memory = MemoryCgroup.create(self.config.memory_mb) if self.fs.namespaced else None
+        if self.memory is None:
+            self.log("lambda_sandbox: memory is measured, not enforced (no memory cgroup here)")
+        else:
+            self.fs.cgroup_procs = self.memory.procs
         self._thread.start()
         threading.Thread(target=self._sample_memory, name="lambda_sandbox:rss", daemon=True).start()
 
@@ -141,12 +148,24 @@ class Lifecycle:
                 pending.complete(self._stopped_outcome())
         if self.fs is not None:
             self.fs.remove()
+        if self.memory is not None:
+            self.memory.remove()
         self.stopped.set()
 
     def _stopped_outcome(self) -> InvokeOutcome:
         return InvokeOutcome("", 502, error_body(ErrorType.STOPPED, "the sandbox is stopping"))
 
+    def _peak_kb(self, env: Environment) -> int:
+        """The cgroup's peak (function and extensions, as the limit counts them), else the
+        highest summed RSS sampled."""
+        if self.memory is not None:
+            return self.memory.peak_kb()
+        env.peak_rss_kb = max(env.peak_rss_kb, env.rss_kb())
+        return env.peak_rss_kb
+
     def _sample_memory(self) -> None:
+        if self.memory is not None:
+            return
         while not self.stopped.wait(_SAMPLE_INTERVAL_S):
             env = self.env
             if env is not None and not env.frozen:
@@ -168,7 +187,11 @@ class Lifecycle:
                 slot.exited = True
             if env is self.env and env.phase is not Phase.SHUTDOWN:
                 rid = self.invocation.request_id if self.invocation else ""
-                if slot is not None:  # after exit/error it is an ExitError (as RIE says), else a crash
+                if self.memory is not None and self.memory.oom_kills() > env.oom_kills:  # runtime or extension
+                    env.fail(ErrorType.OUT_OF_MEMORY, f"RequestId: {rid} Error: Runtime exited with error: signal: killed")
+                    self.log(f"RequestId: {rid} Error: Runtime exited with error: signal: killed Runtime.OutOfMemory "
+                             f"({proc.name} killed by the OOM killer at {self.config.memory_mb} MB)")
+                elif slot is not None:  # after exit/error it is an ExitError (as RIE says), else a crash
                     kind = ErrorType.EXTENSION_EXIT_ERROR if slot.error_type else ErrorType.EXTENSION_CRASH
                     detail = f" ({slot.error_type})" if slot.error_type else ""
                     env.fail(kind, f"extension {slot.name} exited with code {code}{detail}")
@@ -227,7 +250,8 @@ class Lifecycle:
             return
         if status in ("timeout", "failure") and inv.runtime_done_at is None:
             self.emit(env, runtime_done_record(inv, time.monotonic(), status, error_type))
-        report = build_report(self.config, env, inv, time.monotonic(), status, error_type, init_ms)
+        report = build_report(self.config, env, inv, time.monotonic(), status, error_type, init_ms,
+                              self._peak_kb(env))
         if status == "timeout":
             self.log(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())} {inv.request_id} "
                      f"Task timed out after {self.config.timeout_s:.2f} seconds")

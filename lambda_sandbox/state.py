@@ -126,6 +126,7 @@ class Environment:
     init_phase: str = "init"  # "invoke" for a suppressed init
     init_reported: bool = False
     peak_rss_kb: int = 0
+    oom_kills: int = 0  # the memory cgroup's count when this environment started
     frozen: bool = False
 
     def slot_by_id(self, ext_id: str) -> Optional[ExtensionSlot]:

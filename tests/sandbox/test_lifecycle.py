@@ -9,7 +9,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from lambda_sandbox import ErrorType, Report
+from lambda_sandbox.memory import memory_cgroups_available
 from tests.support.waiting import wait_until
 
 QUICK = """
@@ -313,3 +316,32 @@ def test_eager_init_runs_at_start(lambda_dirs, sandbox_factory):
     first = box.invoke({})
     assert first.elapsed_s < 0.3
     assert box.wait_for_report(first.request_id).init_ms >= 400, "the first REPORT still carries Init Duration"
+
+
+HUNGRY = """
+def handler(event, context):
+    hoard = bytearray(event["mb"] * 1024 * 1024)
+    hoard[::4096] = b"x" * len(hoard[::4096])  # touch every page
+    return {"held_mb": len(hoard) // (1024 * 1024)}
+"""
+
+
+@pytest.mark.skipif(not memory_cgroups_available(), reason="no memory cgroup can be made here")
+def test_memory_limit_is_enforced_for_the_environment(lambda_dirs, sandbox_factory):
+    lambda_dirs.function(HUNGRY)
+    records = lambda_dirs.recording_extension("ext")
+    box = sandbox_factory(lambda_dirs, memory_mb=128, echo=False)
+    # GIVEN an invoke within the limit: its REPORT shows the real peak (function and extension)
+    fits = box.invoke({"mb": 40})
+    assert fits.json() == {"held_mb": 40}
+    assert 40 < box.wait_for_report(fits.request_id).max_memory_mb <= 128
+    # WHEN the function allocates 300 MB in a 128 MB environment
+    hungry = box.invoke({"mb": 300})
+    # THEN the invoke fails as Lambda fails it, and the environment is reset
+    assert hungry.function_error == "Unhandled" and hungry.json()["errorType"] == ErrorType.OUT_OF_MEMORY
+    report = box.wait_for_report(hungry.request_id)
+    assert report.status == "failure" and report.error_type == ErrorType.OUT_OF_MEMORY
+    assert report.max_memory_mb <= 130
+    wait_until(lambda: records.events("SHUTDOWN"), 5, message="no SHUTDOWN after the OOM")
+    assert records.events("SHUTDOWN")[0]["shutdownReason"] == "failure"
+    assert box.invoke({"mb": 1}).json() == {"held_mb": 1}
