@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence
 
-__all__ = ["Filesystem", "namespaces_available", "OPT", "TASK_ROOT"]
+__all__ = ["Filesystem", "namespaces_available", "shared_dirs", "OPT", "TASK_ROOT"]
 
 OPT = Path("/opt")
 TASK_ROOT = Path("/var/task")
@@ -49,7 +49,7 @@ def _under_tmp(path: Path) -> bool:
     return path != _HOST_TMP and _HOST_TMP in path.parents
 
 
-def _shared_dirs(values: Iterable[str], extra: Iterable[Path]) -> List[Path]:
+def shared_dirs(values: Iterable[str], extra: Iterable[Path]) -> List[Path]:
     """Host directories under /tmp to keep visible: for every /tmp path named in `values`
     (also inside a URL such as sqlite:////tmp/x/db), its nearest existing directory."""
     found: List[Path] = []
@@ -78,7 +78,7 @@ class Filesystem:
         self.tmp.mkdir()
         self.tmp.chmod(0o1777)
         interpreter = [Path(sys.prefix), Path(sys.base_prefix)]
-        self.shared = _shared_dirs(env_values, [*share, *interpreter])
+        self.shared = shared_dirs(env_values, [*share, *interpreter])
 
     # --- what the processes see -------------------------------------------------------------
     @property

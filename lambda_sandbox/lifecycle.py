@@ -2,8 +2,8 @@
 
 One supervisor thread owns the phases and serves invokes one at a time, in arrival
 order; init runs on the first invoke (or at start with `init="eager"`) and again on the
-first invoke after a reset. The invoke caller is released as soon as the runtime posts its response (or at
-the deadline); the supervisor then waits for the runtime and every extension to call
+first invoke after a reset. The invoke caller is released as soon as the runtime posts
+its response (or at the deadline); the supervisor then waits for the runtime and every extension to call
 `next`, writes the REPORT and freezes everything with SIGSTOP. A timeout or a crash
 resets the environment: SHUTDOWN to the extensions, kill, re-init on the next invoke.
 The HTTP APIs (runtime_api, extensions_api) change the shared state under `cond`.
@@ -188,9 +188,10 @@ class Lifecycle:
             if env is self.env and env.phase is not Phase.SHUTDOWN:
                 rid = self.invocation.request_id if self.invocation else ""
                 if self.memory is not None and self.memory.oom_kills() > env.oom_kills:  # runtime or extension
-                    env.fail(ErrorType.OUT_OF_MEMORY, f"RequestId: {rid} Error: Runtime exited with error: signal: killed")
-                    self.log(f"RequestId: {rid} Error: Runtime exited with error: signal: killed Runtime.OutOfMemory "
-                             f"({proc.name} killed by the OOM killer at {self.config.memory_mb} MB)")
+                    message = f"RequestId: {rid} Error: Runtime exited with error: signal: killed"
+                    env.fail(ErrorType.OUT_OF_MEMORY, message)
+                    self.log(f"{message} Runtime.OutOfMemory ({proc.name} killed by the OOM killer at "
+                             f"{self.config.memory_mb} MB)")
                 elif slot is not None:  # after exit/error it is an ExitError (as RIE says), else a crash
                     kind = ErrorType.EXTENSION_EXIT_ERROR if slot.error_type else ErrorType.EXTENSION_CRASH
                     detail = f" ({slot.error_type})" if slot.error_type else ""

@@ -227,7 +227,8 @@ def test_runtime_done_reports_a_timeout_and_a_crash(lambda_dirs, sandbox_factory
     crashed = box.invoke({"die": True})
 
     def done(request_id: str) -> Dict[str, Any]:
-        found = [e["record"] for e in records.telemetry("platform.runtimeDone") if e["record"]["requestId"] == request_id]
+        found = [e["record"] for e in records.telemetry("platform.runtimeDone")
+                 if e["record"]["requestId"] == request_id]
         return found[0] if found else {}
 
     # THEN each got its platform.runtimeDone, delivered before the extension was shut down

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_sandbox.filesystem import namespaces_available
+from lambda_sandbox.filesystem import shared_dirs, namespaces_available
 
 needs_namespace = pytest.mark.skipif(not namespaces_available(), reason="needs root and unshare -m")
 
@@ -141,3 +141,12 @@ def test_without_a_namespace_tmpdir_points_at_the_private_dir(lambda_dirs, sandb
     assert reply == {"tmpdir": str(box.tmp_dir), "root": str(lambda_dirs.task.resolve())}
     warning = box.wait_for_log("WARNING: no private mount namespace", timeout=1)
     assert "/tmp is not private" in warning.text
+
+
+def testshared_dirs_are_the_existing_tmp_dirs_named_in_values(tmp_path):
+    (tmp_path / "db").mkdir()
+    assert str(tmp_path).startswith("/tmp/")
+    assert shared_dirs([f"sqlite:///{tmp_path}/db/orders.db"], []) == [tmp_path / "db"]
+    assert shared_dirs([f"{tmp_path}/not/yet/there.sock"], []) == [tmp_path]
+    assert shared_dirs([f"{tmp_path}/db/x", f"{tmp_path}/y"], []) == [tmp_path], "nested ones are covered"
+    assert shared_dirs(["/tmp", "/tmp/", "http://host:80/tmp/x", "/var/tmp/x"], []) == []
