@@ -17,11 +17,23 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m lambda_sandbox", description=__doc__)
     parser.add_argument("--opt", required=True, help="layer directory, mounted as /opt in Lambda")
     parser.add_argument("--task", required=True, help="function code directory (LAMBDA_TASK_ROOT)")
-    parser.add_argument("--handler", required=True, help="MODULE.FUNCTION")
+    parser.add_argument("--handler", required=True, help="MODULE.FUNCTION (free-form with --runtime provided)")
     parser.add_argument("--timeout", type=float, default=3.0, help="function timeout in seconds (default 3)")
     parser.add_argument("--memory", type=int, default=128, help="memory size in MB (default 128)")
     parser.add_argument("--port", type=int, default=8080, help="invoke endpoint port; 0 picks a free one")
     parser.add_argument("--runtime-api-port", type=int, default=0, help="Runtime API port; 0 picks a free one")
+    parser.add_argument("--init", choices=("on-invoke", "eager"), default="on-invoke",
+                        help="on-invoke (default): init inside the first invoke, as on-demand Lambda; "
+                             "eager: init at start")
+    parser.add_argument("--runtime", choices=("python", "provided"), default="python",
+                        help="python (default): awslambdaric; provided: the task's or the layer's bootstrap")
+    parser.add_argument("--isolated-env", action="store_true",
+                        help="pass only --env and the AWS credentials, region and endpoint variables "
+                             "(default: the sandbox's environment passes through, host-only variables excepted)")
+    parser.add_argument("--share", action="append", default=[], metavar="DIR",
+                        help="a host directory under /tmp the environment keeps seeing at its own path (repeatable)")
+    parser.add_argument("--no-mount-namespace", action="store_true",
+                        help="never use a private mount namespace (what a user without root gets)")
     parser.add_argument("--function-name", default="test_function")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="a function environment variable (repeatable)")
@@ -30,14 +42,20 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    env = dict(item.split("=", 1) for item in args.env if "=" in item)
+    bad = [item for item in args.env if "=" not in item]
+    if bad:
+        print(f"lambda_sandbox: --env {bad[0]!r} is not KEY=VALUE", file=sys.stderr)
+        return 2
+    env = dict(item.split("=", 1) for item in args.env)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
         sandbox = Sandbox(args.opt, args.task, args.handler, timeout_s=args.timeout, memory_mb=args.memory,
                           env=env, port=args.port, runtime_api_port=args.runtime_api_port,
-                          function_name=args.function_name)
+                          function_name=args.function_name, init=args.init, runtime=args.runtime,
+                          isolated_env=args.isolated_env,
+                          share=args.share, namespace=False if args.no_mount_namespace else None)
         sandbox.start(wait_init=False)
     except SandboxError as exc:
         print(f"lambda_sandbox: {exc}", file=sys.stderr)

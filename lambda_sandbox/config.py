@@ -1,5 +1,8 @@
 """Sandbox options and the platform limits they are checked against.
 
+`runtime="provided"` runs a custom runtime's `bootstrap` (task root, else layer) instead
+of awslambdaric. Init runs on the first invoke (`on-invoke`, as on-demand Lambda does); `eager` runs it
+when the sandbox starts, for tests that want a warm environment from the start.
 Defaults follow RIE where Lambda has no single answer (function name `test_function`,
 account `012345678912`), and Lambda where it does (3 s timeout, 128 MB, 10 s init budget,
 2 s SHUTDOWN budget, 6 MiB response limit).
@@ -9,18 +12,28 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Tuple
 
 from .errors import SandboxConfigError
 
-__all__ = ["SandboxConfig", "MAX_RESPONSE_BYTES", "INIT_BUDGET_S", "SHUTDOWN_BUDGET_S", "MAX_EXTENSIONS"]
+__all__ = ["SandboxConfig", "MAX_RESPONSE_BYTES", "INIT_BUDGET_S", "SHUTDOWN_BUDGET_S", "MAX_EXTENSIONS",
+           "INIT_MODES"]
 
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024
 INIT_BUDGET_S = 10.0
 SHUTDOWN_BUDGET_S = 2.0
 RUNTIME_SIGTERM_GRACE_S = 0.3
 MAX_EXTENSIONS = 10
+INIT_MODES = ("on-invoke", "eager")
+RUNTIMES = ("python", "provided")
 ACCOUNT_ID = "012345678912"
+# Lambda sets these itself; a function cannot configure them (credentials and region stand
+# for the execution role and the region, so those come from the caller).
+LAMBDA_SET_VARS = frozenset({
+    "_HANDLER", "AWS_EXECUTION_ENV", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+})
 
 
 @dataclass(frozen=True)
@@ -40,30 +53,51 @@ class SandboxConfig:
     init_budget_s: float = INIT_BUDGET_S
     shutdown_budget_s: float = SHUTDOWN_BUDGET_S
     base_environ: Optional[Mapping[str, str]] = None
+    init: str = "on-invoke"
+    runtime: str = "python"
+    isolated_env: bool = False
+    share: Tuple[Path, ...] = ()
+    namespace: Optional[bool] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "opt_dir", Path(self.opt_dir).resolve())
         object.__setattr__(self, "task_dir", Path(self.task_dir).resolve())
         if not self.task_dir.is_dir():
             raise SandboxConfigError(f"task dir {self.task_dir} is not a directory")
-        if "." not in self.handler:
+        if self.runtime not in RUNTIMES:
+            raise SandboxConfigError(f"runtime {self.runtime!r} must be one of {', '.join(RUNTIMES)}")
+        if self.runtime == "provided" and self.bootstrap is None:
+            raise SandboxConfigError(f"no executable bootstrap in {self.task_dir} or {self.opt_dir}")
+        if self.runtime == "python" and "." not in self.handler:
             raise SandboxConfigError(f"handler {self.handler!r} must be MODULE.FUNCTION")
         if not 1 <= self.timeout_s <= 900:
             raise SandboxConfigError(f"timeout {self.timeout_s} s is outside Lambda's range 1..900")
+        reserved = sorted(set(self.env) & LAMBDA_SET_VARS)
+        if reserved:
+            raise SandboxConfigError(f"{', '.join(reserved)}: set by Lambda, not by the function's configuration")
+        object.__setattr__(self, "share", tuple(Path(p).resolve() for p in self.share))
+        if self.init not in INIT_MODES:
+            raise SandboxConfigError(f"init {self.init!r} must be one of {', '.join(INIT_MODES)}")
         if not 128 <= self.memory_mb <= 10240:
             raise SandboxConfigError(f"memory {self.memory_mb} MB is outside Lambda's range 128..10240")
 
     @property
+    def bootstrap(self) -> Optional[Path]:
+        """A custom runtime's `bootstrap`: the task root's, else the layer's (provided.al2023)."""
+        for folder in (self.task_dir, self.opt_dir):
+            if (folder / "bootstrap").is_file() and os.access(folder / "bootstrap", os.X_OK):
+                return folder / "bootstrap"
+        return None
+
+    @property
     def region(self) -> str:
-        environ = self.environ()
+        environ = {**self.host_environ(), **self.env}
         return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
     @property
     def function_arn(self) -> str:
         return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{self.function_name}"
 
-    def environ(self) -> Dict[str, str]:
-        """The sandbox's own environment (passed through) overlaid with the function's."""
-        base = dict(os.environ if self.base_environ is None else self.base_environ)
-        base.update(self.env)
-        return base
+    def host_environ(self) -> Dict[str, str]:
+        """The sandbox's own environment (what environment.py passes through from)."""
+        return dict(os.environ if self.base_environ is None else self.base_environ)

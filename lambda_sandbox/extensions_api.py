@@ -1,6 +1,8 @@
 """Extensions API 2020-01-01 and the Telemetry API subscription endpoint.
 
-Registration names are checked against the launched files (the documented rule);
+A registration under the name of a launched file is that external extension (the
+documented rule); any other name is an internal extension (a thread of the runtime),
+INVOKE only, as in Lambda and RIE;
 `next` is the extension's "done" signal and a long poll without timeout. Error types
 and status codes follow RIE (403 for identifier and state errors).
 """
@@ -12,7 +14,7 @@ import uuid
 from functools import partial
 from typing import Optional, Tuple
 
-from .config import ACCOUNT_ID
+from .config import ACCOUNT_ID, MAX_EXTENSIONS
 from .errors import ErrorType
 from .events import ExtensionState, TelemetrySubscription
 from .httpserver import Request, Response, Router, error_response, json_response
@@ -75,10 +77,15 @@ def _register(lc: Lifecycle, request: Request) -> Response:
         if env is None or env.phase is not Phase.INIT or not env.registration_open:
             return _forbidden(ErrorType.REGISTRATION_CLOSED, "Extension registration closed already")
         slot = env.slot_by_name(name)
-        if slot is None:
-            return _forbidden(ErrorType.INVALID_EXTENSION_NAME,
-                              f"Lambda-Extension-Name {name!r} is not the file name of an executable in "
-                              f"{lc.config.opt_dir / 'extensions'}")
+        if slot is None:  # no such file in /opt/extensions: an internal extension, as Lambda and RIE take it
+            if "SHUTDOWN" in events:
+                return _forbidden(ErrorType.INVALID_EVENT_TYPE,
+                                  f"SHUTDOWN: ShutdownEventNotSupportedForInternalExtension ({name!r} is no file "
+                                  "in /opt/extensions, so it registers as an internal extension)")
+            if len(env.extensions) >= MAX_EXTENSIONS:
+                return _forbidden(ErrorType.TOO_MANY_EXTENSIONS, f"the limit is {MAX_EXTENSIONS} extensions")
+            slot = ExtensionSlot(name, None)
+            env.extensions.append(slot)
         if slot.ext_id is not None:
             return _forbidden(ErrorType.INVALID_EXTENSION_STATE, f"Extension {name} is already registered")
         slot.ext_id = str(uuid.uuid4())

@@ -1,6 +1,7 @@
 """The Init phase, as Lambda runs it: launch every extension, wait for them to *register*,
 then start the runtime; init ends when the runtime and every extension have called
-`next`, within the 10 s budget. Then the environment is frozen until the first invoke.
+`next`, within the 10 s budget. Init runs inside the first invoke (on-demand Lambda) or,
+eagerly, at start; an eager init is followed by a freeze until the first invoke.
 """
 from __future__ import annotations
 
@@ -22,18 +23,21 @@ __all__ = ["init_environment"]
 
 
 def _launch_extensions(lc: "Lifecycle", env: Environment) -> None:
-    config = lc.config
+    config, fs = lc.config, lc.fs
+    assert fs is not None
     paths = environment.discover_extensions(config.opt_dir)
-    ext_env = environment.extension_env(config, lc.runtime_api)
+    ext_env = environment.extension_env(config, lc.runtime_api, fs)
     with lc.cond:
         if len(paths) > MAX_EXTENSIONS:
             env.fail(ErrorType.TOO_MANY_EXTENSIONS, f"{len(paths)} extensions, the limit is {MAX_EXTENSIONS}")
             paths = []
-        for path in paths:
-            proc = lc.spawn(env, "extension", path.name, [str(path)], config.opt_dir, ext_env)
-            env.extensions.append(ExtensionSlot(path.name, proc))
-    for slot in env.extensions:
+        slots = [ExtensionSlot(path.name, lc.spawn(env, "extension", path.name,
+                                                   [str(fs.opt / "extensions" / path.name)], fs.opt, ext_env))
+                 for path in paths]
+        env.extensions.extend(slots)
+    for slot in slots:
         try:
+            assert slot.process is not None
             slot.process.start()
         except OSError as exc:  # e.g. CRLF shebang: Lambda reports Extension.LaunchError
             with lc.cond:
@@ -41,22 +45,31 @@ def _launch_extensions(lc: "Lifecycle", env: Environment) -> None:
                 env.fail("Extension.LaunchError", f"{slot.name}: {exc}")
 
 
-def init_environment(lc: "Lifecycle") -> bool:
-    """Run Init into a fresh Environment (`lc.env`); False if it failed (already reset)."""
+def init_environment(lc: "Lifecycle", freeze: bool = True, phase: str = "init") -> bool:
+    """Run Init into a fresh Environment (`lc.env`); False if it failed (already reset).
+    `freeze=False` when an invoke is waiting: the environment goes straight on to serve it.
+    `phase="invoke"` is Lambda's suppressed init: the retry, inside the invoke and within
+    the function's timeout, of an init that overran its 10 s."""
     config = lc.config
-    env = Environment(lc.next_generation(), TelemetryHub(lc.log))
+    env = Environment(lc.next_generation(), TelemetryHub(lc.log), init_phase=phase)
+    if lc.memory is not None:
+        env.oom_kills = lc.memory.oom_kills()
+        lc.memory.reset_peak()
     with lc.cond:
         lc.env = env
     lc.log(f"INIT_START Runtime Version: python:{sys.version_info.major}.{sys.version_info.minor}.sandbox")
-    lc.emit(env, InitStart())
-    deadline = env.init_started + config.init_budget_s
+    lc.emit(env, InitStart(phase=phase))
+    budget_s = config.init_budget_s if phase == "init" else config.timeout_s
+    deadline = env.init_started + budget_s
     _launch_extensions(lc, env)
     with lc.cond:
         lc.wait_until(lambda: env.failure or all(s.ext_id for s in env.extensions), deadline)
         registered = all(s.ext_id for s in env.extensions)
     if registered and env.failure is None and not lc.stopping:
-        env.runtime = lc.spawn(env, "runtime", "runtime", environment.runtime_argv(config),
-                               config.task_dir, environment.runtime_env(config, lc.runtime_api))
+        assert lc.fs is not None
+        runtime_env = environment.runtime_env(config, lc.runtime_api, lc.fs)
+        env.runtime = lc.spawn(env, "runtime", "runtime", environment.runtime_argv(config, runtime_env, lc.fs),
+                               lc.fs.task, runtime_env)
         env.runtime.start()
         with lc.cond:
             lc.wait_until(lambda: env.failure or (env.runtime_in_next and env.extensions_done()), deadline)
@@ -69,19 +82,24 @@ def init_environment(lc: "Lifecycle") -> bool:
             env.phase = Phase.READY
             env.registration_open = False
     if not done:
-        _fail_init(lc, env)
+        _fail_init(lc, env, budget_s)
         return False
-    lc.emit(env, InitReport(metrics=InitReportMetrics(round(env.init_ms, 3))))
+    lc.emit(env, InitReport(metrics=InitReportMetrics(round(env.init_ms, 3)), phase=phase))
     env.hub.end_backlog()
-    lc.freeze(env)
+    if freeze:
+        lc.freeze(env)
     return True
 
 
-def _fail_init(lc: "Lifecycle", env: Environment) -> None:
-    budget = lc.config.init_budget_s
-    error_type, message = env.failure or (ErrorType.TIMED_OUT, f"Init did not complete within {budget:.0f} s")
+def _fail_init(lc: "Lifecycle", env: Environment, budget: float) -> None:
+    waiting = [s.name + (" (internal)" if s.internal else "") for s in env.extensions if not (s.exited or s.in_next)]
+    waiting += [] if env.runtime_in_next else ["the runtime"]
+    error_type, message = env.failure or (ErrorType.TIMED_OUT, f"Init did not complete within {budget:.0f} s "
+                                                               f"(waiting for {', '.join(waiting)})")
     init_ms = env.init_ms or 0.0
-    lc.log(f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: init\tStatus: error\tError Type: {error_type}")
-    lc.emit(env, InitReport(metrics=InitReportMetrics(round(init_ms, 3)), status="error", error_type=error_type))
+    lc.log(f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: {env.init_phase}\tStatus: error\t"
+           f"Error Type: {error_type}")
+    lc.emit(env, InitReport(metrics=InitReportMetrics(round(init_ms, 3)), phase=env.init_phase, status="error",
+                            error_type=error_type))
     lc.last_init_failure = (error_type, message, env.init_error_body)
     lc.reset(env, "failure")

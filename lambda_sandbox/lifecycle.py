@@ -1,8 +1,9 @@
 """The execution environment's life: init, invoke, freeze/thaw, reset and shutdown.
 
 One supervisor thread owns the phases and serves invokes one at a time, in arrival
-order. The invoke caller is released as soon as the runtime posts its response (or at
-the deadline); the supervisor then waits for the runtime and every extension to call
+order; init runs on the first invoke (or at start with `init="eager"`) and again on the
+first invoke after a reset. The invoke caller is released as soon as the runtime posts
+its response (or at the deadline); the supervisor then waits for the runtime and every extension to call
 `next`, writes the REPORT and freezes everything with SIGSTOP. A timeout or a crash
 resets the environment: SHUTDOWN to the extensions, kill, re-init on the next invoke.
 The HTTP APIs (runtime_api, extensions_api) change the shared state under `cond`.
@@ -21,9 +22,11 @@ from typing import Callable, Dict, List, Optional, Tuple
 from .config import SandboxConfig
 from .errors import ErrorType
 from .events import InvokeEvent, PlatformStart, TelemetryEvent, Tracing
+from .filesystem import Filesystem
 from .init_phase import init_environment
 from .logsink import LogSink
-from .metrics import build_report, report_record
+from .memory import MemoryCgroup
+from .metrics import build_report, report_record, runtime_done_record
 from .processes import ManagedProcess
 from .report import Report
 from .shutdown_phase import reset_environment
@@ -43,6 +46,8 @@ class Lifecycle:
         self.config = config
         self.sink = sink
         self.runtime_api = ""
+        self.fs: Optional[Filesystem] = None
+        self.memory: Optional[MemoryCgroup] = None
         self.cond = threading.Condition()
         self.env: Optional[Environment] = None
         self.invocation: Optional[Invocation] = None
@@ -59,6 +64,15 @@ class Lifecycle:
     # --- public -------------------------------------------------------------------------
     def start(self, runtime_api: str) -> None:
         self.runtime_api = runtime_api
+        self.fs = Filesystem(self.config.opt_dir, self.config.task_dir, self.config.env.values(),
+                             self.config.share, self.config.namespace)
+        if self.fs.warning:
+            self.log(self.fs.warning)
+        self.memory = MemoryCgroup.create(self.config.memory_mb) if self.fs.namespaced else None
+        if self.memory is None:
+            self.log("lambda_sandbox: memory is measured, not enforced (no memory cgroup here)")
+        else:
+            self.fs.cgroup_procs = self.memory.procs
         self._thread.start()
         threading.Thread(target=self._sample_memory, name="lambda_sandbox:rss", daemon=True).start()
 
@@ -103,7 +117,8 @@ class Lifecycle:
     # --- supervisor -----------------------------------------------------------------------
     def _run(self) -> None:
         try:
-            init_environment(self)
+            if self.config.init == "eager":
+                init_environment(self)
         except Exception:
             self.log("lambda_sandbox: init crashed:\n" + traceback.format_exc())
         finally:
@@ -131,12 +146,26 @@ class Lifecycle:
             pending = self._queue.get_nowait()
             if pending is not None:
                 pending.complete(self._stopped_outcome())
+        if self.fs is not None:
+            self.fs.remove()
+        if self.memory is not None:
+            self.memory.remove()
         self.stopped.set()
 
     def _stopped_outcome(self) -> InvokeOutcome:
         return InvokeOutcome("", 502, error_body(ErrorType.STOPPED, "the sandbox is stopping"))
 
+    def _peak_kb(self, env: Environment) -> int:
+        """The cgroup's peak (function and extensions, as the limit counts them), else the
+        highest summed RSS sampled."""
+        if self.memory is not None:
+            return self.memory.peak_kb()
+        env.peak_rss_kb = max(env.peak_rss_kb, env.rss_kb())
+        return env.peak_rss_kb
+
     def _sample_memory(self) -> None:
+        if self.memory is not None:
+            return
         while not self.stopped.wait(_SAMPLE_INTERVAL_S):
             env = self.env
             if env is not None and not env.frozen:
@@ -158,10 +187,16 @@ class Lifecycle:
                 slot.exited = True
             if env is self.env and env.phase is not Phase.SHUTDOWN:
                 rid = self.invocation.request_id if self.invocation else ""
-                if slot is not None:
+                if self.memory is not None and self.memory.oom_kills() > env.oom_kills:  # runtime or extension
+                    message = f"RequestId: {rid} Error: Runtime exited with error: signal: killed"
+                    env.fail(ErrorType.OUT_OF_MEMORY, message)
+                    self.log(f"{message} Runtime.OutOfMemory ({proc.name} killed by the OOM killer at "
+                             f"{self.config.memory_mb} MB)")
+                elif slot is not None:  # after exit/error it is an ExitError (as RIE says), else a crash
+                    kind = ErrorType.EXTENSION_EXIT_ERROR if slot.error_type else ErrorType.EXTENSION_CRASH
                     detail = f" ({slot.error_type})" if slot.error_type else ""
-                    env.fail(ErrorType.EXTENSION_CRASH, f"extension {slot.name} exited with code {code}{detail}")
-                    self.log(f"RequestId: {rid} Error: exit code {code} Extension.Crash ({slot.name})")
+                    env.fail(kind, f"extension {slot.name} exited with code {code}{detail}")
+                    self.log(f"RequestId: {rid} Error: exit code {code} {kind} ({slot.name})")
                 else:
                     env.fail(ErrorType.RUNTIME_EXIT, f"RequestId: {rid} Error: Runtime exited with error: exit status {code}")
                     self.log(f"RequestId: {rid} Error: Runtime exited with error: exit status {code} Runtime.ExitError")
@@ -169,7 +204,9 @@ class Lifecycle:
 
     def spawn(self, env: Environment, kind: str, name: str, argv: List[str], cwd: Path,
               env_vars: Dict[str, str]) -> ManagedProcess:
-        return ManagedProcess(kind, name, argv, cwd=cwd, env=env_vars,
+        """A process of `env`, started in `cwd` (a path as the environment sees it)."""
+        assert self.fs is not None
+        return ManagedProcess(kind, name, self.fs.command(argv, cwd), cwd=self.fs.host_cwd(cwd), env=env_vars,
                               on_line=self._on_line, on_exit=lambda p, c: self._on_exit(env, p, c))
 
     def freeze(self, env: Environment) -> None:
@@ -194,7 +231,7 @@ class Lifecycle:
         if self.stopping:
             request.complete(self._stopped_outcome())
             return
-        if self.env is None and not init_environment(self):
+        if self.env is None and not self._init_for_invoke():
             self._serve_init_failure(request)
             return
         env = self.env
@@ -212,7 +249,10 @@ class Lifecycle:
         if status == "stopped":
             request.complete(self._stopped_outcome())
             return
-        report = build_report(self.config, env, inv, time.monotonic(), status, error_type, init_ms)
+        if status in ("timeout", "failure") and inv.runtime_done_at is None:
+            self.emit(env, runtime_done_record(inv, time.monotonic(), status, error_type))
+        report = build_report(self.config, env, inv, time.monotonic(), status, error_type, init_ms,
+                              self._peak_kb(env))
         if status == "timeout":
             self.log(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())} {inv.request_id} "
                      f"Task timed out after {self.config.timeout_s:.2f} seconds")
@@ -229,6 +269,18 @@ class Lifecycle:
             self.freeze(env)
         else:
             self.reset(env, "timeout" if status == "timeout" else "failure")
+
+    def _init_for_invoke(self) -> bool:
+        """Init inside an invoke; an init that overran its budget is retried at once as a
+        suppressed init (within the function's timeout), as Lambda does, not failed."""
+        if self.last_init_failure[0] != ErrorType.TIMED_OUT and init_environment(self, freeze=False):
+            return True
+        if self.stopping or self.last_init_failure[0] != ErrorType.TIMED_OUT:
+            return False
+        if init_environment(self, freeze=False, phase="invoke"):
+            self.last_init_failure = ("", "", None)
+            return True
+        return False
 
     def _serve_init_failure(self, request: InvokeRequest) -> None:
         if self.stopping:

@@ -36,28 +36,30 @@ def _runtime_spans(inv: Invocation) -> Tuple[Span, ...]:
     return tuple(s for s in spans if s is not None)
 
 
-def runtime_done_record(inv: Invocation) -> RuntimeDone:
-    """Built when the runtime calls `next` after its response or error."""
-    end = inv.runtime_done_at if inv.runtime_done_at is not None else inv.started
-    status = "error" if inv.error_type else "success"
+def runtime_done_record(inv: Invocation, failed_at: Optional[float] = None, status: Optional[str] = None,
+                        error_type: Optional[str] = None) -> RuntimeDone:
+    """Built when the runtime calls `next` after its response or error; or, with `status`
+    timeout or failure, at `failed_at` when it never will (a timeout, a crash)."""
+    end = failed_at if failed_at is not None else inv.runtime_done_at
+    end = end if end is not None else inv.started
+    status = status or ("error" if inv.error_type else "success")
     tracing = Tracing(inv.request.trace_id) if inv.request.trace_id else None
     return RuntimeDone(
-        request_id=inv.request_id, status=status, error_type=inv.error_type,
+        request_id=inv.request_id, status=status, error_type=error_type or inv.error_type,
         metrics=RuntimeDoneMetrics(_ms(end - inv.started), len(inv.response_body or b"")),
         spans=_runtime_spans(inv), tracing=tracing,
     )
 
 
 def build_report(config: SandboxConfig, env: Environment, inv: Invocation, end: float, status: str,
-                 error_type: Optional[str], init_ms: Optional[float]) -> Report:
-    env.peak_rss_kb = max(env.peak_rss_kb, env.rss_kb())
+                 error_type: Optional[str], init_ms: Optional[float], peak_kb: int) -> Report:
     duration_ms = round(_ms(end - inv.started), 2)  # two decimals, as Lambda prints them
     post_ms = 0.0
     if env.extensions and inv.runtime_done_at is not None:
         post_ms = round(_ms(end - inv.runtime_done_at), 2)
     return Report(
         request_id=inv.request_id, duration_ms=duration_ms, billed_ms=billed_ms(duration_ms),
-        memory_mb=config.memory_mb, max_memory_mb=math.ceil(env.peak_rss_kb / 1024),
+        memory_mb=config.memory_mb, max_memory_mb=math.ceil(peak_kb / 1024),
         post_runtime_extensions_ms=post_ms, init_ms=round(init_ms, 2) if init_ms is not None else None,
         status=status, error_type=error_type,
     )

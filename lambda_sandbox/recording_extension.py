@@ -82,8 +82,9 @@ def _probe_errors() -> None:
 
 
 def _probe_bad_name() -> None:
-    """Not for RIE: it registers an unknown name as an internal extension, which then blocks init."""
-    status, _, body = call("POST", "/2020-01-01/extension/register", {"events": ["INVOKE"]},
+    """A name that is no file in /opt/extensions is an internal extension's: asking for
+    SHUTDOWN under it is refused (with INVOKE only it would register and hold init)."""
+    status, _, body = call("POST", "/2020-01-01/extension/register", {"events": ["INVOKE", "SHUTDOWN"]},
                            {"Lambda-Extension-Name": NAME + "-wrong-name"})
     record("probe_register", status=status, body=body)
 

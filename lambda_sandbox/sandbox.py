@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, TextIO, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO, Union
 
 from . import extensions_api, invoke_api, runtime_api
 from .config import SandboxConfig
@@ -57,6 +57,16 @@ class Sandbox:
     timeout_s, memory_mb : the function's configuration (1..900 s, 128..10240 MB).
     env : the function's environment variables, on top of the sandbox's own.
     port : invoke endpoint port (0 picks one); `runtime_api_port` likewise.
+    init : "on-invoke" (default): init runs inside the first invoke, whose REPORT carries
+        Init Duration, as on on-demand Lambda; "eager": init runs in `start()`.
+    runtime : "python" (awslambdaric) or "provided": the task root's `bootstrap`, else the
+        layer's, as a custom runtime (provided.al2023); `handler` is then free-form.
+    isolated_env : pass only `env` and the AWS credentials, region and endpoint from the
+        sandbox's environment (by default everything but host-only variables passes).
+    share : host directories under /tmp the function and extensions keep seeing at their
+        own path (directories named in `env` values are shared anyway).
+    namespace : None (default) uses a private mount namespace where it can (root);
+        False never does (the fallback: TMPDIR, host paths).
     stream : where START/END/REPORT and process output go (stdout by default);
         `echo=False` keeps them only in `logs`.
     """
@@ -65,11 +75,15 @@ class Sandbox:
                  memory_mb: int = 128, env: Optional[Mapping[str, str]] = None, port: int = 0,
                  runtime_api_port: int = 0, function_name: str = "test_function",
                  stream: Optional[TextIO] = None, echo: bool = True, init_budget_s: float = 10.0,
-                 shutdown_budget_s: float = 2.0) -> None:
+                 shutdown_budget_s: float = 2.0, init: str = "on-invoke", runtime: str = "python",
+                 isolated_env: bool = False,
+                 share: Sequence[PathLike] = (), namespace: Optional[bool] = None) -> None:
         self.config = SandboxConfig(Path(opt_dir), Path(task_dir), handler, timeout_s=timeout_s,
                                     memory_mb=memory_mb, env=dict(env or {}), port=port,
                                     runtime_api_port=runtime_api_port, function_name=function_name,
-                                    init_budget_s=init_budget_s, shutdown_budget_s=shutdown_budget_s)
+                                    init_budget_s=init_budget_s, shutdown_budget_s=shutdown_budget_s,
+                                    init=init, runtime=runtime, isolated_env=isolated_env,
+                                    share=tuple(Path(p) for p in share), namespace=namespace)
         self._sink = LogSink(stream, echo=echo)
         self._lifecycle = Lifecycle(self.config, self._sink)
         self._runtime_server: Optional[HttpServer] = None
@@ -78,7 +92,8 @@ class Sandbox:
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self, wait_init: bool = True) -> "Sandbox":
-        """Bind both servers and run the first init (waits for it unless `wait_init=False`)."""
+        """Bind both servers; with `init="eager"` run the first init (waits for it unless
+        `wait_init=False`)."""
         api_router, invoke_router = Router(), Router()
         runtime_api.install(api_router, self._lifecycle)
         extensions_api.install(api_router, self._lifecycle)
@@ -123,6 +138,13 @@ class Sandbox:
         """host:port of the Runtime/Extensions/Telemetry APIs (AWS_LAMBDA_RUNTIME_API)."""
         assert self._runtime_server is not None, "sandbox not started"
         return self._runtime_server.address
+
+    @property
+    def tmp_dir(self) -> Path:
+        """The host directory that the function and extensions see as /tmp."""
+        fs = self._lifecycle.fs
+        assert fs is not None, "sandbox not started"
+        return fs.tmp
 
     @property
     def invoke_url(self) -> str:

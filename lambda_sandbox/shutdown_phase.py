@@ -47,12 +47,14 @@ def reset_environment(lc: "Lifecycle", env: Environment, reason: str) -> None:
     event = ShutdownEvent(int((time.time() + deadline - time.monotonic()) * 1000), reason)
     with lc.cond:
         for slot in env.extensions:
+            if slot.internal:  # gone with the runtime
+                slot.exited = True
             if slot.exited:
                 continue
             if "SHUTDOWN" in slot.events:
                 slot.deliver(event)
                 slot.shutdown_sent = True
-            else:
+            elif slot.process is not None:
                 slot.process.kill()
         lc.cond.notify_all()
         lc.wait_until(lambda: all(s.exited or (s.shutdown_sent and s.in_next) for s in env.extensions),

@@ -29,11 +29,12 @@ class Phase(str, Enum):
 
 @dataclass
 class ExtensionSlot:
-    """A launched extension; `in_next` is true while it waits in `/event/next` with nothing
+    """A launched extension, or an internal one (a thread of the runtime: no process of its
+    own, no SHUTDOWN); `in_next` is true while it waits in `/event/next` with nothing
     pending, i.e. it is done with the current phase."""
 
     name: str
-    process: ManagedProcess
+    process: Optional[ManagedProcess]
     ext_id: Optional[str] = None
     events: FrozenSet[str] = frozenset()
     in_next: bool = False
@@ -42,6 +43,10 @@ class ExtensionSlot:
     shutdown_sent: bool = False
     exited: bool = False
     next_at: float = 0.0
+
+    @property
+    def internal(self) -> bool:
+        return self.process is None
 
     def deliver(self, event: ExtensionEvent) -> None:
         self.pending.append(event)
@@ -118,8 +123,10 @@ class Environment:
     init_error_body: Optional[bytes] = None
     init_started: float = field(default_factory=time.monotonic)
     init_ms: Optional[float] = None
+    init_phase: str = "init"  # "invoke" for a suppressed init
     init_reported: bool = False
     peak_rss_kb: int = 0
+    oom_kills: int = 0  # the memory cgroup's count when this environment started
     frozen: bool = False
 
     def slot_by_id(self, ext_id: str) -> Optional[ExtensionSlot]:
@@ -129,7 +136,7 @@ class Environment:
         return next((s for s in self.extensions if s.name == name), None)
 
     def processes(self) -> List[ManagedProcess]:
-        procs = [s.process for s in self.extensions]
+        procs = [s.process for s in self.extensions if s.process is not None]
         if self.runtime is not None:
             procs.append(self.runtime)
         return procs

@@ -105,11 +105,16 @@ def lambda_dirs(tmp_path: Path) -> LambdaDirs:
 @pytest.fixture
 def sandbox_factory() -> Iterator[Callable[..., Sandbox]]:
     """factory(dirs_or_opt, task=None, handler="app.handler", **Sandbox kwargs) -> started Sandbox;
-    every sandbox is stopped at teardown (nothing left running)."""
+    given LambdaDirs, its root stays visible inside the environment (`share`); every sandbox
+    is stopped at teardown (nothing left running)."""
     started: List[Sandbox] = []
 
     def factory(dirs: Any, task: Any = None, handler: str = "app.handler", **kwargs: Any) -> Sandbox:
-        opt, task_dir = (dirs.opt, dirs.task) if isinstance(dirs, LambdaDirs) else (dirs, task)
+        if isinstance(dirs, LambdaDirs):  # the recording extensions write their records there
+            opt, task_dir = dirs.opt, dirs.task
+            kwargs.setdefault("share", [dirs.root])
+        else:
+            opt, task_dir = dirs, task
         box = Sandbox(opt, task_dir, handler, **kwargs)
         started.append(box)
         return box.start()

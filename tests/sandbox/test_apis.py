@@ -7,6 +7,7 @@ import json
 from typing import Any, Dict, Optional, Tuple
 
 from lambda_sandbox import ErrorType
+from lambda_sandbox.filesystem import namespaces_available
 from tests.support.waiting import wait_until
 
 QUICK = """
@@ -33,7 +34,7 @@ def test_runtimedone_reaches_extension_within_the_invoke(lambda_dirs, sandbox_fa
     # GIVEN an extension subscribed with timeoutMs=25 that waits for runtimeDone before next
     lambda_dirs.function(QUICK)
     records = lambda_dirs.recording_extension("tel", telemetry=FAST_TELEMETRY, wait_runtime_done=3.0)
-    box = sandbox_factory(lambda_dirs, echo=False)
+    box = sandbox_factory(lambda_dirs, echo=False, init="eager")
     assert records.of("subscribed")[0]["status"] == 200
     # WHEN invoked
     result = box.invoke({})
@@ -90,7 +91,7 @@ def test_invalid_telemetry_buffering_is_a_validation_error(lambda_dirs, sandbox_
     bad = [{"maxItems": 999}, {"maxItems": 10001}, {"maxBytes": 1024}, {"maxBytes": 2_000_000},
            {"timeoutMs": 24}, {"timeoutMs": 30001}, {"timeoutMs": "100"}]
     records = lambda_dirs.recording_extension("tel", telemetry=FAST_TELEMETRY, probe_buffering=bad)
-    sandbox_factory(lambda_dirs, echo=False)
+    sandbox_factory(lambda_dirs, echo=False, init="eager")
     probes = records.of("probe_subscribe")
     assert len(probes) == len(bad)
     for probe in probes:
@@ -102,7 +103,7 @@ def test_invalid_telemetry_buffering_is_a_validation_error(lambda_dirs, sandbox_
 def test_telemetry_subscription_is_closed_after_init(lambda_dirs, sandbox_factory):
     lambda_dirs.function(QUICK)
     records = lambda_dirs.recording_extension("tel")
-    box = sandbox_factory(lambda_dirs, echo=False)
+    box = sandbox_factory(lambda_dirs, echo=False, init="eager")
     ext_id = records.of("registered")[0]["ext_id"]
     body = json.dumps({"types": ["platform"], "buffering": FAST_TELEMETRY,
                        "destination": {"protocol": "HTTP", "URI": "http://sandbox.localdomain:1234/"}}).encode()
@@ -114,9 +115,10 @@ def test_telemetry_subscription_is_closed_after_init(lambda_dirs, sandbox_factor
 def test_register_with_a_wrong_name_and_next_without_identifier(lambda_dirs, sandbox_factory):
     lambda_dirs.function(QUICK)
     records = lambda_dirs.recording_extension("probe", probe_errors=True, probe_bad_name=True)
-    box = sandbox_factory(lambda_dirs, echo=False)
+    box = sandbox_factory(lambda_dirs, echo=False, init="eager")
     register = records.of("probe_register")[0]
-    assert register["status"] == 403 and register["body"]["errorType"] == ErrorType.INVALID_EXTENSION_NAME
+    assert register["status"] == 403 and register["body"]["errorType"] == ErrorType.INVALID_EVENT_TYPE
+    assert "ShutdownEventNotSupportedForInternalExtension" in register["body"]["errorMessage"]
     by_label = {p["label"]: p for p in records.of("probe_next")}
     assert by_label["missing"]["status"] == 403
     assert by_label["missing"]["body"]["errorType"] == ErrorType.MISSING_EXTENSION_ID
@@ -171,7 +173,7 @@ def test_runtime_and_extension_environments(lambda_dirs, sandbox_factory, tmp_pa
     records = lambda_dirs.recording_extension("envcheck", env_keys=keys)
     box = sandbox_factory(lambda_dirs, env={"CUSTOM": "yes"}, memory_mb=256, timeout_s=5, echo=False)
     reply = box.invoke({}).json()
-    task = str(lambda_dirs.task.resolve())
+    task = "/var/task" if namespaces_available() else str(lambda_dirs.task.resolve())
     assert reply["layer"] == "from the layer" and reply["root"] == task and reply["cwd"] == task
     assert reply["handler"] == "app.handler" and reply["custom"] == "yes"
     assert reply["name"] == "test_function" and int(reply["memory"]) == 256
@@ -198,10 +200,56 @@ def test_last_report_is_delivered_during_shutdown(lambda_dirs, sandbox_factory):
 def test_extension_that_never_registers_fails_init_within_budget(lambda_dirs, sandbox_factory):
     lambda_dirs.function(QUICK)
     lambda_dirs.extension("silent", "#!/bin/sh\nexec sleep 1000\n")
-    box = sandbox_factory(lambda_dirs, init_budget_s=1, echo=False)
+    box = sandbox_factory(lambda_dirs, init_budget_s=1, timeout_s=1, echo=False)
     result = box.invoke({})
     assert result.function_error == "Unhandled"
     assert result.json()["errorType"] == ErrorType.TIMED_OUT
-    assert result.elapsed_s < 5
+    assert "waiting for silent" in result.json()["errorMessage"]
+    assert 2 <= result.elapsed_s < 4, "the init (1 s) and its suppressed retry (the 1 s timeout)"
     assert box.pids() == [], "the failed environment was torn down"
     assert box.wait_for_report(result.request_id).status == "error"
+
+
+def test_runtime_done_reports_a_timeout_and_a_crash(lambda_dirs, sandbox_factory):
+    # GIVEN a telemetry subscriber, and a function that can overrun its timeout or die
+    lambda_dirs.function("""
+        import os, time
+
+        def handler(event, context):
+            if event.get("die"):
+                os._exit(9)
+            time.sleep(event.get("sleep", 0))
+            return {"ok": True}
+    """)
+    records = lambda_dirs.recording_extension("tel", telemetry=FAST_TELEMETRY, shutdown_sleep_s=0.3)
+    box = sandbox_factory(lambda_dirs, timeout_s=1, echo=False)
+    timed_out = box.invoke({"sleep": 3})
+    crashed = box.invoke({"die": True})
+
+    def done(request_id: str) -> Dict[str, Any]:
+        found = [e["record"] for e in records.telemetry("platform.runtimeDone")
+                 if e["record"]["requestId"] == request_id]
+        return found[0] if found else {}
+
+    # THEN each got its platform.runtimeDone, delivered before the extension was shut down
+    timeout_record = wait_until(lambda: done(timed_out.request_id), 5, message="no runtimeDone for the timeout")
+    assert timeout_record["status"] == "timeout" and timeout_record["errorType"] == ErrorType.TIMED_OUT
+    assert timeout_record["metrics"]["durationMs"] >= 1000
+    crash_record = wait_until(lambda: done(crashed.request_id), 5, message="no runtimeDone for the crash")
+    assert crash_record["status"] == "failure" and crash_record["errorType"] == ErrorType.RUNTIME_EXIT
+
+
+def test_init_over_budget_is_retried_inside_the_invoke(lambda_dirs, sandbox_factory):
+    # GIVEN an extension whose init takes 1.5 s, over a 1 s init budget
+    lambda_dirs.function(QUICK)
+    records = lambda_dirs.recording_extension("slowinit", init_sleep_s=1.5, telemetry=FAST_TELEMETRY)
+    box = sandbox_factory(lambda_dirs, init_budget_s=1, timeout_s=5, echo=False)
+    # WHEN invoked, THEN the init is retried within the invoke (suppressed init), which succeeds
+    result = box.invoke({})
+    assert result.status == 200 and result.json() == {"ok": True}, result.body
+    assert 2.5 <= result.elapsed_s < 4.5
+    assert len(records.of("registered")) == 2
+    starts = wait_until(lambda: [e["record"]["phase"] for e in records.telemetry("platform.initStart")] or None, 5,
+                        message="no platform.initStart delivered")
+    assert starts[-1] == "invoke"
+    assert box.invoke({}).json() == {"ok": True}, "the environment is warm after it"

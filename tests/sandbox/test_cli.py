@@ -45,7 +45,8 @@ def test_cli_serves_invokes_and_stops_cleanly(lambda_dirs: LambdaDirs) -> None:
     (lambda_dirs.opt / "extensions" / "not-executable").chmod(0o644)  # must not be launched
     proc = subprocess.Popen(
         [sys.executable, "-m", "lambda_sandbox", "--opt", str(lambda_dirs.opt), "--task", str(lambda_dirs.task),
-         "--handler", "app.handler", "--timeout", "5", "--memory", "256", "--port", "0"],
+         "--handler", "app.handler", "--timeout", "5", "--memory", "256", "--port", "0",
+         "--share", str(lambda_dirs.root)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=Path(__file__).resolve().parents[2],
     )
     lines: List[str] = []

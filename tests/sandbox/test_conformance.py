@@ -53,6 +53,13 @@ def target(request: pytest.FixtureRequest, lambda_dirs: LambdaDirs) -> Target:
     return Target("sandbox", invoke_box, box.stop, records)
 
 
+def test_init_waits_for_the_first_invoke(target: Target) -> None:
+    assert not target.records.of("started"), "nothing is launched before the first invoke"
+    status, _ = target.invoke({})
+    assert status == 200
+    assert target.records.of("registered") and target.records.events("INVOKE")
+
+
 def test_register_reply_shape(target: Target) -> None:
     target.invoke({})  # RIE launches extensions on the first invoke
     registered = target.records.of("registered")[0]
@@ -101,3 +108,66 @@ def test_shutdown_on_stop(target: Target) -> None:
     expected = {"rie": "SandboxTerminated", "sandbox": "spindown"}[target.name]
     assert event.shutdown_reason == expected
     assert target.records.of("shutdown_done")
+
+
+INTERNAL_EXTENSION_FUNCTION = """
+import http.client, json, os, threading, time
+
+API = os.environ["AWS_LAMBDA_RUNTIME_API"]
+SEEN = []
+
+
+def call(method, path, body=None, headers=None):
+    conn = http.client.HTTPConnection(API)
+    conn.request(method, path, json.dumps(body) if body is not None else None, headers or {})
+    reply = conn.getresponse()
+    return reply.status, dict(reply.getheaders()), json.loads(reply.read() or b"null")
+
+
+REFUSED = call("POST", "/2020-01-01/extension/register", {"events": ["INVOKE", "SHUTDOWN"]},
+               {"Lambda-Extension-Name": "in-process-shutdown"})
+STATUS, HEADERS, _ = call("POST", "/2020-01-01/extension/register", {"events": ["INVOKE"]},
+                          {"Lambda-Extension-Name": "in-process"})
+
+
+def loop():
+    while True:
+        status, _, event = call("GET", "/2020-01-01/extension/event/next",
+                                headers={"Lambda-Extension-Identifier": HEADERS["Lambda-Extension-Identifier"]})
+        SEEN.append(event["requestId"])
+        time.sleep(0.3)  # work after the response: the invoke ends when this thread calls next
+
+
+threading.Thread(target=loop, daemon=True).start()
+
+
+def handler(event, context):
+    return {"registered": STATUS, "refused": [REFUSED[0], REFUSED[2]], "seen": list(SEEN),
+            "request_id": context.aws_request_id}
+"""
+
+
+@pytest.mark.parametrize("where", ["rie", "sandbox"])
+def test_internal_extension_gets_invoke_and_no_shutdown(where: str, lambda_dirs: LambdaDirs,
+                                                        request: pytest.FixtureRequest) -> None:
+    lambda_dirs.function(INTERNAL_EXTENSION_FUNCTION)
+    if where == "rie":
+        rie = request.getfixturevalue("rie_factory")(lambda_dirs.opt, lambda_dirs.task, "app.handler", timeout_s=5)
+
+        def invoke() -> Any:
+            return rie.invoke_json({})[1]
+    else:
+        box = request.getfixturevalue("sandbox_factory")(lambda_dirs, timeout_s=5, echo=False)
+
+        def invoke() -> Any:
+            result = box.invoke({})
+            assert box.wait_for_report(result.request_id).post_runtime_extensions_ms >= 250
+            return result.json()
+    first = invoke()
+    assert first["registered"] == 200, first
+    status, body = first["refused"]
+    assert status == 403 and body["errorType"] == ErrorType.INVALID_EVENT_TYPE, body
+    assert "ShutdownEventNotSupportedForInternalExtension" in body["errorMessage"]
+    second = invoke()
+    # the thread got the first INVOKE (and, by the time the second ran, had called next)
+    assert first["request_id"] in second["seen"]

@@ -3,11 +3,16 @@ serialised invokes, freeze between invokes, reset on timeout or crash, bounded s
 from __future__ import annotations
 
 import os
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from lambda_sandbox import ErrorType, Report
+from lambda_sandbox.memory import memory_cgroups_available
 from tests.support.waiting import wait_until
 
 QUICK = """
@@ -49,7 +54,7 @@ def test_response_returns_before_extension_finishes(lambda_dirs, sandbox_factory
     # GIVEN an extension that works 1 s after every INVOKE
     lambda_dirs.function(QUICK)
     records = lambda_dirs.recording_extension("slow", invoke_sleep_s=1.0)
-    box = sandbox_factory(lambda_dirs, echo=False)
+    box = sandbox_factory(lambda_dirs, echo=False, init="eager")
     # WHEN the function is invoked
     result = box.invoke({"hello": "world"})
     # THEN the caller has the response long before the extension is done
@@ -69,7 +74,7 @@ def test_response_returns_before_extension_finishes(lambda_dirs, sandbox_factory
 def test_next_invoke_waits_until_extensions_called_next(lambda_dirs, sandbox_factory):
     lambda_dirs.function(QUICK)
     lambda_dirs.recording_extension("slow", invoke_sleep_s=0.8)
-    box = sandbox_factory(lambda_dirs, echo=False)
+    box = sandbox_factory(lambda_dirs, echo=False, init="eager")
     first = box.invoke({})
     second = box.invoke({})
     assert first.elapsed_s < 0.5
@@ -85,7 +90,7 @@ def test_environment_is_frozen_between_invokes(lambda_dirs, sandbox_factory, tmp
     tick_file = tmp_path / "ticks"
     lambda_dirs.function(TICKER)
     lambda_dirs.recording_extension("ext", invoke_sleep_s=0.3)
-    box = sandbox_factory(lambda_dirs, env={"TICK_FILE": str(tick_file)}, echo=False)
+    box = sandbox_factory(lambda_dirs, env={"TICK_FILE": str(tick_file)}, echo=False, init="eager")
     # WHEN an invoke completes (the extension kept the environment thawed for 0.3 s)
     before = tick_file.read_text().count("\n")
     result = box.invoke({})
@@ -109,8 +114,9 @@ def test_environment_is_frozen_between_invokes(lambda_dirs, sandbox_factory, tmp
 def test_timeout_resets_with_shutdown_timeout_and_reinits(lambda_dirs, sandbox_factory):
     lambda_dirs.function(SLEEPY)
     records = lambda_dirs.recording_extension("ext")
-    box = sandbox_factory(lambda_dirs, timeout_s=1, echo=False)
+    box = sandbox_factory(lambda_dirs, timeout_s=1, echo=False, init="eager")
     old_pids = box.pids()
+    assert old_pids
     result = box.invoke({"sleep": 5})
     body = result.json()
     assert result.status == 200 and result.function_error == "Unhandled"
@@ -133,7 +139,7 @@ def test_timeout_resets_with_shutdown_timeout_and_reinits(lambda_dirs, sandbox_f
 def test_timeout_while_extension_works_after_response(lambda_dirs, sandbox_factory):
     lambda_dirs.function(QUICK)
     records = lambda_dirs.recording_extension("ext", invoke_sleep_s=1.5)
-    box = sandbox_factory(lambda_dirs, timeout_s=1, echo=False)
+    box = sandbox_factory(lambda_dirs, timeout_s=1, echo=False, init="eager")
     result = box.invoke({})
     assert result.status == 200 and result.json()["ok"] is True and result.elapsed_s < 0.5
     assert box.wait_for_report(result.request_id, timeout=5).status == "timeout"
@@ -142,8 +148,8 @@ def test_timeout_while_extension_works_after_response(lambda_dirs, sandbox_facto
     assert records.events("SHUTDOWN")[0]["shutdownReason"] == "timeout"
 
 
-def test_extension_crash_resets_and_reinits(lambda_dirs, sandbox_factory, tmp_path):
-    marker = tmp_path / "crash-once"
+def test_extension_crash_resets_and_reinits(lambda_dirs, sandbox_factory):
+    marker = lambda_dirs.root / "crash-once"  # the shared dir: the extension sees it
     marker.touch()
     lambda_dirs.function(QUICK)
     records = lambda_dirs.recording_extension("ext", crash_marker=str(marker), invoke_sleep_s=0.2)
@@ -157,6 +163,30 @@ def test_extension_crash_resets_and_reinits(lambda_dirs, sandbox_factory, tmp_pa
     assert again.status == 200 and again.json()["ok"] is True
     assert len(records.of("registered")) == 2
     assert box.wait_for_report(again.request_id).status == "success"
+
+
+def test_extension_exit_after_exit_error_is_an_exit_error(lambda_dirs, sandbox_factory):
+    lambda_dirs.function(QUICK)
+    lambda_dirs.extension("quits", f"#!{sys.executable}\n" + textwrap.dedent(f"""
+        import http.client, json, os
+        api = os.environ["AWS_LAMBDA_RUNTIME_API"]
+        def call(method, path, body=b"", headers=None):
+            conn = http.client.HTTPConnection(api)
+            conn.request(method, path, body, headers or {{}})
+            reply = conn.getresponse()
+            return reply.getheader("Lambda-Extension-Identifier"), reply.read()
+        ext_id, _ = call("POST", "/2020-01-01/extension/register", b'{{"events": ["INVOKE"]}}',
+                         {{"Lambda-Extension-Name": "quits"}})
+        call("GET", "/2020-01-01/extension/event/next", headers={{"Lambda-Extension-Identifier": ext_id}})
+        call("POST", "/2020-01-01/extension/exit/error", b"{{}}",
+             {{"Lambda-Extension-Identifier": ext_id, "Lambda-Extension-Function-Error-Type": "Extension.Gave.Up"}})
+        os._exit(1)
+    """))
+    box = sandbox_factory(lambda_dirs, echo=False)
+    result = box.invoke({})
+    report = box.wait_for_report(result.request_id)
+    assert report.status == "failure" and report.error_type == ErrorType.EXTENSION_EXIT_ERROR
+    box.wait_for_log("Extension.ExitError (quits)", timeout=5)
 
 
 def test_runtime_crash_resets(lambda_dirs, sandbox_factory):
@@ -239,9 +269,9 @@ def test_concurrent_invokes_are_served_one_at_a_time_in_order(lambda_dirs, sandb
     assert len(records.events("INVOKE")) == 3
 
 
-def test_runtime_starts_after_registration_not_after_next(lambda_dirs, sandbox_factory, tmp_path):
+def test_runtime_starts_after_registration_not_after_next(lambda_dirs, sandbox_factory):
     # GIVEN an extension that registers, then works 0.5 s before its first next
-    imported = tmp_path / "imported"
+    imported = lambda_dirs.root / "imported"
     lambda_dirs.function(f"""
         import time
         open({str(imported)!r}, "w").write(str(time.time()))
@@ -250,10 +280,68 @@ def test_runtime_starts_after_registration_not_after_next(lambda_dirs, sandbox_f
             return {{"ok": True}}
     """)
     records = lambda_dirs.recording_extension("slowinit", init_sleep_s=0.5)
-    # WHEN the sandbox initialises
+    # WHEN the sandbox initialises (on the first invoke)
     box = sandbox_factory(lambda_dirs, echo=False)
+    assert box.invoke({}).json() == {"ok": True}
     # THEN the function was imported before the extension called next (as in Lambda)
     registered = records.of("registered")[0]["t"]
     first_next = records.of("first_next")[0]["t"]
     assert registered < float(imported.read_text()) < first_next
-    assert box.invoke({}).json() == {"ok": True}
+
+
+def test_init_runs_inside_the_first_invoke(lambda_dirs, sandbox_factory):
+    # GIVEN an extension whose init takes 0.4 s
+    lambda_dirs.function(QUICK)
+    records = lambda_dirs.recording_extension("slowinit", init_sleep_s=0.4)
+    box = sandbox_factory(lambda_dirs, echo=False)
+    # THEN nothing runs before the first invoke (on-demand Lambda)
+    assert box.pids() == [] and not records.of("started")
+    # WHEN it is invoked, the caller waits for init, and the REPORT carries Init Duration
+    first = box.invoke({})
+    assert first.status == 200 and first.elapsed_s >= 0.4
+    cold = box.wait_for_report(first.request_id)
+    assert cold.init_ms is not None and cold.init_ms >= 400
+    assert cold.duration_ms < cold.init_ms, "Duration does not include init"
+    # AND the next invoke is warm
+    second = box.invoke({})
+    assert second.elapsed_s < 0.3 and box.wait_for_report(second.request_id).init_ms is None
+    assert len(records.of("registered")) == 1
+
+
+def test_eager_init_runs_at_start(lambda_dirs, sandbox_factory):
+    lambda_dirs.function(QUICK)
+    records = lambda_dirs.recording_extension("slowinit", init_sleep_s=0.4)
+    box = sandbox_factory(lambda_dirs, echo=False, init="eager")
+    assert records.of("first_next") and box.frozen
+    first = box.invoke({})
+    assert first.elapsed_s < 0.3
+    assert box.wait_for_report(first.request_id).init_ms >= 400, "the first REPORT still carries Init Duration"
+
+
+HUNGRY = """
+def handler(event, context):
+    hoard = bytearray(event["mb"] * 1024 * 1024)
+    hoard[::4096] = b"x" * len(hoard[::4096])  # touch every page
+    return {"held_mb": len(hoard) // (1024 * 1024)}
+"""
+
+
+@pytest.mark.skipif(not memory_cgroups_available(), reason="no memory cgroup can be made here")
+def test_memory_limit_is_enforced_for_the_environment(lambda_dirs, sandbox_factory):
+    lambda_dirs.function(HUNGRY)
+    records = lambda_dirs.recording_extension("ext")
+    box = sandbox_factory(lambda_dirs, memory_mb=128, echo=False)
+    # GIVEN an invoke within the limit: its REPORT shows the real peak (function and extension)
+    fits = box.invoke({"mb": 40})
+    assert fits.json() == {"held_mb": 40}
+    assert 40 < box.wait_for_report(fits.request_id).max_memory_mb <= 128
+    # WHEN the function allocates 300 MB in a 128 MB environment
+    hungry = box.invoke({"mb": 300})
+    # THEN the invoke fails as Lambda fails it, and the environment is reset
+    assert hungry.function_error == "Unhandled" and hungry.json()["errorType"] == ErrorType.OUT_OF_MEMORY
+    report = box.wait_for_report(hungry.request_id)
+    assert report.status == "failure" and report.error_type == ErrorType.OUT_OF_MEMORY
+    assert report.max_memory_mb <= 130
+    wait_until(lambda: records.events("SHUTDOWN"), 5, message="no SHUTDOWN after the OOM")
+    assert records.events("SHUTDOWN")[0]["shutdownReason"] == "failure"
+    assert box.invoke({"mb": 1}).json() == {"held_mb": 1}
