@@ -40,7 +40,7 @@ def _resources(moto_url: str) -> Dict[str, str]:
 
 def _env(tmp: str, extra: Dict[str, str]) -> Dict[str, str]:
     return {**AWS_ENV, "DEFER_SOCKET": os.path.join(tmp, "defer.sock"),
-            "DEFER_JOURNAL_DIR": os.path.join(tmp, "journal"), "DEFER_TASK_ROOT": str(FUNCTIONS), **extra}
+            "DEFER_JOURNAL_DIR": os.path.join(tmp, "journal"), **extra}
 
 
 def _invokes(opt: Path, handler: str, env: Dict[str, str], n: int, warmup: int = 3,

@@ -1,6 +1,6 @@
 """A Runtime API proxy: the exact moment the runtime posts each invoke's response.
 
-With ``AWS_LAMBDA_EXEC_WRAPPER=/opt/defer-wrapper`` (the supported hook for wrapping the
+With ``AWS_LAMBDA_EXEC_WRAPPER=/opt/defer-runner/exec-wrapper`` (the supported hook for wrapping the
 runtime's start), the runtime talks to the Runtime API through this proxy instead of
 directly. Everything is relayed byte for byte; the proxy only notes when a
 ``POST /runtime/invocation/<id>/response`` (or ``/error``) has been accepted, and tells the

@@ -40,9 +40,11 @@ class TaskNotFound(LookupError):
 
 def allowed_roots(task_root: Optional[str] = None, layer_roots: Optional[List[str]] = None) -> List[str]:
     """Where task modules may come from: the function's code, then the layers' python dirs."""
-    root = task_root or os.environ.get(ENV_TASK_ROOT) or os.environ.get("LAMBDA_TASK_ROOT") or "/var/task"
+    # Each is named by the process's own environment (never by a frame): Lambda keeps the code
+    # at /var/task and does not tell extensions; the function's process knows LAMBDA_TASK_ROOT.
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    roots = [root]
+    roots = [r for r in (task_root, os.environ.get(ENV_TASK_ROOT), os.environ.get("LAMBDA_TASK_ROOT"),
+                         "/var/task") if r]
     for layer in layer_roots if layer_roots is not None else [LAYER_ROOT, "/opt"]:
         python = os.path.join(layer, "python")
         roots += [python, os.path.join(python, "lib", version, "site-packages")]

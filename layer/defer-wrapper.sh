@@ -1,5 +1,5 @@
 #!/bin/bash
-# AWS_LAMBDA_EXEC_WRAPPER=/opt/defer-wrapper: start the runtime with its Runtime API calls
+# AWS_LAMBDA_EXEC_WRAPPER=/opt/defer-runner/exec-wrapper: start the runtime with its Runtime API calls
 # going through the defer-runner extension's proxy, which then sees the exact moment each
 # response is posted, whatever decorators the handler has. The wrapper changes nothing else
 # and chains: everything after it is the runtime's own command, run as is.

@@ -5,7 +5,7 @@
 Layout::
 
     extensions/defer-runner   bash launcher (layer/defer-runner.sh), LF endings, mode 0755
-    defer-wrapper             AWS_LAMBDA_EXEC_WRAPPER script (layer/defer-wrapper.sh), mode 0755
+    defer-runner/exec-wrapper AWS_LAMBDA_EXEC_WRAPPER script (layer/defer-wrapper.sh), mode 0755
     python/handler_lib/       the function-side library (repo handler_lib/)
     python/msgpack/           handler_lib's only dependency
     defer-runner/bootstrap.py sets sys.path, runs ``python -m extension``
@@ -338,7 +338,7 @@ def build(out: Path, zip_out: Path, cache: Path, trim: bool, force: bool = False
         shutil.copy2(LAYER_SRC / "bootstrap.py", stage / EXTENSION_NAME / "bootstrap.py")
         launcher = stage / "extensions" / EXTENSION_NAME
         write_launcher(launcher)
-        wrapper = stage / "defer-wrapper"
+        wrapper = stage / EXTENSION_NAME / "exec-wrapper"
         write_launcher(wrapper, "defer-wrapper.sh")
         normalize_modes(stage, {launcher, wrapper})
         stage.chmod(0o755)

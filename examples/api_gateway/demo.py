@@ -67,7 +67,6 @@ def start_sandbox(mode: str, env: dict[str, str], workdir: Path) -> Any:
     env = {**env, "DATABASE_URL": f"sqlite:///{workdir / 'orders.db'}",
            "DEFER_SOCKET": str(workdir / "defer.sock"), "DEFER_JOURNAL_DIR": str(workdir / "journal"),
            "DEFER_MODE": "inline" if mode == "inline" else "auto", "DEFER_RUNNER_PYTHON": sys.executable,
-           "DEFER_TASK_ROOT": str(TASK_DIR),  # the sandbox keeps the code outside /var/task
            "POWERTOOLS_SERVICE_NAME": "orders", "POWERTOOLS_METRICS_NAMESPACE": "ShopDemo",
            "POWERTOOLS_LOG_LEVEL": "WARNING"}
     box = Sandbox(REPO_ROOT / "dist" / "layer", TASK_DIR, "app.handler", timeout_s=10, memory_mb=512,

@@ -1,4 +1,4 @@
-"""With AWS_LAMBDA_EXEC_WRAPPER=/opt/defer-wrapper the extension learns that each response
+"""With AWS_LAMBDA_EXEC_WRAPPER=/opt/defer-runner/exec-wrapper the extension learns that each response
 was posted from its Runtime API proxy: exact, prompt, whatever the decorators, and under
 RIE, where there is no Telemetry API."""
 
@@ -15,7 +15,7 @@ def start(rie_factory, built_layer, res, tmp_path, handler="app.handler", wrappe
     env = {**res.env(), "DEFER_SOCKET": str(tmp_path / "defer.sock"),
            "DEFER_JOURNAL_DIR": str(tmp_path / "journal")}
     if wrapper:
-        env["AWS_LAMBDA_EXEC_WRAPPER"] = "/opt/defer-wrapper"
+        env["AWS_LAMBDA_EXEC_WRAPPER"] = "/opt/defer-runner/exec-wrapper"
     return rie_factory(built_layer, FUNCTION_DIR, handler, env=env, timeout_s=timeout_s)
 
 

@@ -20,8 +20,7 @@ def sandbox(built_layer, aws_resources, tmp_path):
 
     def start(handler: str) -> Sandbox:
         env = {**res.env(), "TASK_LOG": str(tmp_path / "tasks.log"),
-               "DEFER_SOCKET": str(tmp_path / "defer.sock"), "DEFER_JOURNAL_DIR": str(tmp_path / "journal"),
-               "DEFER_TASK_ROOT": str(FUNCTION_DIR)}  # the sandbox keeps the code outside /var/task
+               "DEFER_SOCKET": str(tmp_path / "defer.sock"), "DEFER_JOURNAL_DIR": str(tmp_path / "journal")}
         box = Sandbox(built_layer, FUNCTION_DIR, handler, timeout_s=10, env=env).start()
         boxes.append(box)
         return box

@@ -42,8 +42,7 @@ def order_env(aws_resources, tmp_path):
     env = {"ORDERS_TOPIC_ARN": res.topic_arn, "FULFILMENT_QUEUE_URL": res.fifo_queue_url,
            "EVENT_BUS_NAME": res.bus_name, "DEFER_DLQ_URL": res.dlq_url,
            "DATABASE_URL": f"sqlite:///{tmp_path / 'orders.db'}", "DEFER_SOCKET": str(tmp_path / "defer.sock"),
-           "DEFER_JOURNAL_DIR": str(tmp_path / "journal"), "DEFER_RUNNER_PYTHON": sys.executable,
-           "DEFER_TASK_ROOT": str(EXAMPLE_DIR)}  # the sandbox keeps the code outside /var/task
+           "DEFER_JOURNAL_DIR": str(tmp_path / "journal"), "DEFER_RUNNER_PYTHON": sys.executable}
     return env, res, queue_url
 
 
