@@ -152,9 +152,10 @@ class Dispatcher:
         """Learn which items the extension holds, deliver the others and the inline work."""
         sent, invoke.unacked = invoke.unacked, []
         channel = self._channel
-        if channel is not None and self.capture is None and self.local_sink is None:
+        if (channel is not None or sent) and self.capture is None and self.local_sink is None:
+            # No channel any more (it broke mid-invoke): what went out on it is unconfirmed too.
             end = wire.EndOfInvoke(invoke.request_id, len(sent), invoke.after_run, invoke.after_failed)
-            ack = channel.end_invoke(end, self.config.ack_timeout_ms / 1000)
+            ack = channel.end_invoke(end, self.config.ack_timeout_ms / 1000) if channel is not None else None
             unconfirmed = self._unconfirmed(sent, ack)
             if unconfirmed:
                 why = ("no confirmation from the extension" if ack is None

@@ -58,3 +58,38 @@ def test_items_unread_by_a_stopped_extension_are_delivered_by_the_handler(
         assert any("no confirmation from the extension" in line.text for line in box.logs)
     finally:
         box.stop()
+
+
+def test_items_sent_before_the_extension_died_mid_invoke_are_delivered_by_the_handler(
+        tmp_path, aws_resources, monkeypatch):
+    """The extension is killed between two deferrals: what it had read is gone with it."""
+    from types import SimpleNamespace
+
+    from handler_lib import defer
+    from handler_lib._dispatch import DISPATCHER
+
+    res = aws_resources()
+    sock = str(tmp_path / "defer.sock")
+    reader = subprocess.Popen([sys.executable, "-m", "tests.support.channel_host", sock], cwd=REPO_ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert reader.stdout.readline().strip() == b"ready"
+    monkeypatch.setenv("DEFER_SOCKET", sock)
+    DISPATCHER.reset()
+
+    @defer
+    def handler(event, context):
+        for n in range(5):
+            defer.sqs(res.queue_url, {"n": n})
+        reader.kill()
+        reader.wait()
+        for n in range(5, 10):
+            defer.sqs(res.queue_url, {"n": n})
+        return "ok"
+
+    try:
+        with pytest.warns(RuntimeWarning):
+            assert handler({}, SimpleNamespace(aws_request_id="died")) == "ok"
+        got = sorted(b["n"] for b in drain_queue(res.queue_url, 10, timeout=5))
+        assert got == list(range(10))  # the first five were read by the dead extension
+    finally:
+        DISPATCHER.reset()
