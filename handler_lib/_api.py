@@ -43,6 +43,21 @@ class Defer:
         DISPATCHER.wrapped_handler()
         return wrapper  # type: ignore[return-value]
 
+    @property
+    def json_default(self) -> Optional[Callable[[Any], Any]]:
+        """Encoder for your own types in JSON payloads: ``defer.json_default = fn``.
+
+        Called for a value the built-in rules do not encode (they cover Decimal as its exact
+        digits, datetime/date as ISO 8601, UUID as str, Enum as its value, dataclasses and
+        pydantic models as objects); return something JSON can carry, or raise TypeError.
+        One hook per process; ``None`` removes it.
+        """
+        return _items.json_default()
+
+    @json_default.setter
+    def json_default(self, fn: Optional[Callable[[Any], Any]]) -> None:
+        _items.set_json_default(fn)
+
     def sqs(self, queue_url: str, message: Any, group_id: Optional[str] = None,
             dedup_id: Optional[str] = None, delay_seconds: Optional[int] = None,
             attributes: Optional[Mapping[str, Any]] = None) -> str:

@@ -24,7 +24,7 @@ def plain_function(order_id: str) -> None:
     (lambda: defer.sns(TOPIC, "x" * 262_145), ValueError, "SNS allows 262144"),
     (lambda: defer.event("T", {"x": "y" * 262_144}, source="s"), ValueError, "PutEvents allows"),
     (lambda: defer.sqs(QUEUE, {"when": object()}), TypeError, "not JSON-serializable"),
-    (lambda: defer.sqs(QUEUE, 42), TypeError, "must be a str, dict or list"),
+    (lambda: defer.sqs(QUEUE, 42), TypeError, "must be a str, dict, list"),
     (lambda: defer.sqs(FIFO, "m"), ValueError, "pass group_id"),
     (lambda: defer.sns(TOPIC + ".fifo", "m"), ValueError, "pass group_id"),
     (lambda: defer.sqs(QUEUE, "m", group_id="g"), ValueError, "for FIFO targets"),
