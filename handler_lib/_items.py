@@ -263,9 +263,22 @@ def event_item(request_id: str, detail_type: Any, detail: Any, *, source: Any, b
 
 def task_item(request_id: str, function: str, args: Sequence[Any], kwargs: Mapping[str, Any], *,
               max_attempts: Optional[int], timeout_s: Optional[float]) -> wire.TaskItem:
+    """The item as the extension will decode it (tuples become lists, IntEnum an int, ...), so
+    the task sees the same values wherever it runs, and what the runner cannot read fails here."""
+    for key in kwargs:
+        if not isinstance(key, str) or not key.isidentifier():
+            raise TypeError(f"keyword argument names must be identifiers, not {key!r}")
     item = wire.TaskItem(new_id(), request_id, now_us(), function, list(args), dict(kwargs),
                          max_attempts, timeout_s)
     size = len(wire.pack_map({"a": item.args, "k": item.kwargs}))
     if size > TASK_MAX_ARGS_BYTES:
         raise ValueError(f"task arguments are {size} bytes encoded; the limit is {TASK_MAX_ARGS_BYTES}")
-    return item
+    return round_trip(item)  # type: ignore[return-value]
+
+
+def round_trip(item: wire.WorkItem) -> wire.WorkItem:
+    """``item`` encoded and decoded by the wire codec, as the extension receives it."""
+    try:
+        return wire.decode(wire.pack_map(item.to_map()))  # type: ignore[return-value]
+    except wire.FrameDecodeError as exc:
+        raise TypeError(f"the defer-runner could not read this {item.kind} item back: {exc}") from None

@@ -15,7 +15,7 @@ import importlib
 from contextlib import contextmanager
 from typing import Any, Iterator, List, Optional
 
-from . import wire
+from . import _items, wire
 from ._dispatch import DISPATCHER
 from ._tasks import task_options
 
@@ -23,7 +23,11 @@ __all__ = ["Captured", "capture"]
 
 
 class Captured(List[wire.WorkItem]):
-    """The items deferred inside a ``capture()`` block, in order."""
+    """The items deferred inside a ``capture()`` block, in order, as the extension would decode
+    them (through the wire codec: tuples become lists, IntEnum an int)."""
+
+    def append(self, item: wire.WorkItem) -> None:
+        super().append(_items.round_trip(item))
 
     @property
     def sqs(self) -> List[wire.SqsItem]:
