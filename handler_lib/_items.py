@@ -23,6 +23,9 @@ SNS_MAX_MESSAGE_BYTES = 262_144
 EVENT_MAX_ENTRY_BYTES = 262_144
 TASK_MAX_ARGS_BYTES = 262_144
 MAX_ATTRIBUTES = 10
+#: The String message attribute that carries the item id on SQS and SNS, for consumers to
+#: deduplicate on: it takes one of the 10 attributes, so a message has at most 9 of yours.
+ID_ATTRIBUTE = "defer_id"
 SQS_MAX_DELAY_SECONDS = 900
 MAX_GROUP_ID_CHARS = 128
 SNS_MAX_SUBJECT_CHARS = 100
@@ -153,18 +156,23 @@ def _text_size(text: str, what: str) -> int:
         raise ValueError(f"{what} is not valid Unicode: a lone surrogate at position {exc.start}") from None
 
 
-def _attributes(attributes: Optional[Mapping[str, Any]]) -> tuple[Optional[Dict[str, Any]], int]:
-    """Validate message attributes; return them with their size as the services count it."""
+def _attributes(attributes: Optional[Mapping[str, Any]], item_id: str) -> tuple[Optional[Dict[str, Any]], int]:
+    """Validate message attributes; return them with their size as the services count it,
+    ``defer_id`` included (refusing a 10th attribute rather than sending no id: a consumer can
+    rely on every message carrying it)."""
+    size = len(ID_ATTRIBUTE) + len(item_id) + 6  # 6: the "String" data type
     if attributes is None:
-        return None, 0
+        return None, size
     if not isinstance(attributes, Mapping):
         raise TypeError(f"attributes must be a dict of name -> str/int/float/bytes, not {type(attributes).__name__}")
-    if len(attributes) > MAX_ATTRIBUTES:
-        raise ValueError(f"{len(attributes)} message attributes; the services allow at most {MAX_ATTRIBUTES}")
-    size = 0
+    if len(attributes) >= MAX_ATTRIBUTES:
+        raise ValueError(f"{len(attributes)} message attributes; the services allow {MAX_ATTRIBUTES} and "
+                         f"one is {ID_ATTRIBUTE} (the item id), so at most {MAX_ATTRIBUTES - 1}")
     for name, value in attributes.items():
         if not isinstance(name, str) or not name:
             raise TypeError(f"attribute name {name!r} must be a non-empty str")
+        if name == ID_ATTRIBUTE:
+            raise ValueError(f"attribute {ID_ATTRIBUTE!r} is set by lambda-defer to the item id; use another name")
         if isinstance(value, bool) or not isinstance(value, (str, int, float, bytes)):
             raise TypeError(f"attribute {name!r} must be str, int, float or bytes, not {type(value).__name__}")
         size += _utf8_len(name) + (len(value) if isinstance(value, bytes) else _utf8_len(str(value))) + 6
@@ -190,12 +198,12 @@ def _check_target(value: Any, what: str) -> str:
 
 
 def _message(service: str, noun: str, target: str, message: Any, attributes: Optional[Mapping[str, Any]],
-             group_id: Optional[str], dedup_id: Optional[str], limit: int) -> tuple:
+             group_id: Optional[str], dedup_id: Optional[str], limit: int, item_id: str) -> tuple:
     """The checks SQS and SNS messages share: target, body, attributes, size, FIFO group."""
     _check_target(target, "queue_url" if noun == "queue" else "topic_arn")
     what = f"{service} message"
     body = to_text(message, what)
-    attrs, attrs_size = _attributes(attributes)
+    attrs, attrs_size = _attributes(attributes, item_id)
     size = _text_size(body, what) + attrs_size
     if size > limit:
         raise ValueError(f"{service} message is {size} bytes with its attributes; {service} allows {limit}")
@@ -206,26 +214,28 @@ def _message(service: str, noun: str, target: str, message: Any, attributes: Opt
 def sqs_item(request_id: str, queue_url: str, message: Any, *, group_id: Optional[str],
              dedup_id: Optional[str], delay_seconds: Optional[int],
              attributes: Optional[Mapping[str, Any]]) -> wire.SqsItem:
+    item_id = new_id()
     body, attrs = _message("SQS", "queue", queue_url, message, attributes, group_id, dedup_id,
-                           SQS_MAX_MESSAGE_BYTES)
+                           SQS_MAX_MESSAGE_BYTES, item_id)
     if delay_seconds is not None:
         if isinstance(delay_seconds, bool) or not isinstance(delay_seconds, int) or not 0 <= delay_seconds <= SQS_MAX_DELAY_SECONDS:
             raise ValueError(f"delay_seconds must be an int in 0..{SQS_MAX_DELAY_SECONDS}")
         if queue_url.endswith(".fifo"):
             raise ValueError("FIFO queues do not take a per-message delay_seconds; set DelaySeconds on the queue")
-    return wire.SqsItem(new_id(), request_id, now_us(), queue_url, body, group_id, dedup_id,
+    return wire.SqsItem(item_id, request_id, now_us(), queue_url, body, group_id, dedup_id,
                         delay_seconds, attrs)
 
 
 def sns_item(request_id: str, topic_arn: str, message: Any, *, subject: Optional[str],
              group_id: Optional[str], dedup_id: Optional[str],
              attributes: Optional[Mapping[str, Any]]) -> wire.SnsItem:
+    item_id = new_id()
     body, attrs = _message("SNS", "topic", topic_arn, message, attributes, group_id, dedup_id,
-                           SNS_MAX_MESSAGE_BYTES)
+                           SNS_MAX_MESSAGE_BYTES, item_id)
     if subject is not None and (not isinstance(subject, str) or not subject
                                 or len(subject) > SNS_MAX_SUBJECT_CHARS or "\n" in subject):
         raise ValueError(f"subject must be one line of 1..{SNS_MAX_SUBJECT_CHARS} characters")
-    return wire.SnsItem(new_id(), request_id, now_us(), topic_arn, body, subject, group_id,
+    return wire.SnsItem(item_id, request_id, now_us(), topic_arn, body, subject, group_id,
                         dedup_id, attrs)
 
 

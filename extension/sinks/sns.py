@@ -17,13 +17,12 @@ class SnsSink(Sink):
         entry: Dict[str, Any] = {"Id": entry_id, "Message": item.message}
         if item.subject is not None:
             entry["Subject"] = item.subject
-        if item.attributes:
-            entry["MessageAttributes"] = message_attributes(item.attributes)
+        entry["MessageAttributes"] = message_attributes(item)
         entry.update(fifo_fields(item))
         return entry
 
     def entry_size(self, item: wire.SnsItem) -> int:
-        return len(item.message.encode()) + attributes_size(item.attributes)
+        return len(item.message.encode()) + attributes_size(item)
 
     def call(self, target: str, entries: List[Dict[str, Any]]) -> Dict[str, Any]:
         return self.client.publish_batch(TopicArn=target, PublishBatchRequestEntries=entries)
