@@ -29,6 +29,9 @@ ID_ATTRIBUTE = "defer_id"
 SQS_MAX_DELAY_SECONDS = 900
 MAX_GROUP_ID_CHARS = 128
 SNS_MAX_SUBJECT_CHARS = 100
+EVENT_MAX_TRACE_HEADER_CHARS = 500
+#: Set by the Lambda runtime for each invoke: the X-Ray trace header the item carries on.
+ENV_TRACE_ID = "_X_AMZN_TRACE_ID"
 
 # Item ids: a random per-process prefix and a counter. Unique across environments, cheap
 # to make (no uuid4 per call), and valid as batch entry ids and FIFO dedup ids.
@@ -223,7 +226,7 @@ def sqs_item(request_id: str, queue_url: str, message: Any, *, group_id: Optiona
         if queue_url.endswith(".fifo"):
             raise ValueError("FIFO queues do not take a per-message delay_seconds; set DelaySeconds on the queue")
     return wire.SqsItem(item_id, request_id, now_us(), queue_url, body, group_id, dedup_id,
-                        delay_seconds, attrs)
+                        delay_seconds, attrs, os.environ.get(ENV_TRACE_ID) or None)
 
 
 def sns_item(request_id: str, topic_arn: str, message: Any, *, subject: Optional[str],
@@ -236,7 +239,7 @@ def sns_item(request_id: str, topic_arn: str, message: Any, *, subject: Optional
                                 or len(subject) > SNS_MAX_SUBJECT_CHARS or "\n" in subject):
         raise ValueError(f"subject must be one line of 1..{SNS_MAX_SUBJECT_CHARS} characters")
     return wire.SnsItem(item_id, request_id, now_us(), topic_arn, body, subject, group_id,
-                        dedup_id, attrs)
+                        dedup_id, attrs, os.environ.get(ENV_TRACE_ID) or None)
 
 
 def event_item(request_id: str, detail_type: Any, detail: Any, *, source: Any, bus: Optional[str],
@@ -268,7 +271,10 @@ def event_item(request_id: str, detail_type: Any, detail: Any, *, source: Any, b
     size = 14 + _text_size(text, "event detail") + _utf8_len(detail_type) + _utf8_len(source) + sum(_utf8_len(r) for r in res or ())
     if size > EVENT_MAX_ENTRY_BYTES:
         raise ValueError(f"EventBridge entry is {size} bytes; PutEvents allows {EVENT_MAX_ENTRY_BYTES}")
-    return wire.EventItem(item_id, request_id, now_us(), detail_type, text, source, bus, res)
+    trace = os.environ.get(ENV_TRACE_ID) or None
+    if trace is not None and len(trace) > EVENT_MAX_TRACE_HEADER_CHARS:
+        trace = None  # PutEvents would refuse the entry; the event matters more than its trace
+    return wire.EventItem(item_id, request_id, now_us(), detail_type, text, source, bus, res, trace)
 
 
 def task_item(request_id: str, function: str, args: Sequence[Any], kwargs: Mapping[str, Any], *,

@@ -19,6 +19,8 @@ class SqsSink(Sink):
         if item.delay_seconds is not None:
             entry["DelaySeconds"] = item.delay_seconds
         entry.update(fifo_fields(item))
+        if item.trace:  # a system attribute: not one of the 10, not counted in the size
+            entry["MessageSystemAttributes"] = {"AWSTraceHeader": {"DataType": "String", "StringValue": item.trace}}
         return entry
 
     def entry_size(self, item: wire.SqsItem) -> int:
