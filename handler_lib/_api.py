@@ -11,6 +11,21 @@ from ._tasks import P, R, Task, make_task, task_options
 
 H = TypeVar("H", bound=Callable[..., Any])
 
+# The running invoke's ``context.get_remaining_time_in_millis`` (None outside an invoke):
+# inline delivery after the handler must end before the invoke does.
+_remaining_ms: Optional[Callable[[], int]] = None
+
+
+def remaining_ms() -> Optional[int]:
+    """Milliseconds left in the running ``@defer``-wrapped invoke, if its context tells."""
+    clock = _remaining_ms
+    if clock is None:
+        return None
+    try:
+        return int(clock())
+    except (TypeError, ValueError):
+        return None
+
 
 class Defer:
     """Decorate the Lambda handler with ``@defer``; enqueue with ``defer.sqs/sns/event/call``.
@@ -34,12 +49,17 @@ class Defer:
 
         @functools.wraps(handler)
         def wrapper(event: Any, context: Any) -> Any:
+            global _remaining_ms
             request_id = getattr(context, "aws_request_id", "") or ""
+            _remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
             DISPATCHER.begin(request_id)
             try:
                 return handler(event, context)
             finally:
-                DISPATCHER.end(request_id)
+                try:
+                    DISPATCHER.end(request_id)
+                finally:
+                    _remaining_ms = None
 
         DISPATCHER.wrapped_handler()
         return wrapper  # type: ignore[return-value]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from typing import List
 
 from . import wire
@@ -18,6 +19,7 @@ logger = logging.getLogger("handler_lib")
 
 
 def deliver_inline(items: List[wire.WorkItem]) -> None:
+    stop_at = time.monotonic() + budget_s()  # before the imports, which count against it
     try:
         from extension.inline import deliver
     except ImportError:
@@ -31,4 +33,16 @@ def deliver_inline(items: List[wire.WorkItem]) -> None:
             for item in items:
                 logger.error("lambda-defer: cannot deliver %s %s inline (%s)", item.kind, item.id, exc)
             raise
-    deliver(items)
+    deliver(items, stop_at)
+
+
+def budget_s() -> float:
+    """DEFER_INLINE_BUDGET_MS, cut to the invoke's remaining time less the deadline margin."""
+    from . import _api, config
+
+    settings = config.load()
+    budget_ms = settings.inline_budget_ms
+    remaining = _api.remaining_ms()
+    if remaining is not None:
+        budget_ms = min(budget_ms, remaining - settings.deadline_margin_ms)
+    return max(0, budget_ms) / 1000

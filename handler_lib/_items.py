@@ -151,12 +151,9 @@ def _utf8_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
-def _text_size(text: str, what: str) -> int:
-    """UTF-8 size; a lone surrogate (which no service accepts) fails here, at the call."""
-    try:
-        return _utf8_len(text)
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"{what} is not valid Unicode: a lone surrogate at position {exc.start}") from None
+def _not_unicode(what: str, exc: UnicodeEncodeError) -> ValueError:
+    """A lone surrogate, which no service accepts, found when the UTF-8 size is taken."""
+    return ValueError(f"{what} is not valid Unicode: a lone surrogate at position {exc.start}")
 
 
 def _attributes(attributes: Optional[Mapping[str, Any]], item_id: str) -> tuple[Optional[Dict[str, Any]], int]:
@@ -207,7 +204,10 @@ def _message(service: str, noun: str, target: str, message: Any, attributes: Opt
     what = f"{service} message"
     body = to_text(message, what)
     attrs, attrs_size = _attributes(attributes, item_id)
-    size = _text_size(body, what) + attrs_size
+    try:
+        size = _utf8_len(body) + attrs_size
+    except UnicodeEncodeError as exc:
+        raise _not_unicode(what, exc) from None
     if size > limit:
         raise ValueError(f"{service} message is {size} bytes with its attributes; {service} allows {limit}")
     _check_group(target, group_id, dedup_id, noun)
@@ -268,7 +268,11 @@ def event_item(request_id: str, detail_type: Any, detail: Any, *, source: Any, b
         if isinstance(resources, str) or not all(isinstance(r, str) for r in resources):
             raise TypeError("resources must be a list of ARN strings")
         res = list(resources)
-    size = 14 + _text_size(text, "event detail") + _utf8_len(detail_type) + _utf8_len(source) + sum(_utf8_len(r) for r in res or ())
+    try:
+        size = _utf8_len(text)
+    except UnicodeEncodeError as exc:
+        raise _not_unicode("event detail", exc) from None
+    size += 14 + _utf8_len(detail_type) + _utf8_len(source) + sum(_utf8_len(r) for r in res or ())
     if size > EVENT_MAX_ENTRY_BYTES:
         raise ValueError(f"EventBridge entry is {size} bytes; PutEvents allows {EVENT_MAX_ENTRY_BYTES}")
     trace = os.environ.get(ENV_TRACE_ID) or None

@@ -18,6 +18,9 @@ ENV_JOURNAL_DIR = "DEFER_JOURNAL_DIR"
 ENV_CONCURRENCY = "DEFER_CONCURRENCY"
 ENV_LOG_PAYLOADS = "DEFER_LOG_PAYLOADS"
 ENV_DEBUG = "DEFER_DEBUG"
+#: Inline mode (no extension): the most time delivery may add to an invoke, further bounded
+#: by the invoke's remaining time less DEFER_DEADLINE_MARGIN_MS.
+ENV_INLINE_BUDGET_MS = "DEFER_INLINE_BUDGET_MS"
 #: Set by the extension for its own process, so that tasks it imports never dial the socket.
 ENV_IN_RUNNER = "DEFER_RUNNER_PROCESS"
 
@@ -27,6 +30,7 @@ DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_DEADLINE_MARGIN_MS = 300
 DEFAULT_JOURNAL_DIR = "/tmp/defer-runner"
 DEFAULT_CONCURRENCY = 8
+DEFAULT_INLINE_BUDGET_MS = 10_000
 MODES = ("auto", "extension", "inline")
 
 
@@ -44,6 +48,7 @@ class Config(NamedTuple):
     concurrency: int = DEFAULT_CONCURRENCY
     log_payloads: bool = False
     debug: bool = False
+    inline_budget_ms: int = DEFAULT_INLINE_BUDGET_MS
 
 
 def load(environ: Optional[Mapping[str, str]] = None) -> Config:
@@ -62,6 +67,7 @@ def load(environ: Optional[Mapping[str, str]] = None) -> Config:
         concurrency=_int(env, ENV_CONCURRENCY, DEFAULT_CONCURRENCY, 1, 64),
         log_payloads=_truthy(env.get(ENV_LOG_PAYLOADS)),
         debug=_truthy(env.get(ENV_DEBUG)),
+        inline_budget_ms=_int(env, ENV_INLINE_BUDGET_MS, DEFAULT_INLINE_BUDGET_MS, 0, 900_000),
     )
 
 
