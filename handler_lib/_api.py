@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar, overload
 
 from . import _items
@@ -52,6 +53,7 @@ class Defer:
             global _remaining_ms
             request_id = getattr(context, "aws_request_id", "") or ""
             _remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+            _items.invoke_trace = os.environ.get(_items.ENV_TRACE_ID) or None
             DISPATCHER.begin(request_id)
             try:
                 return handler(event, context)
@@ -60,6 +62,7 @@ class Defer:
                     DISPATCHER.end(request_id)
                 finally:
                     _remaining_ms = None
+                    _items.invoke_trace = _items.READ_AT_CALL
 
         DISPATCHER.wrapped_handler()
         return wrapper  # type: ignore[return-value]
