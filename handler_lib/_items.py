@@ -61,6 +61,10 @@ def _trace() -> Optional[str]:
     return trace  # type: ignore[no-any-return]
 
 
+# ``defer.json_default``: the user's encoder for types the built-in rules do not cover.
+_user_default: Optional[Callable[[Any], Any]] = None
+
+
 def set_json_default(fn: Optional[Callable[[Any], Any]]) -> None:
     """Install (or, with None, remove) the hook that encodes types the built-in rules do not."""
     global _user_default
@@ -72,8 +76,6 @@ def set_json_default(fn: Optional[Callable[[Any], Any]]) -> None:
 def json_default() -> Optional[Callable[[Any], Any]]:
     return _user_default
 
-
-_user_default: Optional[Callable[[Any], Any]] = None
 
 # A Decimal that is not a whole number goes out as its exact digits, which json cannot write
 # from ``default``: it writes a marked string, and the marks (a per-process random private-use
@@ -97,7 +99,8 @@ def _record(value: Any) -> Optional[Dict[str, Any]]:
         return {f.name: getattr(value, f.name) for f in fields(value)}
     dump = getattr(value, "model_dump", None)
     if callable(dump) and not isinstance(value, type):
-        return dump(mode="json")
+        record: Dict[str, Any] = dump(mode="json")
+        return record
     return None
 
 

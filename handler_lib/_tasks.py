@@ -95,8 +95,8 @@ def check_call(fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, 
         if not takes_varkw and (key in positional[:n_posonly]
                                 or (key not in positional and key not in kwonly)):
             raise TypeError(f"{name} got an unexpected keyword argument {key!r}")
-    first_default = n_positional - len(fn.__defaults__ or ())  # type: ignore[attr-defined]
-    kw_defaults = fn.__kwdefaults__ or {}  # type: ignore[attr-defined]
+    first_default = n_positional - len(fn.__defaults__ or ())
+    kw_defaults = fn.__kwdefaults__ or {}
     missing = [arg for index, arg in enumerate(positional)
                if len(args) <= index < first_default and (index < n_posonly or arg not in kwargs)]
     missing += [arg for arg in kwonly if arg not in kwargs and arg not in kw_defaults]
