@@ -25,7 +25,7 @@ $(RIE): scripts/fetch_rie.sh | $(VENV_STAMP)
 layer: $(VENV_STAMP)
 	$(PY) scripts/build_layer.py --out dist/layer
 
-# Serverless Framework v3 pin (package.json/package-lock.json); npm ci only when they change.
+# osls pin (the community-maintained Serverless Framework v3 line; package.json/package-lock.json); npm ci only when they change.
 NPM_STAMP := node_modules/.lambda-defer-npm-ci
 SLS_STAGE ?= local
 

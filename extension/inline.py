@@ -7,7 +7,6 @@ synchronously, without a journal: work is late (the response waits for it) but n
 from __future__ import annotations
 
 import logging
-import time
 from typing import Iterable, Optional
 
 from handler_lib import config as cfg
@@ -22,22 +21,28 @@ from .tasks import TaskRunner
 log = logging.getLogger("defer_runner.inline")
 _drainer: Optional[Drainer] = None
 
-DEFAULT_BUDGET_S = 30.0
-
-
 def make_drainer(config: cfg.Config) -> Drainer:
     """A Drainer without a journal: the extension's delivery path, in this process."""
     return Drainer(PendingQueue(), make_sinks(ClientFactory(config)), TaskRunner(), config)
 
 
-def deliver(items: Iterable[wire.WorkItem], budget_s: float = DEFAULT_BUDGET_S) -> DrainReport:
+def deliver(items: Iterable[wire.WorkItem], stop_at: float) -> DrainReport:
+    """Deliver ``items`` until ``stop_at`` (monotonic); what is left is given up (dead-lettered
+    when a DLQ is set), each with an ERROR line naming its target and its last error."""
     global _drainer
     if _drainer is None:
         _drainer = make_drainer(cfg.load())
     for item in items:
         _drainer.queue.add(item)
-    report = _drainer.drain(time.monotonic() + budget_s)
+    report = _drainer.drain(stop_at)
     for entry in _drainer.queue.snapshot():
-        if not entry.in_flight:
-            _drainer.give_up(entry, "Defer.InlineBudgetExceeded", f"not delivered within {budget_s:g}s inline")
+        # In flight too: the call may still land (a duplicate, at least once), but nothing
+        # waits for it once the handler has returned, so it must not go unaccounted for.
+        item = entry.item
+        last = f"{entry.last_code}: {entry.last_message}" if entry.last_code else "none"
+        reason = (f"not delivered within the inline budget{' (a call was still in flight)' if entry.in_flight else ''}; "
+                  f"last error: {last}")
+        log.error("lambda-defer inline: gave up on %s %s to %s after %d attempts: %s",
+                  item.kind, item.id, item.target, entry.attempts, reason)
+        _drainer.give_up(entry, "Defer.InlineBudgetExceeded", reason)
     return report

@@ -11,6 +11,7 @@ import importlib
 import logging
 import os
 import sys
+import time
 from types import ModuleType
 from typing import List
 
@@ -32,10 +33,23 @@ def delivery_module() -> ModuleType:
 
 
 def deliver_inline(items: List[wire.WorkItem]) -> None:
+    stop_at = time.monotonic() + budget_s()  # before the imports, which count against it
     try:
         inline = delivery_module()
     except ImportError as exc:
         for item in items:
             logger.error("lambda-defer: cannot deliver %s %s inline (%s)", item.kind, item.id, exc)
         raise
-    inline.deliver(items)
+    inline.deliver(items, stop_at)
+
+
+def budget_s() -> float:
+    """DEFER_INLINE_BUDGET_MS, cut to the invoke's remaining time less the deadline margin."""
+    from . import _api, config
+
+    settings = config.load()
+    budget_ms = settings.inline_budget_ms
+    remaining = _api.remaining_ms()
+    if remaining is not None:
+        budget_ms = min(budget_ms, remaining - settings.deadline_margin_ms)
+    return max(0, budget_ms) / 1000

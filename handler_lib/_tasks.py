@@ -7,7 +7,7 @@ sets, found by ``module:qualname``; any other name is never run.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Generic, NamedTuple, Optional, TypeVar
+from typing import Any, Callable, Dict, Generic, NamedTuple, Optional, Tuple, TypeVar
 
 try:  # Python 3.10+: ParamSpec checks .defer(...) against the function's signature.
     from typing import ParamSpec
@@ -43,14 +43,65 @@ class Task(Generic[P, R]):
         return self.fn(*args, **kwargs)
 
     def defer(self, *args: P.args, **kwargs: P.kwargs) -> str:
-        """Queue a run of this task after the response; return the item id."""
+        """Queue a run of this task after the response; return the item id.
+
+        Arguments the function cannot take raise ``TypeError`` here, as calling it would.
+        """
         opts = self.__defer_task__
+        if opts.pass_item_id:
+            if "defer_id" in kwargs:
+                raise TypeError(f"{opts.name}: defer_id is passed by the runner (pass_item_id=True), not by .defer()")
+            check_call(self.fn, args, {**kwargs, "defer_id": ""})
+        else:
+            check_call(self.fn, args, kwargs)
         item = _items.task_item(DISPATCHER.request_id, opts.name, args, kwargs,
                                 max_attempts=opts.max_attempts, timeout_s=opts.timeout_s)
         return DISPATCHER.submit(item)
 
     def __repr__(self) -> str:
         return f"<deferrable task {self.__defer_task__.name}>"
+
+
+_CO_VARARGS = 0x04
+_CO_VARKEYWORDS = 0x08
+
+
+def check_call(fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
+    """Raise ``TypeError`` if ``fn(*args, **kwargs)`` would not bind.
+
+    A plain function is checked from its code object: ``inspect`` costs ~9 ms to import,
+    too much for the first ``.defer()`` of a cold start. Anything else (a wrapped function,
+    a callable object) is checked with ``inspect.signature``, imported then.
+    """
+    code = getattr(fn, "__code__", None)
+    if code is None or hasattr(fn, "__wrapped__") or hasattr(fn, "__signature__"):
+        import inspect
+
+        try:
+            inspect.signature(fn).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{getattr(fn, '__qualname__', fn)}(): {exc}") from None
+        return
+    name = f"{fn.__qualname__}()"
+    n_positional, n_posonly = code.co_argcount, code.co_posonlyargcount
+    positional = code.co_varnames[:n_positional]
+    kwonly = code.co_varnames[n_positional:n_positional + code.co_kwonlyargcount]
+    takes_varkw = bool(code.co_flags & _CO_VARKEYWORDS)
+    if len(args) > n_positional and not code.co_flags & _CO_VARARGS:
+        raise TypeError(f"{name} takes {n_positional} positional arguments but {len(args)} were given")
+    for key in kwargs:
+        if key in positional[n_posonly:len(args)]:
+            raise TypeError(f"{name} got multiple values for argument {key!r}")
+        if not takes_varkw and (key in positional[:n_posonly]
+                                or (key not in positional and key not in kwonly)):
+            raise TypeError(f"{name} got an unexpected keyword argument {key!r}")
+    first_default = n_positional - len(fn.__defaults__ or ())
+    kw_defaults = fn.__kwdefaults__ or {}
+    missing = [arg for index, arg in enumerate(positional)
+               if len(args) <= index < first_default and (index < n_posonly or arg not in kwargs)]
+    missing += [arg for arg in kwonly if arg not in kwargs and arg not in kw_defaults]
+    if missing:
+        raise TypeError(f"{name} missing required arguments: {', '.join(map(repr, missing))}")
 
 
 def make_task(fn: Callable[P, R], *, max_attempts: Optional[int] = None,

@@ -25,6 +25,9 @@ ENV_MAX_QUEUED_MB = "DEFER_MAX_QUEUED_MB"
 #: LAMBDA_TASK_ROOT to extensions (the code is at /var/task there); a local emulator that
 #: keeps the code elsewhere and hides LAMBDA_TASK_ROOT too needs this.
 ENV_TASK_ROOT = "DEFER_TASK_ROOT"
+#: Inline mode (no extension): the most time delivery may add to an invoke, further bounded
+#: by the invoke's remaining time less DEFER_DEADLINE_MARGIN_MS.
+ENV_INLINE_BUDGET_MS = "DEFER_INLINE_BUDGET_MS"
 #: Set by the extension for its own process, so that tasks it imports never dial the socket.
 ENV_IN_RUNNER = "DEFER_RUNNER_PROCESS"
 
@@ -38,6 +41,7 @@ DEFAULT_CONCURRENCY = 8
 #: How long the handler waits at the end of an invoke for the extension to confirm that it
 #: holds the invoke's items; unconfirmed items are delivered by the handler itself.
 DEFAULT_ACK_TIMEOUT_MS = 500
+DEFAULT_INLINE_BUDGET_MS = 10_000
 MODES = ("auto", "extension", "inline")
 
 
@@ -57,6 +61,7 @@ class Config(NamedTuple):
     debug: bool = False
     ack_timeout_ms: int = DEFAULT_ACK_TIMEOUT_MS
     max_queued_bytes: int = (DEFAULT_MEMORY_MB // 4) << 20
+    inline_budget_ms: int = DEFAULT_INLINE_BUDGET_MS
 
 
 def load(environ: Optional[Mapping[str, str]] = None) -> Config:
@@ -77,6 +82,7 @@ def load(environ: Optional[Mapping[str, str]] = None) -> Config:
         debug=_truthy(env.get(ENV_DEBUG)),
         ack_timeout_ms=_int(env, ENV_ACK_TIMEOUT_MS, DEFAULT_ACK_TIMEOUT_MS, 1, 60_000),
         max_queued_bytes=_int(env, ENV_MAX_QUEUED_MB, default_max_queued_mb(env), 1, 10_240) << 20,
+        inline_budget_ms=_int(env, ENV_INLINE_BUDGET_MS, DEFAULT_INLINE_BUDGET_MS, 0, 900_000),
     )
 
 

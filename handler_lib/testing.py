@@ -16,7 +16,7 @@ import importlib
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, List, Tuple
 
-from . import wire
+from . import _items, wire
 from ._dispatch import DISPATCHER
 from ._tasks import task_options
 
@@ -24,11 +24,16 @@ __all__ = ["Captured", "capture"]
 
 
 class Captured(List[wire.WorkItem]):
-    """The items deferred inside a ``capture()`` block, in order, and the ``defer.after`` calls."""
+    """The items deferred inside a ``capture()`` block, in order, as the extension would decode
+    them (through the wire codec: tuples become lists, IntEnum an int), and the ``defer.after``
+    calls."""
 
     def __init__(self) -> None:
         super().__init__()
         self.after: List[Tuple[Callable[..., Any], tuple, dict]] = []
+
+    def append(self, item: wire.WorkItem) -> None:
+        super().append(_items.round_trip(item))
 
     def run_after(self) -> List[Any]:
         """Run the captured ``defer.after`` callables here, now, in order; return their results.

@@ -116,6 +116,7 @@ class SqsItem(NamedTuple):
     dedup_id: Optional[str] = None
     delay_seconds: Optional[int] = None
     attributes: Optional[Dict[str, AttributeValue]] = None
+    trace: Optional[str] = None  # the invoke's X-Ray trace header
     kind = "sqs"
 
     @property
@@ -126,7 +127,7 @@ class SqsItem(NamedTuple):
         return {"v": PROTOCOL_VERSION, "k": "sqs", "id": self.id, "rid": self.request_id,
                 "ts": self.enqueued_us, "url": self.queue_url, "body": self.body,
                 "group": self.group_id, "dedup": self.dedup_id, "delay": self.delay_seconds,
-                "attrs": self.attributes}
+                "attrs": self.attributes, "trace": self.trace}
 
 
 class SnsItem(NamedTuple):
@@ -139,6 +140,7 @@ class SnsItem(NamedTuple):
     group_id: Optional[str] = None
     dedup_id: Optional[str] = None
     attributes: Optional[Dict[str, AttributeValue]] = None
+    trace: Optional[str] = None
     kind = "sns"
 
     @property
@@ -149,7 +151,7 @@ class SnsItem(NamedTuple):
         return {"v": PROTOCOL_VERSION, "k": "sns", "id": self.id, "rid": self.request_id,
                 "ts": self.enqueued_us, "arn": self.topic_arn, "body": self.message,
                 "subject": self.subject, "group": self.group_id, "dedup": self.dedup_id,
-                "attrs": self.attributes}
+                "attrs": self.attributes, "trace": self.trace}
 
 
 class EventItem(NamedTuple):
@@ -161,6 +163,7 @@ class EventItem(NamedTuple):
     source: str
     bus: Optional[str] = None
     resources: Optional[List[str]] = None
+    trace: Optional[str] = None
     kind = "event"
 
     @property
@@ -170,7 +173,8 @@ class EventItem(NamedTuple):
     def to_map(self) -> Dict[str, Any]:
         return {"v": PROTOCOL_VERSION, "k": "event", "id": self.id, "rid": self.request_id,
                 "ts": self.enqueued_us, "detail_type": self.detail_type, "detail": self.detail,
-                "source": self.source, "bus": self.bus, "resources": self.resources}
+                "source": self.source, "bus": self.bus, "resources": self.resources,
+                "trace": self.trace}
 
 
 class TaskItem(NamedTuple):
@@ -285,13 +289,16 @@ _BUILDERS = {
     "backlog": lambda p: Backlog(over=bool(p["on"])),
     "sqs": lambda p: SqsItem(**_common(p), queue_url=_str(p, "url"), body=_str(p, "body"),
                              group_id=_opt(p, "group", str), dedup_id=_opt(p, "dedup", str),
-                             delay_seconds=_opt(p, "delay", int), attributes=_opt(p, "attrs", dict)),
+                             delay_seconds=_opt(p, "delay", int), attributes=_opt(p, "attrs", dict),
+                             trace=_opt(p, "trace", str)),
     "sns": lambda p: SnsItem(**_common(p), topic_arn=_str(p, "arn"), message=_str(p, "body"),
                              subject=_opt(p, "subject", str), group_id=_opt(p, "group", str),
-                             dedup_id=_opt(p, "dedup", str), attributes=_opt(p, "attrs", dict)),
+                             dedup_id=_opt(p, "dedup", str), attributes=_opt(p, "attrs", dict),
+                             trace=_opt(p, "trace", str)),
     "event": lambda p: EventItem(**_common(p), detail_type=_str(p, "detail_type"),
                                  detail=_str(p, "detail"), source=_str(p, "source"),
-                                 bus=_opt(p, "bus", str), resources=_opt(p, "resources", list)),
+                                 bus=_opt(p, "bus", str), resources=_opt(p, "resources", list),
+                                 trace=_opt(p, "trace", str)),
     "task": lambda p: TaskItem(**_common(p), function=_str(p, "fn"), args=list(p.get("args") or []),
                                kwargs=dict(p.get("kwargs") or {}),
                                max_attempts=_opt(p, "max_attempts", int),

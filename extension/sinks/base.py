@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from handler_lib import wire
+from handler_lib._items import ID_ATTRIBUTE
 
 from ..outcome import TRANSPORT, Outcome
 
@@ -86,10 +87,10 @@ def describe_exception(exc: BaseException) -> Tuple[str, str, bool]:
     return TRANSPORT, f"{type(exc).__name__}: {exc}", False
 
 
-def message_attributes(attributes: Optional[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
-    """Plain attribute values to the SQS/SNS MessageAttributes shape."""
-    shaped: Dict[str, Dict[str, Any]] = {}
-    for name, value in (attributes or {}).items():
+def message_attributes(item: Any) -> Dict[str, Dict[str, Any]]:
+    """The item's attributes in the SQS/SNS MessageAttributes shape, and ``defer_id``: its id."""
+    shaped: Dict[str, Dict[str, Any]] = {ID_ATTRIBUTE: {"DataType": "String", "StringValue": item.id}}
+    for name, value in (item.attributes or {}).items():
         if isinstance(value, bytes):
             shaped[name] = {"DataType": "Binary", "BinaryValue": value}
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -106,8 +107,8 @@ def fifo_fields(item: Any) -> Dict[str, str]:
     return {"MessageGroupId": item.group_id, "MessageDeduplicationId": item.dedup_id or item.id}
 
 
-def attributes_size(attributes: Optional[Dict[str, Any]]) -> int:
-    size = 0
-    for name, value in (attributes or {}).items():
+def attributes_size(item: Any) -> int:
+    size = len(ID_ATTRIBUTE) + len(item.id.encode()) + 6
+    for name, value in (item.attributes or {}).items():
         size += len(name.encode()) + 6 + (len(value) if isinstance(value, bytes) else len(str(value).encode()))
     return size

@@ -18,6 +18,8 @@ class EventsSink(Sink):
                                  "Detail": item.detail, "EventBusName": item.target}
         if item.resources:
             entry["Resources"] = item.resources
+        if item.trace:
+            entry["TraceHeader"] = item.trace
         return entry
 
     def entry_size(self, item: wire.EventItem) -> int:

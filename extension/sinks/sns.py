@@ -2,28 +2,59 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+import threading
+from typing import Any, Dict, List, Optional, Sequence
 
 from handler_lib import wire
 
+from ..outcome import Outcome
 from .base import Sink, attributes_size, fifo_fields, message_attributes
+
+TRACE_HEADER = "X-Amzn-Trace-Id"
 
 
 class SnsSink(Sink):
+    """SNS has no per-message trace field: X-Ray takes the trace from the publish request's
+    ``X-Amzn-Trace-Id`` header. A batch whose items share one trace (the usual case: one
+    invoke's items) is sent with it; a batch that mixes invokes' traces is sent without."""
+
     service = "sns"
     max_batch_bytes = 262_144
+
+    def __init__(self, client_factory: Any) -> None:
+        super().__init__(client_factory)
+        self._batch = threading.local()  # the trace of the batch this thread is sending
+        self._hooked = False
 
     def entry(self, item: wire.SnsItem, entry_id: str) -> Dict[str, Any]:
         entry: Dict[str, Any] = {"Id": entry_id, "Message": item.message}
         if item.subject is not None:
             entry["Subject"] = item.subject
-        if item.attributes:
-            entry["MessageAttributes"] = message_attributes(item.attributes)
+        entry["MessageAttributes"] = message_attributes(item)
         entry.update(fifo_fields(item))
         return entry
 
     def entry_size(self, item: wire.SnsItem) -> int:
-        return len(item.message.encode()) + attributes_size(item.attributes)
+        return len(item.message.encode()) + attributes_size(item)
+
+    def send(self, target: str, items: Sequence[wire.WorkItem]) -> List[Outcome]:
+        traces = {item.trace for item in items}  # type: ignore[union-attr]
+        self._batch.trace = traces.pop() if len(traces) == 1 else None
+        try:
+            return super().send(target, items)
+        finally:
+            self._batch.trace = None
 
     def call(self, target: str, entries: List[Dict[str, Any]]) -> Dict[str, Any]:
-        return self.client.publish_batch(TopicArn=target, PublishBatchRequestEntries=entries)
+        client = self.client
+        if not self._hooked:
+            with self._lock:
+                if not self._hooked:
+                    client.meta.events.register("before-sign.sns.PublishBatch", self._add_trace)
+                    self._hooked = True
+        return client.publish_batch(TopicArn=target, PublishBatchRequestEntries=entries)
+
+    def _add_trace(self, request: Any, **_: Any) -> None:
+        trace: Optional[str] = getattr(self._batch, "trace", None)
+        if trace:
+            request.headers[TRACE_HEADER] = trace

@@ -15,15 +15,16 @@ class SqsSink(Sink):
 
     def entry(self, item: wire.SqsItem, entry_id: str) -> Dict[str, Any]:
         entry: Dict[str, Any] = {"Id": entry_id, "MessageBody": item.body}
-        if item.attributes:
-            entry["MessageAttributes"] = message_attributes(item.attributes)
+        entry["MessageAttributes"] = message_attributes(item)
         if item.delay_seconds is not None:
             entry["DelaySeconds"] = item.delay_seconds
         entry.update(fifo_fields(item))
+        if item.trace:  # a system attribute: not one of the 10, not counted in the size
+            entry["MessageSystemAttributes"] = {"AWSTraceHeader": {"DataType": "String", "StringValue": item.trace}}
         return entry
 
     def entry_size(self, item: wire.SqsItem) -> int:
-        return len(item.body.encode()) + attributes_size(item.attributes)
+        return len(item.body.encode()) + attributes_size(item)
 
     def call(self, target: str, entries: List[Dict[str, Any]]) -> Dict[str, Any]:
         return self.client.send_message_batch(QueueUrl=target, Entries=entries)

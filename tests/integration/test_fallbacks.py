@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,6 +14,7 @@ import pytest
 
 from handler_lib import ExtensionUnavailableError, defer
 from handler_lib._dispatch import DISPATCHER
+from tests.conftest import REPO_ROOT
 from tests.support.moto_server import drain_queue
 
 
@@ -91,3 +96,45 @@ def test_after_outside_an_invoke_is_refused_at_the_call(no_extension):
         defer.after(print, "never")
     with pytest.raises(TypeError, match="needs a callable"):
         defer.after("not callable")
+
+
+INLINE_HANDLER = """
+import json, logging, sys, time
+from types import SimpleNamespace
+import boto3  # a warm function: what is timed is delivery, not the first import
+from handler_lib import defer
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+timeout_ms = int(sys.argv[2])
+deadline = time.monotonic() + timeout_ms / 1000
+context = SimpleNamespace(aws_request_id="r-inline",
+                          get_remaining_time_in_millis=lambda: int((deadline - time.monotonic()) * 1000))
+
+@defer
+def handler(event, context):
+    defer.sqs(sys.argv[1], {"n": 1})
+
+started = time.monotonic()
+handler({}, context if timeout_ms else SimpleNamespace(aws_request_id="r-inline"))
+print(json.dumps({"elapsed_s": time.monotonic() - started}))
+"""
+
+
+@pytest.mark.parametrize("invoke_timeout_ms, budget_ms, bound_s", [
+    (2500, 60_000, 2.5),  # the invoke's remaining time less the 300 ms margin bounds it: 2.2 s
+    (0, 1000, 2.0),       # no context clock: DEFER_INLINE_BUDGET_MS does (old code: 30 s)
+])
+def test_inline_delivery_to_an_unreachable_endpoint_ends_within_the_invoke_and_says_why(
+        fault_proxy, aws_resources, tmp_path, invoke_timeout_ms, budget_ms, bound_s):
+    res = aws_resources()
+    fault_proxy.refuse_connections()
+    env = {**os.environ, "DEFER_MODE": "inline", "DEFER_SOCKET": str(tmp_path / "none.sock"),
+           "AWS_ENDPOINT_URL": fault_proxy.endpoint_url, "DEFER_INLINE_BUDGET_MS": str(budget_ms)}
+    env.pop("DEFER_DLQ_URL", None)
+    out = subprocess.run([sys.executable, "-c", INLINE_HANDLER, res.queue_url, str(invoke_timeout_ms)],
+                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["elapsed_s"] < bound_s
+    gave_up = [line for line in out.stderr.splitlines() if "lambda-defer inline: gave up on sqs" in line]
+    assert len(gave_up) == 1, out.stderr
+    assert res.queue_url in gave_up[0] and "last error: Defer.TransportError: EndpointConnectionError" in gave_up[0]

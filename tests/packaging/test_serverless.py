@@ -179,3 +179,12 @@ def test_prod_stage_params(sls_package: Path, tmp_path: Path) -> None:
     assert fn["Environment"]["Variables"]["DEFER_MAX_ATTEMPTS"] == "8"
     assert res["ApiLogGroup"]["Properties"]["RetentionInDays"] == 90
     assert res["DeferRunnerLambdaLayer"]["Properties"]["LayerName"] == "lambda-defer-prod-defer-runner"
+
+
+def test_packaged_by_the_maintained_v3_line(sls_package: Path) -> None:
+    """osls, the community-maintained Serverless Framework v3 line, does `make package`
+    (serverless@3 is unmaintained, v4 needs an account); serverless.yml stays a v3 file."""
+    pins = json.loads((REPO / "package.json").read_text())["devDependencies"]
+    assert "serverless" not in pins and pins["osls"].startswith("3.")
+    assert run(["node_modules/.bin/serverless", "--version"]).stdout.startswith("osls version: 3.")
+    assert "frameworkVersion: '3'" in (REPO / "serverless.yml").read_text()

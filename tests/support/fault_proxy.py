@@ -114,6 +114,7 @@ class FaultProxy:
         self._rules: list[_Rule] = []
         self._counts: dict[str, int] = {}
         self.requests: list[RecordedRequest] = []
+        self._raw: list[tuple[str, dict[str, str], bytes]] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
@@ -223,6 +224,7 @@ class FaultProxy:
             self._rules.clear()
             self._counts.clear()
             self.requests.clear()
+            self._raw.clear()
 
     # --------------------------------------------------------------------- counts
     def count(self, action: str | None = None) -> int:
@@ -239,6 +241,11 @@ class FaultProxy:
         """Snapshot of recorded requests (optionally only `action`), oldest first."""
         with self._lock:
             return [r for r in self.requests if action is None or r.action == action]
+
+    def raw_requests(self, action: str) -> list[tuple[dict[str, str], bytes]]:
+        """Headers and body of every `action` request received, oldest first."""
+        with self._lock:
+            return [(headers, body) for name, headers, body in self._raw if name == action]
 
     # ------------------------------------------------------------------ internals
     def _take(self, service: str, action: str) -> tuple[float, _Rule | None, _Rule | None]:
@@ -364,6 +371,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             form = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
             action = dict(form).get("Action", "") or f"{self.command} {self.path.split('?')[0]}"
+        with proxy._lock:
+            proxy._raw.append((action, dict(self.headers), body))
         latency, err, fail = proxy._take(service, action)
         if latency:
             time.sleep(latency)

@@ -24,13 +24,13 @@ def plain_function(order_id: str) -> None:
     (lambda: defer.sns(TOPIC, "x" * 262_145), ValueError, "SNS allows 262144"),
     (lambda: defer.event("T", {"x": "y" * 262_144}, source="s"), ValueError, "PutEvents allows"),
     (lambda: defer.sqs(QUEUE, {"when": object()}), TypeError, "not JSON-serializable"),
-    (lambda: defer.sqs(QUEUE, 42), TypeError, "must be a str, dict or list"),
+    (lambda: defer.sqs(QUEUE, 42), TypeError, "must be a str, dict, list"),
     (lambda: defer.sqs(FIFO, "m"), ValueError, "pass group_id"),
     (lambda: defer.sns(TOPIC + ".fifo", "m"), ValueError, "pass group_id"),
     (lambda: defer.sqs(QUEUE, "m", group_id="g"), ValueError, "for FIFO targets"),
     (lambda: defer.sqs(FIFO, "m", group_id="g", delay_seconds=5), ValueError, "per-message delay"),
     (lambda: defer.sqs(QUEUE, "m", delay_seconds=901), ValueError, "0..900"),
-    (lambda: defer.sqs(QUEUE, "m", attributes={f"a{i}": i for i in range(11)}), ValueError, "at most 10"),
+    (lambda: defer.sqs(QUEUE, "m", attributes={f"a{i}": i for i in range(11)}), ValueError, "at most 9"),
     (lambda: defer.sqs(QUEUE, "m", attributes={"a": None}), TypeError, "str, int, float or bytes"),
     (lambda: defer.sqs("", "m"), TypeError, "queue_url"),
     (lambda: defer.sns(TOPIC, "m", subject="two\nlines"), ValueError, "one line"),
@@ -57,3 +57,15 @@ def test_task_decorator_refuses_what_the_extension_could_not_import():
         defer.task(max_attempts=0)(plain_function)
     with pytest.raises(ValueError, match="timeout"):
         defer.task(timeout=-1)(plain_function)
+
+
+def test_defer_id_takes_one_of_the_ten_attributes_and_counts_in_the_size():
+    with capture() as deferred:
+        with pytest.raises(ValueError, match="one is defer_id .* at most 9"):
+            defer.sqs(QUEUE, "m", attributes={f"a{i}": i for i in range(10)})
+        with pytest.raises(ValueError, match="set by lambda-defer"):
+            defer.sns(TOPIC, "m", attributes={"defer_id": "mine"})
+        with pytest.raises(ValueError, match="SQS allows 1048576"):
+            defer.sqs(QUEUE, "x" * 1_048_576)  # fits alone; not with the defer_id attribute
+        defer.sqs(QUEUE, "m", attributes={f"a{i}": i for i in range(9)})
+    assert len(deferred) == 1

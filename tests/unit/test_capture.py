@@ -1,6 +1,7 @@
 """handler_lib.testing: what users' unit tests see."""
 
 import json
+import os
 from types import SimpleNamespace
 
 from handler_lib import defer
@@ -84,3 +85,20 @@ def test_after_calls_are_captured_and_run_on_demand():
         assert ran == [] and len(deferred.after) == 1  # recorded, not run
         assert deferred.run_after() == [42]
     assert ran == [(21, "x")] and len(deferred.sqs) == 1 and deferred.after == []
+
+
+def test_items_carry_the_trace_header_the_runtime_set_for_the_invoke(monkeypatch):
+    @defer
+    def wrapped(event, context):
+        defer.sqs(QUEUE, "in invoke")
+        os.environ["_X_AMZN_TRACE_ID"] = "Root=changed-mid-invoke"  # not the runtime's doing
+        defer.event("T", {"n": 1}, source="s")
+
+    with capture() as deferred:
+        monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-a;Sampled=1")
+        wrapped({}, SimpleNamespace(aws_request_id="r"))
+        monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-b;Sampled=0")
+        defer.sns("arn:aws:sns:us-east-1:1:t", "outside an invoke: read at the call")
+        monkeypatch.delenv("_X_AMZN_TRACE_ID")
+        defer.sqs(QUEUE, "no trace")
+    assert [i.trace for i in deferred] == ["Root=1-a;Sampled=1", "Root=1-a;Sampled=1", "Root=1-b;Sampled=0", None]

@@ -19,6 +19,7 @@ def test_defaults_match_the_design_table():
     ({"DEFER_MAX_ATTEMPTS": "0"}, "1..100"),
     ({"DEFER_MAX_ATTEMPTS": "three"}, "not a whole number"),
     ({"DEFER_DEADLINE_MARGIN_MS": "-5"}, "0..60000"),
+    ({"DEFER_INLINE_BUDGET_MS": "900001"}, "DEFER_INLINE_BUDGET_MS=900001: outside the allowed range 0..900000"),
 ])
 def test_bad_values_name_the_variable_and_the_allowed_range(env, match):
     with pytest.raises(config.ConfigError, match=match):

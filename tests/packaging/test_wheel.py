@@ -1,0 +1,89 @@
+"""The wheel a user gets from ``pip install``: every package, typed, and inline delivery works
+from it in a fresh virtualenv (not the editable install of the repo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.support.moto_server import drain_queue
+
+from .conftest import REPO, run
+
+PACKAGES = ("handler_lib", "extension", "lambda_sandbox")
+TYPED_HANDLER = Path(__file__).parent / "typed_handler"
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "-q", "-w", str(out)])
+    (built,) = out.glob("lambda_defer-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def venv_python(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtualenv with the wheel and its dependencies (the layer's pinned wheels when
+    cached, else the package index)."""
+    venv = tmp_path_factory.mktemp("venv") / "v"
+    run([sys.executable, "-m", "venv", str(venv)])
+    python = venv / "bin" / "python"
+    cached = REPO / ".cache" / "layer" / "wheels"
+    find_links = ["--find-links", str(cached)] if cached.is_dir() else []
+    run([str(python), "-m", "pip", "install", "-q", *find_links, str(wheel)])
+    return python
+
+
+def test_the_wheel_ships_every_package_and_the_typed_marker(wheel: Path):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for top in PACKAGES:
+        for init in (REPO / top).rglob("__init__.py"):
+            assert init.relative_to(REPO).as_posix() in names
+    assert "extension/sinks/sqs.py" in names
+    assert "handler_lib/py.typed" in names
+
+
+def test_inline_delivery_runs_from_the_installed_wheel(venv_python: Path, aws_resources, tmp_path):
+    res = aws_resources()
+    script = (
+        "import json, sys\n"
+        "from types import SimpleNamespace\n"
+        "import extension, handler_lib\n"
+        "from handler_lib import defer\n"
+        "@defer\n"
+        "def handler(event, context):\n"
+        "    return defer.sqs(sys.argv[1], {'from': 'wheel'})\n"
+        "item_id = handler({}, SimpleNamespace(aws_request_id='r-wheel'))\n"
+        "print(json.dumps({'id': item_id, 'files': [handler_lib.__file__, extension.__file__]}))\n")
+    env = {**os.environ, "DEFER_MODE": "inline", "DEFER_SOCKET": str(tmp_path / "none.sock")}
+    env.pop("PYTHONPATH", None)
+    out = subprocess.run([str(venv_python), "-c", script, res.queue_url], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    venv = str(venv_python.parent.parent)
+    assert all(path.startswith(venv) for path in result["files"])  # not the repo's sources
+    assert drain_queue(res.queue_url, 1, timeout=3) == [{"from": "wheel"}]
+
+
+def test_a_users_handler_type_checks_strictly_against_the_installed_package(venv_python: Path, tmp_path):
+    def mypy(target: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+                               "--python-executable", str(venv_python), str(target)],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+    good = mypy(TYPED_HANDLER / "app.py")
+    assert good.returncode == 0, good.stdout + good.stderr
+    bad = mypy(TYPED_HANDLER / "misuse.py")
+    assert bad.returncode == 1
+    assert [line.split(":")[1] for line in bad.stdout.splitlines() if ": error:" in line] == ["13", "14", "15"]
+    ran = subprocess.run([str(venv_python), "-c", "import app; app.test_handler()"], cwd=TYPED_HANDLER,
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr

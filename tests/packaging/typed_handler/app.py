@@ -1,0 +1,63 @@
+"""A user's handler written against lambda-defer's public API; ``mypy --strict`` must pass on it
+with handler_lib installed from the wheel (tests/packaging/test_wheel.py)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Dict, List
+
+from handler_lib import ConfigError, ExtensionUnavailableError, Task, defer
+from handler_lib.testing import Captured, capture
+
+QUEUE_URL = os.environ.get("QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/orders")
+TOPIC_ARN = os.environ.get("TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:orders")
+
+
+@dataclass
+class Order:
+    order_id: str
+    total: Decimal
+
+
+@defer.task(max_attempts=3, timeout=10.0)
+def send_receipt(order_id: str, email: str) -> None:
+    print(f"receipt for {order_id} to {email}")
+
+
+@defer.task
+def audit(order_id: str) -> int:
+    return len(order_id)
+
+
+def encode_set(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+defer.json_default = encode_set
+
+
+@defer
+def handler(event: Dict[str, Any], context: Any) -> Dict[str, Any]:
+    order = Order(str(event["order_id"]), Decimal(str(event["total"])))
+    ids: List[str] = [
+        defer.sqs(QUEUE_URL, order, attributes={"kind": "order"}),
+        defer.sns(TOPIC_ARN, {"order_id": order.order_id, "tags": {"new"}}, subject="Order"),
+        defer.event("OrderCreated", {"order_id": order.order_id}, source="shop.orders"),
+        send_receipt.defer(order.order_id, "buyer@example.com"),
+        defer.call(audit, order.order_id),
+    ]
+    task: Task[[str], int] = audit
+    return {"statusCode": 201, "body": ",".join(ids), "audited": task(order.order_id)}
+
+
+def test_handler() -> None:
+    with capture() as deferred:
+        handler({"order_id": "o-1", "total": "9.90"}, None)
+    captured: Captured = deferred
+    assert [item.kind for item in captured] == ["sqs", "sns", "event", "task", "task"]
+    assert isinstance(ConfigError("x"), ValueError)
+    assert issubclass(ExtensionUnavailableError, ConnectionError)
