@@ -99,6 +99,10 @@ def rest_of_the_app_call(call: "concurrent.futures.Future[None]") -> None:
     call.result()
 
 
+class LifespanFailed(RuntimeError):
+    """The app said its lifespan startup failed: it cannot serve in this environment."""
+
+
 class AppLoop:
     """The process's event loop for the app, in its own thread, with lifespan startup run once."""
 
@@ -107,24 +111,28 @@ class AppLoop:
         self.lifespan = lifespan
         self.state: Dict[str, Any] = {}
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._started: "concurrent.futures.Future[None]" = concurrent.futures.Future()
         self._lifespan_task: Optional["asyncio.Future[None]"] = None
         self._lock = threading.Lock()
 
     def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, after lifespan startup; a failed startup raises here on every invoke."""
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=self._serve, args=(loop,), name="defer-asgi-loop", daemon=True).start()
-                if self.lifespan != "off":
-                    asyncio.run_coroutine_threadsafe(self._startup(), loop).result()
+                self._started = asyncio.run_coroutine_threadsafe(self._startup(), loop)
                 self._loop = loop
-            return self._loop
+        self._started.result()
+        return self._loop
 
     def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
         """The loop thread; its frame holds this object, so the lifespan task lives as long as the loop."""
         loop.run_forever()
 
     async def _startup(self) -> None:
+        if self.lifespan == "off":
+            return
         started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         messages: asyncio.Queue[Dict[str, Any]] = asyncio.Queue()
         messages.put_nowait({"type": "lifespan.startup"})  # shutdown is never sent (see the module doc)
@@ -135,7 +143,7 @@ class AppLoop:
             if message["type"] == "lifespan.startup.complete":
                 started.set_result(None)
             elif message["type"] == "lifespan.startup.failed":
-                started.set_exception(RuntimeError(f"ASGI lifespan startup failed: {message.get('message', '')}"))
+                started.set_exception(LifespanFailed(f"ASGI lifespan startup failed: {message.get('message', '')}"))
 
         async def run() -> None:
             scope = {"type": "lifespan", "asgi": ASGI_VERSION, "state": self.state}
@@ -144,13 +152,15 @@ class AppLoop:
             except Exception as exc:  # noqa: BLE001 - an app without lifespan support raises here
                 if not started.done():
                     started.set_exception(exc)
-                else:
+                elif started.exception() is None:
                     log.exception("lambda-defer: the ASGI app's lifespan raised")
 
         self._lifespan_task = asyncio.ensure_future(run())  # held: a task nobody holds may be collected
         try:
             await started
-        except Exception:
+        except LifespanFailed:
+            raise
+        except Exception:  # noqa: BLE001 - raised before any lifespan message: not supported
             if self.lifespan == "on":
                 raise
             log.info("lambda-defer: the ASGI app does not support lifespan; running without it",

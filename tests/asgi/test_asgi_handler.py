@@ -126,6 +126,21 @@ def test_lifespan_startup_runs_once_and_its_state_reaches_requests():
     assert bodies == ["hello"] * 3 and len(startups) == 1
 
 
+def test_a_failed_lifespan_startup_fails_every_invoke_with_the_apps_message():
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app):
+        raise ConnectionError("no database")
+        yield
+
+    handler = defer.asgi(Starlette(lifespan=lifespan))
+    with capture():
+        for n in range(2):
+            with pytest.raises(RuntimeError, match="(?s)lifespan startup failed: .*no database"):
+                handler(http_event("GET", "/"), Context(f"req-{n}"))
+
+
 def test_bad_arguments_are_refused_where_they_are_given():
     with pytest.raises(ValueError, match="lifespan must be one of"):
         defer.asgi(FastAPI(), lifespan="sometimes")
