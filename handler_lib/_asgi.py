@@ -20,9 +20,12 @@ variable (``_dispatch.TASK_INVOKE``) as its task starts. asyncio copies a task's
 every task it creates, and Starlette (through anyio) into the worker threads of sync routes
 and sync background tasks; so a route, its BackgroundTasks and whatever they start defer into
 the invoke of the request they serve. That holds when invokes overlap: on Lambda Managed
-Instances the next request may arrive, and its app call run on the same loop, while the
-previous call's BackgroundTasks still run; each keeps deferring into its own invoke, whose end
-marker waits for its own call only. (On-demand Lambda holds the next invoke until then.)
+Instances nothing is frozen and a worker process takes its next request as soon as it has
+answered, so the next app call may run on the same loop while the previous call's
+BackgroundTasks still run; each keeps deferring into its own invoke, whose end marker waits
+for its own call only. (On-demand Lambda holds the next invoke until then. awslambdaric forks
+its Managed Instances workers before importing the handler, and the loop starts at the first
+invoke, so each worker has its own.)
 """
 
 from __future__ import annotations
