@@ -7,7 +7,7 @@ translates: the event to an ASGI scope, the response back to the event source's 
 The app runs on one event loop per process, in a daemon thread started by the first invoke;
 lifespan startup runs there once, before the first request. Lifespan shutdown is never sent:
 at the end of an environment the runtime gets at most a SIGTERM and 300 ms, while its main
-thread waits in awslambdaric's native ``next``, where a Python signal handler does not run;
+thread waits in awslambdaric's native ``next``, where a Python signal handler may not get to run;
 the state dies with the process.
 
 Each invoke's app call is a task on that loop. The handler waits until the app has sent the
