@@ -51,6 +51,7 @@ test: $(VENV_STAMP) $(RIE) $(POSTGRES_STAMP) layer
 
 demo: $(VENV_STAMP) layer
 	$(PY) -m examples.api_gateway.demo
+	$(PY) -m examples.fastapi.demo
 
 bench: $(VENV_STAMP) layer
 	$(PY) -c 'import matplotlib' 2>/dev/null || $(PY) -m pip install -q matplotlib

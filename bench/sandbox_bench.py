@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 from .common import AWS_ENV, BENCH, LAYER, log, median, percentile, summary
 from .proxy_proc import ProxyProcess
@@ -44,14 +44,14 @@ def _env(tmp: str, extra: Dict[str, str]) -> Dict[str, str]:
 
 
 def _invokes(opt: Path, handler: str, env: Dict[str, str], n: int, warmup: int = 3,
-             between_s: float = 0.0) -> List[Dict[str, Any]]:
+             between_s: float = 0.0, payload: Callable[[int], Any] = lambda i: {"i": i}) -> List[Dict[str, Any]]:
     from lambda_sandbox import Sandbox
 
     rows = []
     with Sandbox(opt, FUNCTIONS, handler, timeout_s=10, env=env, echo=False) as box:
         for i in range(warmup + n):
             sent = time.monotonic()
-            result = box.invoke({"i": i})
+            result = box.invoke(payload(i))
             got = time.monotonic()
             if result.status != 200 or result.function_error:
                 raise RuntimeError(f"{handler} failed: {result.status} {result.body[:500]!r}")

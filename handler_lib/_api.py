@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar, overload
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, TypeVar, overload
 
 from . import _items
 from ._dispatch import DISPATCHER
@@ -121,6 +121,21 @@ class Defer:
         returns. Raises ``RuntimeError`` outside an invoke of a ``@defer`` handler.
         """
         DISPATCHER.after(fn, args, kwargs)
+
+    def asgi(self, app: Any, **mangum_options: Any) -> Callable[[Any, Any], Dict[str, Any]]:
+        """A ``@defer`` Lambda handler for an ASGI app (FastAPI, Starlette) that answers before its BackgroundTasks.
+
+        ``handler = defer.asgi(app)``. Mangum (``pip install 'lambda-defer[asgi]'``) translates
+        API Gateway REST/HTTP, ALB and function URL events; ``mangum_options`` go to it
+        (``api_gateway_base_path``, ``text_mime_types``, ``exclude_headers``, ``custom_handlers``),
+        and ``lifespan`` ("auto", "on", "off") says whether lifespan startup runs, once per
+        environment. The response goes out as soon as the app has sent it; the rest of the
+        app call runs after it, like ``defer.after`` work, and ``defer.*`` works in routes and
+        background tasks.
+        """
+        from ._asgi import AsgiHandler  # on demand: Mangum stays out of handlers that do not use it
+
+        return self(AsgiHandler(app, **mangum_options))
 
     def change(self, table: str, event_name: str, keys: Mapping[str, Any],
                new_image: Optional[Mapping[str, Any]] = None, old_image: Optional[Mapping[str, Any]] = None,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
+from contextvars import ContextVar
 from typing import Any, Callable, List, Optional, Tuple
 
 from . import _ids
@@ -46,6 +47,11 @@ class Invoke:
         self.after: List[Tuple[Callable[..., Any], tuple, dict]] = []  # defer.after, in order
         self.after_run = 0
         self.after_failed = 0
+
+
+# The invoke an asyncio task (and the worker threads it starts) works for: ``defer.asgi``
+# sets it at the start of each app call, so two calls sharing the app's loop never mix.
+TASK_INVOKE: "ContextVar[Optional[Invoke]]" = ContextVar("lambda_defer_invoke", default=None)
 
 
 class Dispatcher:
@@ -98,8 +104,9 @@ class Dispatcher:
     # -- the invoke ---------------------------------------------------------------------
     @property
     def invoke(self) -> Optional[Invoke]:
-        """The invoke the calling thread works for: its post-response work's, else the handler's."""
-        return getattr(self._local, "invoke", None) or self._current
+        """The invoke the caller works for: its app call's (``defer.asgi``), its post-response
+        thread's, else the handler's."""
+        return TASK_INVOKE.get() or getattr(self._local, "invoke", None) or self._current
 
     @property
     def request_id(self) -> str:

@@ -27,6 +27,9 @@ test -x node_modules/.bin/serverless || { echo "package: run npm ci first" >&2; 
 "$py" scripts/build_layer.py --function-src "${FUNCTION_SRC:-examples/api_gateway}" \
     --function-requirements layer/requirements-example.txt --function-zip dist/example-api.zip \
     --function-python "${FUNCTION_PYTHON:-3.12}"
+"$py" scripts/build_layer.py --function-src examples/fastapi \
+    --function-requirements examples/fastapi/requirements.txt --function-zip dist/example-fastapi.zip \
+    --function-python "${FUNCTION_PYTHON:-3.12}"
 
 port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$py" -m moto.server -H 127.0.0.1 -p "$port" >"$log_dir/moto.log" 2>&1 &

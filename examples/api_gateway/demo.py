@@ -25,8 +25,10 @@ from .http_events import get_order, post_order, sample_order
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TASK_DIR = Path(__file__).resolve().parent
-KINDS = ("sns", "sqs", "event", "receipt")
-KIND_TITLES = {"sns": "SNS confirm", "sqs": "SQS fulfil", "event": "EventBridge", "receipt": "receipt task"}
+KINDS = ("sns", "sqs", "event", "receipt", "insert", "update")
+KIND_TITLES = {"sns": "SNS confirm", "sqs": "SQS fulfil", "event": "EventBridge", "receipt": "receipt task",
+               "insert": "DB INSERT", "update": "DB MODIFY"}
+CHANGE_KINDS = {"INSERT": "insert", "MODIFY": "update"}  # the orders table's change records
 
 
 @dataclass
@@ -103,7 +105,7 @@ def run_burst(mode: str, env: dict[str, str], count: int, workdir: Path) -> tupl
 
 
 def collect(run: Run, res: demo_aws.Resources, endpoint: str, db_url: str, timeout_s: float) -> None:
-    """Read every observing queue and the receipts table until all landed or the time is up."""
+    """Read every observing queue, the change records and the receipts table until all landed or the time is up."""
     from sqlalchemy import create_engine, text
 
     sqs = demo_aws.client("sqs", endpoint)
@@ -119,6 +121,12 @@ def collect(run: Run, res: demo_aws.Resources, endpoint: str, db_url: str, timeo
                     oid = (body.get("detail") or body).get("order_id", "")
                     if oid in by_id:
                         by_id[oid].landed.setdefault(kind, int(msg["Attributes"]["SentTimestamp"]) / 1000)
+            for msg in demo_aws.receive_all(sqs, res.changes_queue_url):
+                record = json.loads(msg["Body"])["Records"][0]
+                oid = record["dynamodb"]["Keys"]["id"]["S"]
+                if oid in by_id and record["eventName"] in CHANGE_KINDS:
+                    by_id[oid].landed.setdefault(CHANGE_KINDS[record["eventName"]],
+                                                 int(msg["Attributes"]["SentTimestamp"]) / 1000)
             with engine.connect() as conn:
                 for oid, written_us in conn.execute(text("SELECT order_id, written_at_us FROM receipts")):
                     if oid in by_id:
@@ -169,7 +177,7 @@ def write_timeline(runs: list[Run], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     markers = {"sns": ("o", "tab:orange"), "sqs": ("s", "tab:green"), "event": ("^", "tab:purple"),
-               "receipt": ("D", "tab:red")}
+               "receipt": ("D", "tab:red"), "insert": ("P", "tab:brown"), "update": ("X", "tab:gray")}
     fig, axes = plt.subplots(len(runs), 1, figsize=(11, 2.2 + 0.45 * sum(len(r.requests) for r in runs)),
                              sharex=True, squeeze=False)
     for ax, run in zip(axes[:, 0], runs):
@@ -196,7 +204,7 @@ def write_timeline(runs: list[Run], path: Path) -> None:
     axes[-1, 0].set_xlim(left=0)
     axes[-1, 0].set_xlabel("ms after the request was sent (linear to 50 ms, log scale beyond)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=5, fontsize=9, bbox_to_anchor=(0.5, 0.965), frameon=False)
+    fig.legend(handles, labels, loc="upper center", ncol=7, fontsize=9, bbox_to_anchor=(0.5, 0.965), frameon=False)
     fig.suptitle("POST /orders: response (bar) vs. when each side effect landed (markers)")
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     path.parent.mkdir(parents=True, exist_ok=True)

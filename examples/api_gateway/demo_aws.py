@@ -91,11 +91,12 @@ class Resources:
     dlq_url: str
     confirmations_queue_url: str  # subscribed to the topic
     events_queue_url: str  # target of the bus's rule
+    changes_queue_url: str  # the orders table's change records
 
     def function_env(self) -> dict[str, str]:
         return {"ORDERS_TOPIC_ARN": self.topic_arn, "FULFILMENT_QUEUE_URL": self.fulfilment_queue_url,
                 "EVENT_BUS_NAME": self.bus_name, "ORDERS_EVENT_SOURCE": self.event_source,
-                "DEFER_DLQ_URL": self.dlq_url}
+                "DEFER_DLQ_URL": self.dlq_url, "ORDER_CHANGES_QUEUE_URL": self.changes_queue_url}
 
 
 def create_resources(endpoint_url: str, prefix: str) -> Resources:
@@ -119,7 +120,8 @@ def create_resources(endpoint_url: str, prefix: str) -> Resources:
     events.put_rule(Name=f"{prefix}-order-created", EventBusName=bus, State="ENABLED",
                     EventPattern=json.dumps({"source": [source], "detail-type": ["OrderCreated"]}))
     events.put_targets(Rule=f"{prefix}-order-created", EventBusName=bus, Targets=[{"Id": "q", "Arn": events_arn}])
-    return Resources(topic_arn, fulfilment_url, bus, source, dlq_url, confirmations_url, events_url)
+    changes_url, _ = queue(f"{prefix}-order-changes")
+    return Resources(topic_arn, fulfilment_url, bus, source, dlq_url, confirmations_url, events_url, changes_url)
 
 
 def receive_all(sqs: Any, queue_url: str) -> list[dict[str, Any]]:

@@ -3,6 +3,10 @@
 SQLite at /tmp/orders.db by default (the only writable place in Lambda); any SQLAlchemy URL
 through ``DATABASE_URL``. The engine is built once per process, on first use, so both the
 function and the extension process (which runs the receipt task) open it lazily.
+
+With ``ORDER_CHANGES_QUEUE_URL`` set, every insert and update of the orders table is sent
+there as a DynamoDB-Streams-shaped change record, after its transaction commits
+(``capture_changes``): the order's INSERT from the request, its MODIFY from the receipt task.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ class Order(Base):
     email: Mapped[str] = mapped_column(String(254))
     items_json: Mapped[str] = mapped_column(Text)
     total_cents: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20), default="created")
+    status: Mapped[str] = mapped_column(String(20), default="created")  # "receipt_sent" once the receipt is out
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     def items(self) -> list[dict[str, Any]]:
@@ -68,6 +72,10 @@ def sessions() -> sessionmaker[Session]:
         engine = create_engine(url)
         Base.metadata.create_all(engine)
         _sessions = sessionmaker(engine, expire_on_commit=False)
+        if os.environ.get("ORDER_CHANGES_QUEUE_URL"):
+            from handler_lib.changes import ChangeTarget, capture_changes
+
+            capture_changes(_sessions, ChangeTarget.sqs(os.environ["ORDER_CHANGES_QUEUE_URL"]), tables={"orders"})
     return _sessions
 
 

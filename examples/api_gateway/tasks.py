@@ -25,3 +25,4 @@ def send_receipt(order_id: str) -> None:
     with orders.sessions().begin() as session:
         session.add(orders.Receipt(order_id=order_id, text="\n".join(lines),
                                    written_at_us=time.time_ns() // 1000, writer_pid=os.getpid()))
+        session.get(orders.Order, order_id).status = "receipt_sent"

@@ -25,7 +25,8 @@ def orders_api(rie_factory, built_layer, aws_resources, tmp_path):
     env = {"ORDERS_TOPIC_ARN": res.topic_arn, "FULFILMENT_QUEUE_URL": res.fifo_queue_url,
            "EVENT_BUS_NAME": res.bus_name, "DEFER_DLQ_URL": res.dlq_url, "DATABASE_URL": f"sqlite:///{db}",
            "DEFER_SOCKET": str(tmp_path / "defer.sock"), "DEFER_JOURNAL_DIR": str(tmp_path / "journal"),
-           "DEFER_RUNNER_PYTHON": sys.executable, "POWERTOOLS_METRICS_NAMESPACE": "ShopE2E"}
+           "DEFER_RUNNER_PYTHON": sys.executable, "POWERTOOLS_METRICS_NAMESPACE": "ShopE2E",
+           "ORDER_CHANGES_QUEUE_URL": res.queue_url}
     rie = rie_factory(built_layer, EXAMPLE_DIR, "app.handler", env=env, timeout_s=10)
     return rie, res, queue_url, f"sqlite:///{db}"
 
@@ -56,10 +57,17 @@ def test_every_side_effect_of_each_order_lands_before_the_invoke_returns(orders_
         (event,) = drain_queue(events_queue, 1, timeout=2)
         assert (event["source"], event["detail-type"], event["detail"]["order_id"]) == ("shop.orders", "OrderCreated", oid)
         assert oid in _receipts(db_url)
+        # AND the orders table's change records: the request's INSERT, the receipt task's MODIFY
+        changes = [m["Records"][0] for m in drain_queue(res.queue_url, 2, timeout=2)]
+        assert sorted((c["eventName"], c["dynamodb"]["Keys"]["id"]["S"]) for c in changes) == [
+            ("INSERT", oid), ("MODIFY", oid)]
+        assert next(c for c in changes if c["eventName"] == "MODIFY")["dynamodb"]["NewImage"]["status"] == {
+            "S": "receipt_sent"}
         # AND the order reads back
         status, got, _ = rie.invoke_json(http_events.get_order(oid))
         assert got["statusCode"] == 200 and json.loads(got["body"])["id"] == oid
-    # AND nothing was dead-lettered
+    # AND nothing was dead-lettered, and no change record came twice
+    assert drain_queue(res.queue_url, 0, timeout=0.5) == []
     assert drain_queue(res.dlq_url, 0, timeout=0.5) == []
 
 

@@ -58,6 +58,25 @@ def test_the_captured_receipt_task_writes_the_receipt(example_app):
     assert orders.get_receipt(body["id"]).written_at_us == receipt.written_at_us
 
 
+def test_orders_changes_go_to_the_changes_queue_after_commit(example_app, monkeypatch):
+    changes_queue = "https://sqs.us-east-1.amazonaws.com/123456789012/order-changes"
+    monkeypatch.setenv("ORDER_CHANGES_QUEUE_URL", changes_queue)
+    with capture() as deferred:
+        _, body = _call(example_app, post_order(sample_order(1)))
+        deferred.run_tasks()  # the receipt task marks the order: an update of the orders table
+
+    def records(items):
+        return [json.loads(i.body)["Records"][0] for i in items if i.queue_url == changes_queue]
+
+    insert, modify = records(deferred.sqs)  # receipts are not captured: only the orders table
+    assert (insert["eventName"], insert["dynamodb"]["Keys"]) == ("INSERT", {"id": {"S": body["id"]}})
+    assert insert["dynamodb"]["NewImage"]["email"] == {"S": "customer1@example.com"}
+    assert insert["eventSourceARN"].endswith("table/orders")
+    assert modify["eventName"] == "MODIFY"
+    assert modify["dynamodb"]["OldImage"]["status"] == {"S": "created"}
+    assert modify["dynamodb"]["NewImage"]["status"] == {"S": "receipt_sent"}
+
+
 def test_get_reads_the_order_back(example_app):
     with capture():
         _, created = _call(example_app, post_order(sample_order(3), base64_body=True))

@@ -167,6 +167,23 @@ def test_function_and_layer_resources(sls_package: Path) -> None:
     assert routes == {"POST /orders", "GET /orders/{id}"}
 
 
+def test_fastapi_example_function(sls_package: Path) -> None:
+    """The second example: its own zip (FastAPI bundled for both architectures) and a function URL."""
+    res = template(sls_package)["Resources"]
+    fn = res["FastapiLambdaFunction"]["Properties"]
+    assert (fn["Handler"], fn["Runtime"]) == ("app.handler", "python3.12")
+    assert fn["Layers"] == [{"Ref": "DeferRunnerLambdaLayer"}]
+    assert fn["Environment"]["Variables"]["SHIPPING_QUEUE_URL"] == {"Ref": "OrdersQueue"}
+    assert res["FastapiLambdaFunctionUrl"]["Properties"]["AuthType"] == "NONE"
+    state = json.loads((sls_package / "serverless-state.json").read_text())
+    artifact = state["service"]["functions"]["fastapi"]["package"]["artifact"]
+    with zipfile.ZipFile(Path(artifact) if os.path.isabs(artifact) else REPO / artifact) as zf:
+        names = set(zf.namelist())
+    assert {"app.py", "fastapi/__init__.py", "mangum/__init__.py"} <= names
+    cores = {n.rsplit("/", 1)[-1] for n in names if n.startswith("pydantic_core/_pydantic_core")}
+    assert any("x86_64" in c for c in cores) and any("aarch64" in c for c in cores), cores
+
+
 def test_prod_stage_params(sls_package: Path, tmp_path: Path) -> None:
     """Per-stage params: prod is arm64 with more memory and attempts; still no AWS."""
     out = tmp_path / "sls-prod"
