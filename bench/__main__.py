@@ -30,7 +30,7 @@ TARGETS = {
     "asgi_response_p50_ms_defer": (None, "max", "ms"),
 }
 EXTRA = ["drain_ratio_to_ideal_moto", "drain_speedup_vs_sequential_moto", "idle_invoke_post_runtime_ms_floor",
-         "idle_invoke_post_runtime_ms_unwrapped", "extension_ready_ms", "speedup_vs_thread_queue",
+         "idle_invoke_post_runtime_ms_unwrapped", "idle_invoke_post_runtime_ms_unwrapped_telemetry", "extension_ready_ms", "speedup_vs_thread_queue",
          "handler_lib_import_ms_as_shipped", "handler_lib_import_ms_after_runtime", "response_p99_ms_deferred",
          "response_p99_ms_inline", "ack_roundtrip_p50_us", "ack_roundtrip_p99_us",
          "asgi_post_runtime_p50_ms_mangum", "asgi_post_runtime_p50_ms_defer"]

@@ -20,6 +20,7 @@ from .tasks import TaskRunner
 
 log = logging.getLogger("defer_runner.inline")
 _drainer: Optional[Drainer] = None
+_draining = 0  # drains in progress: work deferred by a task they run joins them
 
 def make_drainer(config: cfg.Config) -> Drainer:
     """A Drainer without a journal: the extension's delivery path, in this process."""
@@ -29,12 +30,21 @@ def make_drainer(config: cfg.Config) -> Drainer:
 def deliver(items: Iterable[wire.WorkItem], stop_at: float) -> DrainReport:
     """Deliver ``items`` until ``stop_at`` (monotonic); what is left is given up (dead-lettered
     when a DLQ is set), each with an ERROR line naming its target and its last error."""
-    global _drainer
+    global _drainer, _draining
     if _drainer is None:
         _drainer = make_drainer(cfg.load())
     for item in items:
         _drainer.queue.add(item)
-    report = _drainer.drain(stop_at)
+    if _draining:
+        # A task of the running drain deferred more (a change record at its commit, say): the
+        # drain delivers it before it ends. A drain of its own here would wait for that task,
+        # which is waiting for it.
+        return DrainReport()
+    _draining += 1
+    try:
+        report = _drainer.drain(stop_at)
+    finally:
+        _draining -= 1
     for entry in _drainer.queue.snapshot():
         # In flight too: the call may still land (a duplicate, at least once), but nothing
         # waits for it once the handler has returned, so it must not go unaccounted for.

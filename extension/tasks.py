@@ -23,6 +23,7 @@ from types import ModuleType, TracebackType
 from typing import Any, Callable, Dict, List, Optional
 
 from handler_lib import wire
+from handler_lib._dispatch import DISPATCHER
 from handler_lib._tasks import task_options
 from handler_lib.config import ENV_TASK_ROOT
 
@@ -66,7 +67,11 @@ class TaskRunner:
         for path in self.roots:  # a task module's own absolute imports of its siblings
             if path not in sys.path:
                 sys.path.append(path)
+        # Lambda does not tell extensions where the code is; a task module that reads it at
+        # import sees what it sees in the function.
+        os.environ.setdefault("LAMBDA_TASK_ROOT", self.roots[0])
         self._import_lock = threading.Lock()
+        self._warned_handler_module = False
 
     def _under_roots(self, path: Optional[str]) -> bool:
         """An absolute file path inside an allowed root (frozen and built-in modules have none)."""
@@ -119,7 +124,13 @@ class TaskRunner:
         if not sep or not module_name or not qualname:
             raise TaskNotFound(f"{name!r} is not of the form module:qualname")
         with self._import_lock:
+            handler_before = DISPATCHER.handler_defined
             target: Any = self._import(module_name)
+            if DISPATCHER.handler_defined and not handler_before and not self._warned_handler_module:
+                self._warned_handler_module = True
+                log.warning("task module %s also defines the @defer Lambda handler: its top-level code ran "
+                            "a second time, in the extension's process (a module-level defer.* call is "
+                            "sent twice). Keep @defer.task functions in a module of their own", module_name)
         for part in qualname.split("."):
             target = getattr(target, part, None)
             if target is None:

@@ -81,9 +81,16 @@ class Dispatcher:
             self._channel.close()
         self.__init__()  # type: ignore[misc]
 
+    @property
+    def handler_defined(self) -> bool:
+        """Whether a ``@defer`` handler was defined in this process."""
+        return self._wrapped
+
     def wrapped_handler(self) -> None:
         """Called once when ``@defer`` wraps the handler, at import: dial the extension early."""
         self._wrapped = True
+        if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+            _register_after_restore(self)
         if self._channel is not None:
             self._channel.mark_wrapped()
         elif self._uses_socket():
@@ -262,6 +269,20 @@ class Dispatcher:
 
 
 DISPATCHER = Dispatcher()
+
+
+def _register_after_restore(dispatcher: "Dispatcher") -> None:
+    """SnapStart's runtime hook, where the runtime has it; the first invoke covers it elsewhere."""
+    try:
+        from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found]
+    except ImportError:
+        return
+
+    def restored() -> None:
+        dispatcher._invoked = True  # the hook did what the first invoke would do
+        dispatcher.after_restore()
+
+    register_after_restore(restored)
 
 
 def _after_fork_in_child() -> None:

@@ -138,3 +138,42 @@ def test_inline_delivery_to_an_unreachable_endpoint_ends_within_the_invoke_and_s
     gave_up = [line for line in out.stderr.splitlines() if "lambda-defer inline: gave up on sqs" in line]
     assert len(gave_up) == 1, out.stderr
     assert res.queue_url in gave_up[0] and "last error: Defer.TransportError: EndpointConnectionError" in gave_up[0]
+
+
+def test_inline_a_task_that_defers_more_does_not_wait_for_itself(no_extension, aws_resources, tmp_path,
+                                                                 monkeypatch):
+    """A task run inline defers a message (as a change record at its commit does): the running
+    drain takes it; a drain of its own would wait for the task that waits for it."""
+    import importlib
+    import sys
+    import time
+
+    res = aws_resources()
+    code = tmp_path / "code"
+    code.mkdir()
+    module = f"chained_{abs(hash(str(tmp_path))) % 10**8}"
+    (code / f"{module}.py").write_text(
+        "import os\nfrom handler_lib import defer\n"
+        "@defer.task(timeout=5.0)\ndef chained(n):\n"
+        "    defer.sqs(os.environ['CHAIN_QUEUE'], {'from': 'task', 'n': n})\n")
+    monkeypatch.setenv("DEFER_TASK_ROOT", str(code))
+    monkeypatch.setenv("CHAIN_QUEUE", res.queue_url)
+    monkeypatch.syspath_prepend(str(code))
+    task = importlib.import_module(module).chained
+
+    @defer
+    def handler(event, context):
+        defer.sqs(res.queue_url, {"from": "handler"})
+        task.defer(1)
+        return "ok"
+
+    started = time.monotonic()
+    try:
+        with pytest.warns(RuntimeWarning):
+            assert handler({}, SimpleNamespace(aws_request_id="chain")) == "ok"
+        elapsed = time.monotonic() - started
+        got = sorted(b["from"] for b in drain_queue(res.queue_url, 2, timeout=3))
+        assert got == ["handler", "task"]
+        assert elapsed < 4, f"{elapsed:.1f}s: the nested drain waited for the task's timeout"
+    finally:
+        sys.modules.pop(module, None)

@@ -118,3 +118,29 @@ def test_timeouts_count_from_the_start_and_a_saturated_pool_carries_tasks_over(c
     report = drainer.drain(time.monotonic() + 3.0)  # the hung threads ended: the pool works again
     assert report.given_up == 0 and report.delivered == 2 and sorted(module.STARTED) == [0, 1, 2, 3, 4, 5]
     assert report.tasks_hung == 0
+
+
+def test_a_task_in_the_handler_module_is_run_but_its_double_import_is_said(tmp_path, monkeypatch, caplog):
+    """Tasks in the handler's module work, and the extension says its top-level code ran twice."""
+    from handler_lib._dispatch import DISPATCHER
+
+    root = tmp_path / "task"
+    root.mkdir()
+    name = f"handler_mod_{abs(hash(str(tmp_path))) % 10**8}"
+    (root / f"{name}.py").write_text(
+        "import os\nfrom handler_lib import defer\nSEEN_ROOT = os.environ.get('LAMBDA_TASK_ROOT')\n"
+        "@defer.task\ndef noted(n):\n    return n\n"
+        "@defer\ndef handler(event, context):\n    return noted.defer(1)\n")
+    monkeypatch.setenv("DEFER_RUNNER_PROCESS", "1")  # as in the extension: never dial the socket
+    monkeypatch.delenv("LAMBDA_TASK_ROOT", raising=False)
+    monkeypatch.setattr(DISPATCHER, "_wrapped", False)
+    try:
+        runner = TaskRunner(task_root=str(root), layer_roots=[])
+        with caplog.at_level(logging.WARNING, logger="defer_runner.tasks"):
+            assert runner.resolve(f"{name}:noted").fn(7) == 7
+            runner.resolve(f"{name}:noted")
+        assert sys.modules[name].SEEN_ROOT == str(root.resolve())  # as the function sees it
+        said = [r.getMessage() for r in caplog.records if "also defines the @defer Lambda handler" in r.getMessage()]
+        assert len(said) == 1 and name in said[0]
+    finally:
+        sys.modules.pop(name, None)

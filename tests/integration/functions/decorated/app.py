@@ -26,5 +26,6 @@ def handler(event, context):
 
 
 def unwrapped(event, context):
-    defer.sqs(QUEUE_URL, {"tag": event["tag"]})
+    if not event.get("idle"):
+        defer.sqs(QUEUE_URL, {"tag": event["tag"]})
     return {"ok": True}
