@@ -50,7 +50,8 @@ class Block:
 
     @property
     def id(self) -> str:
-        return f"{self.page.relative_to(ROOT)}:{self.line}"
+        page = self.page.relative_to(ROOT) if self.page.is_relative_to(ROOT) else self.page.name
+        return f"{page}:{self.line}"
 
 
 def python_blocks(page: Path) -> List[Block]:
@@ -178,6 +179,10 @@ def _run(code: str, module: types.ModuleType, what: str) -> None:
 def test_sample_runs(block: Block, sample_env: None) -> None:
     if block.skip:
         pytest.skip(block.skip)
+    run_block(block)
+
+
+def run_block(block: Block) -> None:
     module = _module_for(block)
     with capture():
         for setup in block.setup:
@@ -193,6 +198,26 @@ def test_the_samples_are_found() -> None:
     assert any(b.page.name == "README.md" for b in ALL_BLOCKS)
     skipped = [b.id for b in ALL_BLOCKS if b.skip]
     assert len(skipped) <= len(ALL_BLOCKS) // 4, f"most samples must run; skipped: {skipped}"
+
+
+def test_the_directives_are_read_and_a_false_check_fails(tmp_path: Path, sample_env: None) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "Text.\n\n<!-- sample: module docs_probe_tasks -->\n```python\nX = 1\n```\n\n"
+        "<!-- sample: setup\ny = 2\n-->\n```python\nfrom docs_probe_tasks import X\nz = X + y\n```\n"
+        "<!-- sample: check\nassert z == 4\n-->\n\n```bash\nls\n```\n\n"
+        "<!-- sample: continue -->\n```python\nz += 1\n```\n\n"
+        "<!-- sample: skip needs a cluster -->\n```python\nraise SystemExit\n```\n", encoding="utf-8")
+    blocks = python_blocks(page)
+    assert [(b.module, len(b.setup), len(b.check), b.continues, b.skip) for b in blocks] == [
+        ("docs_probe_tasks", 0, 0, False, None), (None, 1, 1, False, None), (None, 0, 0, True, None),
+        (None, 0, 0, False, "needs a cluster")]
+    sys.modules.pop("docs_probe_tasks", None)
+    run_block(blocks[0])
+    with pytest.raises(AssertionError):  # z is 3: the check catches a sample that says otherwise
+        run_block(blocks[1])
+    run_block(blocks[2])
+    assert _namespaces[page].__dict__["z"] == 4
 
 
 # -- links ------------------------------------------------------------------------------
@@ -247,3 +272,49 @@ def test_no_page_points_at_files_users_do_not_have() -> None:
         text = page.read_text(encoding="utf-8")
         for name in ("DESIGN.md", "shared/reference", "platform-2026.md"):
             assert name not in text, f"{page.relative_to(ROOT)} mentions {name}, which users do not have"
+
+
+# -- completeness -----------------------------------------------------------------------
+def _page(name: str) -> str:
+    return (ROOT / "docs" / name).read_text(encoding="utf-8")
+
+
+def test_the_api_page_names_every_public_name() -> None:
+    import handler_lib
+    from handler_lib import changes, testing
+
+    text = _page("api.md")
+    methods = [n for n in dir(handler_lib.Defer) if not n.startswith("_")]
+    assert {"sqs", "after", "asgi", "json_default"} <= set(methods)
+    names = ([f"`{n}`" for n in handler_lib.__all__ if n != "Defer"] + [f"`defer.{m}`" for m in methods]
+             + [f"`{n}`" for n in testing.__all__] + ["`run_tasks()`", "`run_after()`", "`.defer`"]
+             + [f"`{n}" for n in ("capture_changes", "defer_change", "ChangeTarget")]
+             + [f"`{n}`" for n in ("handler_lib.changes", "handler_lib.testing")]
+             + ["python -m handler_lib.redrive"])
+    assert {"capture_changes", "defer_change", "ChangeTarget"} <= set(changes.__all__)
+    missing = [n for n in names if n not in text]
+    assert not missing, f"docs/api.md does not document {missing}"
+
+
+def test_the_configuration_page_names_every_variable() -> None:
+    from handler_lib import config
+
+    text = _page("configuration.md")
+    variables = [getattr(config, n) for n in dir(config) if n.startswith("ENV_")]
+    assert len(variables) >= 12
+    missing = [v for v in variables if f"`{v}`" not in text]
+    assert not missing, f"docs/configuration.md does not list {missing}"
+    assert "`AWS_LAMBDA_EXEC_WRAPPER`" in text and "/opt/defer-runner/exec-wrapper" in text
+
+
+def test_the_operations_page_names_every_metric_and_failure_code() -> None:
+    from extension import outcome
+
+    text = _page("operations.md")
+    source = (ROOT / "extension" / "metrics.py").read_text(encoding="utf-8")
+    metrics = set(re.findall(r'name="(\w+)"', source)) | set(re.findall(r'"(\w+)"', source.split("for name in (")[1].split(")")[0]))
+    assert {"enqueued", "delivered", "given_up", "after_failed", "enqueue_to_delivery"} <= metrics
+    codes = [v for n, v in vars(outcome).items() if n.isupper() and isinstance(v, str) and v.startswith("Defer.")]
+    missing = [f"`{m}`" for m in sorted(metrics) if f"`{m}`" not in text]
+    missing += [c for c in codes if c != "Defer.UnknownKind" and f"`{c}`" not in text]
+    assert not missing, f"docs/operations.md does not name {missing}"
