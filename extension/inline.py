@@ -24,7 +24,7 @@ _draining = 0  # drains in progress: work deferred by a task they run joins them
 
 def make_drainer(config: cfg.Config) -> Drainer:
     """A Drainer without a journal: the extension's delivery path, in this process."""
-    return Drainer(PendingQueue(), make_sinks(ClientFactory(config)), TaskRunner(), config)
+    return Drainer(PendingQueue(), make_sinks(ClientFactory(config)), TaskRunner(trust_loaded=True), config)
 
 
 def deliver(items: Iterable[wire.WorkItem], stop_at: float) -> DrainReport:

@@ -156,7 +156,6 @@ def test_inline_a_task_that_defers_more_does_not_wait_for_itself(no_extension, a
         "import os\nfrom handler_lib import defer\n"
         "@defer.task(timeout=5.0)\ndef chained(n):\n"
         "    defer.sqs(os.environ['CHAIN_QUEUE'], {'from': 'task', 'n': n})\n")
-    monkeypatch.setenv("DEFER_TASK_ROOT", str(code))
     monkeypatch.setenv("CHAIN_QUEUE", res.queue_url)
     monkeypatch.syspath_prepend(str(code))
     task = importlib.import_module(module).chained
