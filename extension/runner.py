@@ -1,9 +1,11 @@
 """The per-invoke protocol: wait for the handler to finish, drain, and only then call next.
 
 On INVOKE the runner waits for the end-of-invoke marker of that request (a ``@defer``
-handler), or for Telemetry ``platform.runtimeDone`` (an unwrapped handler, where the
-platform delivers telemetry), or for nothing (neither), never past the deadline minus the
-margin; then it drains. What is left is carried over to the next invoke. On SHUTDOWN it
+handler; when it announced post-response work with an ``after`` frame, the marker comes
+once that work is done), or for the response posted as the Runtime API proxy saw it, or
+for Telemetry ``platform.runtimeDone`` (an unwrapped handler, where the platform delivers
+telemetry), or for nothing (none of these), never past the deadline minus the margin; then
+it drains. Each end marker is answered with an ack of the invoke's items held. What is left is carried over to the next invoke. On SHUTDOWN it
 drains within the budget; what is still undelivered is dead-lettered, except on a reset
 (timeout, failure), where the journal replays it in the environment's next life.
 """
