@@ -1,0 +1,150 @@
+"""Continuous delivery, for Lambda Managed Instances (LMI).
+
+On LMI an extension cannot register for INVOKE (the register call is refused with 403
+``Extension.InvalidEventType``), the environment is never frozen and several runtime
+worker processes serve requests at once. So there is no "after the response" to drain in:
+the extension registers for SHUTDOWN only and delivers items as they arrive, through the
+same Drainer as on-demand (batching, retries, FIFO order, journal, DLQ, dead letters).
+
+Items are held for a short batching window (``BATCH_WINDOW_S`` after the first one is
+due, or until one target has a full batch ready), so one API call carries the items of
+several concurrent requests. Each drain is bounded by ``CYCLE_S``; SHUTDOWN stops the
+delivery thread (it ends within one cycle) and then runs the usual SHUTDOWN drain, so two
+drains never run at once. The handlers' acks are unchanged: each worker process has its
+own connection and sends its end markers, which the runner answers as always.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import Any, Dict, List, Tuple
+
+from .lambda_api import ExtensionsApiError, ExtensionsClient, RegisteredExtension, ShutdownEvent
+
+#: What Lambda sets in AWS_LAMBDA_INITIALIZATION_TYPE on Managed Instances.
+MANAGED_INSTANCES = "lambda-managed-instances"
+#: How long the first due item waits for company before its batch goes out ...
+BATCH_WINDOW_S = 0.025
+#: ... and the longest one drain runs before the loop looks at the queue (and SHUTDOWN) again.
+CYCLE_S = 0.1
+SHUTDOWN_ONLY = ["SHUTDOWN"]
+
+
+
+def _log() -> Any:
+    """Logging loads after registering (see main), so not at import."""
+    import logging
+
+    return logging.getLogger("defer_runner.continuous")
+
+
+def on_managed_instances() -> bool:
+    return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == MANAGED_INSTANCES
+
+
+def rejects_invoke(exc: ExtensionsApiError) -> bool:
+    """The register reply of a platform that has no INVOKE event for extensions."""
+    text = str(exc)
+    return exc.status == 403 and "InvalidEventType" in text and "INVOKE" in text
+
+
+def register(client: ExtensionsClient, name: str, events: List[str]) -> Tuple[RegisteredExtension, bool]:
+    """Register; returns the extension and whether it must deliver continuously.
+
+    On LMI (by its variable, or by a reply refusing INVOKE) the extension registers for
+    SHUTDOWN only: failing init there would terminate the whole environment."""
+    if on_managed_instances():
+        return client.register(name, SHUTDOWN_ONLY), True
+    try:
+        return client.register(name, events), False
+    except ExtensionsApiError as exc:
+        if not rejects_invoke(exc):
+            raise
+        print(f"defer-runner: INVOKE refused ({exc}); registering for SHUTDOWN only and delivering "
+              "continuously", file=sys.stderr, flush=True)
+        return client.register(name, SHUTDOWN_ONLY), True
+
+
+class ContinuousDelivery:
+    """Stands in for the runner in the event loop: SHUTDOWN stops delivery, then drains."""
+
+    def __init__(self, runner: Any, window_s: float = BATCH_WINDOW_S, cycle_s: float = CYCLE_S) -> None:
+        self.runner = runner
+        self.channel = runner.channel
+        self.queue = runner.queue
+        self.drainer = runner.drainer
+        self.window_s = window_s
+        self.cycle_s = cycle_s
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="defer-continuous", daemon=True)
+
+    def start(self) -> None:
+        _log().info("continuous delivery (Managed Instances): SHUTDOWN only, batching window %d ms",
+                 round(self.window_s * 1000), extra={"mode": MANAGED_INSTANCES})
+        self._thread.start()
+
+    def on_invoke(self, event: Any) -> None:
+        """Never subscribed; an INVOKE here is ignored rather than drained beside the thread."""
+        _log().warning("INVOKE event in continuous mode ignored", extra={"request_id": event.request_id})
+
+    def on_shutdown(self, event: ShutdownEvent) -> Any:
+        with self.queue.changed:
+            self._stopping = True
+            self.queue.changed.notify_all()
+        self._thread.join(self.cycle_s + 1.0)
+        return self.runner.on_shutdown(event)
+
+    # -- the delivery thread --------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stopping:
+            try:
+                if not self._wait_for_work():
+                    continue
+                report = self.drainer.drain(time.monotonic() + self.cycle_s)
+                self.channel.recheck_backlog()
+                self.runner._account(report, "continuous")
+                self.queue.maintain_journal()
+            except Exception:  # noqa: BLE001 - never let one cycle end delivery
+                _log().exception("continuous delivery cycle failed; items stay queued")
+                time.sleep(self.cycle_s)
+
+    def _wait_for_work(self) -> bool:
+        """Block until something is due (then hold it for the window) or in flight."""
+        with self.queue.changed:
+            while not self._stopping:
+                now = time.monotonic()
+                entries = self.queue.snapshot()
+                if any(e.in_flight for e in entries):
+                    return True  # the drain waits for their outcome (and retries them)
+                due = [e for e in entries if e.not_before <= now]
+                if due:
+                    break
+                later = min((e.not_before for e in entries), default=None)
+                self.queue.changed.wait(None if later is None else later - now)
+            else:
+                return False
+            close_at = now + self.window_s
+            while not self._stopping and not self._full_batch(due):
+                left = close_at - time.monotonic()
+                if left <= 0:
+                    break
+                self.queue.changed.wait(left)
+                now = time.monotonic()
+                due = [e for e in self.queue.snapshot() if not e.in_flight and e.not_before <= now]
+            return not self._stopping
+
+    def _full_batch(self, due: List[Any]) -> bool:
+        """One target already has a full API call's worth of items due."""
+        counts: Dict[tuple, int] = {}
+        for entry in due:
+            sink = self.drainer.sinks.get(entry.item.kind)
+            if sink is None:
+                return True  # tasks and unknown kinds gain nothing from waiting
+            key = (entry.item.kind, entry.item.target)
+            counts[key] = counts.get(key, 0) + 1
+            if counts[key] >= sink.max_entries:
+                return True
+        return False
