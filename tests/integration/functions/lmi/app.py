@@ -1,0 +1,17 @@
+"""A function for the Managed Instances tests: every invoke defers a few standard items and
+an ordered run of FIFO items in a group of its own."""
+
+import os
+import time
+
+from handler_lib import defer
+
+
+@defer
+def handler(event, context):
+    n = event["n"]
+    for i in range(event.get("items", 3)):
+        defer.sqs(os.environ["TEST_QUEUE_URL"], {"n": n, "i": i, "pid": os.getpid(), "t": time.time()})
+    for seq in range(event.get("fifo", 0)):
+        defer.sqs(os.environ["TEST_FIFO_QUEUE_URL"], {"n": n, "seq": seq}, group_id=f"invoke-{n}")
+    return {"ok": True, "pid": os.getpid()}
