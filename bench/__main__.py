@@ -30,8 +30,9 @@ TARGETS = {
 EXTRA = ["drain_ratio_to_ideal_moto", "drain_speedup_vs_sequential_moto", "idle_invoke_post_runtime_ms_floor",
          "idle_invoke_post_runtime_ms_unwrapped", "extension_ready_ms", "speedup_vs_thread_queue",
          "handler_lib_import_ms_as_shipped", "handler_lib_import_ms_after_runtime", "response_p99_ms_deferred",
-         "response_p99_ms_inline", "ack_roundtrip_p50_us", "ack_roundtrip_p99_us"]
-PARTS = ("startup", "enqueue", "drain", "sandbox")
+         "response_p99_ms_inline", "ack_roundtrip_p50_us", "ack_roundtrip_p99_us", "lmi_items_per_api_call",
+         "lmi_items_per_api_call_on_demand", "lmi_delivery_lag_p50_ms", "lmi_delivery_lag_p99_ms"]
+PARTS = ("startup", "enqueue", "drain", "sandbox", "lmi")
 
 
 def verdicts(results: Dict[str, Any]) -> Dict[str, Any]:
@@ -90,6 +91,10 @@ def main() -> int:
             from . import sandbox_bench
 
             results.update(sandbox_bench.run(moto.endpoint_url, args.quick))
+        if "lmi" in parts:
+            from . import lmi_bench
+
+            results.update(lmi_bench.run(moto.endpoint_url, args.quick))
     results["targets"] = verdicts(results)
     results["bench_seconds"] = round(time.monotonic() - started, 1)
     with open(args.out, "w") as fh:
