@@ -8,9 +8,11 @@ same Drainer as on-demand (batching, retries, FIFO order, journal, DLQ, dead let
 
 Items are held for a short batching window (``BATCH_WINDOW_S`` after the first one is
 due, or until one target has a full batch ready), so one API call carries the items of
-several concurrent requests. Each drain is bounded by ``CYCLE_S``; SHUTDOWN stops the
-delivery thread (it ends within one cycle) and then runs the usual SHUTDOWN drain, so two
-drains never run at once. The handlers' acks are unchanged: each worker process has its
+several concurrent requests; a drain then sends them and returns at once, so items that
+arrive while those calls are out wait for the next window too. SHUTDOWN stops the delivery
+thread (it ends within ``CYCLE_S``) and then runs the usual SHUTDOWN drain, so two drains
+never run at once. The drain figures are logged per period ("drain finished", request id
+``continuous``), not per batch. The handlers' acks are unchanged: each worker process has its
 own connection and sends its end markers, which the runner answers as always.
 """
 
@@ -20,7 +22,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from .lambda_api import ExtensionsApiError, ExtensionsClient, RegisteredExtension, ShutdownEvent
 
@@ -28,8 +30,13 @@ from .lambda_api import ExtensionsApiError, ExtensionsClient, RegisteredExtensio
 MANAGED_INSTANCES = "lambda-managed-instances"
 #: How long the first due item waits for company before its batch goes out ...
 BATCH_WINDOW_S = 0.025
-#: ... and the longest one drain runs before the loop looks at the queue (and SHUTDOWN) again.
+#: A drain sends what is due and returns after this: calls finish in the background, and
+#: items that arrive meanwhile wait for their own window instead of leaving one by one ...
+DISPATCH_S = 0.01
+#: ... except while a task runs: then a drain stays up to this long, to enforce its timeout.
 CYCLE_S = 0.1
+#: How often the drain figures are logged and published as metrics while delivery is busy.
+REPORT_EVERY_S = 10.0
 SHUTDOWN_ONLY = ["SHUTDOWN"]
 
 
@@ -79,6 +86,9 @@ class ContinuousDelivery:
         self.window_s = window_s
         self.cycle_s = cycle_s
         self._stopping = False
+        self._open: Optional[Any] = None  # the latest drain's report, while its calls may settle into it
+        self._period: Optional[Any] = None  # completed reports not yet published
+        self._period_started = 0.0
         self._thread = threading.Thread(target=self._run, name="defer-continuous", daemon=True)
 
     def start(self) -> None:
@@ -101,40 +111,61 @@ class ContinuousDelivery:
     def _run(self) -> None:
         while not self._stopping:
             try:
-                if not self._wait_for_work():
-                    continue
-                report = self.drainer.drain(time.monotonic() + self.cycle_s)
-                self.channel.recheck_backlog()
-                self.runner._account(report, "continuous")
-                self.queue.maintain_journal()
+                work = self._next_work()
+                if work == "settled":
+                    self._close(final=True)
+                elif work is not None:
+                    # Send what is due and return (new items wait for the next window, not for
+                    # these calls); with a task running, stay to enforce its timeout.
+                    report = self.drainer.drain(time.monotonic() + (self.cycle_s if work == "tasks" else DISPATCH_S))
+                    self._close(final=False)
+                    self._open = report  # its calls settle into it until the next drain starts
+                    self.channel.recheck_backlog()
+                    self.queue.maintain_journal()
             except Exception:  # noqa: BLE001 - never let one cycle end delivery
                 _log().exception("continuous delivery cycle failed; items stay queued")
                 time.sleep(self.cycle_s)
+        self._close(final=True)
 
-    def _wait_for_work(self) -> bool:
-        """Block until something is due (then hold it for the window) or in flight."""
+    def _close(self, final: bool) -> None:
+        """Fold the last drain's report (complete now) into the period's; publish the period
+        every ``REPORT_EVERY_S`` and whenever delivery goes idle."""
+        if self._open is not None:
+            if self._period is None:
+                self._period, self._period_started = self._open, time.monotonic()
+            else:
+                self._period.merge(self._open)
+            self._open = None
+        if self._period is not None and (final or time.monotonic() - self._period_started >= REPORT_EVERY_S):
+            self.runner._account(self._period, "continuous")
+            self._period = None
+
+    def _next_work(self) -> Optional[str]:
+        """Wait for: "due" (items due, held for the batching window), "tasks" (a task running:
+        its timeout needs the drain), "settled" (nothing in flight: the open report is
+        complete), or None (stopping)."""
         with self.queue.changed:
             while not self._stopping:
                 now = time.monotonic()
                 entries = self.queue.snapshot()
-                if any(e.in_flight for e in entries):
-                    return True  # the drain waits for their outcome (and retries them)
-                due = [e for e in entries if e.not_before <= now]
-                if due:
+                if any(e.in_flight and e.item.kind == "task" for e in entries):
+                    return "tasks"
+                if any(not e.in_flight and e.not_before <= now for e in entries):
                     break
-                later = min((e.not_before for e in entries), default=None)
+                if self._open is not None and not any(e.in_flight for e in entries):
+                    return "settled"
+                later = min((e.not_before for e in entries if not e.in_flight), default=None)
                 self.queue.changed.wait(None if later is None else later - now)
             else:
-                return False
+                return None
             close_at = now + self.window_s
-            while not self._stopping and not self._full_batch(due):
-                left = close_at - time.monotonic()
-                if left <= 0:
-                    break
-                self.queue.changed.wait(left)
+            while not self._stopping:
                 now = time.monotonic()
                 due = [e for e in self.queue.snapshot() if not e.in_flight and e.not_before <= now]
-            return not self._stopping
+                if now >= close_at or self._full_batch(due):
+                    break
+                self.queue.changed.wait(close_at - now)
+            return None if self._stopping else "due"
 
     def _full_batch(self, due: List[Any]) -> bool:
         """One target already has a full API call's worth of items due."""
