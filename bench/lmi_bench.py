@@ -10,6 +10,7 @@ defer call (a timestamp in the message) to SQS accepting it (its SentTimestamp).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -53,8 +54,6 @@ def _run_mode(moto_url: str, proxy: ProxyProcess, mode: str, rounds: int) -> Dic
             calls = [r for r in proxy.recorded()[before:] if r["action"] == "SendMessageBatch"]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    import json
-
     lags = [int(m["Attributes"]["SentTimestamp"]) - json.loads(m["Body"])["t"] * 1000 for m in got]
     return {"items": len(got), "expected": expected, "calls": len(calls), "lags_ms": lags}
 

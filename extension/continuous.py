@@ -28,7 +28,7 @@ from .lambda_api import ExtensionsApiError, ExtensionsClient, RegisteredExtensio
 
 #: What Lambda sets in AWS_LAMBDA_INITIALIZATION_TYPE on Managed Instances.
 MANAGED_INSTANCES = "lambda-managed-instances"
-#: How long the first due item waits for company before its batch goes out ...
+#: How long the first due item waits for company before its batch goes out.
 BATCH_WINDOW_S = 0.025
 #: A drain sends what is due and returns after this: calls finish in the background, and
 #: items that arrive meanwhile wait for their own window instead of leaving one by one ...
@@ -38,7 +38,6 @@ CYCLE_S = 0.1
 #: How often the drain figures are logged and published as metrics while delivery is busy.
 REPORT_EVERY_S = 10.0
 SHUTDOWN_ONLY = ["SHUTDOWN"]
-
 
 
 def _log() -> Any:
@@ -93,7 +92,7 @@ class ContinuousDelivery:
 
     def start(self) -> None:
         _log().info("continuous delivery (Managed Instances): SHUTDOWN only, batching window %d ms",
-                 round(self.window_s * 1000), extra={"mode": MANAGED_INSTANCES})
+                    round(self.window_s * 1000), extra={"mode": MANAGED_INSTANCES})
         self._thread.start()
 
     def on_invoke(self, event: Any) -> None:

@@ -6,12 +6,12 @@ that many long polls are open), and ends when that worker posts its response. Ex
 have no part in it (they get SHUTDOWN only), so the REPORT has no post-runtime time. At the
 timeout the caller is told the invoke timed out, but nothing is killed or reset: the
 worker goes on and its late response is accepted and dropped, as on LMI. A crash of the
-runtime or an extension terminates the environment (failure, reset); the next invoke
-initialises a new one.
+runtime or an extension terminates the environment (failure, reset): the invokes in it fail,
+and the next invoke initialises a new one. A worker that dies alone is not noticed (its
+parent, awslambdaric's main process, waits for every worker): its invoke times out.
 """
 from __future__ import annotations
 
-import threading
 import time
 from typing import TYPE_CHECKING, Optional, Tuple
 
@@ -25,9 +25,6 @@ if TYPE_CHECKING:
     from .lifecycle import Lifecycle
 
 __all__ = ["serve_concurrently"]
-
-_env_lock = threading.Lock()  # one (re-)init or reset at a time
-
 
 def serve_concurrently(lc: "Lifecycle", request: InvokeRequest) -> None:
     env = _environment(lc)
@@ -57,14 +54,17 @@ def serve_concurrently(lc: "Lifecycle", request: InvokeRequest) -> None:
         lc.reports.append(report)
         lc.cond.notify_all()
     if status == "failure":
-        with _env_lock:
+        with lc.env_lock:
             if lc.env is env:
                 lc.reset(env, "failure")
 
 
 def _environment(lc: "Lifecycle") -> Optional[Environment]:
-    """The running environment; a new one after a reset (init runs at start otherwise)."""
-    with _env_lock:
+    """The running environment; a fresh one in place of one that failed between invokes
+    (LMI terminates it and routes requests elsewhere). Init runs at start otherwise."""
+    with lc.env_lock:
+        if lc.env is not None and lc.env.failure is not None:
+            lc.reset(lc.env, "failure")
         if lc.env is None and not lc.stopping:
             init_environment(lc, freeze=False)
         return lc.env

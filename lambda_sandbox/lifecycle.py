@@ -52,7 +52,8 @@ class Lifecycle:
         self.stopping = False
         self._generation = 0
         self._busy = False
-        self._concurrent = 0  # invokes in progress in managed-instances mode
+        self._concurrent = 0  # invokes in progress in managed-instances mode ...
+        self.env_lock = threading.Lock()  # ... where one of them at a time re-inits or resets
         self._queue: "queue.Queue[Optional[InvokeRequest]]" = queue.Queue()
         self.last_init_failure: Tuple[str, str, Optional[bytes]] = ("", "", None)
         self._thread = threading.Thread(target=self._run, name="lambda_sandbox:lifecycle", daemon=True)

@@ -4,7 +4,8 @@
 it is also the runtime's "done" signal, which produces `platform.runtimeDone`.
 Responses for an unknown (or already answered) request id get 400 InvalidRequestID,
 as in RIE; in managed-instances mode several workers poll `next` at once, each takes the
-oldest waiting invoke, and a response is matched by its request id; a response over 6 MiB gets 413 and the caller a ResponseSizeTooLarge error.
+oldest waiting invoke, and a response is matched by its request id; a response over 6 MiB
+gets 413 and the caller a ResponseSizeTooLarge error.
 """
 from __future__ import annotations
 

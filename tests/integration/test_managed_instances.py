@@ -98,7 +98,8 @@ def test_extension_falls_back_to_shutdown_only_when_invoke_is_refused(built_laye
     runner = layer / "extensions" / "defer-runner"
     (layer / "real").mkdir()
     runner.rename(layer / "real" / "defer-runner")  # it finds the layer from its own path: one level down
-    runner.write_text('#!/bin/sh\nAWS_LAMBDA_INITIALIZATION_TYPE=on-demand exec "$(dirname "$0")/../real/defer-runner"\n')
+    runner.write_text('#!/bin/sh\n'
+                      'AWS_LAMBDA_INITIALIZATION_TYPE=on-demand exec "$(dirname "$0")/../real/defer-runner"\n')
     runner.chmod(0o755)
     res = aws_resources()
     box = Sandbox(layer, FUNCTION_DIR, "app.handler", timeout_s=10, echo=False, mode="managed-instances",

@@ -3,6 +3,7 @@ processes, extensions refused INVOKE, no freeze, per-invoke report lines, SHUTDO
 from __future__ import annotations
 
 import json
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -151,3 +152,53 @@ def test_cli_takes_the_mode():
                        "--max-concurrency", "8"])
     assert (args.mode, args.max_concurrency) == ("managed-instances", 8)
     assert json.dumps(parse_args(["--opt", "o", "--task", "t", "--handler", "a.b"]).mode) == '"on-demand"'
+
+
+CRASHING_EXTENSION = """
+import http.client, json, os, sys, threading, time
+
+MARKER = {marker!r}
+API = os.environ["AWS_LAMBDA_RUNTIME_API"]
+
+
+def call(method, path, body=None, headers=None):
+    conn = http.client.HTTPConnection(API)
+    conn.request(method, path, body, headers or {{}})
+    reply = conn.getresponse()
+    reply.read()
+    return reply.getheader("Lambda-Extension-Identifier")
+
+
+def crash_when_told():
+    while not os.path.exists(MARKER):
+        time.sleep(0.01)
+    os.unlink(MARKER)
+    os._exit(3)
+
+
+ext_id = call("POST", "/2020-01-01/extension/register", json.dumps({{"events": ["SHUTDOWN"]}}),
+              {{"Lambda-Extension-Name": os.path.basename(sys.argv[0])}})
+threading.Thread(target=crash_when_told, daemon=True).start()
+call("GET", "/2020-01-01/extension/event/next", headers={{"Lambda-Extension-Identifier": ext_id}})
+"""
+
+
+def test_an_extension_crash_terminates_the_environment_and_the_next_invoke_gets_a_new_one(
+        lambda_dirs, sandbox_factory, tmp_path):
+    marker = tmp_path / "crash-now"
+    lambda_dirs.function("import os\n\ndef handler(event, context):\n    return {'pid': os.getppid()}\n")
+    lambda_dirs.extension("crasher", f"#!{sys.executable}\n" + CRASHING_EXTENSION.format(marker=str(marker)))
+    box = sandbox_factory(lambda_dirs, echo=False, mode="managed-instances", max_concurrency=2,
+                          share=[lambda_dirs.root, tmp_path])
+    first = box.invoke({})
+    assert first.function_error is None
+    # WHEN the extension crashes between invokes
+    marker.touch()
+    wait_until(lambda: any("Extension.Crash" in line.text for line in box.logs), 5, message="no crash seen")
+    # THEN the next invoke is served by a new environment (a new runtime), after a reset
+    second = box.invoke({})
+    assert second.status == 200 and second.function_error is None
+    assert second.json()["pid"] != first.json()["pid"]
+    texts = [line.text for line in box.logs]
+    assert "lambda_sandbox: resetting the environment (reason: failure)" in texts
+    assert sum(t.startswith("INIT_START") for t in texts) == 2
