@@ -27,8 +27,8 @@ def lmi_box(built_layer, aws_resources, tmp_path):
     boxes = []
     res = aws_resources()
 
-    def start(**env: str) -> Sandbox:
-        box = Sandbox(built_layer, FUNCTION_DIR, "app.handler", timeout_s=10, echo=False,
+    def start(handler: str = "app.handler", **env: str) -> Sandbox:
+        box = Sandbox(built_layer, FUNCTION_DIR, handler, timeout_s=10, echo=False,
                       mode="managed-instances", max_concurrency=4,
                       env={**res.env(), "DEFER_SOCKET": str(tmp_path / "defer.sock"),
                            "DEFER_JOURNAL_DIR": str(tmp_path / "journal"),
@@ -66,7 +66,22 @@ def test_forty_concurrent_invokes_deliver_every_item_once_with_no_restart(lmi_bo
     logs = "\n".join(line.text for line in box.logs)
     assert "continuous delivery (Managed Instances)" in logs
     assert "Extension.Crash" not in logs and "resetting the environment" not in logs
+    assert "delivers the others itself" not in logs  # every end marker was acknowledged in full
     assert len(box.reports) == 40 and {r.status for r in box.reports} == {"success"}
+
+
+def test_post_response_work_runs_and_its_items_are_delivered(lmi_box):
+    # GIVEN handlers whose post-response work (defer.after) defers an item 0.2 s after the response
+    start, res = lmi_box
+    box = start("app.after_handler")
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda n: box.invoke({"n": n}), range(16)))
+    assert all(r.status == 200 and r.json() == {"ok": True} for r in results)
+    # THEN every item deferred after the response is delivered (nothing is frozen under the work)
+    got = drain_queue(res.queue_url, 16, timeout=15)
+    assert sorted(m["n"] for m in got) == list(range(16))
+    assert all(m["after_s"] >= 0.2 for m in got)
+    assert _ready_lines(box) == 1
 
 
 def test_items_held_back_by_an_outage_are_flushed_at_shutdown(lmi_box, fault_proxy):

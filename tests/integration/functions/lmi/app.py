@@ -15,3 +15,16 @@ def handler(event, context):
     for seq in range(event.get("fifo", 0)):
         defer.sqs(os.environ["TEST_FIFO_QUEUE_URL"], {"n": n, "seq": seq}, group_id=f"invoke-{n}")
     return {"ok": True, "pid": os.getpid()}
+
+
+@defer
+def after_handler(event, context):
+    """Post-response work that defers an item once the caller has the response."""
+    started = time.time()
+
+    def later() -> None:
+        time.sleep(event.get("seconds", 0.2))
+        defer.sqs(os.environ["TEST_QUEUE_URL"], {"n": event["n"], "after_s": round(time.time() - started, 3)})
+
+    defer.after(later)
+    return {"ok": True}
