@@ -28,7 +28,7 @@ from .lambda_api import ExtensionsApiError, ExtensionsClient, RegisteredExtensio
 
 #: What Lambda sets in AWS_LAMBDA_INITIALIZATION_TYPE on Managed Instances.
 MANAGED_INSTANCES = "lambda-managed-instances"
-#: How long the first due item waits for company before its batch goes out.
+#: How long after its defer call the first due item waits for company before its batch goes out.
 BATCH_WINDOW_S = 0.025
 #: A drain sends what is due and returns after this: calls finish in the background, and
 #: items that arrive meanwhile wait for their own window instead of leaving one by one ...
@@ -157,13 +157,19 @@ class ContinuousDelivery:
                 self.queue.changed.wait(None if later is None else later - now)
             else:
                 return None
-            close_at = now + self.window_s
             while not self._stopping:
                 now = time.monotonic()
                 due = [e for e in self.queue.snapshot() if not e.in_flight and e.not_before <= now]
-                if now >= close_at or self._full_batch(due):
+                if not due or self._full_batch(due):
                     break
-                self.queue.changed.wait(close_at - now)
+                # The window runs from the oldest due item's defer call, so intake time counts,
+                # a retry (its backoff served) goes at once, and a drain that sent nothing (it
+                # found its time up) is not followed by a whole new window.
+                oldest_s = min(e.item.enqueued_us for e in due) / 1e6
+                left = self.window_s - (time.time() - oldest_s)
+                if left <= 0:
+                    break
+                self.queue.changed.wait(left)
             return None if self._stopping else "due"
 
     def _full_batch(self, due: List[Any]) -> bool:

@@ -28,7 +28,8 @@ class _Runner:
 
 
 def _item(n: int, request: str) -> wire.SqsItem:
-    return wire.SqsItem(f"{request}-{n}", request, 0, "https://sqs/q", "m")
+    """Deferred now: the batching window runs from the defer call."""
+    return wire.SqsItem(f"{request}-{n}", request, time.time_ns() // 1000, "https://sqs/q", "m")
 
 
 def _start(window_s: float) -> tuple:
@@ -78,6 +79,17 @@ def test_shutdown_stops_delivery_before_the_shutdown_drain():
     assert not delivery._thread.is_alive()
     assert [e.reason for e in runner.shutdowns] == ["spindown"]  # then the runner's SHUTDOWN drain
     assert sink.calls == [] and len(queue) == 1  # left to that drain, not sent by the thread
+
+
+def test_an_item_deferred_long_ago_does_not_wait_for_a_window():
+    # A retry after its backoff, or an item that reached the queue late, has had its window
+    queue, sink, runner, delivery = _start(window_s=30.0)
+    try:
+        queue.add(wire.SqsItem("old", "r", time.time_ns() // 1000 - 31_000_000, "https://sqs/q", "m"))
+        wait_until(lambda: len(queue) == 0, 5, message="an item past its window waited again")
+        assert sink.calls == [["old"]]
+    finally:
+        delivery.on_shutdown(ShutdownEvent("spindown", 0))
 
 
 def test_register_reply_refusing_invoke_is_recognised():
