@@ -33,8 +33,9 @@ EXTRA = ["drain_ratio_to_ideal_moto", "drain_speedup_vs_sequential_moto", "idle_
          "idle_invoke_post_runtime_ms_unwrapped", "idle_invoke_post_runtime_ms_unwrapped_telemetry", "extension_ready_ms", "speedup_vs_thread_queue",
          "handler_lib_import_ms_as_shipped", "handler_lib_import_ms_after_runtime", "response_p99_ms_deferred",
          "response_p99_ms_inline", "ack_roundtrip_p50_us", "ack_roundtrip_p99_us",
-         "asgi_post_runtime_p50_ms_mangum", "asgi_post_runtime_p50_ms_defer"]
-PARTS = ("startup", "enqueue", "drain", "sandbox", "asgi")
+         "asgi_post_runtime_p50_ms_mangum", "asgi_post_runtime_p50_ms_defer", "lmi_items_per_api_call",
+         "lmi_items_per_api_call_on_demand", "lmi_delivery_lag_p50_ms", "lmi_delivery_lag_p99_ms"]
+PARTS = ("startup", "enqueue", "drain", "sandbox", "asgi", "lmi")
 
 
 def verdicts(results: Dict[str, Any]) -> Dict[str, Any]:
@@ -97,6 +98,10 @@ def main() -> int:
             from . import asgi_bench
 
             results.update(asgi_bench.run(args.quick))
+        if "lmi" in parts:
+            from . import lmi_bench
+
+            results.update(lmi_bench.run(moto.endpoint_url, args.quick))
     results["targets"] = verdicts(results)
     results["bench_seconds"] = round(time.monotonic() - started, 1)
     with open(args.out, "w") as fh:

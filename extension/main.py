@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 from handler_lib import config as cfg
 
+from . import continuous
 from .lambda_api import (ERR_CONFIG, ERR_INIT, ERR_SOCKET, ExtensionsApiError, ExtensionsClient,
                          InvokeEvent, RegisteredExtension)
 from .listener import listen
@@ -44,7 +45,7 @@ def main() -> None:
         except OSError as exc:
             problem = (ERR_SOCKET, f"cannot listen on {config.socket_path}: {exc}")
     proxy = _runtime_proxy(runtime_api, config) if problem is None else None
-    extension = ExtensionsClient(runtime_api).register(name, EVENTS)
+    extension, on_lmi = continuous.register(ExtensionsClient(runtime_api), name, EVENTS)
     if problem is not None:
         _fail_init(extension, *problem)
     if proxy is not None:
@@ -53,6 +54,9 @@ def main() -> None:
         runner = _build(config, listener, extension, proxy)
     except Exception as exc:  # noqa: BLE001 - reported to Lambda, which fails the init
         _fail_init(extension, ERR_INIT, f"{type(exc).__name__}: {exc}")
+    if on_lmi:  # Managed Instances: no INVOKE events, deliver as items arrive
+        runner = continuous.ContinuousDelivery(runner)
+        runner.start()
     _loop(extension, runner)
 
 

@@ -34,6 +34,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="a host directory under /tmp the environment keeps seeing at its own path (repeatable)")
     parser.add_argument("--no-mount-namespace", action="store_true",
                         help="never use a private mount namespace (what a user without root gets)")
+    parser.add_argument("--mode", choices=("on-demand", "managed-instances"), default="on-demand",
+                        help="on-demand (default): one invoke at a time, frozen between invokes; managed-instances: "
+                             "Lambda Managed Instances (concurrent invokes, no freeze, extensions get SHUTDOWN only)")
+    parser.add_argument("--max-concurrency", type=int, default=None, metavar="N",
+                        help="managed-instances: invokes served at once (AWS_LAMBDA_MAX_CONCURRENCY; default 4)")
     parser.add_argument("--function-name", default="test_function")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="a function environment variable (repeatable)")
@@ -54,7 +59,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         sandbox = Sandbox(args.opt, args.task, args.handler, timeout_s=args.timeout, memory_mb=args.memory,
                           env=env, port=args.port, runtime_api_port=args.runtime_api_port,
                           function_name=args.function_name, init=args.init, runtime=args.runtime,
-                          isolated_env=args.isolated_env,
+                          isolated_env=args.isolated_env, mode=args.mode, max_concurrency=args.max_concurrency,
                           share=args.share, namespace=False if args.no_mount_namespace else None)
         sandbox.start(wait_init=False)
     except SandboxError as exc:

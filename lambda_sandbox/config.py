@@ -1,5 +1,6 @@
 """Sandbox options and the platform limits they are checked against.
 
+`mode="managed-instances"` emulates Lambda Managed Instances (see lifecycle.py and the README).
 `runtime="provided"` runs a custom runtime's `bootstrap` (task root, else layer) instead
 of awslambdaric. Init runs on the first invoke (`on-invoke`, as on-demand Lambda does); `eager` runs it
 when the sandbox starts, for tests that want a warm environment from the start.
@@ -17,7 +18,7 @@ from typing import Dict, Mapping, Optional, Tuple
 from .errors import SandboxConfigError
 
 __all__ = ["SandboxConfig", "MAX_RESPONSE_BYTES", "INIT_BUDGET_S", "SHUTDOWN_BUDGET_S", "MAX_EXTENSIONS",
-           "INIT_MODES"]
+           "INIT_MODES", "MODES", "DEFAULT_MAX_CONCURRENCY"]
 
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024
 INIT_BUDGET_S = 10.0
@@ -25,6 +26,10 @@ SHUTDOWN_BUDGET_S = 2.0
 RUNTIME_SIGTERM_GRACE_S = 0.3
 MAX_EXTENSIONS = 10
 INIT_MODES = ("on-invoke", "eager")
+#: on-demand: one invoke at a time, frozen between them; managed-instances: Lambda Managed
+#: Instances, `max_concurrency` invokes at once, never frozen, extensions get SHUTDOWN only.
+MODES = ("on-demand", "managed-instances")
+DEFAULT_MAX_CONCURRENCY = 4
 RUNTIMES = ("python", "provided")
 ACCOUNT_ID = "012345678912"
 # Lambda sets these itself; a function cannot configure them (credentials and region stand
@@ -33,6 +38,7 @@ LAMBDA_SET_VARS = frozenset({
     "_HANDLER", "AWS_EXECUTION_ENV", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
     "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME",
     "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+    "AWS_LAMBDA_MAX_CONCURRENCY",
 })
 
 
@@ -58,6 +64,8 @@ class SandboxConfig:
     isolated_env: bool = False
     share: Tuple[Path, ...] = ()
     namespace: Optional[bool] = None
+    mode: str = "on-demand"
+    max_concurrency: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "opt_dir", Path(self.opt_dir).resolve())
@@ -78,8 +86,21 @@ class SandboxConfig:
         object.__setattr__(self, "share", tuple(Path(p).resolve() for p in self.share))
         if self.init not in INIT_MODES:
             raise SandboxConfigError(f"init {self.init!r} must be one of {', '.join(INIT_MODES)}")
+        if self.mode not in MODES:
+            raise SandboxConfigError(f"mode {self.mode!r} must be one of {', '.join(MODES)}")
+        if not 1 <= self.max_concurrency <= 64:
+            raise SandboxConfigError(f"max concurrency {self.max_concurrency} is outside 1..64")
+        if self.max_concurrency != 1 and not self.managed:
+            raise SandboxConfigError("max concurrency above 1 needs mode managed-instances")
+        if self.managed and self.runtime != "python":
+            raise SandboxConfigError("mode managed-instances runs awslambdaric's workers: runtime python only")
         if not 128 <= self.memory_mb <= 10240:
             raise SandboxConfigError(f"memory {self.memory_mb} MB is outside Lambda's range 128..10240")
+
+    @property
+    def managed(self) -> bool:
+        """Lambda Managed Instances: concurrent invokes, no freeze, SHUTDOWN-only extensions."""
+        return self.mode == "managed-instances"
 
     @property
     def bootstrap(self) -> Optional[Path]:

@@ -62,7 +62,7 @@ def _common_env(config: SandboxConfig, runtime_api: str, fs: Filesystem) -> Dict
         "AWS_LAMBDA_FUNCTION_NAME": config.function_name,
         "AWS_LAMBDA_FUNCTION_VERSION": config.function_version,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
-        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "lambda-managed-instances" if config.managed else "on-demand",
         "AWS_REGION": config.region,
         "AWS_DEFAULT_REGION": env.get("AWS_DEFAULT_REGION", config.region),
         **fs.env(),
@@ -81,6 +81,8 @@ def runtime_env(config: SandboxConfig, runtime_api: str, fs: Filesystem) -> Dict
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.function_name}",
         "AWS_LAMBDA_LOG_STREAM_NAME": "lambda_sandbox/[$LATEST]local",
     })
+    if config.managed:  # awslambdaric >= 4 forks this many workers, each with its own /next
+        env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(config.max_concurrency)
     if config.runtime == "provided":
         return env
     version = f"{sys.version_info.major}.{sys.version_info.minor}"

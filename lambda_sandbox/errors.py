@@ -7,7 +7,15 @@ SandboxError
 """
 from __future__ import annotations
 
-__all__ = ["ErrorType", "SandboxError", "SandboxConfigError", "SandboxStartError", "SandboxStoppedError"]
+import json
+
+__all__ = ["ErrorType", "SandboxError", "SandboxConfigError", "SandboxStartError", "SandboxStoppedError",
+           "error_body"]
+
+
+def error_body(error_type: str, message: str) -> bytes:
+    """The JSON body Lambda answers an invoke that failed with."""
+    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
 
 
 class ErrorType:

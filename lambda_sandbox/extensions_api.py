@@ -2,7 +2,9 @@
 
 A registration under the name of a launched file is that external extension (the
 documented rule); any other name is an internal extension (a thread of the runtime),
-INVOKE only, as in Lambda and RIE;
+INVOKE only, as in Lambda and RIE; in managed-instances mode external extensions get SHUTDOWN
+only and internal ones no events (INVOKE is refused with 403 `Extension.InvalidEventType`,
+`INVOKE: ErrorInvalidEventType`, as RIE's Managed Instances build answers);
 `next` is the extension's "done" signal and a long poll without timeout. Error types
 and status codes follow RIE (403 for identifier and state errors).
 """
@@ -77,6 +79,10 @@ def _register(lc: Lifecycle, request: Request) -> Response:
         if env is None or env.phase is not Phase.INIT or not env.registration_open:
             return _forbidden(ErrorType.REGISTRATION_CLOSED, "Extension registration closed already")
         slot = env.slot_by_name(name)
+        if lc.config.managed and "INVOKE" in events:  # no per-invoke event on Managed Instances
+            if slot is None:
+                return _forbidden(ErrorType.INVALID_EVENT_TYPE, "No events allowed for internal extensions")
+            return _forbidden(ErrorType.INVALID_EVENT_TYPE, "INVOKE: ErrorInvalidEventType")
         if slot is None:  # no such file in /opt/extensions: an internal extension, as Lambda and RIE take it
             if "SHUTDOWN" in events:
                 return _forbidden(ErrorType.INVALID_EVENT_TYPE,

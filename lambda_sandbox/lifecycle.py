@@ -1,7 +1,8 @@
 """The execution environment's life: init, invoke, freeze/thaw, reset and shutdown.
 
 One supervisor thread owns the phases and serves invokes one at a time, in arrival
-order; init runs on the first invoke (or at start with `init="eager"`) and again on the
+order (in managed-instances mode invokes run at once on their callers' threads instead:
+concurrent_invokes.py); init runs on the first invoke (or at start with `init="eager"`) and again on the
 first invoke after a reset. The invoke caller is released as soon as the runtime posts
 its response (or at the deadline); the supervisor then waits for the runtime and every extension to call
 `next`, writes the REPORT and freezes everything with SIGSTOP. A timeout or a crash
@@ -10,7 +11,6 @@ The HTTP APIs (runtime_api, extensions_api) change the shared state under `cond`
 """
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .config import SandboxConfig
-from .errors import ErrorType
+from .concurrent_invokes import serve_concurrently
+from .errors import ErrorType, error_body
 from .events import InvokeEvent, PlatformStart, TelemetryEvent, Tracing
 from .filesystem import Filesystem
 from .init_phase import init_environment
@@ -37,10 +38,6 @@ __all__ = ["Lifecycle"]
 _SAMPLE_INTERVAL_S = 0.02
 
 
-def error_body(error_type: str, message: str) -> bytes:
-    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
-
-
 class Lifecycle:
     def __init__(self, config: SandboxConfig, sink: LogSink) -> None:
         self.config = config
@@ -55,6 +52,8 @@ class Lifecycle:
         self.stopping = False
         self._generation = 0
         self._busy = False
+        self._concurrent = 0  # invokes in progress in managed-instances mode ...
+        self.env_lock = threading.Lock()  # ... where one of them at a time re-inits or resets
         self._queue: "queue.Queue[Optional[InvokeRequest]]" = queue.Queue()
         self.last_init_failure: Tuple[str, str, Optional[bytes]] = ("", "", None)
         self._thread = threading.Thread(target=self._run, name="lambda_sandbox:lifecycle", daemon=True)
@@ -80,6 +79,17 @@ class Lifecycle:
         """Queue an invoke and wait for its response (not for the extensions)."""
         if self.stopping:
             return self._stopped_outcome()
+        if self.config.managed:
+            with self.cond:
+                self._concurrent += 1
+            try:
+                serve_concurrently(self, request)
+            finally:
+                with self.cond:
+                    self._concurrent -= 1
+                    self.cond.notify_all()
+            assert request.outcome is not None
+            return request.outcome
         self._queue.put(request)
         while not request.done.wait(0.2):
             if self.stopped.is_set():  # queued after the supervisor's last drain
@@ -89,7 +99,7 @@ class Lifecycle:
 
     def idle(self) -> bool:
         """No invoke running or queued, and the environment frozen or gone (`cond` held)."""
-        return not self._busy and self._queue.empty()
+        return not self._busy and not self._concurrent and self._queue.empty()
 
     def stop(self, timeout: float = 10.0) -> None:
         with self.cond:
@@ -117,7 +127,9 @@ class Lifecycle:
     # --- supervisor -----------------------------------------------------------------------
     def _run(self) -> None:
         try:
-            if self.config.init == "eager":
+            if self.config.managed:  # instances are initialised before they take requests, never frozen
+                init_environment(self, freeze=False)
+            elif self.config.init == "eager":
                 init_environment(self)
         except Exception:
             self.log("lambda_sandbox: init crashed:\n" + traceback.format_exc())

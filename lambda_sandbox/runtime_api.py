@@ -3,13 +3,16 @@
 `next` is a long poll that returns the invoke payload with the Lambda-Runtime-* headers;
 it is also the runtime's "done" signal, which produces `platform.runtimeDone`.
 Responses for an unknown (or already answered) request id get 400 InvalidRequestID,
-as in RIE; a response over 6 MiB gets 413 and the caller a ResponseSizeTooLarge error.
+as in RIE; in managed-instances mode several workers poll `next` at once, each takes the
+oldest waiting invoke, and a response is matched by its request id; a response over 6 MiB
+gets 413 and the caller a ResponseSizeTooLarge error.
 """
 from __future__ import annotations
 
 import json
 import time
 from functools import partial
+from typing import Optional
 
 from .config import MAX_RESPONSE_BYTES
 from .errors import ErrorType
@@ -17,7 +20,7 @@ from .events import InitRuntimeDone
 from .httpserver import Request, Response, Router, error_response, json_response
 from .lifecycle import Lifecycle, error_body
 from .metrics import runtime_done_record
-from .state import Phase
+from .state import Environment, Invocation, Phase
 
 __all__ = ["install"]
 
@@ -47,11 +50,9 @@ def _next(lc: Lifecycle, request: Request) -> Response:
             inv.runtime_done_at = now
             lc.emit(env, runtime_done_record(inv))
         lc.cond.notify_all()
-        lc.wait_until(lambda: env.runtime_pending is not None or lc.env is not env, None, interruptible=False)
-        if lc.env is not env or env.runtime_pending is None:
+        inv = _take_concurrent(lc, env) if lc.config.managed else _take(lc, env)
+        if inv is None:
             return error_response(500, ErrorType.INTERNAL, _CONTAINER_ERROR)
-        inv = env.runtime_pending
-        env.runtime_pending = None
         inv.delivered_at = time.monotonic()
     headers = {
         "Lambda-Runtime-Aws-Request-Id": inv.request_id,
@@ -67,9 +68,32 @@ def _next(lc: Lifecycle, request: Request) -> Response:
     return Response(200, inv.request.payload, headers)
 
 
+def _take(lc: Lifecycle, env: Environment) -> Optional[Invocation]:
+    """The invoke for the only runtime (`cond` held); None once the environment is gone."""
+    lc.wait_until(lambda: env.runtime_pending is not None or lc.env is not env, None, interruptible=False)
+    if lc.env is not env or env.runtime_pending is None:
+        return None
+    inv, env.runtime_pending = env.runtime_pending, None
+    return inv
+
+
+def _take_concurrent(lc: Lifecycle, env: Environment) -> Optional[Invocation]:
+    """The oldest waiting invoke, for one of several workers polling at once (`cond` held)."""
+    lc.wait_until(lambda: bool(env.waiting) or lc.env is not env or env.phase is Phase.SHUTDOWN, None,
+                  interruptible=False)
+    if lc.env is not env or not env.waiting or env.phase is Phase.SHUTDOWN:
+        return None
+    inv = env.waiting.popleft()
+    env.active[inv.request_id] = inv
+    return inv
+
+
 def _accept(lc: Lifecycle, request: Request, body: bytes, error_type: "str | None") -> Response:
     with lc.cond:
-        inv = lc.invocation
+        if lc.config.managed:
+            inv = lc.env.active.pop(request.params["request_id"], None) if lc.env is not None else None
+        else:
+            inv = lc.invocation
         if (inv is None or inv.request_id != request.params["request_id"] or inv.delivered_at is None
                 or inv.response_at is not None):
             return error_response(400, ErrorType.INVALID_REQUEST_ID, "Invalid request ID")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO, Union
 
 from . import extensions_api, invoke_api, runtime_api
-from .config import SandboxConfig
+from .config import DEFAULT_MAX_CONCURRENCY, SandboxConfig
 from .errors import SandboxStartError
 from .httpserver import HttpServer, Router
 from .lifecycle import Lifecycle
@@ -65,6 +65,10 @@ class Sandbox:
         sandbox's environment (by default everything but host-only variables passes).
     share : host directories under /tmp the function and extensions keep seeing at their
         own path (directories named in `env` values are shared anyway).
+    mode : "on-demand" (default) or "managed-instances": Lambda Managed Instances, where
+        `max_concurrency` invokes (default 4) run at once through awslambdaric's worker
+        processes, nothing is frozen, timeouts are reported but not enforced, and
+        extensions may register for SHUTDOWN only.
     namespace : None (default) uses a private mount namespace where it can (root);
         False never does (the fallback: TMPDIR, host paths).
     stream : where START/END/REPORT and process output go (stdout by default);
@@ -77,13 +81,16 @@ class Sandbox:
                  stream: Optional[TextIO] = None, echo: bool = True, init_budget_s: float = 10.0,
                  shutdown_budget_s: float = 2.0, init: str = "on-invoke", runtime: str = "python",
                  isolated_env: bool = False,
-                 share: Sequence[PathLike] = (), namespace: Optional[bool] = None) -> None:
+                 share: Sequence[PathLike] = (), namespace: Optional[bool] = None, mode: str = "on-demand",
+                 max_concurrency: Optional[int] = None) -> None:
         self.config = SandboxConfig(Path(opt_dir), Path(task_dir), handler, timeout_s=timeout_s,
                                     memory_mb=memory_mb, env=dict(env or {}), port=port,
                                     runtime_api_port=runtime_api_port, function_name=function_name,
                                     init_budget_s=init_budget_s, shutdown_budget_s=shutdown_budget_s,
                                     init=init, runtime=runtime, isolated_env=isolated_env,
-                                    share=tuple(Path(p) for p in share), namespace=namespace)
+                                    share=tuple(Path(p) for p in share), namespace=namespace, mode=mode,
+                                    max_concurrency=max_concurrency if max_concurrency is not None
+                                    else (DEFAULT_MAX_CONCURRENCY if mode == "managed-instances" else 1))
         self._sink = LogSink(stream, echo=echo)
         self._lifecycle = Lifecycle(self.config, self._sink)
         self._runtime_server: Optional[HttpServer] = None

@@ -11,7 +11,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Deque, FrozenSet, List, Optional, Tuple
+from typing import Deque, Dict, FrozenSet, List, Optional, Tuple
 
 from .events import ExtensionEvent
 from .processes import ManagedProcess
@@ -128,6 +128,9 @@ class Environment:
     peak_rss_kb: int = 0
     oom_kills: int = 0  # the memory cgroup's count when this environment started
     frozen: bool = False
+    # managed-instances mode: invokes waiting for a worker's `next`, and those a worker holds
+    waiting: Deque[Invocation] = field(default_factory=deque)
+    active: Dict[str, Invocation] = field(default_factory=dict)
 
     def slot_by_id(self, ext_id: str) -> Optional[ExtensionSlot]:
         return next((s for s in self.extensions if s.ext_id == ext_id), None)
