@@ -1,10 +1,10 @@
 """Start-up and the event loop of the defer-runner extension.
 
 Order matters: the socket is opened before ``register`` (the runtime starts as soon as every
-extension has registered, and the handler may dial at once), boto3 and Powertools load only
-after registering, and the loop ends only on SHUTDOWN: any failure inside an invoke is
-logged and the loop calls ``next`` again, because an extension that exits is a crash that
-resets the environment.
+extension has registered, and the handler may dial at once), botocore and Powertools load only
+after registering (the AWS clients are made before the first ``next``), and the loop ends
+only on SHUTDOWN: any failure inside an invoke is logged and the loop calls ``next`` again,
+because an extension that exits is a crash that resets the environment.
 """
 
 from __future__ import annotations
