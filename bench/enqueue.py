@@ -69,7 +69,7 @@ def run(moto_url: str, queue_url: str, quick: bool = False) -> Dict[str, Any]:
     # bound (a quarter of 128 MB), which would tell the handler to stop deferring.
     ext = RealExtension({"AWS_ENDPOINT_URL": moto_url, "DEFER_MAX_QUEUED_MB": "1024"}).start()
     try:
-        wait_idle(ext.proc.pid)  # its boto3 warm-up thread must not compete with the reader
+        wait_idle(ext.proc.pid)  # nothing left of its start-up may compete with the reader
         results["ours"] = _stats(_worker("ours", n, 5, {"DEFER_SOCKET": ext.socket_path,
                                                        "DEFER_MODE": "extension",
                                                        "BENCH_QUEUE_URL": queue_url}))
