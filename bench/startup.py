@@ -5,9 +5,10 @@
 - ``extension_peak_rss_mb``: VmHWM of the extension process after it drained 1,000 items
   (sent over its socket by this process through handler_lib, one INVOKE, delivered through the
   fault proxy to moto), read once it called next again.
-- ``handler_lib_import_ms``: ``from handler_lib import defer`` timed inside a fresh ``python -I`` whose
-  sys.path has the layer's python/ (what /opt/python gives a function). Median of N;
-  plus the top of ``-X importtime`` for the record.
+- ``handler_lib_import_ms``: ``from handler_lib import defer`` timed inside a fresh ``python -I -B`` whose
+  sys.path has the built layer's python/ as shipped (what /opt/python gives a function). Median of N;
+  ``_after_runtime``: once the runtime's own imports are done (``import awslambdaric.bootstrap``);
+  ``_without_pyc``: the same without the shipped bytecode; plus the top of ``-X importtime``.
 """
 
 from __future__ import annotations
@@ -73,16 +74,14 @@ def peak_rss_after_drain(moto_url: str, items: int = 1000) -> Dict[str, Any]:
             "note": "whole extension (stub Extensions API, telemetry not supported as under RIE), AWS calls +20 ms"}
 
 
-def _layer_copy(compiled: bool) -> str:
-    """The layer's python/ as Lambda sees it: read-only, so no bytecode is ever cached unless shipped."""
-    import compileall
+def _source_only_copy() -> str:
+    """The layer's python/ without its bytecode: what an interpreter the build could not
+    compile for sees (read-only /opt, so nothing is ever cached: every cold start compiles)."""
     import shutil
     import tempfile
 
     dest = os.path.join(tempfile.mkdtemp(prefix="defer-bench-py-"), "python")
     shutil.copytree(LAYER / "python", dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    if compiled:
-        compileall.compile_dir(dest, quiet=1)
     return dest
 
 
@@ -96,26 +95,32 @@ def _probe(path: str, n: int, prelude: str = "") -> List[float]:
     return times
 
 
+RUNTIME_PRELUDE = "import awslambdaric.bootstrap; "  # what the runtime has imported before the handler
+
+
 def import_times(n: int) -> Dict[str, Any]:
-    as_shipped = _layer_copy(compiled=False)  # the layer is built without bytecode
-    path = _layer_copy(compiled=True)
-    times = _probe(path, n)
-    shipped = _probe(as_shipped, n)
-    after_runtime = _probe(path, n, prelude="import awslambdaric.bootstrap; ")
-    trace = subprocess.run([PY, "-I", "-X", "importtime", "-c", f"import sys; sys.path.insert(0, {path!r}); from handler_lib import defer"],
+    shipped = str(LAYER / "python")  # -B: the probe never writes bytecode into the layer
+    source_only = _source_only_copy()
+    times = _probe(shipped, n)
+    after_runtime = _probe(shipped, n, prelude=RUNTIME_PRELUDE)
+    without_pyc = _probe(source_only, n)
+    after_runtime_without_pyc = _probe(source_only, n, prelude=RUNTIME_PRELUDE)
+    trace = subprocess.run([PY, "-I", "-B", "-X", "importtime", "-c",
+                            RUNTIME_PRELUDE + f"import sys; sys.path.insert(0, {shipped!r}); from handler_lib import defer"],
                            capture_output=True, text=True, env=child_env(), check=True).stderr
     rows = []
-    for line in trace.splitlines():
+    for line in trace.split("awslambdaric.bootstrap", 1)[-1].splitlines():
         if line.startswith("import time:") and "|" in line and "self [us]" not in line:
             self_us, cumulative, name = (p.strip() for p in line[len("import time:"):].split("|"))
             rows.append((int(self_us), int(cumulative), name))
     top = sorted(rows, key=lambda r: -r[0])[:12]
-    return {"ms": summary(times), "ms_as_shipped_without_pyc": summary(shipped),
-            "ms_after_awslambdaric_bootstrap_import": summary(after_runtime),
-            "note": "python -I -B, fresh interpreter, layer python/ first on sys.path; 'ms' has .pyc "
-                    "compiled (as Lambda would see a layer that ships them); the built layer ships none, so "
-                    "on read-only /opt every cold start compiles: ms_as_shipped_without_pyc",
-            "top_self_us": [{"module": m.strip(), "self_us": s, "cumulative_us": c} for s, c, m in top]}
+    return {"ms": summary(times), "ms_after_awslambdaric_bootstrap_import": summary(after_runtime),
+            "ms_without_pyc": summary(without_pyc), "ms_after_runtime_without_pyc": summary(after_runtime_without_pyc),
+            "note": "python -I -B, fresh interpreter, the built layer's python/ first on sys.path (with the "
+                    ".pyc it ships for the build's interpreters); after_runtime: once awslambdaric.bootstrap "
+                    "is imported (the modules the runtime holds when it imports a handler); without_pyc: the "
+                    "same files minus __pycache__ (Pythons the build could not compile for)",
+            "top_self_us_after_runtime": [{"module": m.strip(), "self_us": s, "cumulative_us": c} for s, c, m in top]}
 
 
 def run(moto_url: str, quick: bool = False) -> Dict[str, Any]:
@@ -129,8 +134,9 @@ def run(moto_url: str, quick: bool = False) -> Dict[str, Any]:
         "extension_ready_ms": round(median(r["ready_ms"] for r in reg), 2),
         "extension_peak_rss_mb": rss["peak_rss_mb"],
         "handler_lib_import_ms": imp["ms"]["p50"],
-        "handler_lib_import_ms_as_shipped": imp["ms_as_shipped_without_pyc"]["p50"],
         "handler_lib_import_ms_after_runtime": imp["ms_after_awslambdaric_bootstrap_import"]["p50"],
+        "handler_lib_import_ms_without_pyc": imp["ms_without_pyc"]["p50"],
+        "handler_lib_import_ms_after_runtime_without_pyc": imp["ms_after_runtime_without_pyc"]["p50"],
         "startup_detail": {"register_ms": summary([r["register_ms"] for r in reg]),
                            "ready_ms (register + boto3/powertools set-up -> first next)": summary([r["ready_ms"] for r in reg]),
                            "peak_rss_after_drain": rss, "handler_lib_import": imp},

@@ -18,6 +18,10 @@ installed per (python, arch) into separate folders that are merged. Compiled mod
 per-version/per-arch file names, so one layer serves both architectures and all four
 Pythons; every other file must be identical across the eight installs, or the build fails.
 The merged dependencies are cached under a key of the pins, so a rebuild only copies.
+
+Bytecode ships for the Lambda Pythons the build host can run (``python3.X`` on PATH):
+unchecked-hash ``__pycache__/*.cpython-3X.pyc`` next to every module; other versions compile
+from source, as before.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 ARCHES = ("x86_64", "aarch64")
 EXTENSION_NAME = "defer-runner"
 # Bump when the way dependencies are installed changes, to invalidate the cache.
-BUILD_FORMAT = "2"
+BUILD_FORMAT = "3"
 # Fixed zip timestamps (the zip epoch) make layer.zip reproducible.
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -90,10 +94,10 @@ def pip(*args: str) -> None:
         log(f"pip: {ln}")
 
 
-def cache_key(req_files: Iterable[Path], trim: bool) -> str:
+def cache_key(req_files: Iterable[Path], trim: bool, compiled_for: Iterable[str] = ()) -> str:
     """A key of everything that decides the installed dependencies."""
     h = hashlib.sha256()
-    h.update(f"{BUILD_FORMAT}|{PYTHONS}|{ARCHES}|trim={trim}|".encode())
+    h.update(f"{BUILD_FORMAT}|{PYTHONS}|{ARCHES}|trim={trim}|pyc={sorted(compiled_for)}|".encode())
     for arch in ARCHES:
         h.update(" ".join(platform_args(arch)).encode())
     for f in req_files:
@@ -154,11 +158,58 @@ def merge_tree(src: Path, dest: Path) -> None:
 
 
 def strip_tree(root: Path) -> None:
-    """Remove bytecode caches (built by the host, useless on Lambda's read-only /opt)."""
+    """Remove bytecode caches written by pip or the host (compile_tree writes the shipped ones)."""
     for d in sorted(root.rglob("__pycache__"), reverse=True):
         shutil.rmtree(d, ignore_errors=True)
     for f in root.rglob("*.py[co]"):
         f.unlink()
+
+
+def bytecode_interpreters() -> dict[str, str]:
+    """{version: executable} of the Lambda Pythons this build can run, to compile for."""
+    found = {}
+    for version in PYTHONS:
+        if sys.version_info[:2] == tuple(int(n) for n in version.split(".")):
+            found[version] = sys.executable
+        elif exe := shutil.which(f"python{version}"):
+            found[version] = exe
+    return found
+
+
+def compile_tree(root: Path, interpreters: dict[str, str]) -> None:
+    """Ship bytecode: /opt is read-only on Lambda, so without it every cold start compiles
+    every module it imports (boto3 and botocore: hundreds of ms). Unchecked-hash .pyc files,
+    because the zip's fixed timestamps defeat timestamp checks and a layer never changes in
+    place. A file that one interpreter cannot compile simply stays source-only for it."""
+    for version, exe in sorted(interpreters.items()):
+        proc = subprocess.run([exe, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
+                               "unchecked-hash", str(root)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            log(f"python{version} could not compile every file under {root.name}/ (those stay source-only)")
+
+
+def is_shipped_bytecode(pyc: Path) -> bool:
+    """A .pyc this build wrote: unchecked-hash (flags == 1), next to its source."""
+    try:
+        with open(pyc, "rb") as fh:
+            flags = int.from_bytes(fh.read(8)[4:8], "little")
+    except OSError:
+        return False
+    source = pyc.parent.parent / (pyc.name.split(".", 1)[0] + ".py")
+    return flags == 1 and pyc.parent.name == "__pycache__" and source.is_file()
+
+
+def strip_stray_bytecode(root: Path) -> int:
+    """Remove bytecode a local run left in the layer (timestamp .pyc); keep what was shipped."""
+    removed = 0
+    for pyc in list(root.rglob("*.py[co]")):
+        if not is_shipped_bytecode(pyc):
+            pyc.unlink()
+            removed += 1
+    for d in sorted(root.rglob("__pycache__"), reverse=True):
+        if not any(d.iterdir()):
+            d.rmdir()
+    return removed
 
 
 def trim_botocore(deps: Path) -> int:
@@ -184,7 +235,8 @@ def tree_size(root: Path) -> int:
 def prepare_deps(cache: Path, trim: bool) -> Path:
     """Return a cached folder holding ``deps/`` and ``python/``, building it if needed."""
     reqs = [LAYER_SRC / "requirements-extension.txt", LAYER_SRC / "requirements-python.txt"]
-    key = cache_key(reqs, trim)
+    interpreters = bytecode_interpreters()
+    key = cache_key(reqs, trim, interpreters)
     ready = cache / f"deps-{key}"
     if (ready / ".complete").exists():
         log(f"dependencies: cached ({ready.relative_to(REPO) if ready.is_relative_to(REPO) else ready})")
@@ -204,6 +256,8 @@ def prepare_deps(cache: Path, trim: bool) -> Path:
         if trim:
             saved = trim_botocore(work / "deps")
             log(f"trimmed botocore data: {saved} bytes removed")
+        for sub in ("deps", "python"):
+            compile_tree(work / sub, interpreters)
         (work / ".complete").write_text(key + "\n")
         shutil.rmtree(ready, ignore_errors=True)
         work.rename(ready)
@@ -321,9 +375,8 @@ def build(out: Path, zip_out: Path, cache: Path, trim: bool, force: bool = False
     stamp = out.with_name(f".{out.name}.stamp")  # outside the layer: the layer is exactly /opt
     if (not force and out.is_dir() and zip_out.is_file() and stamp.is_file()
             and stamp.read_text().split() == [digest, str(zip_out)]):
-        if list(out.rglob("__pycache__")):
+        if strip_stray_bytecode(out):
             # Written by a local run of the layer (the function side imports from python/).
-            strip_tree(out)
             log("layer: removed bytecode written by local runs")
         log(f"layer: up to date ({out})")
         report(out, zip_out)
@@ -335,6 +388,8 @@ def build(out: Path, zip_out: Path, cache: Path, trim: bool, force: bool = False
         shutil.copytree(deps / "deps", stage / EXTENSION_NAME / "deps")
         copy_package(REPO / "handler_lib", stage / "python" / "handler_lib")
         copy_package(REPO / "extension", stage / EXTENSION_NAME / "extension")
+        for pkg in (stage / "python" / "handler_lib", stage / EXTENSION_NAME / "extension"):
+            compile_tree(pkg, bytecode_interpreters())
         shutil.copy2(LAYER_SRC / "bootstrap.py", stage / EXTENSION_NAME / "bootstrap.py")
         launcher = stage / "extensions" / EXTENSION_NAME
         write_launcher(launcher)

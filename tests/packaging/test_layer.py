@@ -74,9 +74,33 @@ def test_sources_are_copied_whole(layer_dir: Path) -> None:
         assert src == got, pkg
 
 
-def test_no_bytecode_and_everything_readable(layer_dir: Path) -> None:
-    assert not list(layer_dir.rglob("__pycache__"))
-    assert not list(layer_dir.rglob("*.pyc"))
+def test_bytecode_is_shipped_unchecked_for_this_python_only(layer_dir: Path) -> None:
+    """/opt is read-only: without shipped .pyc every cold start compiles what it imports.
+    Unchecked-hash, because the zip's fixed timestamps would fail a timestamp check."""
+    tag = sys.implementation.cache_tag
+    for pkg in ("python/handler_lib", "defer-runner/extension", "defer-runner/deps/botocore",
+                "python/msgpack"):
+        for src in (layer_dir / pkg).rglob("*.py"):
+            pyc = src.parent / "__pycache__" / f"{src.stem}.{tag}.pyc"
+            assert pyc.is_file(), pyc
+            assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 1, pyc  # hash-based, unchecked
+    for pyc in layer_dir.rglob("*.pyc"):
+        assert pyc.parent.name == "__pycache__", pyc
+        assert (pyc.parent.parent / (pyc.name.split(".", 1)[0] + ".py")).is_file(), pyc
+        assert ".opt-" not in pyc.name, pyc
+
+
+def test_shipped_bytecode_is_what_python_runs(layer_dir: Path, tmp_path: Path) -> None:
+    """Python loads the shipped .pyc without reading the source (its mtime cannot be trusted)."""
+    shutil.copytree(layer_dir / "python", tmp_path / "python")
+    (tmp_path / "python" / "handler_lib" / "_dispatch.py").write_text("raise ImportError('source read')\n")
+    code = "import sys; sys.path.insert(0, sys.argv[1]); from handler_lib import defer; print('ok')"
+    proc = subprocess.run([sys.executable, "-I", "-B", "-c", code, str(tmp_path / "python")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_no_stray_files_and_everything_readable(layer_dir: Path) -> None:
     assert not (layer_dir / "defer-runner" / "deps" / "bin").exists()
     for p in layer_dir.rglob("*"):
         mode = p.stat().st_mode
@@ -137,16 +161,20 @@ def test_build_reports_sizes(layer_build: tuple[Path, Path, str]) -> None:
 def test_rebuild_is_skipped_when_nothing_changed(layer_build: tuple[Path, Path, str]) -> None:
     layer_dir, _, _ = layer_build
     before = (layer_dir / "extensions" / "defer-runner").stat().st_ino
-    stray = layer_dir / "python" / "handler_lib" / "__pycache__"  # as a local run leaves it
-    stray.mkdir()
-    (stray / "__init__.cpython-311.pyc").write_bytes(b"\0")
+    cache = layer_dir / "python" / "handler_lib" / "__pycache__"
+    shipped = sorted(cache.iterdir())
+    stray = cache / "__init__.cpython-39.pyc"  # as a local run of another Python leaves it
+    stray.write_bytes(b"\0" * 16)
+    other = layer_dir / "python" / "msgpack" / "__pycache__" / "stray.cpython-311.pyc"  # no source
+    other.write_bytes(b"\0" * 16)
     proc = subprocess.run([sys.executable, "scripts/build_layer.py", "--out", str(layer_dir)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "dependencies: cached" in proc.stderr
     assert "up to date" in proc.stderr
     assert (layer_dir / "extensions" / "defer-runner").stat().st_ino == before
-    assert not stray.exists()
+    assert not stray.exists() and not other.exists()
+    assert sorted(cache.iterdir()) == shipped
 
 
 # --- the launcher and bootstrap, run for real on this host -------------------------------

@@ -1,0 +1,71 @@
+"""The defer-runner's set-up before its first ``next``: the AWS clients are made inside init.
+
+Made after ``next``, they raced the first invoke, and the first drain (billed) paid for them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Runs extension.main._build as main() does after registering, and reports the sinks' clients
+# the moment it returns, i.e. when main() would call `next` for the first time.
+BUILD = """
+import json, os
+from extension import lambda_api, main
+from extension.listener import listen
+from handler_lib import config as cfg
+
+config = cfg.load()
+registered = lambda_api.RegisteredExtension(
+    lambda_api._Http(os.environ["AWS_LAMBDA_RUNTIME_API"]),
+    lambda_api.Registration("ext-id", "fn", "$LATEST", "app.handler"))
+runner = main._build(config, listen(config.socket_path), registered)
+print(json.dumps({kind: sink._client is not None for kind, sink in runner.drainer.sinks.items()}), flush=True)
+os._exit(0)
+"""
+
+
+@pytest.fixture
+def telemetry_not_supported() -> Iterator[str]:
+    """The Extensions API as RIE has it during init: Telemetry answered 202 NotSupported."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_PUT(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b'{"errorType":"Telemetry.NotSupported"}'
+            self.send_response(202)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_clients_exist_when_the_first_next_is_called(tmp_path: Path, aws_env: dict[str, str],
+                                                      telemetry_not_supported: str) -> None:
+    env = {**aws_env, "PATH": "/usr/bin:/bin", "AWS_LAMBDA_RUNTIME_API": telemetry_not_supported,
+           "DEFER_SOCKET": str(tmp_path / "defer.sock"), "DEFER_JOURNAL_DIR": str(tmp_path / "journal"),
+           "AWS_LAMBDA_FUNCTION_NAME": "fn"}
+    proc = subprocess.run([sys.executable, "-c", BUILD], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    made = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert made == {"sqs": True, "sns": True, "event": True}, proc.stderr[-3000:]
