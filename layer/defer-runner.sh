@@ -23,6 +23,10 @@ fi
 export DEFER_EXTENSION_NAME="$(basename "$0")"
 export DEFER_LAYER_ROOT="$root"
 
+# Two malloc arenas, not one per thread: the extension's send threads would otherwise each
+# keep an arena of their own (measured: 50.8 -> 49.8 MB peak after 1,000 items).
+export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
+
 # -I: ignore PYTHON* variables and the user site, so the function's PYTHONPATH cannot
 # shadow the extension's own dependencies (bootstrap.py appends it afterwards).
 # -u: unbuffered output, so log lines reach CloudWatch before a freeze.

@@ -46,6 +46,13 @@ def test_layer_zip(sls_package: Path) -> None:
         assert (launcher.external_attr >> 16) & 0o777 == 0o755, "launcher lost its exec bit"
         assert b"\r" not in zf.read("extensions/defer-runner")
         assert zf.read("extensions/defer-runner").startswith(b"#!/bin/bash\n")
+        # The shipped bytecode travels (unchecked hash: flags 1), next to its source; nothing else.
+        pycs = [n for n in names if n.endswith(".pyc")]
+        assert f"python/handler_lib/__pycache__/__init__.{sys.implementation.cache_tag}.pyc" in pycs
+        for n in pycs:
+            folder, _, file = n.rpartition("/__pycache__/")
+            assert f"{folder}/{file.split('.')[0]}.py" in names, n
+            assert int.from_bytes(zf.read(n)[4:8], "little") == 1, n
     assert "python/handler_lib/__init__.py" in names
     assert "defer-runner/bootstrap.py" in names
     assert "defer-runner/extension/__main__.py" in names
@@ -55,7 +62,6 @@ def test_layer_zip(sls_package: Path) -> None:
             for arch in ARCHES:
                 so = f"{base}/_cmsgpack.cpython-{py.replace('.', '')}-{arch}-linux-gnu.so"
                 assert so in names, so
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 
 def test_function_zip(sls_package: Path) -> None:
