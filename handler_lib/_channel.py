@@ -3,8 +3,8 @@
 ``sendall`` of an already-encoded frame is the whole hot path; frames are written at once
 (never buffered in the function), so a handler that is killed right after deferring has
 already handed its items over. The extension answers on the same connection: an ``ack``
-for each end-of-invoke marker, and ``backlog`` notices, read without blocking before
-each send.
+for each end-of-invoke marker, and ``backlog`` notices, looked for without blocking every
+32 frames or 256 KiB sent (a look on every send would cost more than the send).
 
 A forked child starts with a fresh lock and no connection: the parent's socket and a lock
 another thread held at the fork are the parent's, never the child's.
@@ -13,6 +13,7 @@ another thread held at the fork are the parent's, never the child's.
 from __future__ import annotations
 
 import os
+import select
 import socket
 import sys
 import threading
@@ -25,6 +26,8 @@ from . import wire
 
 SEND_BUFFER_BYTES = 4 * 1024 * 1024  # the kernel caps it at net.core.wmem_max
 CONNECT_TIMEOUT_S = 1.0
+POLL_EVERY_FRAMES = 32
+POLL_EVERY_BYTES = 256 * 1024
 
 
 class ChannelUnavailable(ConnectionError):
@@ -40,6 +43,9 @@ class SocketChannel:
         self._pid = 0
         self._replies = wire.FrameReader()
         self.backlogged = False  # the extension said its queue is over its memory bound
+        self._poller: Optional["select.poll"] = None
+        self._unpolled_frames = 0
+        self._unpolled_bytes = 0
         _CHANNELS.add(self)
 
     @property
@@ -64,7 +70,10 @@ class SocketChannel:
         with self._lock:
             if self._sock is None or self._pid != os.getpid():
                 self._connect_locked()
-            self._poll_replies_locked()
+            self._unpolled_frames += 1
+            self._unpolled_bytes += len(frame)
+            if self._unpolled_frames >= POLL_EVERY_FRAMES or self._unpolled_bytes >= POLL_EVERY_BYTES:
+                self._poll_replies_locked()
             try:
                 self._sock.sendall(frame)  # type: ignore[union-attr]
                 return
@@ -116,9 +125,10 @@ class SocketChannel:
                 sock.settimeout(None)
 
     def _poll_replies_locked(self) -> None:
-        """Read what the extension said since the last send, without waiting."""
+        """Read what the extension said since the last look, without waiting."""
+        self._unpolled_frames = self._unpolled_bytes = 0
         sock = self._sock
-        if sock is None:
+        if sock is None or self._poller is None or not self._poller.poll(0):
             return
         try:
             data = sock.recv(65536, socket.MSG_DONTWAIT)
@@ -165,8 +175,11 @@ class SocketChannel:
         self._pid = os.getpid()
         self._replies = wire.FrameReader()
         self.backlogged = False
+        self._poller = select.poll()
+        self._poller.register(sock, select.POLLIN)
 
     def _close_locked(self) -> None:
+        self._poller = None
         if self._sock is not None:
             try:
                 self._sock.close()
@@ -184,6 +197,7 @@ class SocketChannel:
                 pass
         self._sock = None
         self._pid = 0
+        self._poller = None
         self._replies = wire.FrameReader()
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Optional, Tuple
 from .errors import ErrorType, error_body
 from .events import PlatformStart, Tracing
 from .init_phase import init_environment
-from .metrics import build_report, report_record
+from .metrics import build_report
 from .state import Environment, Invocation, InvokeOutcome, InvokeRequest
 
 if TYPE_CHECKING:
@@ -44,15 +44,7 @@ def serve_concurrently(lc: "Lifecycle", request: InvokeRequest) -> None:
         return
     end = inv.response_at if inv.response_at is not None else time.monotonic()
     report = build_report(lc.config, env, inv, end, status, error_type, None, lc._peak_kb(env))
-    if status == "timeout":
-        lc.log(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())} {inv.request_id} "
-               f"Task timed out after {lc.config.timeout_s:.2f} seconds")
-    lc.log(f"END RequestId: {inv.request_id}")
-    lc.log(report.line())
-    lc.emit(env, report_record(env, inv, report))
-    with lc.cond:
-        lc.reports.append(report)
-        lc.cond.notify_all()
+    lc.publish_report(env, inv, report, status)
     if status == "failure":
         with lc.env_lock:
             if lc.env is env:

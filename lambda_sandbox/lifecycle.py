@@ -164,6 +164,21 @@ class Lifecycle:
             self.memory.remove()
         self.stopped.set()
 
+    def publish_report(self, env: Environment, inv: Invocation, report: Report, status: str, *,
+                       ends_invocation: bool = False) -> None:
+        """The invoke's closing lines (timeout notice, END, REPORT) and its platform.report."""
+        if status == "timeout":
+            self.log(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())} {inv.request_id} "
+                     f"Task timed out after {self.config.timeout_s:.2f} seconds")
+        self.log(f"END RequestId: {inv.request_id}")
+        self.log(report.line())
+        self.emit(env, report_record(env, inv, report))
+        with self.cond:
+            self.reports.append(report)
+            if ends_invocation:
+                self.invocation = None
+            self.cond.notify_all()
+
     def _stopped_outcome(self) -> InvokeOutcome:
         return InvokeOutcome("", 502, error_body(ErrorType.STOPPED, "the sandbox is stopping"))
 
@@ -265,16 +280,7 @@ class Lifecycle:
             self.emit(env, runtime_done_record(inv, time.monotonic(), status, error_type))
         report = build_report(self.config, env, inv, time.monotonic(), status, error_type, init_ms,
                               self._peak_kb(env))
-        if status == "timeout":
-            self.log(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())} {inv.request_id} "
-                     f"Task timed out after {self.config.timeout_s:.2f} seconds")
-        self.log(f"END RequestId: {inv.request_id}")
-        self.log(report.line())
-        self.emit(env, report_record(env, inv, report))
-        with self.cond:
-            self.reports.append(report)
-            self.invocation = None
-            self.cond.notify_all()
+        self.publish_report(env, inv, report, status, ends_invocation=True)
         if status in ("success", "error"):
             with self.cond:
                 env.phase = Phase.READY
