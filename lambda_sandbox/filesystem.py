@@ -49,6 +49,16 @@ def _under_tmp(path: Path) -> bool:
     return path != _HOST_TMP and _HOST_TMP in path.parents
 
 
+def _link_targets(root: Path) -> List[Path]:
+    """Where symlinks in a layer or task folder (two levels deep) point: the processes follow them."""
+    targets: List[Path] = []
+    for entry in [*root.glob("*"), *root.glob("*/*")]:
+        if entry.is_symlink():
+            target = Path(os.path.realpath(entry))
+            targets.append(target if target.is_dir() else target.parent)
+    return targets
+
+
 def shared_dirs(values: Iterable[str], extra: Iterable[Path]) -> List[Path]:
     """Host directories under /tmp to keep visible: for every /tmp path named in `values`
     (also inside a URL such as sqlite:////tmp/x/db), its nearest existing directory."""
@@ -78,7 +88,7 @@ class Filesystem:
         self.tmp.mkdir()
         self.tmp.chmod(0o1777)
         interpreter = [Path(sys.prefix), Path(sys.base_prefix)]
-        self.shared = shared_dirs(env_values, [*share, *interpreter])
+        self.shared = shared_dirs(env_values, [*share, *interpreter, *_link_targets(opt_dir), *_link_targets(task_dir)])
 
     # --- what the processes see -------------------------------------------------------------
     @property

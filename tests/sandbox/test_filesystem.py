@@ -150,3 +150,20 @@ def testshared_dirs_are_the_existing_tmp_dirs_named_in_values(tmp_path):
     assert shared_dirs([f"{tmp_path}/not/yet/there.sock"], []) == [tmp_path]
     assert shared_dirs([f"{tmp_path}/db/x", f"{tmp_path}/y"], []) == [tmp_path], "nested ones are covered"
     assert shared_dirs(["/tmp", "/tmp/", "http://host:80/tmp/x", "/var/tmp/x"], []) == []
+
+
+def test_symlinks_in_the_layer_keep_their_targets_under_tmp_visible(tmp_path):
+    """A layer assembled from links (as tests build one from dist/layer) still resolves inside
+    the private /tmp when the linked folders live under the host's /tmp."""
+    from lambda_sandbox.filesystem import Filesystem
+
+    target = tmp_path / "real-python"
+    (target / "pkg").mkdir(parents=True)
+    layer = tmp_path / "layer"
+    (layer / "extensions").mkdir(parents=True)
+    (layer / "python").symlink_to(target)
+    fs = Filesystem(layer, tmp_path, env_values=[])
+    try:
+        assert any(target == shared or shared in target.parents for shared in fs.shared), fs.shared
+    finally:
+        fs.remove()
