@@ -22,7 +22,9 @@ def handler(event, context):
     if event.get("sleep"):
         import time
         time.sleep(event["sleep"])
-    return sorted(os.listdir("/tmp"))
+    # Files only: folders shared from the host's /tmp (the interpreter's, when the checkout
+    # lives there) appear as mount points.
+    return sorted(f for f in os.listdir("/tmp") if os.path.isfile("/tmp/" + f))
 """
 
 # An extension in the aws-samples style: a launcher that hard-codes /opt, a listener bound
