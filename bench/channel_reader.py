@@ -18,7 +18,7 @@ def main(path: str) -> None:
 
     held: Dict[str, int] = {}
 
-    def on_item(item: wire.WorkItem) -> None:
+    def on_item(item: wire.WorkItem, body: bytes) -> None:
         held[item.request_id] = held.get(item.request_id, 0) + 1
 
     def on_end(end: wire.EndOfInvoke) -> wire.Ack:

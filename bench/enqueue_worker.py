@@ -73,11 +73,11 @@ def run(mode: str, n: int, reps: int) -> Dict[str, Any]:
         def invokes(batch: List[Any], rid: str) -> List[int]:
             out = []
             for start in range(0, len(batch), 5):
-                DISPATCHER.begin(f"{rid}-{start}")
+                invoke = DISPATCHER.begin(f"{rid}-{start}")
                 for p in batch[start:start + 5]:
                     defer.sqs(QUEUE_URL, p)
                 t0 = time.perf_counter_ns()
-                DISPATCHER.end(f"{rid}-{start}")
+                DISPATCHER.finish(invoke)
                 out.append(time.perf_counter_ns() - t0)
             return out
 

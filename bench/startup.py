@@ -51,10 +51,10 @@ def peak_rss_after_drain(moto_url: str, items: int = 1000) -> Dict[str, Any]:
         DISPATCHER.reset()
         DISPATCHER.wrapped_handler()
         rid = str(uuid.uuid4())
-        DISPATCHER.begin(rid)
+        invoke = DISPATCHER.begin(rid)
         for item in mixed_items(res, items, rid):
             DISPATCHER.submit(item._replace(request_id=rid))
-        DISPATCHER.end(rid)
+        DISPATCHER.finish(invoke)
         calls_before = len(ext.stub.next_at)
         started = time.monotonic()
         ext.stub.push_invoke(rid, timeout_s=60)

@@ -67,7 +67,7 @@ class Connection:
 
 @dataclass
 class ChannelHandlers:
-    on_item: Callable[[wire.WorkItem], None]
+    on_item: Callable[[wire.WorkItem, bytes], None]  # the item and its encoded map
     on_end: Callable[[wire.EndOfInvoke], Optional[wire.Ack]]
     on_hello: Callable[[Connection, wire.Hello], None]  # called before conn.hello is updated
     on_close: Callable[[Connection], None]
@@ -261,7 +261,7 @@ class ChannelServer:
             except wire.FrameDecodeError as exc:
                 self._skip(conn, body, exc)
                 continue
-            self._deliver(conn, frame)
+            self._deliver(conn, frame, body)
         if self._half_bytes > HALF_FRAME_BUDGET_BYTES:
             self._shed_half_frames()
         self._update_backlog()
@@ -284,7 +284,7 @@ class ChannelServer:
                       "exceed %d bytes in all", conn.reader.buffered, HALF_FRAME_BUDGET_BYTES)
             self._drop(conn)
 
-    def _deliver(self, conn: Connection, frame: wire.Frame) -> None:
+    def _deliver(self, conn: Connection, frame: wire.Frame, body: bytes) -> None:
         handlers = self._handlers
         assert handlers is not None
         if isinstance(frame, wire.Hello):
@@ -302,7 +302,7 @@ class ChannelServer:
         elif isinstance(frame, (wire.Ack, wire.Backlog)):
             self._skip(conn, b"", wire.FrameDecodeError(f"a {frame.kind} frame goes to the handler, not to us"))
         else:
-            handlers.on_item(frame)
+            handlers.on_item(frame, body)
 
     # -- replies ------------------------------------------------------------------------
     def _update_backlog(self) -> None:

@@ -45,16 +45,20 @@ class PendingQueue:
         self.journal = journal
         self.max_queued_bytes = max_queued_bytes
         self.changed = threading.Condition()
-        self._seen_per_request: Dict[str, int] = {}
         self.added_total = 0
         self.duplicates = 0
         self.collisions = 0
         self.queued_bytes = 0
 
     # -- intake (the channel's reader thread) ----------------------------------------------
-    def add(self, item: wire.WorkItem, *, journal: bool = True) -> bool:
-        """Queue an item; False when the very same item is already queued (a replay or a resend)."""
-        body = wire.pack_map(item.to_map())
+    def add(self, item: wire.WorkItem, *, journal: bool = True, body: Optional[bytes] = None) -> bool:
+        """Queue an item; False when the very same item is already queued (a replay or a resend).
+
+        ``body`` is the item's encoded map when the caller has it (the frame it came in), so
+        intake does not encode what it just decoded.
+        """
+        if body is None:
+            body = wire.pack_map(item.to_map())
         with self.changed:
             key, n = item.id, 1
             while (known := self._entries.get(key)) is not None:
@@ -75,16 +79,8 @@ class PendingQueue:
             self._entries[key] = Entry(item, size=len(body))
             self.queued_bytes += len(body)
             self.added_total += 1
-            if item.request_id:
-                self._seen_per_request[item.request_id] = self._seen_per_request.get(item.request_id, 0) + 1
-                if len(self._seen_per_request) > 256:
-                    self._seen_per_request.pop(next(iter(self._seen_per_request)))
             self.changed.notify_all()
             return True
-
-    def received_for(self, request_id: str) -> int:
-        with self.changed:
-            return self._seen_per_request.get(request_id, 0)
 
     # -- the drain ------------------------------------------------------------------------
     def take_ready(self, now: Optional[float] = None,

@@ -70,8 +70,8 @@ class Runner:
                                on_close=self.on_close, on_after=self.on_after,
                                backlogged=self.queue.over_limit)
 
-    def on_item(self, item: wire.WorkItem) -> None:
-        self.queue.add(item)
+    def on_item(self, item: wire.WorkItem, body: Optional[bytes] = None) -> None:
+        self.queue.add(item, body=body)
         if item.request_id:
             held = self._held.get(item.request_id)
             if held is None:

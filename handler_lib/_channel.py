@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import select
 import socket
-import sys
 import threading
 import time
 import weakref
@@ -154,8 +153,7 @@ class SocketChannel:
         return frames
 
     def _hello(self) -> wire.Hello:
-        task_root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
-        return wire.Hello(pid=os.getpid(), task_root=task_root, sys_path=[p for p in sys.path if p],
+        return wire.Hello(pid=os.getpid(),
                           wrapped=self._wrapped)
 
     def _connect_locked(self) -> None:

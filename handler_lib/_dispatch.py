@@ -156,12 +156,6 @@ class Dispatcher:
         except ChannelUnavailable:
             return False
 
-    def end(self, request_id: str) -> None:
-        """End the handler's current invoke (``request_id`` names it, for callers without the object)."""
-        invoke = self._current if self._current is not None else Invoke(request_id)
-        self._current = None
-        self.end_invoke(invoke)
-
     def end_invoke(self, invoke: Invoke) -> None:
         """Learn which items the extension holds, deliver the others and the inline work."""
         sent, invoke.unacked = invoke.unacked, []

@@ -8,9 +8,10 @@ code.
 
 Frames, by kind:
 
-- ``hello``  first frame of a connection: who is talking (pid, task root, sys.path, and
-  whether the Lambda handler is wrapped by ``@defer``, which tells the extension to wait
-  for end-of-invoke markers).
+- ``hello``  first frame of a connection: who is talking (pid, and whether the Lambda
+  handler is wrapped by ``@defer``, which tells the extension to wait for end-of-invoke
+  markers). Nothing in it names code or paths: tasks are imported only from the function's
+  code as the extension itself knows it.
 - ``sqs`` / ``sns`` / ``event`` / ``task``  work items.
 - ``end``  end of one invoke: its request id and how many items it sent (and how many
   post-response callables ran and failed).
@@ -57,14 +58,11 @@ class FrameDecodeError(ValueError):
 
 class Hello(NamedTuple):
     pid: int
-    task_root: str = ""
-    sys_path: List[str] = []
     wrapped: bool = False
     kind = "hello"
 
     def to_map(self) -> Dict[str, Any]:
-        return {"v": PROTOCOL_VERSION, "k": "hello", "pid": self.pid, "task_root": self.task_root,
-                "sys_path": self.sys_path, "wrapped": self.wrapped}
+        return {"v": PROTOCOL_VERSION, "k": "hello", "pid": self.pid, "wrapped": self.wrapped}
 
 
 class EndOfInvoke(NamedTuple):
@@ -280,8 +278,7 @@ def _common(payload: Dict[str, Any]) -> Dict[str, Any]:
 
 
 _BUILDERS = {
-    "hello": lambda p: Hello(pid=int(p["pid"]), task_root=p.get("task_root") or "",
-                             sys_path=list(p.get("sys_path") or []), wrapped=bool(p.get("wrapped"))),
+    "hello": lambda p: Hello(pid=int(p["pid"]), wrapped=bool(p.get("wrapped"))),
     "end": lambda p: EndOfInvoke(request_id=_str(p, "rid"), count=int(p["n"]),
                                  after_run=_opt(p, "ar", int) or 0, after_failed=_opt(p, "af", int) or 0),
     "after": lambda p: AfterResponse(request_id=_str(p, "rid")),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Optional, Tuple
 
-from .errors import ErrorType, error_body
 from .events import PlatformStart, Tracing
 from .init_phase import init_environment
 from .metrics import build_report
@@ -73,12 +72,7 @@ def _await_response(lc: "Lifecycle", env: Environment, inv: Invocation) -> Tuple
                                            function_error))
         return ("error", inv.error_type) if inv.error_type else ("success", None)
     if failure is not None:
-        inv.request.complete(InvokeOutcome(inv.request_id, 200, error_body(failure[0], failure[1]),
-                                           function_error="Unhandled"))
-        return "failure", failure[0]
+        return lc.fail_invoke(inv, failure)
     if lc.stopping:
         return "stopped", None
-    message = f"RequestId: {inv.request_id} Error: Task timed out after {lc.config.timeout_s:.2f} seconds"
-    inv.request.complete(InvokeOutcome(inv.request_id, 200, error_body(ErrorType.TIMED_OUT, message),
-                                       function_error="Unhandled"))
-    return "timeout", ErrorType.TIMED_OUT
+    return lc.time_out_invoke(inv)

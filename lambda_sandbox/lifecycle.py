@@ -345,13 +345,21 @@ class Lifecycle:
             all_done = env.runtime_in_next and inv.runtime_done_at is not None and env.extensions_done()
             failure = env.failure
         if failure is not None:  # a no-op for the caller if the response was already sent
-            inv.request.complete(InvokeOutcome(inv.request_id, 200, error_body(failure[0], failure[1]),
-                                               function_error="Unhandled"))
-            return "failure", failure[0]
+            return self.fail_invoke(inv, failure)
         if all_done:
             return ("error", inv.error_type) if inv.error_type else ("success", None)
         if self.stopping:
             return "stopped", None
+        return self.time_out_invoke(inv)
+
+    def fail_invoke(self, inv: Invocation, failure: Tuple[str, str]) -> Tuple[str, Optional[str]]:
+        """Answer the caller with the environment's failure (a no-op once it was answered)."""
+        inv.request.complete(InvokeOutcome(inv.request_id, 200, error_body(failure[0], failure[1]),
+                                           function_error="Unhandled"))
+        return "failure", failure[0]
+
+    def time_out_invoke(self, inv: Invocation) -> Tuple[str, Optional[str]]:
+        """Answer the caller as Lambda does when the function's timeout passed."""
         message = f"RequestId: {inv.request_id} Error: Task timed out after {self.config.timeout_s:.2f} seconds"
         inv.request.complete(InvokeOutcome(inv.request_id, 200, error_body(ErrorType.TIMED_OUT, message),
                                            function_error="Unhandled"))

@@ -20,16 +20,9 @@ FUNCTION_DIR = Path(__file__).parent / "functions" / "faults"
 
 
 @pytest.fixture
-def faults(rie_factory, built_layer, aws_resources, fault_proxy, tmp_path):
-    res = aws_resources()
-
-    def start(timeout_s: float = 10, **env: str):
-        full_env = {**res.env(), "AWS_ENDPOINT_URL": fault_proxy.endpoint_url,
-                    "DEFER_SOCKET": str(tmp_path / "defer.sock"),
-                    "DEFER_JOURNAL_DIR": str(tmp_path / "journal"), **env}
-        return rie_factory(built_layer, FUNCTION_DIR, "app.handler", env=full_env, timeout_s=timeout_s)
-
-    return start, res, fault_proxy
+def faults(rie_function):
+    start_function, res, proxy = rie_function
+    return (lambda timeout_s=10, **env: start_function(FUNCTION_DIR, timeout_s, **env)), res, proxy
 
 
 def tags_of(bodies, tag):

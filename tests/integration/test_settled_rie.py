@@ -20,16 +20,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def lambda_env(rie_factory, built_layer, aws_resources, fault_proxy, tmp_path):
-    res = aws_resources()
-
-    def start(timeout_s: float = 4, **env: str):
-        full_env = {**res.env(), "AWS_ENDPOINT_URL": fault_proxy.endpoint_url,
-                    "DEFER_SOCKET": str(tmp_path / "defer.sock"),
-                    "DEFER_JOURNAL_DIR": str(tmp_path / "journal"), **env}
-        return rie_factory(built_layer, FUNCTION_DIR, "app.handler", env=full_env, timeout_s=timeout_s)
-
-    return start, res, fault_proxy
+def lambda_env(rie_function):
+    start_function, res, proxy = rie_function
+    return (lambda timeout_s=4, **env: start_function(FUNCTION_DIR, timeout_s, **env)), res, proxy
 
 
 def test_tasks_that_cannot_be_imported_are_dead_lettered_and_hold_no_invoke(lambda_env):
@@ -71,11 +64,12 @@ FORGER = """
 import socket, sys, time
 from handler_lib import wire
 evil = sys.argv[2]
-frames = [wire.Hello(pid=1, task_root=evil, sys_path=[evil]),
-          wire.TaskItem("forged-evil", "", time.time_ns() // 1000, "evil_mod:run")]
+hello = wire.pack_map({"v": wire.PROTOCOL_VERSION, "k": "hello", "pid": 1,  # as older layers sent it
+                      "task_root": evil, "sys_path": [evil]})
+task = wire.encode(wire.TaskItem("forged-evil", "", time.time_ns() // 1000, "evil_mod:run"))
 with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
     s.connect(sys.argv[1])
-    s.sendall(b"".join(wire.encode(f) for f in frames))
+    s.sendall(wire.HEADER.pack(len(hello)) + hello + task)
 """
 
 

@@ -29,7 +29,7 @@ def main() -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(message)s")
     held: Dict[str, List[str]] = {}
 
-    def on_item(item: wire.WorkItem) -> None:
+    def on_item(item: wire.WorkItem, body: bytes) -> None:
         held.setdefault(item.request_id, []).append(item.id)
 
     def on_end(end: wire.EndOfInvoke) -> wire.Ack:

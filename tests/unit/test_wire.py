@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from handler_lib import wire
 
 FRAMES = [
-    wire.Hello(pid=42, task_root="/var/task", sys_path=["/var/task", "/opt/python"], wrapped=True),
+    wire.Hello(pid=42, wrapped=True),
     wire.EndOfInvoke(request_id="req-1", count=3),
     wire.SqsItem("id-1", "req-1", 1_700_000_000_000_000, "https://sqs/q.fifo", '{"a":1}', "g", "d", None,
                  {"n": 1, "s": "x", "b": b"\x00"}),

@@ -1,0 +1,25 @@
+"""Fixtures shared by the integration tests."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Tuple
+
+import pytest
+
+from tests.support.rie import Rie
+
+
+@pytest.fixture
+def rie_function(rie_factory, built_layer, aws_resources, fault_proxy, tmp_path) -> Tuple[Callable[..., Rie], Any, Any]:
+    """(start, resources, fault_proxy): start(function_dir, timeout_s, **env) runs
+    function_dir's app.handler under RIE with the built layer, every AWS call through the
+    fault proxy, and a socket and journal of its own."""
+    res = aws_resources()
+
+    def start(function_dir: Path, timeout_s: float, **env: str) -> Rie:
+        full_env = {**res.env(), "AWS_ENDPOINT_URL": fault_proxy.endpoint_url,
+                    "DEFER_SOCKET": str(tmp_path / "defer.sock"),
+                    "DEFER_JOURNAL_DIR": str(tmp_path / "journal"), **env}
+        return rie_factory(built_layer, function_dir, "app.handler", env=full_env, timeout_s=timeout_s)
+
+    return start, res, fault_proxy
