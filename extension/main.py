@@ -52,7 +52,7 @@ def main() -> None:
     if proxy is not None:
         proxy.start()  # the runtime starts now, and may call through it at once
     try:
-        runner = _build(config, listener, extension, proxy)
+        runner = _build(config, listener, extension, proxy, telemetry=not on_lmi)
     except Exception as exc:  # noqa: BLE001 - reported to Lambda, which fails the init
         _fail_init(extension, ERR_INIT, f"{type(exc).__name__}: {exc}")
     if on_lmi:  # Managed Instances: no INVOKE events, deliver as items arrive
@@ -83,7 +83,10 @@ def _runtime_proxy(runtime_api: str, config: cfg.Config) -> Any:
         return None
 
 
-def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, proxy: Any = None) -> Any:
+def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, proxy: Any = None,
+           telemetry: bool = True) -> Any:
+    """Everything but the registration. `telemetry=False` on Managed Instances: they send no
+    `platform.runtimeDone` and take only schema 2025-01-29, so a subscription buys nothing."""
     from handler_lib._dispatch import DISPATCHER
 
     from .channel import ChannelServer
@@ -117,12 +120,13 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
     if proxy is not None:
         runner.proxy_active = True
         proxy.subscribe(runner.on_response_posted)
-    listener = TelemetryListener(runner.on_runtime_done)
-    port = listener.start()
-    status, reply = extension.subscribe_telemetry(port, ["platform"])
-    runner.telemetry_active = status == 200
-    if not runner.telemetry_active:
-        listener.stop()
+    if telemetry:
+        listener = TelemetryListener(runner.on_runtime_done)
+        port = listener.start()
+        status, reply = extension.subscribe_telemetry(port, ["platform"])
+        runner.telemetry_active = status == 200
+        if not runner.telemetry_active:
+            listener.stop()
     if not config.dlq_url:
         log.warning("DEFER_DLQ_URL is not set: items that exhaust their attempts are logged and counted only")
     log.info("defer-runner ready", extra={"socket": config.socket_path, "telemetry": runner.telemetry_active,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Optional, Tuple
 
-from .events import PlatformStart, Tracing
+from .events import Tracing
 from .init_phase import init_environment
 from .metrics import build_report
 from .state import Environment, Invocation, InvokeOutcome, InvokeRequest
@@ -35,8 +35,7 @@ def serve_concurrently(lc: "Lifecycle", request: InvokeRequest) -> None:
     with lc.cond:
         env.waiting.append(inv)
         lc.cond.notify_all()
-    lc.log(f"START RequestId: {inv.request_id} Version: {lc.config.function_version}")
-    lc.emit(env, PlatformStart(request_id=inv.request_id, version=lc.config.function_version, tracing=tracing))
+    lc.announce_start(env, inv, tracing)
     status, error_type = _await_response(lc, env, inv)
     if status == "stopped":
         request.complete(lc._stopped_outcome())

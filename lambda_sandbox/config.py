@@ -103,6 +103,11 @@ class SandboxConfig:
         return self.mode == "managed-instances"
 
     @property
+    def initialization_type(self) -> str:
+        """`AWS_LAMBDA_INITIALIZATION_TYPE` and the init records' `initializationType`."""
+        return "lambda-managed-instances" if self.managed else "on-demand"
+
+    @property
     def bootstrap(self) -> Optional[Path]:
         """A custom runtime's `bootstrap`: the task root's, else the layer's (provided.al2023)."""
         for folder in (self.task_dir, self.opt_dir):

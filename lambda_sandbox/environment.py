@@ -62,7 +62,7 @@ def _common_env(config: SandboxConfig, runtime_api: str, fs: Filesystem) -> Dict
         "AWS_LAMBDA_FUNCTION_NAME": config.function_name,
         "AWS_LAMBDA_FUNCTION_VERSION": config.function_version,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
-        "AWS_LAMBDA_INITIALIZATION_TYPE": "lambda-managed-instances" if config.managed else "on-demand",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": config.initialization_type,
         "AWS_REGION": config.region,
         "AWS_DEFAULT_REGION": env.get("AWS_DEFAULT_REGION", config.region),
         **fs.env(),

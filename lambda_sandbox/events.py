@@ -18,9 +18,11 @@ __all__ = [
     "Span", "RuntimeDoneMetrics", "ReportMetrics", "InitReportMetrics",
     "InitStart", "InitRuntimeDone", "InitReport", "PlatformStart", "RuntimeDone",
     "PlatformReport", "ExtensionState", "TelemetrySubscription", "LogsDropped",
-    "TelemetryEvent", "iso_time",
+    "TelemetryEvent", "iso_time", "LATEST_SCHEMA",
 ]
 
+#: the newest Telemetry API schema version; records are built in it and cut down per subscriber
+LATEST_SCHEMA = "2025-01-29"
 _IRREGULAR = {"memory_size_mb": "memorySizeMB", "max_memory_used_mb": "maxMemoryUsedMB", "uri": "URI"}
 _T = TypeVar("_T", bound="_Wire")
 
@@ -44,16 +46,19 @@ class _Wire:
 
     NESTED: ClassVar[Dict[str, Type["_Wire"]]] = {}
 
-    def to_dict(self) -> Dict[str, Any]:
+    #: fields a Telemetry schema version introduced: older subscribers do not get them
+    SINCE: ClassVar[Dict[str, str]] = {}
+
+    def to_dict(self, schema: str = LATEST_SCHEMA) -> Dict[str, Any]:
         out: Dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value is None:
+            if value is None or self.SINCE.get(f.name, schema) > schema:
                 continue
             if isinstance(value, _Wire):
-                value = value.to_dict()
+                value = value.to_dict(schema)
             elif isinstance(value, tuple):
-                value = [v.to_dict() if isinstance(v, _Wire) else v for v in value]
+                value = [v.to_dict(schema) if isinstance(v, _Wire) else v for v in value]
             out[_camel(f.name)] = value
         return out
 
@@ -119,7 +124,13 @@ def parse_extension_event(data: Mapping[str, Any]) -> ExtensionEvent:
     raise ValueError(f"unknown extension event type {data.get('eventType')!r}")
 
 
-# --- Telemetry API records (schema 2022-12-13) -----------------------------------------
+# --- Telemetry API records ------------------------------------------------------------
+# Built with every field of the newest schema; `to_dict(schema)` leaves out what a
+# subscriber's older `schemaVersion` does not have (each record's SINCE). The fields of
+# 2025-01-29 are those of its OAS as AWS's own emulator for it (RIE's Managed Instances
+# build) emits them. No stored source lists a difference between 2022-07-01 and 2022-12-13,
+# so those two get the same shapes.
+_V2025 = "2025-01-29"
 
 @dataclass(frozen=True)
 class Span(_Wire):
@@ -156,9 +167,16 @@ class _Record(_Wire):
 @dataclass(frozen=True)
 class InitStart(_Record):
     TYPE: ClassVar[str] = "platform.initStart"
+    SINCE: ClassVar[Dict[str, str]] = {"function_name": _V2025, "function_version": _V2025,
+                                       "instance_id": _V2025, "instance_max_memory": _V2025}
     initialization_type: str = "on-demand"
     phase: str = "init"
     runtime_version: Optional[str] = None
+    runtime_version_arn: Optional[str] = None
+    function_name: Optional[str] = None
+    function_version: Optional[str] = None
+    instance_id: Optional[str] = None
+    instance_max_memory: Optional[int] = None  # bytes
 
 
 @dataclass(frozen=True)
@@ -185,8 +203,10 @@ class InitReport(_Record):
 class PlatformStart(_Record):
     TYPE: ClassVar[str] = "platform.start"
     NESTED: ClassVar[Dict[str, Type[_Wire]]] = {"tracing": Tracing}
+    SINCE: ClassVar[Dict[str, str]] = {"function_arn": _V2025}
     request_id: str = ""
     version: Optional[str] = None
+    function_arn: Optional[str] = None
     tracing: Optional[Tracing] = None
 
 
@@ -265,8 +285,9 @@ class TelemetryEvent:
         """The subscription type that selects this event: platform, function or extension."""
         return "platform" if self.type.startswith("platform.") else self.type
 
-    def to_dict(self) -> Dict[str, Any]:
-        record = self.record.to_dict() if isinstance(self.record, _Record) else self.record
+    def to_dict(self, schema: str = LATEST_SCHEMA) -> Dict[str, Any]:
+        """The wire form for a subscriber of `schema`."""
+        record = self.record.to_dict(schema) if isinstance(self.record, _Record) else self.record
         return {"time": self.time, "type": self.type, "record": record}
 
     @classmethod

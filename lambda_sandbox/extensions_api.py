@@ -155,7 +155,7 @@ def _subscribe(lc: Lifecycle, request: Request) -> Response:
         return problem
     assert slot is not None
     try:
-        subscription = parse_subscription(request.json())
+        subscription = parse_subscription(request.json(), managed=lc.config.managed)
     except (SubscriptionError, ValueError) as exc:
         return error_response(400, ErrorType.VALIDATION, str(exc))
     with lc.cond:

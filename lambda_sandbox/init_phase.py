@@ -19,7 +19,10 @@ from .telemetry_delivery import TelemetryHub
 if TYPE_CHECKING:
     from .lifecycle import Lifecycle
 
-__all__ = ["init_environment"]
+__all__ = ["init_environment", "RUNTIME_VERSION"]
+
+#: INIT_START's `Runtime Version` and initStart's `runtimeVersion` (Lambda's look like python:3.12.v18)
+RUNTIME_VERSION = f"python:{sys.version_info.major}.{sys.version_info.minor}.sandbox"
 
 
 def _launch_extensions(lc: "Lifecycle", env: Environment) -> None:
@@ -57,8 +60,11 @@ def init_environment(lc: "Lifecycle", freeze: bool = True, phase: str = "init") 
         lc.memory.reset_peak()
     with lc.cond:
         lc.env = env
-    lc.log(f"INIT_START Runtime Version: python:{sys.version_info.major}.{sys.version_info.minor}.sandbox")
-    lc.emit(env, InitStart(phase=phase))
+    lc.log(f"INIT_START Runtime Version: {RUNTIME_VERSION}")
+    lc.emit(env, InitStart(initialization_type=config.initialization_type, phase=phase,
+                           runtime_version=RUNTIME_VERSION, function_name=config.function_name,
+                           function_version=config.function_version, instance_id=env.instance_id,
+                           instance_max_memory=config.memory_mb * 1024 * 1024))
     budget_s = config.init_budget_s if phase == "init" else config.timeout_s
     deadline = env.init_started + budget_s
     _launch_extensions(lc, env)
@@ -84,7 +90,8 @@ def init_environment(lc: "Lifecycle", freeze: bool = True, phase: str = "init") 
     if not done:
         _fail_init(lc, env, budget_s)
         return False
-    lc.emit(env, InitReport(metrics=InitReportMetrics(round(env.init_ms, 3)), phase=phase))
+    lc.emit(env, InitReport(metrics=InitReportMetrics(round(env.init_ms, 3)),
+                            initialization_type=config.initialization_type, phase=phase))
     env.hub.end_backlog()
     if freeze:
         lc.freeze(env)
@@ -99,7 +106,8 @@ def _fail_init(lc: "Lifecycle", env: Environment, budget: float) -> None:
     init_ms = env.init_ms or 0.0
     lc.log(f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: {env.init_phase}\tStatus: error\t"
            f"Error Type: {error_type}")
-    lc.emit(env, InitReport(metrics=InitReportMetrics(round(init_ms, 3)), phase=env.init_phase, status="error",
-                            error_type=error_type))
+    lc.emit(env, InitReport(metrics=InitReportMetrics(round(init_ms, 3)),
+                            initialization_type=lc.config.initialization_type, phase=env.init_phase,
+                            status="error", error_type=error_type))
     lc.last_init_failure = (error_type, message, env.init_error_body)
     lc.reset(env, "failure")

@@ -22,7 +22,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 from .config import SandboxConfig
 from .concurrent_invokes import serve_concurrently
 from .errors import ErrorType, error_body
-from .events import InvokeEvent, PlatformStart, TelemetryEvent, Tracing
+from .events import InvokeEvent, PlatformStart, RuntimeDone, TelemetryEvent, Tracing
 from .filesystem import Filesystem
 from .init_phase import init_environment
 from .logsink import LogSink
@@ -113,7 +113,16 @@ class Lifecycle:
         self.sink.write(source, text)
 
     def emit(self, env: Environment, record: object) -> None:
+        if self.config.managed and isinstance(record, RuntimeDone):
+            return  # Managed Instances report no runtimeDone (a worker's next `next` says nothing)
         env.hub.emit(TelemetryEvent.of(record))  # type: ignore[arg-type]
+
+    def announce_start(self, env: Environment, inv: Invocation, tracing: Optional[Tracing]) -> None:
+        """START line and `platform.start`, in both modes."""
+        config = self.config
+        self.log(f"START RequestId: {inv.request_id} Version: {config.function_version}")
+        self.emit(env, PlatformStart(request_id=inv.request_id, version=config.function_version,
+                                     function_arn=config.function_arn, tracing=tracing))
 
     def wait_until(self, predicate: Callable[[], object], deadline: Optional[float], *,
                    interruptible: bool = True) -> None:
@@ -327,8 +336,7 @@ class Lifecycle:
                 if "INVOKE" in slot.events and not slot.exited:
                     slot.deliver(event)
             self.cond.notify_all()
-        self.log(f"START RequestId: {inv.request_id} Version: {self.config.function_version}")
-        self.emit(env, PlatformStart(request_id=inv.request_id, version=self.config.function_version, tracing=tracing))
+        self.announce_start(env, inv, tracing)
 
     def _await_invocation(self, env: Environment, inv: Invocation) -> Tuple[str, Optional[str]]:
         """Release the caller at the response; then wait for every `next`. Returns the status."""

@@ -101,9 +101,10 @@ def _subscribe(ext_id: str) -> None:
 
 
 def _subscription(server: ThreadingHTTPServer, buffering: Dict[str, Any]) -> Dict[str, Any]:
-    return {"schemaVersion": "2022-12-13", "types": CONFIG.get("telemetry_types", ["platform", "function"]),
-            "buffering": buffering,
+    body = {"schemaVersion": CONFIG.get("schema_version", "2022-12-13"),
+            "types": CONFIG.get("telemetry_types", ["platform", "function"]), "buffering": buffering,
             "destination": {"protocol": "HTTP", "URI": f"http://sandbox.localdomain:{server.server_address[1]}/"}}
+    return {key: value for key, value in body.items() if value is not None}  # schema_version None: left out
 
 
 def _on_invoke(event: Dict[str, Any]) -> None:

@@ -45,7 +45,7 @@ def _next(lc: Lifecycle, request: Request) -> Response:
         inv = lc.invocation
         if env.phase is Phase.INIT and env.runtime_ready_at is None:
             env.runtime_ready_at = now
-            lc.emit(env, InitRuntimeDone(phase=env.init_phase))
+            lc.emit(env, InitRuntimeDone(initialization_type=lc.config.initialization_type, phase=env.init_phase))
         elif inv is not None and inv.response_at is not None and inv.runtime_done_at is None:
             inv.runtime_done_at = now
             lc.emit(env, runtime_done_record(inv))

@@ -3,7 +3,8 @@
 Limits are the documented ones (maxItems 1000..10000, maxBytes 262144..1048576,
 timeoutMs 25..30000); anything else is a 400 `ValidationError`, as in Lambda.
 The destination host must be `sandbox.localdomain` (RIE-LMI's `sandbox` is accepted
-too); the sandbox maps it to 127.0.0.1.
+too); the sandbox maps it to 127.0.0.1. `schemaVersion` is required, as the API reference
+says; Managed Instances accept only `2025-01-29` (as RIE's Managed Instances build does).
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from typing import Any, Mapping, Tuple
 from urllib.parse import urlsplit
 
 __all__ = ["Buffering", "Subscription", "SubscriptionError", "parse_subscription",
-           "SCHEMA_VERSIONS", "EVENT_TYPES"]
+           "SCHEMA_VERSIONS", "MANAGED_SCHEMA_VERSIONS", "EVENT_TYPES"]
 
 SCHEMA_VERSIONS = frozenset({"2022-07-01", "2022-12-13", "2025-01-29"})
+MANAGED_SCHEMA_VERSIONS = frozenset({"2025-01-29"})
 EVENT_TYPES = frozenset({"platform", "function", "extension"})
 SANDBOX_HOSTS = frozenset({"sandbox.localdomain", "sandbox"})
 _LIMITS = {"maxItems": (1000, 10000, 10000), "maxBytes": (262144, 1048576, 262144), "timeoutMs": (25, 30000, 1000)}
@@ -49,13 +51,15 @@ def _limit(buffering: Mapping[str, Any], key: str) -> int:
     return value
 
 
-def parse_subscription(body: Any) -> Subscription:
-    """Validate a `PUT /2022-07-01/telemetry` body; raises SubscriptionError."""
+def parse_subscription(body: Any, *, managed: bool = False) -> Subscription:
+    """Validate a `PUT /2022-07-01/telemetry` body; raises SubscriptionError.
+    `managed`: the environment is a Managed Instance, which takes only the newest schema."""
     if not isinstance(body, Mapping):
         raise SubscriptionError("body must be a JSON object")
-    schema = body.get("schemaVersion", "2022-07-01")
-    if schema not in SCHEMA_VERSIONS:
-        raise SubscriptionError(f"schemaVersion must be one of {sorted(SCHEMA_VERSIONS)}, got {schema!r}")
+    allowed = MANAGED_SCHEMA_VERSIONS if managed else SCHEMA_VERSIONS
+    schema = body.get("schemaVersion")
+    if schema not in allowed:
+        raise SubscriptionError(f"schemaVersion must be one of {sorted(allowed)}, got {schema!r}")
     types = body.get("types")
     if not isinstance(types, list) or not types or not set(types) <= EVENT_TYPES:
         raise SubscriptionError(f"types must be a non-empty subset of {sorted(EVENT_TYPES)}, got {types!r}")

@@ -42,7 +42,7 @@ class _Subscriber:
         if event.category not in self.sub.types:
             return
         with self._cond:
-            self._buffer.append((time.monotonic(), json.dumps(event.to_dict()).encode()))
+            self._buffer.append((time.monotonic(), json.dumps(event.to_dict(self.sub.schema_version)).encode()))
             self._cond.notify_all()
 
     def _ready(self) -> bool:

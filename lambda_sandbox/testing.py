@@ -83,8 +83,8 @@ class LambdaDirs:
 
     def recording_extension(self, name: str = "recorder", **config: Any) -> Records:
         """Install `recording_extension.py` as `extensions/<name>`; see that module for options
-        (events, telemetry, init_sleep_s, invoke_sleep_s, wait_runtime_done, crash_marker, shutdown_sleep_s,
-        probe_errors, probe_bad_name, probe_buffering, env_keys)."""
+        (events, telemetry, schema_version, init_sleep_s, invoke_sleep_s, wait_runtime_done, crash_marker,
+        shutdown_sleep_s, probe_errors, probe_bad_name, probe_buffering, env_keys)."""
         record_path = self.root / f"{name}.records.jsonl"
         (self.opt / "recorder").mkdir(parents=True, exist_ok=True)
         (self.opt / "recorder" / f"{name}.json").write_text(json.dumps({"record": str(record_path), **config}))

@@ -8,6 +8,8 @@ here, every item lands exactly once (a duplicate needs a retried call that had l
 
 from __future__ import annotations
 
+import json
+
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -65,6 +67,9 @@ def test_forty_concurrent_invokes_deliver_every_item_once_with_no_restart(lmi_bo
     assert _ready_lines(box) == 1
     logs = "\n".join(line.text for line in box.logs)
     assert "continuous delivery (Managed Instances)" in logs
+    ready = json.loads(next(line.text for line in box.logs if "defer-runner ready" in line.text))
+    assert ready["telemetry"] is False  # no runtimeDone on Managed Instances: no subscription
+    assert "ValidationError" not in logs
     assert "Extension.Crash" not in logs and "resetting the environment" not in logs
     assert "delivers the others itself" not in logs  # every end marker was acknowledged in full
     assert len(box.reports) == 40 and {r.status for r in box.reports} == {"success"}

@@ -105,7 +105,7 @@ def test_telemetry_subscription_is_closed_after_init(lambda_dirs, sandbox_factor
     records = lambda_dirs.recording_extension("tel")
     box = sandbox_factory(lambda_dirs, echo=False, init="eager")
     ext_id = records.of("registered")[0]["ext_id"]
-    body = json.dumps({"types": ["platform"], "buffering": FAST_TELEMETRY,
+    body = json.dumps({"schemaVersion": "2022-12-13", "types": ["platform"], "buffering": FAST_TELEMETRY,
                        "destination": {"protocol": "HTTP", "URI": "http://sandbox.localdomain:1234/"}}).encode()
     status, reply = _call(box.runtime_api, "PUT", "/2022-07-01/telemetry", body,
                           {"Lambda-Extension-Identifier": ext_id})
@@ -253,3 +253,40 @@ def test_init_over_budget_is_retried_inside_the_invoke(lambda_dirs, sandbox_fact
                         message="no platform.initStart delivered")
     assert starts[-1] == "invoke"
     assert box.invoke({}).json() == {"ok": True}, "the environment is warm after it"
+
+
+V2025_INIT_FIELDS = {"functionName", "functionVersion", "instanceId", "instanceMaxMemory"}
+
+
+def test_records_follow_each_subscribers_schema_version(lambda_dirs, sandbox_factory):
+    # GIVEN three subscribers, one per schema version, and one that names no version
+    lambda_dirs.function(QUICK)
+    by_version = {version: lambda_dirs.recording_extension(f"tel-{version}", telemetry=FAST_TELEMETRY,
+                                                           schema_version=version, invoke_sleep_s=0.2)
+                  for version in ("2022-07-01", "2022-12-13", "2025-01-29")}
+    unversioned = lambda_dirs.recording_extension("tel-none", telemetry=FAST_TELEMETRY, schema_version=None)
+    box = sandbox_factory(lambda_dirs, echo=False, init="eager", memory_mb=256, function_name="shapes")
+    # THEN a subscription without schemaVersion is refused (it is required), the others accepted
+    refused = unversioned.of("subscribed")[0]
+    assert refused["status"] == 400 and refused["body"]["errorType"] == ErrorType.VALIDATION
+    assert "schemaVersion" in refused["body"]["errorMessage"]
+    assert all(records.of("subscribed")[0]["status"] == 200 for records in by_version.values())
+    result = box.invoke({})
+
+    def first(records: Any, kind: str) -> Dict[str, Any]:
+        return wait_until(lambda: next((e["record"] for e in records.telemetry(kind)), None), 5,
+                          message=f"no {kind} delivered")
+
+    # AND only 2025-01-29 subscribers get the function and instance fields of initStart and
+    # platform.start; the records are otherwise the same
+    new_start = first(by_version["2025-01-29"], "platform.initStart")
+    assert V2025_INIT_FIELDS <= set(new_start)
+    assert (new_start["functionName"], new_start["functionVersion"]) == ("shapes", "$LATEST")
+    assert new_start["instanceMaxMemory"] == 256 * 1024 * 1024 and len(new_start["instanceId"]) == 32
+    new_invoke = first(by_version["2025-01-29"], "platform.start")
+    assert new_invoke["requestId"] == result.request_id and new_invoke["functionArn"].endswith(":function:shapes")
+    for version in ("2022-07-01", "2022-12-13"):
+        old_start = first(by_version[version], "platform.initStart")
+        assert not V2025_INIT_FIELDS & set(old_start), (version, old_start)
+        assert {k: v for k, v in new_start.items() if k not in V2025_INIT_FIELDS} == old_start
+        assert "functionArn" not in first(by_version[version], "platform.start")

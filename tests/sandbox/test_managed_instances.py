@@ -113,6 +113,31 @@ def test_shutdown_only_extension_gets_no_invoke_and_shutdown_on_stop(lambda_dirs
     assert [e["shutdownReason"] for e in records.events("SHUTDOWN")] == ["spindown"]
 
 
+def test_telemetry_takes_only_the_newest_schema_and_reports_no_runtime_done(lambda_dirs, sandbox_factory):
+    # GIVEN two SHUTDOWN-only subscribers: one on the newest schema, one on 2022-12-13
+    lambda_dirs.function("def handler(event, context):\n    return {}\n")
+    fast = {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25}
+    newest = lambda_dirs.recording_extension("tel-new", events=["SHUTDOWN"], telemetry=fast,
+                                             schema_version="2025-01-29")
+    older = lambda_dirs.recording_extension("tel-old", events=["SHUTDOWN"], telemetry=fast,
+                                            schema_version="2022-12-13")
+    box = sandbox_factory(lambda_dirs, echo=False, mode="managed-instances", max_concurrency=2)
+    # THEN only the newest is accepted, as on Managed Instances
+    assert newest.of("subscribed")[0]["status"] == 200
+    refused = older.of("subscribed")[0]
+    assert refused["status"] == 400 and "2025-01-29" in refused["body"]["errorMessage"]
+    # WHEN invoked, THEN it gets platform.start and platform.report, but never runtimeDone
+    results = _invoke_all(box, [{}] * 3)
+    ids = {r.request_id for r in results}
+    wait_until(lambda: {e["record"]["requestId"] for e in newest.telemetry("platform.report")} >= ids, 5,
+               message="no platform.report for every invoke")
+    assert {e["record"]["requestId"] for e in newest.telemetry("platform.start")} >= ids
+    assert newest.telemetry("platform.runtimeDone") == []
+    start = newest.telemetry("platform.initStart")[0]["record"]
+    assert start["initializationType"] == "lambda-managed-instances" and start["instanceId"]
+    assert newest.telemetry("platform.initReport")[0]["record"]["initializationType"] == "lambda-managed-instances"
+
+
 def test_timeout_is_reported_not_enforced(lambda_dirs, sandbox_factory, tmp_path):
     # GIVEN a function that runs past its timeout and then writes a file
     done = tmp_path / "done"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from lambda_sandbox import InvokeEvent, Report, ShutdownEvent, TelemetryEvent, parse_extension_event
-from lambda_sandbox.events import PlatformReport, RuntimeDone
+from lambda_sandbox.events import InitStart, PlatformReport, RuntimeDone
 from lambda_sandbox.telemetry import SubscriptionError, parse_subscription
 
 # Captured payloads quoted in /work/shared/reference/lambda-apis.md (prod 2024 and RIE probes).
@@ -77,3 +77,27 @@ def test_buffering_limits_accepted(buffering):
 def test_invalid_subscriptions_rejected(body):
     with pytest.raises(SubscriptionError):
         parse_subscription(body)
+
+
+def test_schema_version_is_required_and_managed_instances_take_only_the_newest():
+    body = _body()
+    del body["schemaVersion"]
+    with pytest.raises(SubscriptionError, match="schemaVersion"):
+        parse_subscription(body)
+    for version in ("2022-07-01", "2022-12-13"):
+        assert parse_subscription({**body, "schemaVersion": version}).schema_version == version
+        with pytest.raises(SubscriptionError, match="2025-01-29"):
+            parse_subscription({**body, "schemaVersion": version}, managed=True)
+    assert parse_subscription({**body, "schemaVersion": "2025-01-29"}, managed=True).schema_version == "2025-01-29"
+
+
+def test_records_are_cut_to_the_subscribers_schema():
+    start = TelemetryEvent.of(InitStart(phase="init", runtime_version="python:3.12.v1", function_name="f",
+                                        function_version="$LATEST", instance_id="a" * 32,
+                                        instance_max_memory=134217728))
+    newest = start.to_dict("2025-01-29")["record"]
+    assert newest["functionName"] == "f" and newest["instanceMaxMemory"] == 134217728
+    assert start.to_dict("2022-12-13")["record"] == {"initializationType": "on-demand", "phase": "init",
+                                                     "runtimeVersion": "python:3.12.v1"}
+    assert start.to_dict("2022-07-01") == start.to_dict("2022-12-13")
+    assert TelemetryEvent.from_dict(start.to_dict()) == start, "the newest shape parses back whole"
