@@ -31,6 +31,7 @@ class ErrorType:
     TOO_MANY_EXTENSIONS = "Extension.TooManyExtensions"
     MISSING_HEADER = "Extension.MissingHeader"
     EXTENSION_CRASH = "Extension.Crash"
+    EXTENSION_LAUNCH_ERROR = "Extension.LaunchError"
     EXTENSION_INIT_ERROR = "Extension.InitError"
     EXTENSION_EXIT_ERROR = "Extension.ExitError"
     INVALID_REQUEST_FORMAT = "InvalidRequestFormat"

@@ -116,6 +116,39 @@ class Filesystem:
         """A directory that exists on the host to start the process in (it then `cd`s)."""
         return self.root if self.namespaced else cwd
 
+    def host_path(self, inside: str) -> Path:
+        """Where a path the processes see lies on the host."""
+        path = Path(inside)
+        if not self.namespaced:
+            return path
+        for seen, host in ((OPT, self.opt_dir), (TASK_ROOT, self.task_dir)):
+            if path == seen or seen in path.parents:
+                return host / path.relative_to(seen)
+        if _under_tmp(path) and not any(path == d or d in path.parents for d in self.shared):
+            return self.tmp / path.relative_to(_HOST_TMP)
+        return path
+
+    def launch_problem(self, executable: Path, inside: Path) -> Optional[str]:
+        """Why exec of `executable` (on the host; `inside` as the processes see it) would fail,
+        worded as Lambda words it; None if it would start. In the namespace the exec happens
+        after the mount script has started, so a failure there would look like a crash."""
+        if not os.access(executable, os.X_OK):
+            return f"fork/exec {inside}: permission denied"
+        try:
+            with open(executable, "rb") as handle:
+                head = handle.read(256)
+        except OSError as exc:
+            return f"fork/exec {inside}: {exc.strerror.lower() if exc.strerror else exc}"
+        if head.startswith(b"#!"):
+            line = head[2:].split(b"\n", 1)[0].lstrip(b" \t")
+            interpreter = re.split(rb"[ \t]", line, maxsplit=1)[0]  # a CR stays in the name, as for execve
+            found = self.host_path(interpreter.decode("utf-8", "surrogateescape"))
+            if not interpreter or not found.is_file() or not os.access(found, os.X_OK):
+                return f"fork/exec {inside}: no such file or directory"
+        elif not head.startswith(b"\x7fELF"):
+            return f"fork/exec {inside}: exec format error"
+        return None
+
     @property
     def warning(self) -> Optional[str]:
         if self.namespaced:

@@ -38,14 +38,18 @@ def _launch_extensions(lc: "Lifecycle", env: Environment) -> None:
                                                    [str(fs.opt / "extensions" / path.name)], fs.opt, ext_env))
                  for path in paths]
         env.extensions.extend(slots)
-    for slot in slots:
-        try:
-            assert slot.process is not None
-            slot.process.start()
-        except OSError as exc:  # e.g. CRLF shebang: Lambda reports Extension.LaunchError
+    for slot, path in zip(slots, paths):
+        problem = fs.launch_problem(path, fs.opt / "extensions" / path.name)
+        if problem is None:
+            try:
+                assert slot.process is not None
+                slot.process.start()
+            except OSError as exc:
+                problem = f"{exc}"
+        if problem is not None:  # e.g. a CRLF shebang
             with lc.cond:
                 slot.exited = True
-                env.fail("Extension.LaunchError", f"{slot.name}: {exc}")
+                env.fail(ErrorType.EXTENSION_LAUNCH_ERROR, f"{slot.name}: {problem}")
 
 
 def init_environment(lc: "Lifecycle", freeze: bool = True, phase: str = "init") -> bool:

@@ -171,3 +171,33 @@ def test_internal_extension_gets_invoke_and_no_shutdown(where: str, lambda_dirs:
     second = invoke()
     # the thread got the first INVOKE (and, by the time the second ran, had called next)
     assert first["request_id"] in second["seen"]
+
+
+LAUNCH_FAILURES = {  # the extension's text, and how execve fails on it
+    "crlf": ("#!/bin/sh\r\necho never\r\n", "no such file or directory"),  # the interpreter is "/bin/sh\r"
+    "no-interpreter": ("#!/nonexistent/python3\nprint('never')\n", "no such file or directory"),
+    "no-shebang": ("echo never\n", "exec format error"),
+}
+
+
+@pytest.mark.parametrize("where", ["rie", "sandbox"])
+@pytest.mark.parametrize("kind", sorted(LAUNCH_FAILURES))
+def test_extension_that_cannot_start_is_a_launch_error(where: str, kind: str, lambda_dirs: LambdaDirs,
+                                                       request: pytest.FixtureRequest) -> None:
+    # GIVEN an extension whose exec fails (a CRLF shebang is the usual way to get one)
+    source, reason = LAUNCH_FAILURES[kind]
+    lambda_dirs.function(FUNCTION)
+    lambda_dirs.extension("broken", source)
+    if where == "rie":
+        rie = request.getfixturevalue("rie_factory")(lambda_dirs.opt, lambda_dirs.task, "app.handler", timeout_s=5)
+        rie.invoke_json({})
+        logs = rie.logs()
+    else:
+        box = request.getfixturevalue("sandbox_factory")(lambda_dirs, timeout_s=5, echo=False)
+        result = box.invoke({})
+        assert result.function_error == "Unhandled"
+        assert result.json()["errorType"] == ErrorType.EXTENSION_LAUNCH_ERROR
+        logs = "\n".join([*(line.text for line in box.logs), result.json()["errorMessage"]])
+    # THEN init fails with Extension.LaunchError and execve's reason, not as a crash
+    assert "Extension.LaunchError" in logs and "Extension.Crash" not in logs
+    assert f"fork/exec /opt/extensions/broken: {reason}" in logs
