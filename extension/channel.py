@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import msgpack
 
@@ -35,6 +35,8 @@ from handler_lib import wire
 log = logging.getLogger("defer_runner.channel")
 
 READ_CHUNK = 256 * 1024
+#: Ids of loose items (sent outside an invoke) kept per connection for their confirmation.
+LOOSE_IDS_KEPT = 4096
 #: Bytes held in half-received frames, all connections together, before the stalest goes.
 HALF_FRAME_BUDGET_BYTES = 32 * 1024 * 1024
 #: A connection that sent part of a frame and then nothing for this long is dropped.
@@ -63,6 +65,9 @@ class Connection:
     last_data: float = 0.0
     bad_frames: int = 0
     outbox: bytearray = field(default_factory=bytearray)
+    # ids of items sent outside any invoke (no request id) by a @defer process, until the
+    # end marker with no request id that confirms them; the oldest go past LOOSE_IDS_KEPT
+    loose: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -290,6 +295,9 @@ class ChannelServer:
         if isinstance(frame, wire.Hello):
             handlers.on_hello(conn, frame)
             conn.hello = frame
+        elif isinstance(frame, wire.EndOfInvoke) and not frame.request_id:
+            held, conn.loose = conn.loose, []  # the items this process sent outside an invoke
+            self._reply(conn, wire.Ack("", len(held), held if len(held) < frame.count else None))
         elif isinstance(frame, wire.EndOfInvoke):
             # Items of this invoke may sit on another connection (the handler reconnected):
             # read those first, so the ack counts them.
@@ -303,6 +311,10 @@ class ChannelServer:
             self._skip(conn, b"", wire.FrameDecodeError(f"a {frame.kind} frame goes to the handler, not to us"))
         else:
             handlers.on_item(frame, body)
+            if not frame.request_id and conn.hello is not None and conn.hello.wrapped:
+                conn.loose.append(frame.id)
+                if len(conn.loose) > LOOSE_IDS_KEPT:  # unconfirmed ones are delivered twice, not lost
+                    del conn.loose[:len(conn.loose) - LOOSE_IDS_KEPT]
 
     # -- replies ------------------------------------------------------------------------
     def _update_backlog(self) -> None:

@@ -11,8 +11,10 @@ import, so tests and scripts can set ``DEFER_MODE`` first):
 
 Nothing is handed over on trust: at the end of a ``@defer`` invoke the extension confirms
 which of the invoke's items it holds, and the handler delivers the rest itself (late, not
-lost). While the extension says its queue is over its memory bound, new items are
-delivered by the handler too, so the extension's memory stays bounded.
+lost). Items sent outside any invoke (at init, from a thread of the handler's own, from an
+asyncio task that outlived its app call) are confirmed with the next invoke's. While the
+extension says its queue is over its memory bound, new items are delivered by the handler
+too, so the extension's memory stays bounded.
 """
 
 from __future__ import annotations
@@ -38,10 +40,11 @@ class ExtensionUnavailableError(ConnectionError):
 class Invoke:
     """One invoke as the function sees it: what it sent, what goes inline, what runs after it."""
 
-    __slots__ = ("request_id", "unacked", "inline", "after", "after_run", "after_failed")
+    __slots__ = ("request_id", "unacked", "inline", "after", "after_run", "after_failed", "ended")
 
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
+        self.ended = False  # its items were settled: what comes later belongs to no invoke
         self.unacked: List[wire.WorkItem] = []  # sent to the extension, not confirmed yet
         self.inline: List[wire.WorkItem] = []  # delivered by the function when the invoke ends
         self.after: List[Tuple[Callable[..., Any], tuple, dict]] = []  # defer.after, in order
@@ -63,7 +66,8 @@ class Dispatcher:
         self._current: Optional[Invoke] = None  # the handler's invoke
         self._local = threading.local()  # .invoke: the invoke a post-response thread works for
         self._invoked = False
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # an invoke's lists against a late sender
+        self._loose: List[wire.WorkItem] = []  # sent outside any invoke, not confirmed yet
         self.capture: Optional[List[wire.WorkItem]] = None
         self.capture_after: Optional[List[Tuple[Callable[..., Any], tuple, dict]]] = None
         self.local_sink: Optional[LocalSink] = None
@@ -112,8 +116,12 @@ class Dispatcher:
     @property
     def invoke(self) -> Optional[Invoke]:
         """The invoke the caller works for: its app call's (``defer.asgi``), its post-response
-        thread's, else the handler's."""
-        return TASK_INVOKE.get() or getattr(self._local, "invoke", None) or self._current
+        thread's, else the handler's; one that has ended is passed over (an asyncio task that
+        outlived its app call still carries it)."""
+        for invoke in (TASK_INVOKE.get(), getattr(self._local, "invoke", None), self._current):
+            if invoke is not None and not invoke.ended:
+                return invoke
+        return None
 
     @property
     def request_id(self) -> str:
@@ -158,21 +166,38 @@ class Dispatcher:
 
     def end_invoke(self, invoke: Invoke) -> None:
         """Learn which items the extension holds, deliver the others and the inline work."""
-        sent, invoke.unacked = invoke.unacked, []
+        with self._lock:
+            invoke.ended = self.capture is None  # under capture(), run_after() still works for it
+            sent, invoke.unacked = invoke.unacked, []
+            loose, self._loose = self._loose, []
+        if not invoke.request_id:  # called without a context: its items are loose ones too
+            sent, loose = sent + loose, []
         channel = self._channel
-        if (channel is not None or sent) and self.capture is None and self.local_sink is None:
+        notes: List[str] = []
+        if (channel is not None or sent or loose) and self.capture is None and self.local_sink is None:
             # No channel any more (it broke mid-invoke): what went out on it is unconfirmed too.
             end = wire.EndOfInvoke(invoke.request_id, len(sent), invoke.after_run, invoke.after_failed)
             ack = channel.end_invoke(end, self.config.ack_timeout_ms / 1000) if channel is not None else None
-            unconfirmed = self._unconfirmed(sent, ack)
-            if unconfirmed:
-                why = ("no confirmation from the extension" if ack is None
-                       else f"the extension holds {ack.count} of {len(sent)}")
-                warnings.warn(f"lambda-defer: {why}; delivering {len(unconfirmed)} items from the "
-                              "function instead", RuntimeWarning, stacklevel=3)
-                invoke.inline.extend(unconfirmed)
+            notes.append(self._settle(invoke, sent, ack))
+            if loose:  # one more round trip, only when something was sent outside an invoke
+                loose_end = wire.EndOfInvoke("", len(loose), 0, 0)
+                loose_ack = (channel.end_invoke(loose_end, self.config.ack_timeout_ms / 1000)
+                             if channel is not None and ack is not None else None)
+                notes.append(self._settle(invoke, loose, loose_ack))
         items, invoke.inline = invoke.inline, []
         self._deliver_inline(items)
+        for note in filter(None, notes):  # after the delivery: warnings turned into errors lose nothing
+            warnings.warn(note, RuntimeWarning, stacklevel=3)
+
+    @classmethod
+    def _settle(cls, invoke: Invoke, sent: List[wire.WorkItem], ack: Optional[wire.Ack]) -> str:
+        """Add what the extension does not hold to the invoke's inline work; say why, if any."""
+        unconfirmed = cls._unconfirmed(sent, ack)
+        if not unconfirmed:
+            return ""
+        invoke.inline.extend(unconfirmed)
+        why = "no confirmation from the extension" if ack is None else f"the extension holds {ack.count} of {len(sent)}"
+        return f"lambda-defer: {why}; the function delivered {len(unconfirmed)} items itself"
 
     @staticmethod
     def _unconfirmed(sent: List[wire.WorkItem], ack: Optional[wire.Ack]) -> List[wire.WorkItem]:
@@ -228,9 +253,7 @@ class Dispatcher:
         if channel is not None:
             try:
                 channel.send(frame)
-                invoke = self.invoke
-                if invoke is not None:
-                    invoke.unacked.append(item)
+                self._sent(item)
                 return item.id
             except ChannelUnavailable as exc:
                 self._channel = None
@@ -242,6 +265,15 @@ class Dispatcher:
                 "attach the layer or set DEFER_MODE=auto")
         self._go_inline(item, f"no defer-runner extension on {self.config.socket_path}")
         return item.id
+
+    def _sent(self, item: wire.WorkItem) -> None:
+        """Keep a sent item until the extension confirms it: with its invoke, or as loose."""
+        with self._lock:
+            invoke = self.invoke
+            if invoke is not None and invoke.request_id == item.request_id:
+                invoke.unacked.append(item)
+            elif not item.request_id and self._wrapped:  # an end marker will come to confirm it
+                self._loose.append(item)
 
     def _go_inline(self, item: wire.WorkItem, why: str) -> None:
         if self.config.mode != "inline" and why != self._warned:
@@ -283,6 +315,7 @@ def _after_fork_in_child() -> None:
     """A forked child owns none of the parent's locks or invokes: nothing ends them in the child,
     so its items are never held for an end (inline work goes at once)."""
     DISPATCHER._lock = threading.Lock()
+    DISPATCHER._loose = []  # sent on the parent's connection: the parent confirms them
     DISPATCHER._current = None
     DISPATCHER._local = threading.local()
 

@@ -93,3 +93,34 @@ def test_items_sent_before_the_extension_died_mid_invoke_are_delivered_by_the_ha
         assert got == list(range(10))  # the first five were read by the dead extension
     finally:
         DISPATCHER.reset()
+
+
+def test_warnings_made_errors_lose_nothing(stopped_reader, aws_resources, monkeypatch):
+    """With warnings turned into errors (PYTHONWARNINGS=error), the warning about unconfirmed
+    items is raised only after the function delivered them."""
+    import warnings
+    from types import SimpleNamespace
+
+    from handler_lib import defer
+    from handler_lib._dispatch import DISPATCHER
+
+    sock, _ = stopped_reader
+    res = aws_resources()
+    monkeypatch.setenv("DEFER_SOCKET", sock)
+    monkeypatch.setenv("DEFER_ACK_TIMEOUT_MS", "200")
+    DISPATCHER.reset()
+
+    @defer
+    def handler(event, context):
+        for n in range(3):
+            defer.sqs(res.queue_url, {"n": n})
+        return "ok"
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(RuntimeWarning, match="no confirmation"):
+                handler({}, SimpleNamespace(aws_request_id="strict"))
+        assert sorted(b["n"] for b in drain_queue(res.queue_url, 3, timeout=5)) == [0, 1, 2]
+    finally:
+        DISPATCHER.reset()

@@ -1,0 +1,129 @@
+"""Items sent outside any invoke are confirmed too: those from a thread of the handler's own
+that outlives its invoke, and from an asyncio task that outlives its app call (``defer.asgi``).
+They go with the next invoke's confirmation; what the extension does not hold, the handler
+delivers itself. Before, they were kept on the ended invoke, where nothing settled them.
+
+The "extension" is the real channel reader in a process of its own (tests/support/channel_host),
+stopped with SIGSTOP where a test needs frames to sit unread; the queue is moto's.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import warnings
+from types import SimpleNamespace
+from typing import Any, Iterator, List
+
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from handler_lib import defer
+from handler_lib._dispatch import DISPATCHER
+from tests.asgi.test_asgi_handler import http_event
+from tests.support.moto_server import drain_queue
+from tests.support.rie import REPO_ROOT
+from tests.support.waiting import wait_until
+
+
+@pytest.fixture
+def reader(tmp_path, monkeypatch) -> Iterator[subprocess.Popen]:
+    """The channel reader on a socket of this test's own; the dispatcher dials it."""
+    sock = str(tmp_path / "defer.sock")
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.channel_host", sock], cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout.readline().strip() == b"ready"
+    monkeypatch.setenv("DEFER_SOCKET", sock)
+    monkeypatch.setenv("DEFER_ACK_TIMEOUT_MS", "300")
+    DISPATCHER.reset()
+    yield proc
+    DISPATCHER.reset()
+    proc.kill()
+    proc.wait()
+
+
+def _bodies(queue_url: str, count: int) -> List[Any]:
+    return [b.get("n") for b in drain_queue(queue_url, count, timeout=5)]
+
+
+def _thread_handler(queue_url: str, gate: threading.Event, done: threading.Event) -> Any:
+    @defer
+    def handler(event, context):
+        if event.get("spawn"):
+            def later() -> None:  # the handler's own thread, not defer.after: nothing waits for it
+                gate.wait(5)
+                defer.sqs(queue_url, {"n": "late"})
+                done.set()
+            threading.Thread(target=later, daemon=True).start()
+        defer.sqs(queue_url, {"n": event["n"]})
+        return "ok"
+    return handler
+
+
+def test_an_item_from_a_thread_that_outlived_its_invoke_is_delivered_by_the_next_invoke(reader, aws_resources):
+    res = aws_resources()
+    gate, done = threading.Event(), threading.Event()
+    handler = _thread_handler(res.queue_url, gate, done)
+    assert handler({"n": 1, "spawn": True}, SimpleNamespace(aws_request_id="first")) == "ok"
+    # WHEN the thread defers after the invoke ended, into an extension that reads nothing more
+    os.kill(reader.pid, signal.SIGSTOP)
+    gate.set()
+    assert done.wait(5)
+    with pytest.warns(RuntimeWarning, match="no confirmation"):
+        assert handler({"n": 2}, SimpleNamespace(aws_request_id="second")) == "ok"
+    # THEN the next invoke delivered it itself, with its own unread item (the first was read)
+    assert sorted(map(str, _bodies(res.queue_url, 2))) == ["2", "late"]
+
+
+def test_a_loose_item_the_extension_holds_is_confirmed_not_delivered_twice(reader, aws_resources):
+    res = aws_resources()
+    gate, done = threading.Event(), threading.Event()
+    handler = _thread_handler(res.queue_url, gate, done)
+    handler({"n": 1, "spawn": True}, SimpleNamespace(aws_request_id="first"))
+    gate.set()
+    assert done.wait(5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a delivery from the function would warn
+        assert handler({"n": 2}, SimpleNamespace(aws_request_id="second")) == "ok"
+    # the reader holds all three (it delivers nothing): none went to the queue from the function
+    assert drain_queue(res.queue_url, 1, timeout=0.5) == []
+
+
+def test_an_item_from_an_asyncio_task_that_outlived_its_app_call_is_not_lost(reader, aws_resources):
+    res = aws_resources()
+    gate = threading.Event()
+    finished = threading.Event()
+    tasks: List[asyncio.Task] = []
+
+    async def linger() -> None:  # fire and forget: the app call does not wait for it
+        while not gate.is_set():
+            await asyncio.sleep(0.01)
+        defer.sqs(res.queue_url, {"n": "late"})
+        finished.set()
+
+    async def route(request: Any) -> PlainTextResponse:
+        if request.query_params.get("spawn"):
+            tasks.append(asyncio.ensure_future(linger()))
+        defer.sqs(res.queue_url, {"n": request.query_params["n"]})
+        return PlainTextResponse("ok")
+
+    handler = defer.asgi(Starlette(routes=[Route("/", route)]), lifespan="off")
+    first = http_event("GET", "/")
+    first["rawQueryString"] = "n=1&spawn=1"
+    assert handler(first, SimpleNamespace(aws_request_id="first", get_remaining_time_in_millis=lambda: 9000)
+                   )["statusCode"] == 200
+    os.kill(reader.pid, signal.SIGSTOP)
+    gate.set()
+    assert finished.wait(5)
+    second = http_event("GET", "/")
+    second["rawQueryString"] = "n=2"
+    with warnings.catch_warnings():  # the rest of the app call may end on a post-response thread
+        warnings.simplefilter("ignore", RuntimeWarning)
+        handler(second, SimpleNamespace(aws_request_id="second", get_remaining_time_in_millis=lambda: 9000))
+        # THEN the late item was delivered by the function, with the second invoke's own
+        assert sorted(map(str, _bodies(res.queue_url, 2))) == ["2", "late"]
