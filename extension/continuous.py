@@ -106,6 +106,9 @@ class ContinuousDelivery:
         self._thread.join(self.cycle_s + 1.0)
         return self.runner.on_shutdown(event)
 
+    def on_api_gone(self, error: str) -> None:
+        self.runner.on_api_gone(error)
+
     # -- the delivery thread --------------------------------------------------------------
     def _run(self) -> None:
         while not self._stopping:

@@ -112,11 +112,16 @@ class _Http:
                 self._conn.request(method, path, body=body, headers=headers or {})
                 response = self._conn.getresponse()
                 return response.status, dict(response.getheaders()), response.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            except (http.client.HTTPException, OSError) as exc:
+                # Whatever broke, the connection is done: a half-used one would refuse every
+                # later request (CannotSendRequest), so the next call starts a new one.
                 self._conn.close()
                 self._conn = None
-                if attempt == 2:
-                    raise
+                stale = isinstance(exc, (BrokenPipeError, ConnectionResetError))  # a keep-alive the peer closed
+                if attempt == 2 or not stale:
+                    if isinstance(exc, OSError):
+                        raise
+                    raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
         raise AssertionError("unreachable")
 
 

@@ -159,7 +159,10 @@ def _loop(extension: RegisteredExtension, runner: Any) -> None:
             failures += 1
             if failures > NEXT_RETRIES or (isinstance(exc, ExtensionsApiError) and exc.status >= 500):
                 log.critical("the Extensions API is gone; exiting", extra={"error": str(exc)})
-                _exit(1)
+                try:
+                    runner.on_api_gone(str(exc))
+                finally:
+                    _exit(1)
             time.sleep(0.05 * failures)
             continue
         if isinstance(event, InvokeEvent):

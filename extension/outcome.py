@@ -13,6 +13,7 @@ TASK_FAILED = "Defer.TaskFailed"
 TASK_TIMEOUT = "Defer.TaskTimeout"
 TRANSPORT = "Defer.TransportError"
 SHUTDOWN_UNDELIVERED = "Defer.ShutdownUndelivered"
+API_GONE_UNDELIVERED = "Defer.ApiGoneUndelivered"
 UNKNOWN_KIND = "Defer.UnknownKind"
 
 # Failures that say nothing about the item (the service was unreachable or shed load):

@@ -24,7 +24,7 @@ from . import dead_letters
 from .channel import ChannelHandlers, ChannelServer, Connection
 from .drain import DrainReport, Drainer
 from .lambda_api import InvokeEvent, ShutdownEvent
-from .outcome import SHUTDOWN_UNDELIVERED
+from .outcome import API_GONE_UNDELIVERED, SHUTDOWN_UNDELIVERED
 from .pending import PendingQueue
 
 log = logging.getLogger("defer_runner.runner")
@@ -217,6 +217,17 @@ class Runner:
             report.merge(final)
         self._account(report, "shutdown")
         return report
+
+    def on_api_gone(self, error: str) -> None:
+        """The extension exits outside SHUTDOWN (the Extensions API stopped answering): no
+        drain can run, so every item it holds gets an ERROR line. They stay in the journal,
+        and go out only if this environment starts an extension again."""
+        for entry in self.queue.snapshot():
+            item = entry.item
+            log.error("exiting with %s %s to %s undelivered: the Extensions API is gone; it stays in the "
+                      "journal for a restart of this environment", item.kind, item.id, item.target,
+                      extra=dead_letters.describe(item, API_GONE_UNDELIVERED, error, entry.attempts,
+                                                  self.config.log_payloads))
 
     def _account(self, report: DrainReport, request_id: str) -> None:
         added = self.queue.added_total - self.drainer.letters_queued  # dead letters are not new work

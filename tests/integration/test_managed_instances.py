@@ -9,7 +9,6 @@ here, every item lands exactly once (a duplicate needs a retried call that had l
 from __future__ import annotations
 
 import json
-
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from lambda_sandbox import Sandbox
 from lambda_sandbox.testing import copy_layer
 from tests.support.moto_server import drain_queue
+from tests.support.tcp_relay import TcpRelay
 from tests.support.waiting import wait_until
 
 FUNCTION_DIR = Path(__file__).parent / "functions" / "lmi"
@@ -135,3 +135,52 @@ def test_extension_falls_back_to_shutdown_only_when_invoke_is_refused(built_laye
         assert sorted(m["i"] for m in got) == [0, 1]
     finally:
         box.stop()
+
+
+def test_items_held_when_the_extensions_api_goes_away_each_get_an_error_line(
+        built_layer, aws_resources, fault_proxy, tmp_path):
+    # GIVEN an extension that reaches the Extensions API through a relay the test can cut,
+    # holding items that SQS throttling keeps from going out
+    port = _free_port()
+    relay = TcpRelay(("127.0.0.1", port))
+    layer = copy_layer(built_layer, tmp_path / "layer")
+    runner = layer / "extensions" / "defer-runner"
+    (layer / "real").mkdir()
+    runner.rename(layer / "real" / "defer-runner")
+    runner.write_text(f'#!/bin/sh\nAWS_LAMBDA_RUNTIME_API={relay.address} '
+                      'exec "$(dirname "$0")/../real/defer-runner"\n')
+    runner.chmod(0o755)
+    res = aws_resources()
+    fault_proxy.throttle("SendMessageBatch")
+    box = Sandbox(layer, FUNCTION_DIR, "app.handler", timeout_s=10, echo=False, mode="managed-instances",
+                  max_concurrency=2, runtime_api_port=port,
+                  env={**res.env(), "AWS_ENDPOINT_URL": fault_proxy.endpoint_url,
+                       "DEFER_SOCKET": str(tmp_path / "defer.sock"),
+                       "DEFER_JOURNAL_DIR": str(tmp_path / "journal")}).start()
+    try:
+        result = box.invoke({"n": 1, "items": 3})
+        assert result.status == 200 and result.function_error is None
+        wait_until(lambda: fault_proxy.count("SendMessageBatch") >= 1, 10, message="no delivery attempt")
+        # WHEN the Extensions API stops answering
+        relay.cut()
+
+        def gone_lines() -> list:
+            return [line.text for line in box.logs if "exiting with sqs" in line.text]
+
+        # THEN the extension says, for each item it holds, that it exits with it undelivered
+        lines = wait_until(lambda: gone_lines() if len(gone_lines()) >= 3 else None, 10,
+                           message=lambda: "\n".join(line.text for line in box.logs)[-3000:])
+        assert len(lines) == 3 and all('"level":"ERROR"' in text for text in lines), lines
+        assert all("Defer.ApiGoneUndelivered" in text for text in lines)
+        assert len({json.loads(text)["item_id"] for text in lines}) == 3
+        assert any("the Extensions API is gone; exiting" in line.text for line in box.logs)
+    finally:
+        box.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
