@@ -114,8 +114,9 @@ def runtime_argv(config: SandboxConfig, env: Mapping[str, str], fs: Filesystem) 
 
 
 def discover_extensions(opt_dir: Path) -> List[Path]:
-    """Every executable regular file in `opt/extensions`, in name order."""
+    """Every entry of `opt/extensions` but directories, in name order: Lambda (and RIE) launch
+    each, so a file without its executable bit fails init (Extension.LaunchError) there too."""
     folder = opt_dir / "extensions"
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and os.access(p, os.X_OK))
+    return sorted(p for p in folder.iterdir() if p.is_symlink() or not p.is_dir())

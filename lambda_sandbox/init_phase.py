@@ -39,7 +39,7 @@ def _launch_extensions(lc: "Lifecycle", env: Environment) -> None:
                  for path in paths]
         env.extensions.extend(slots)
     for slot, path in zip(slots, paths):
-        problem = fs.launch_problem(path, fs.opt / "extensions" / path.name)
+        problem = fs.launch_problem(fs.opt / "extensions" / path.name, fs.opt)
         if problem is None:
             try:
                 assert slot.process is not None

@@ -5,6 +5,7 @@ two differ on purpose; they are tested in test_lifecycle / test_apis.)"""
 from __future__ import annotations
 
 import re
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -173,10 +174,11 @@ def test_internal_extension_gets_invoke_and_no_shutdown(where: str, lambda_dirs:
     assert first["request_id"] in second["seen"]
 
 
-LAUNCH_FAILURES = {  # the extension's text, and how execve fails on it
-    "crlf": ("#!/bin/sh\r\necho never\r\n", "no such file or directory"),  # the interpreter is "/bin/sh\r"
-    "no-interpreter": ("#!/nonexistent/python3\nprint('never')\n", "no such file or directory"),
-    "no-shebang": ("echo never\n", "exec format error"),
+LAUNCH_FAILURES = {  # the extension's text and mode, and how execve fails on it
+    "crlf": ("#!/bin/sh\r\necho never\r\n", 0o755, "no such file or directory"),  # the interpreter is "/bin/sh\r"
+    "no-interpreter": ("#!/nonexistent/python3\nprint('never')\n", 0o755, "no such file or directory"),
+    "no-shebang": ("echo never\n", 0o755, "exec format error"),
+    "not-executable": ("#!/bin/sh\necho never\n", 0o644, "permission denied"),  # a layer zipped without modes
 }
 
 
@@ -185,9 +187,9 @@ LAUNCH_FAILURES = {  # the extension's text, and how execve fails on it
 def test_extension_that_cannot_start_is_a_launch_error(where: str, kind: str, lambda_dirs: LambdaDirs,
                                                        request: pytest.FixtureRequest) -> None:
     # GIVEN an extension whose exec fails (a CRLF shebang is the usual way to get one)
-    source, reason = LAUNCH_FAILURES[kind]
+    source, mode, reason = LAUNCH_FAILURES[kind]
     lambda_dirs.function(FUNCTION)
-    lambda_dirs.extension("broken", source)
+    lambda_dirs.extension("broken", source).chmod(mode)
     if where == "rie":
         rie = request.getfixturevalue("rie_factory")(lambda_dirs.opt, lambda_dirs.task, "app.handler", timeout_s=5)
         rie.invoke_json({})
@@ -201,3 +203,33 @@ def test_extension_that_cannot_start_is_a_launch_error(where: str, kind: str, la
     # THEN init fails with Extension.LaunchError and execve's reason, not as a crash
     assert "Extension.LaunchError" in logs and "Extension.Crash" not in logs
     assert f"fork/exec /opt/extensions/broken: {reason}" in logs
+
+
+@pytest.mark.parametrize("where", ["rie", "sandbox"])
+def test_extension_reached_through_absolute_links_into_the_layer_starts(where: str, lambda_dirs: LambdaDirs,
+                                                                         request: pytest.FixtureRequest) -> None:
+    # GIVEN an extension that is a link to /opt/real/rec, run by an interpreter /opt/bin/py that is a
+    # link to /opt/lang/py: absolute links that resolve only where the layer is at /opt
+    lambda_dirs.function(FUNCTION)
+    records = lambda_dirs.recording_extension("rec")
+    opt = lambda_dirs.opt
+    for folder in ("real", "bin", "lang"):
+        (opt / folder).mkdir()
+    interpreter = opt / "lang" / "py"
+    interpreter.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    interpreter.chmod(0o755)
+    (opt / "bin" / "py").symlink_to("/opt/lang/py")
+    source = (opt / "extensions" / "rec").read_text().split("\n", 1)[1]
+    (opt / "extensions" / "rec").unlink()
+    (opt / "real" / "rec").write_text("#!/opt/bin/py\n" + source)
+    (opt / "real" / "rec").chmod(0o755)
+    (opt / "extensions" / "rec").symlink_to("/opt/real/rec")
+    if where == "rie":
+        rie = request.getfixturevalue("rie_factory")(opt, lambda_dirs.task, "app.handler", timeout_s=5)
+        status, _, _ = rie.invoke_json({})
+    else:
+        box = request.getfixturevalue("sandbox_factory")(lambda_dirs, timeout_s=5, echo=False)
+        status = box.invoke({}).status
+    # THEN it is launched, registers and gets the INVOKE, as in Lambda
+    assert status == 200
+    wait_until(lambda: records.events("INVOKE"), 5, message="the linked extension got no INVOKE")
