@@ -233,3 +233,39 @@ def test_extension_reached_through_absolute_links_into_the_layer_starts(where: s
     # THEN it is launched, registers and gets the INVOKE, as in Lambda
     assert status == 200
     wait_until(lambda: records.events("INVOKE"), 5, message="the linked extension got no INVOKE")
+
+
+BOOTSTRAP_FAILURES = {  # the bootstrap's text and mode, and how execve fails on it
+    "crlf": (b"#!/bin/sh\r\necho never\r\n", 0o755, "no such file or directory"),
+    "not-executable": (b"#!/bin/sh\necho never\n", 0o644, "permission denied"),
+}
+
+
+@pytest.mark.parametrize("where", ["rie", "sandbox", "sandbox-without-namespace"])
+@pytest.mark.parametrize("kind", sorted(BOOTSTRAP_FAILURES))
+def test_custom_runtime_that_cannot_start_is_an_invalid_entrypoint(where: str, kind: str, lambda_dirs: LambdaDirs,
+                                                                   request: pytest.FixtureRequest) -> None:
+    # GIVEN a custom runtime whose bootstrap cannot be executed (saved with CRLF line endings, or
+    # zipped without its executable bit)
+    text, mode, reason = BOOTSTRAP_FAILURES[kind]
+    bootstrap = lambda_dirs.task / "bootstrap"
+    bootstrap.write_bytes(text)
+    bootstrap.chmod(mode)
+    if where == "rie":  # RIE execs the command it is given: the bootstrap itself
+        rie = request.getfixturevalue("rie_factory")(lambda_dirs.opt, lambda_dirs.task, "app.handler", timeout_s=5,
+                                                     python=str(bootstrap))
+        rie.invoke_json({})
+        logs = rie.logs()
+        inside = str(bootstrap)
+    else:
+        namespace = where == "sandbox"
+        box = request.getfixturevalue("sandbox_factory")(lambda_dirs, timeout_s=5, echo=False, runtime="provided",
+                                                         namespace=namespace)
+        result = box.invoke({})
+        assert result.status == 200 and result.function_error == "Unhandled", result
+        assert result.json()["errorType"] == ErrorType.INVALID_ENTRYPOINT
+        logs = "\n".join([*(line.text for line in box.logs), result.json()["errorMessage"]])
+        inside = "/var/task/bootstrap" if namespace else str(bootstrap)
+    # THEN init fails with Runtime.InvalidEntrypoint and execve's reason, not as an exit of the runtime
+    assert "Runtime.InvalidEntrypoint" in logs and "Runtime.ExitError" not in logs
+    assert f"fork/exec {inside}: {reason}" in logs
