@@ -4,6 +4,8 @@ identifier, and SHUTDOWN on stop. (Early response, telemetry and freeze are wher
 two differ on purpose; they are tested in test_lifecycle / test_apis.)"""
 from __future__ import annotations
 
+import http.client
+import json
 import re
 import sys
 import time
@@ -269,3 +271,28 @@ def test_custom_runtime_that_cannot_start_is_an_invalid_entrypoint(where: str, k
     # THEN init fails with Runtime.InvalidEntrypoint and execve's reason, not as an exit of the runtime
     assert "Runtime.InvalidEntrypoint" in logs and "Runtime.ExitError" not in logs
     assert f"fork/exec {inside}: {reason}" in logs
+
+
+@pytest.mark.parametrize("where", ["rie", "sandbox"])
+@pytest.mark.parametrize("events", [[["INVOKE"]], [5], "INVOKE"])
+def test_register_with_events_that_are_not_names_is_an_invalid_request_format(
+        where: str, events: Any, lambda_dirs: LambdaDirs, request: pytest.FixtureRequest) -> None:
+    lambda_dirs.function(FUNCTION)
+    if where == "rie":
+        rie = request.getfixturevalue("rie_factory")(lambda_dirs.opt, lambda_dirs.task, "app.handler", timeout_s=5)
+        rie.invoke_json({})
+        address = f"127.0.0.1:{rie.runtime_port}"
+    else:
+        box = request.getfixturevalue("sandbox_factory")(lambda_dirs, timeout_s=5, echo=False)
+        box.invoke({})
+        address = box.runtime_api
+    # WHEN a registration's events are not a list of names
+    host, port = address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    conn.request("POST", "/2020-01-01/extension/register", json.dumps({"events": events}),
+                 {"Lambda-Extension-Name": "odd"})
+    reply = conn.getresponse()
+    body = json.loads(reply.read())
+    conn.close()
+    # THEN it is refused as a malformed request, before anything else is looked at
+    assert (reply.status, body["errorType"]) == (403, ErrorType.INVALID_REQUEST_FORMAT), body
