@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -75,10 +76,13 @@ def init_environment(lc: "Lifecycle", freeze: bool = True, phase: str = "init") 
         lc.memory.reset_peak()
     with lc.cond:
         lc.env = env
+    # each environment logs to a stream of its own, named as Lambda names them; RIE's Managed
+    # Instances build gives that name as initStart's instanceId
+    log_stream = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[{config.function_version}]{uuid.uuid4().hex}"
     lc.log(f"INIT_START Runtime Version: {RUNTIME_VERSION}")
     lc.emit(env, InitStart(initialization_type=config.initialization_type, phase=phase,
                            runtime_version=RUNTIME_VERSION, function_name=config.function_name,
-                           function_version=config.function_version, instance_id=env.instance_id,
+                           function_version=config.function_version, instance_id=log_stream,
                            instance_max_memory=config.memory_mb * 1024 * 1024))
     budget_s = config.init_budget_s if phase == "init" else config.timeout_s
     deadline = env.init_started + budget_s
@@ -88,7 +92,7 @@ def init_environment(lc: "Lifecycle", freeze: bool = True, phase: str = "init") 
         registered = all(s.ext_id for s in env.extensions)
     if registered and env.failure is None and not lc.stopping:
         assert lc.fs is not None
-        runtime_env = environment.runtime_env(config, lc.runtime_api, lc.fs)
+        runtime_env = environment.runtime_env(config, lc.runtime_api, lc.fs, log_stream)
         argv = environment.runtime_argv(config, runtime_env, lc.fs)
         env.runtime = lc.spawn(env, "runtime", "runtime", argv, lc.fs.task, runtime_env)
         # Lambda execs a custom runtime's bootstrap itself (a managed runtime's wrapper is exec'd by its script)
