@@ -320,3 +320,19 @@ def test_each_environment_has_its_own_log_stream_and_instance(lambda_dirs, sandb
         assert re.fullmatch(r"\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}", stream), stream
     wait_until(lambda: len(records.telemetry("platform.initStart")) >= 2, 5, message="one initStart only")
     assert [e["record"]["instanceId"] for e in records.telemetry("platform.initStart")] == [first, second]
+
+
+def test_buffered_telemetry_is_delivered_before_shutdown(lambda_dirs, sandbox_factory):
+    # GIVEN a subscriber that buffers for 1 s and exits as soon as it gets SHUTDOWN
+    lambda_dirs.function(QUICK)
+    records = lambda_dirs.recording_extension("tel", telemetry={"maxItems": 1000, "maxBytes": 262144,
+                                                                "timeoutMs": 1000})
+    box = sandbox_factory(lambda_dirs, echo=False)
+    result = box.invoke({})
+    box.wait_for_report(result.request_id)
+    # WHEN the environment shuts down well within the buffering time
+    box.stop()
+    # THEN what was buffered (this invoke's platform.report) reached it before SHUTDOWN, as Lambda
+    # flushes telemetry before it shuts the extensions down
+    assert records.of("shutdown_done")
+    assert [e["record"]["requestId"] for e in records.telemetry("platform.report")] == [result.request_id]
