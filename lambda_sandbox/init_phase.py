@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Optional
 from . import environment
 from .config import MAX_EXTENSIONS
 from .errors import ErrorType
-from .events import InitReport, InitReportMetrics, InitStart
+from .events import InitReport, InitReportMetrics, InitRuntimeDone, InitStart
 from .processes import ManagedProcess
 from .state import Environment, ExtensionSlot, Phase
 from .telemetry_delivery import TelemetryHub
@@ -130,6 +130,9 @@ def _fail_init(lc: "Lifecycle", env: Environment, budget: float) -> None:
     init_ms = env.init_ms or 0.0
     lc.log(f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: {env.init_phase}\tStatus: error\t"
            f"Error Type: {error_type}")
+    if env.runtime is not None and env.runtime_ready_at is None:  # started, never ready (as RIE reports it)
+        lc.emit(env, InitRuntimeDone(initialization_type=lc.config.initialization_type, phase=env.init_phase,
+                                     status="error", error_type=error_type))
     lc.emit(env, InitReport(metrics=InitReportMetrics(round(init_ms, 3)),
                             initialization_type=lc.config.initialization_type, phase=env.init_phase,
                             status="error", error_type=error_type))

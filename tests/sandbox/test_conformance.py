@@ -296,3 +296,25 @@ def test_register_with_events_that_are_not_names_is_an_invalid_request_format(
     conn.close()
     # THEN it is refused as a malformed request, before anything else is looked at
     assert (reply.status, body["errorType"]) == (403, ErrorType.INVALID_REQUEST_FORMAT), body
+
+
+@pytest.mark.parametrize("where", ["rie", "sandbox"])
+def test_runtime_that_fails_init_reports_init_runtime_done_error(where: str, lambda_dirs: LambdaDirs,
+                                                                  request: pytest.FixtureRequest) -> None:
+    # GIVEN a function whose import raises, and a Telemetry subscriber
+    lambda_dirs.function("raise RuntimeError('broken at import')\n")
+    records = lambda_dirs.recording_extension("tel", telemetry={"maxItems": 1000, "maxBytes": 262144,
+                                                                "timeoutMs": 25})
+    if where == "rie":  # RIE has no Telemetry API: it logs the record it would send
+        rie = request.getfixturevalue("rie_factory")(lambda_dirs.opt, lambda_dirs.task, "app.handler", timeout_s=5)
+        rie.invoke_json({})
+        wait_until(lambda: "INIT RTDONE(status: error)" in rie.logs(), 5, message=rie.logs)
+        return
+    box = request.getfixturevalue("sandbox_factory")(lambda_dirs, timeout_s=5, echo=False)
+    result = box.invoke({})
+    assert result.function_error == "Unhandled"
+    # THEN platform.initRuntimeDone says the runtime's init failed, and why
+    done = wait_until(lambda: [e["record"] for e in records.telemetry("platform.initRuntimeDone")], 5,
+                      message="no platform.initRuntimeDone delivered")
+    assert [(r["status"], r.get("errorType"), r["phase"]) for r in done] == [
+        ("error", result.json()["errorType"], "init")]
