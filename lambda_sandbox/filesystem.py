@@ -30,6 +30,7 @@ OPT = Path("/opt")
 TASK_ROOT = Path("/var/task")
 _HOST_TMP = Path("/tmp")
 _HOSTS_LINE = "127.0.0.1\tsandbox.localdomain sandbox\n"
+_LAMBDA_MACHINES = frozenset({62, 183})  # EM_X86_64, EM_AARCH64
 _MAX_LINKS = 40  # the kernel's limit on links in one lookup
 _TMP_PATH = re.compile(r"(?<![\w.])/+tmp(?:/[^\s;,'\"]*)?")
 
@@ -44,6 +45,19 @@ def namespaces_available() -> bool:
                               stderr=subprocess.DEVNULL, timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
+
+
+@functools.lru_cache(maxsize=1)
+def _host_machine() -> bytes:
+    """e_machine of this interpreter's ELF header: the architecture the environment runs on."""
+    with open("/proc/self/exe", "rb") as handle:
+        return handle.read(20)[18:20]
+
+
+def _other_architecture(elf_head: bytes) -> bool:
+    """Built for the other Lambda architecture (x86_64 or arm64): execve refuses it (ENOEXEC)."""
+    machine = elf_head[18:20]
+    return int.from_bytes(machine, "little") in _LAMBDA_MACHINES and machine != _host_machine()
 
 
 def _under_tmp(path: Path) -> bool:
@@ -171,7 +185,7 @@ class Filesystem:
                 return f"fork/exec {inside}: no such file or directory"
             if interpreter.is_dir() or not os.access(interpreter, os.X_OK):
                 return f"fork/exec {inside}: permission denied"
-        elif not head.startswith(b"\x7fELF"):
+        elif not head.startswith(b"\x7fELF") or _other_architecture(head):
             return f"fork/exec {inside}: exec format error"
         return None
 

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Tuple
 
 import pytest
@@ -176,11 +177,20 @@ def test_internal_extension_gets_invoke_and_no_shutdown(where: str, lambda_dirs:
     assert first["request_id"] in second["seen"]
 
 
-LAUNCH_FAILURES = {  # the extension's text and mode, and how execve fails on it
-    "crlf": ("#!/bin/sh\r\necho never\r\n", 0o755, "no such file or directory"),  # the interpreter is "/bin/sh\r"
-    "no-interpreter": ("#!/nonexistent/python3\nprint('never')\n", 0o755, "no such file or directory"),
-    "no-shebang": ("echo never\n", 0o755, "exec format error"),
-    "not-executable": ("#!/bin/sh\necho never\n", 0o644, "permission denied"),  # a layer zipped without modes
+def _other_architecture_binary() -> bytes:
+    """A copy of /bin/true marked for the other Lambda architecture (arm64 here if x86_64, and back)."""
+    data = bytearray(Path("/bin/true").read_bytes())
+    machine = int.from_bytes(data[18:20], "little")
+    data[18:20] = (183 if machine == 62 else 62).to_bytes(2, "little")  # EM_AARCH64, EM_X86_64
+    return bytes(data)
+
+
+LAUNCH_FAILURES = {  # the extension's content and mode, and how execve fails on it
+    "crlf": (b"#!/bin/sh\r\necho never\r\n", 0o755, "no such file or directory"),  # the interpreter is "/bin/sh\r"
+    "no-interpreter": (b"#!/nonexistent/python3\nprint('never')\n", 0o755, "no such file or directory"),
+    "no-shebang": (b"echo never\n", 0o755, "exec format error"),
+    "not-executable": (b"#!/bin/sh\necho never\n", 0o644, "permission denied"),  # a layer zipped without modes
+    "other-architecture": (_other_architecture_binary(), 0o755, "exec format error"),  # built for arm64 or x86_64
 }
 
 
@@ -191,7 +201,9 @@ def test_extension_that_cannot_start_is_a_launch_error(where: str, kind: str, la
     # GIVEN an extension whose exec fails (a CRLF shebang is the usual way to get one)
     source, mode, reason = LAUNCH_FAILURES[kind]
     lambda_dirs.function(FUNCTION)
-    lambda_dirs.extension("broken", source).chmod(mode)
+    broken = lambda_dirs.opt / "extensions" / "broken"
+    broken.write_bytes(source)
+    broken.chmod(mode)
     if where == "rie":
         rie = request.getfixturevalue("rie_factory")(lambda_dirs.opt, lambda_dirs.task, "app.handler", timeout_s=5)
         rie.invoke_json({})
@@ -240,6 +252,7 @@ def test_extension_reached_through_absolute_links_into_the_layer_starts(where: s
 BOOTSTRAP_FAILURES = {  # the bootstrap's text and mode, and how execve fails on it
     "crlf": (b"#!/bin/sh\r\necho never\r\n", 0o755, "no such file or directory"),
     "not-executable": (b"#!/bin/sh\necho never\n", 0o644, "permission denied"),
+    "other-architecture": (_other_architecture_binary(), 0o755, "exec format error"),
 }
 
 
@@ -247,8 +260,8 @@ BOOTSTRAP_FAILURES = {  # the bootstrap's text and mode, and how execve fails on
 @pytest.mark.parametrize("kind", sorted(BOOTSTRAP_FAILURES))
 def test_custom_runtime_that_cannot_start_is_an_invalid_entrypoint(where: str, kind: str, lambda_dirs: LambdaDirs,
                                                                    request: pytest.FixtureRequest) -> None:
-    # GIVEN a custom runtime whose bootstrap cannot be executed (saved with CRLF line endings, or
-    # zipped without its executable bit)
+    # GIVEN a custom runtime whose bootstrap cannot be executed (saved with CRLF line endings,
+    # zipped without its executable bit, built for the other architecture)
     text, mode, reason = BOOTSTRAP_FAILURES[kind]
     bootstrap = lambda_dirs.task / "bootstrap"
     bootstrap.write_bytes(text)
