@@ -89,7 +89,7 @@ class _CIDict(dict):  # type: ignore[type-arg]
 
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
     if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
-        chunks = []
+        chunks: List[bytes] = []
         while True:
             size = int(handler.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
             if size == 0:
