@@ -75,7 +75,7 @@ class SandboxConfig:
         if self.runtime not in RUNTIMES:
             raise SandboxConfigError(f"runtime {self.runtime!r} must be one of {', '.join(RUNTIMES)}")
         if self.runtime == "provided" and self.bootstrap is None:
-            raise SandboxConfigError(f"no executable bootstrap in {self.task_dir} or {self.opt_dir}")
+            raise SandboxConfigError(f"no bootstrap in {self.task_dir} or {self.opt_dir}")
         if self.runtime == "python" and "." not in self.handler:
             raise SandboxConfigError(f"handler {self.handler!r} must be MODULE.FUNCTION")
         if not 1 <= self.timeout_s <= 900:
@@ -109,10 +109,12 @@ class SandboxConfig:
 
     @property
     def bootstrap(self) -> Optional[Path]:
-        """A custom runtime's `bootstrap`: the task root's, else the layer's (provided.al2023)."""
+        """A custom runtime's `bootstrap`: the task root's, else the layer's (provided.al2023); any
+        entry but a directory, as Lambda picks it: one it cannot execute fails init there."""
         for folder in (self.task_dir, self.opt_dir):
-            if (folder / "bootstrap").is_file() and os.access(folder / "bootstrap", os.X_OK):
-                return folder / "bootstrap"
+            path = folder / "bootstrap"
+            if path.is_symlink() or (path.exists() and not path.is_dir()):
+                return path
         return None
 
     @property

@@ -70,16 +70,17 @@ def _common_env(config: SandboxConfig, runtime_api: str, fs: Filesystem) -> Dict
     return env
 
 
-def runtime_env(config: SandboxConfig, runtime_api: str, fs: Filesystem) -> Dict[str, str]:
-    """The function's environment; `PYTHONPATH` puts the task root first, then the layer's python
-    (a custom runtime gets neither PYTHONPATH nor AWS_EXECUTION_ENV, as on provided.al2023)."""
+def runtime_env(config: SandboxConfig, runtime_api: str, fs: Filesystem, log_stream: str) -> Dict[str, str]:
+    """The function's environment (`log_stream`: the environment's own); `PYTHONPATH` puts the task
+    root first, then the layer's python (a custom runtime gets neither PYTHONPATH nor
+    AWS_EXECUTION_ENV, as on provided.al2023)."""
     env = _common_env(config, runtime_api, fs)
     env.update({
         "LAMBDA_TASK_ROOT": str(fs.task),
         "LAMBDA_RUNTIME_DIR": "/var/runtime",
         "_HANDLER": config.handler,
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.function_name}",
-        "AWS_LAMBDA_LOG_STREAM_NAME": "lambda_sandbox/[$LATEST]local",
+        "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
     })
     if config.managed:  # awslambdaric >= 4 forks this many workers, each with its own /next
         env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(config.max_concurrency)
@@ -114,8 +115,9 @@ def runtime_argv(config: SandboxConfig, env: Mapping[str, str], fs: Filesystem) 
 
 
 def discover_extensions(opt_dir: Path) -> List[Path]:
-    """Every executable regular file in `opt/extensions`, in name order."""
+    """Every entry of `opt/extensions` but directories, in name order: Lambda (and RIE) launch
+    each, so a file without its executable bit fails init (Extension.LaunchError) there too."""
     folder = opt_dir / "extensions"
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and os.access(p, os.X_OK))
+    return sorted(p for p in folder.iterdir() if p.is_symlink() or not p.is_dir())

@@ -40,6 +40,7 @@ class ErrorType:
     ENTITY_TOO_LARGE = "RequestEntityTooLarge"
     RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
     RUNTIME_EXIT = "Runtime.ExitError"
+    INVALID_ENTRYPOINT = "Runtime.InvalidEntrypoint"
     OUT_OF_MEMORY = "Runtime.OutOfMemory"
     RUNTIME_INIT_TIMEOUT = "Sandbox.InitTimeout"
     TIMED_OUT = "Sandbox.Timedout"

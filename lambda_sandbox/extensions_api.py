@@ -67,8 +67,10 @@ def _register(lc: Lifecycle, request: Request) -> Response:
     try:
         body = request.json()
         events = body.get("events", []) if isinstance(body, dict) else None
-        if not isinstance(events, list) or (isinstance(body, dict) and body.get("configurationKeys")):
-            raise ValueError("body must be {\"events\": [...]} (configurationKeys are not supported)")
+        if (not isinstance(events, list) or not all(isinstance(e, str) for e in events)
+                or (isinstance(body, dict) and body.get("configurationKeys"))):
+            raise ValueError("body must be {\"events\": [\"INVOKE\"|\"SHUTDOWN\", ...]} "
+                             "(configurationKeys are not supported)")
     except ValueError as exc:
         return _forbidden(ErrorType.INVALID_REQUEST_FORMAT, str(exc))
     unknown = [e for e in events if e not in _EVENTS]

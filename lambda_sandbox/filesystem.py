@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Dict, Iterable, List, Optional, Sequence
 
 __all__ = ["Filesystem", "namespaces_available", "shared_dirs", "OPT", "TASK_ROOT"]
@@ -30,6 +30,8 @@ OPT = Path("/opt")
 TASK_ROOT = Path("/var/task")
 _HOST_TMP = Path("/tmp")
 _HOSTS_LINE = "127.0.0.1\tsandbox.localdomain sandbox\n"
+_LAMBDA_MACHINES = frozenset({62, 183})  # EM_X86_64, EM_AARCH64
+_MAX_LINKS = 40  # the kernel's limit on links in one lookup
 _TMP_PATH = re.compile(r"(?<![\w.])/+tmp(?:/[^\s;,'\"]*)?")
 
 
@@ -43,6 +45,19 @@ def namespaces_available() -> bool:
                               stderr=subprocess.DEVNULL, timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
+
+
+@functools.lru_cache(maxsize=1)
+def _host_machine() -> bytes:
+    """e_machine of this interpreter's ELF header: the architecture the environment runs on."""
+    with open("/proc/self/exe", "rb") as handle:
+        return handle.read(20)[18:20]
+
+
+def _other_architecture(elf_head: bytes) -> bool:
+    """Built for the other Lambda architecture (x86_64 or arm64): execve refuses it (ENOEXEC)."""
+    machine = elf_head[18:20]
+    return int.from_bytes(machine, "little") in _LAMBDA_MACHINES and machine != _host_machine()
 
 
 def _under_tmp(path: Path) -> bool:
@@ -128,24 +143,49 @@ class Filesystem:
             return self.tmp / path.relative_to(_HOST_TMP)
         return path
 
-    def launch_problem(self, executable: Path, inside: Path) -> Optional[str]:
-        """Why exec of `executable` (on the host; `inside` as the processes see it) would fail,
-        worded as Lambda words it; None if it would start. In the namespace the exec happens
-        after the mount script has started, so a failure there would look like a crash."""
-        if not os.access(executable, os.X_OK):
+    def resolve(self, inside: PurePath) -> Path:
+        """The host file that absolute path `inside` names for the processes, its symlinks
+        followed as they see them: an absolute link in the layer points into /opt, not into
+        the host's /opt."""
+        pending = list(reversed(PurePosixPath(inside).parts[1:]))
+        current = PurePosixPath("/")
+        links = 0
+        while pending:
+            part = pending.pop()
+            candidate = current.parent if part == ".." else current / part
+            host = self.host_path(str(candidate))
+            if links < _MAX_LINKS and host.is_symlink():
+                links += 1
+                target = PurePosixPath(os.readlink(host))
+                pending.extend(reversed(target.parts[1:] if target.is_absolute() else target.parts))
+                current = PurePosixPath("/") if target.is_absolute() else current
+            else:
+                current = candidate
+        return self.host_path(str(current))
+
+    def launch_problem(self, inside: PurePath, cwd: PurePath) -> Optional[str]:
+        """Why exec of `inside` (as the processes see it, started in `cwd`) would fail, worded
+        as Lambda words it; None if it would start. In the namespace the exec happens after
+        the mount script has started, so a failure there would look like a crash."""
+        executable = self.resolve(inside)
+        if not executable.exists():
+            return f"fork/exec {inside}: no such file or directory"
+        if executable.is_dir() or not os.access(executable, os.X_OK):
             return f"fork/exec {inside}: permission denied"
         try:
             with open(executable, "rb") as handle:
                 head = handle.read(256)
-        except OSError as exc:
-            return f"fork/exec {inside}: {exc.strerror.lower() if exc.strerror else exc}"
+        except OSError:
+            return None  # unreadable to us (not root): only the exec can tell
         if head.startswith(b"#!"):
             line = head[2:].split(b"\n", 1)[0].lstrip(b" \t")
-            interpreter = re.split(rb"[ \t]", line, maxsplit=1)[0]  # a CR stays in the name, as for execve
-            found = self.host_path(interpreter.decode("utf-8", "surrogateescape"))
-            if not interpreter or not found.is_file() or not os.access(found, os.X_OK):
+            name = re.split(rb"[ \t]", line, maxsplit=1)[0]  # a CR stays in the name, as for execve
+            interpreter = self.resolve(cwd / name.decode("utf-8", "surrogateescape")) if name else None
+            if interpreter is None or not interpreter.exists():
                 return f"fork/exec {inside}: no such file or directory"
-        elif not head.startswith(b"\x7fELF"):
+            if interpreter.is_dir() or not os.access(interpreter, os.X_OK):
+                return f"fork/exec {inside}: permission denied"
+        elif not head.startswith(b"\x7fELF") or _other_architecture(head):
             return f"fork/exec {inside}: exec format error"
         return None
 

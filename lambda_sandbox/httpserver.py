@@ -89,7 +89,7 @@ class _CIDict(dict):  # type: ignore[type-arg]
 
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
     if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
-        chunks = []
+        chunks: List[bytes] = []
         while True:
             size = int(handler.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
             if size == 0:
@@ -134,6 +134,9 @@ def _make_handler(router: Router) -> type:
     return _Handler
 
 
+_POLL_S = 0.05
+
+
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 64
@@ -148,7 +151,9 @@ class HttpServer:
     def __init__(self, router: Router, port: int = 0, host: str = "127.0.0.1") -> None:
         handler = _make_handler(router)
         self._server = _QuietServer((host, port), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"http:{self.port}", daemon=True)
+        # serve_forever notices shutdown() at its next poll: 0.5 s by default made every stop take that long
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(_POLL_S,), name=f"http:{self.port}",
+                                        daemon=True)
 
     @property
     def port(self) -> int:

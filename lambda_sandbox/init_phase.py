@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
 from . import environment
 from .config import MAX_EXTENSIONS
 from .errors import ErrorType
-from .events import InitReport, InitReportMetrics, InitStart
+from .events import InitReport, InitReportMetrics, InitRuntimeDone, InitStart
+from .processes import ManagedProcess
 from .state import Environment, ExtensionSlot, Phase
 from .telemetry_delivery import TelemetryHub
 
@@ -39,17 +42,26 @@ def _launch_extensions(lc: "Lifecycle", env: Environment) -> None:
                  for path in paths]
         env.extensions.extend(slots)
     for slot, path in zip(slots, paths):
-        problem = fs.launch_problem(path, fs.opt / "extensions" / path.name)
-        if problem is None:
-            try:
-                assert slot.process is not None
-                slot.process.start()
-            except OSError as exc:
-                problem = f"{exc}"
+        assert slot.process is not None
+        problem = _start(lc, slot.process, fs.opt / "extensions" / path.name, fs.opt, check=True)
         if problem is not None:  # e.g. a CRLF shebang
             with lc.cond:
                 slot.exited = True
                 env.fail(ErrorType.EXTENSION_LAUNCH_ERROR, f"{slot.name}: {problem}")
+
+
+def _start(lc: "Lifecycle", process: ManagedProcess, inside: Path, cwd: Path, check: bool) -> Optional[str]:
+    """Start `process` (`inside`: its executable as the environment sees it); None if it started,
+    else why not, worded as Lambda words it. `check`: first look whether the exec would fail,
+    which in the namespace would only show as an exit of the mount script."""
+    assert lc.fs is not None
+    problem = lc.fs.launch_problem(inside, cwd) if check else None
+    if problem is None:
+        try:
+            process.start()
+        except OSError as exc:
+            problem = f"fork/exec {inside}: {(exc.strerror or str(exc)).lower()}"
+    return problem
 
 
 def init_environment(lc: "Lifecycle", freeze: bool = True, phase: str = "init") -> bool:
@@ -64,10 +76,13 @@ def init_environment(lc: "Lifecycle", freeze: bool = True, phase: str = "init") 
         lc.memory.reset_peak()
     with lc.cond:
         lc.env = env
+    # each environment logs to a stream of its own, named as Lambda names them; RIE's Managed
+    # Instances build gives that name as initStart's instanceId
+    log_stream = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[{config.function_version}]{uuid.uuid4().hex}"
     lc.log(f"INIT_START Runtime Version: {RUNTIME_VERSION}")
     lc.emit(env, InitStart(initialization_type=config.initialization_type, phase=phase,
                            runtime_version=RUNTIME_VERSION, function_name=config.function_name,
-                           function_version=config.function_version, instance_id=env.instance_id,
+                           function_version=config.function_version, instance_id=log_stream,
                            instance_max_memory=config.memory_mb * 1024 * 1024))
     budget_s = config.init_budget_s if phase == "init" else config.timeout_s
     deadline = env.init_started + budget_s
@@ -77,10 +92,15 @@ def init_environment(lc: "Lifecycle", freeze: bool = True, phase: str = "init") 
         registered = all(s.ext_id for s in env.extensions)
     if registered and env.failure is None and not lc.stopping:
         assert lc.fs is not None
-        runtime_env = environment.runtime_env(config, lc.runtime_api, lc.fs)
-        env.runtime = lc.spawn(env, "runtime", "runtime", environment.runtime_argv(config, runtime_env, lc.fs),
-                               lc.fs.task, runtime_env)
-        env.runtime.start()
+        runtime_env = environment.runtime_env(config, lc.runtime_api, lc.fs, log_stream)
+        argv = environment.runtime_argv(config, runtime_env, lc.fs)
+        env.runtime = lc.spawn(env, "runtime", "runtime", argv, lc.fs.task, runtime_env)
+        # Lambda execs a custom runtime's bootstrap itself (a managed runtime's wrapper is exec'd by its script)
+        problem = _start(lc, env.runtime, Path(argv[0]), lc.fs.task, check=config.runtime == "provided")
+        if problem is not None:
+            lc.log(f"RequestId:  Error: {problem} {ErrorType.INVALID_ENTRYPOINT}")
+            with lc.cond:
+                env.fail(ErrorType.INVALID_ENTRYPOINT, f"RequestId:  Error: {problem}")
         with lc.cond:
             lc.wait_until(lambda: env.failure or (env.runtime_in_next and env.extensions_done()), deadline)
     if lc.stopping:
@@ -110,6 +130,9 @@ def _fail_init(lc: "Lifecycle", env: Environment, budget: float) -> None:
     init_ms = env.init_ms or 0.0
     lc.log(f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: {env.init_phase}\tStatus: error\t"
            f"Error Type: {error_type}")
+    if env.runtime is not None and env.runtime_ready_at is None:  # started, never ready (as RIE reports it)
+        lc.emit(env, InitRuntimeDone(initialization_type=lc.config.initialization_type, phase=env.init_phase,
+                                     status="error", error_type=error_type))
     lc.emit(env, InitReport(metrics=InitReportMetrics(round(init_ms, 3)),
                             initialization_type=lc.config.initialization_type, phase=env.init_phase,
                             status="error", error_type=error_type))

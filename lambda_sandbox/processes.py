@@ -67,8 +67,8 @@ class ManagedProcess:
         self._on_exit(self, code)
 
     def wait(self, timeout: float) -> bool:
-        """True once the process has exited (bounded by `timeout`)."""
-        return self._exited.wait(timeout)
+        """True once the process has exited (bounded by `timeout`); one never started has nothing to wait for."""
+        return self._popen is None or self._exited.wait(timeout)
 
     def signal_group(self, signum: int) -> None:
         """Send `signum` to the process group and to every descendant (one that left the

@@ -1,6 +1,6 @@
 """Reset and shutdown: what Lambda does on a timeout, a crash, or when it reclaims the
 environment. The runtime goes first (SIGTERM with 300 ms grace on spindown, SIGKILL on
-a reset), then every extension subscribed to SHUTDOWN gets it with the reason and a
+a reset), buffered telemetry is flushed, then every extension subscribed to SHUTDOWN gets it with the reason and a
 deadline 2 s after the start; extensions not subscribed are killed at once; whatever is
 left at the deadline is SIGKILLed. A busy extension receives SHUTDOWN on its next `next`.
 """
@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from .lifecycle import Lifecycle
 
 __all__ = ["reset_environment"]
+
+#: buffered telemetry is flushed to the subscribers before SHUTDOWN, within this (as RIE's
+#: Managed Instances build does), so a listener that exits on SHUTDOWN still gets it
+_TELEMETRY_FLUSH_S = 1.0
 
 
 def _stop_runtime(env: Environment, reason: str) -> None:
@@ -44,6 +48,7 @@ def reset_environment(lc: "Lifecycle", env: Environment, reason: str) -> None:
     deadline = time.monotonic() + lc.config.shutdown_budget_s
     lc.thaw(env)
     _stop_runtime(env, reason)
+    env.hub.drain(max(0.0, min(_TELEMETRY_FLUSH_S, deadline - time.monotonic())))
     event = ShutdownEvent(int((time.time() + deadline - time.monotonic()) * 1000), reason)
     with lc.cond:
         for slot in env.extensions:

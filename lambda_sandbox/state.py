@@ -124,7 +124,6 @@ class Environment:
     init_started: float = field(default_factory=time.monotonic)
     init_ms: Optional[float] = None
     init_phase: str = "init"  # "invoke" for a suppressed init
-    instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # initStart's `instanceId`
     init_reported: bool = False
     peak_rss_kb: int = 0
     oom_kills: int = 0  # the memory cgroup's count when this environment started

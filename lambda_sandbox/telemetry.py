@@ -58,10 +58,10 @@ def parse_subscription(body: Any, *, managed: bool = False) -> Subscription:
         raise SubscriptionError("body must be a JSON object")
     allowed = MANAGED_SCHEMA_VERSIONS if managed else SCHEMA_VERSIONS
     schema = body.get("schemaVersion")
-    if schema not in allowed:
+    if not isinstance(schema, str) or schema not in allowed:
         raise SubscriptionError(f"schemaVersion must be one of {sorted(allowed)}, got {schema!r}")
     types = body.get("types")
-    if not isinstance(types, list) or not types or not set(types) <= EVENT_TYPES:
+    if not isinstance(types, list) or not types or not all(isinstance(t, str) and t in EVENT_TYPES for t in types):
         raise SubscriptionError(f"types must be a non-empty subset of {sorted(EVENT_TYPES)}, got {types!r}")
     raw_buffering = body.get("buffering", {})
     if not isinstance(raw_buffering, Mapping):
@@ -72,7 +72,11 @@ def parse_subscription(body: Any, *, managed: bool = False) -> Subscription:
     if not isinstance(destination, Mapping) or destination.get("protocol") != "HTTP":
         raise SubscriptionError("destination.protocol must be HTTP (the sandbox does not implement TCP)")
     parts = urlsplit(str(destination.get("URI", "")))
-    if parts.scheme != "http" or parts.hostname not in SANDBOX_HOSTS or not parts.port:
+    try:
+        port = parts.port
+    except ValueError:  # out of range or not a number
+        port = None
+    if parts.scheme != "http" or parts.hostname not in SANDBOX_HOSTS or not port:
         raise SubscriptionError(
             f"destination.URI must be http://sandbox.localdomain:PORT/..., got {destination.get('URI')!r}")
-    return Subscription(schema, tuple(dict.fromkeys(types)), buffering, "127.0.0.1", parts.port, parts.path or "/")
+    return Subscription(schema, tuple(dict.fromkeys(types)), buffering, "127.0.0.1", port, parts.path or "/")

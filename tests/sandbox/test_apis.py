@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 from typing import Any, Dict, Optional, Tuple
 
 from lambda_sandbox import ErrorType
@@ -282,7 +283,7 @@ def test_records_follow_each_subscribers_schema_version(lambda_dirs, sandbox_fac
     new_start = first(by_version["2025-01-29"], "platform.initStart")
     assert V2025_INIT_FIELDS <= set(new_start)
     assert (new_start["functionName"], new_start["functionVersion"]) == ("shapes", "$LATEST")
-    assert new_start["instanceMaxMemory"] == 256 * 1024 * 1024 and len(new_start["instanceId"]) == 32
+    assert new_start["instanceMaxMemory"] == 256 * 1024 * 1024 and new_start["instanceId"].endswith("[$LATEST]", 0, -32)
     new_invoke = first(by_version["2025-01-29"], "platform.start")
     assert new_invoke["requestId"] == result.request_id and new_invoke["functionArn"].endswith(":function:shapes")
     for version in ("2022-07-01", "2022-12-13"):
@@ -290,3 +291,48 @@ def test_records_follow_each_subscribers_schema_version(lambda_dirs, sandbox_fac
         assert not V2025_INIT_FIELDS & set(old_start), (version, old_start)
         assert {k: v for k, v in new_start.items() if k not in V2025_INIT_FIELDS} == old_start
         assert "functionArn" not in first(by_version[version], "platform.start")
+
+
+STREAM_FUNCTION = """
+import os
+
+
+def handler(event, context):
+    if event.get("crash"):
+        os._exit(1)
+    return {"stream": context.log_stream_name}
+"""
+
+
+def test_each_environment_has_its_own_log_stream_and_instance(lambda_dirs, sandbox_factory):
+    # GIVEN a function that reports its log stream, and a 2025-01-29 subscriber
+    lambda_dirs.function(STREAM_FUNCTION)
+    records = lambda_dirs.recording_extension("tel", telemetry=FAST_TELEMETRY, schema_version="2025-01-29")
+    box = sandbox_factory(lambda_dirs, echo=False)
+    first = box.invoke({}).json()["stream"]
+    # WHEN the environment is reset (a crash) and the next invoke initialises a new one
+    assert box.invoke({"crash": True}).function_error == "Unhandled"
+    second = box.invoke({}).json()["stream"]
+    # THEN each environment writes to a stream of its own, named as Lambda names them, and its
+    # initStart's instanceId is that stream (as RIE's Managed Instances build sets it)
+    assert first != second
+    for stream in (first, second):
+        assert re.fullmatch(r"\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}", stream), stream
+    wait_until(lambda: len(records.telemetry("platform.initStart")) >= 2, 5, message="one initStart only")
+    assert [e["record"]["instanceId"] for e in records.telemetry("platform.initStart")] == [first, second]
+
+
+def test_buffered_telemetry_is_delivered_before_shutdown(lambda_dirs, sandbox_factory):
+    # GIVEN a subscriber that buffers for 1 s and exits as soon as it gets SHUTDOWN
+    lambda_dirs.function(QUICK)
+    records = lambda_dirs.recording_extension("tel", telemetry={"maxItems": 1000, "maxBytes": 262144,
+                                                                "timeoutMs": 1000})
+    box = sandbox_factory(lambda_dirs, echo=False)
+    result = box.invoke({})
+    box.wait_for_report(result.request_id)
+    # WHEN the environment shuts down well within the buffering time
+    box.stop()
+    # THEN what was buffered (this invoke's platform.report) reached it before SHUTDOWN, as Lambda
+    # flushes telemetry before it shuts the extensions down
+    assert records.of("shutdown_done")
+    assert [e["record"]["requestId"] for e in records.telemetry("platform.report")] == [result.request_id]

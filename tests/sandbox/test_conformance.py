@@ -4,10 +4,14 @@ identifier, and SHUTDOWN on stop. (Early response, telemetry and freeze are wher
 two differ on purpose; they are tested in test_lifecycle / test_apis.)"""
 from __future__ import annotations
 
+import http.client
+import json
 import re
+import sys
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Tuple
 
 import pytest
@@ -173,10 +177,20 @@ def test_internal_extension_gets_invoke_and_no_shutdown(where: str, lambda_dirs:
     assert first["request_id"] in second["seen"]
 
 
-LAUNCH_FAILURES = {  # the extension's text, and how execve fails on it
-    "crlf": ("#!/bin/sh\r\necho never\r\n", "no such file or directory"),  # the interpreter is "/bin/sh\r"
-    "no-interpreter": ("#!/nonexistent/python3\nprint('never')\n", "no such file or directory"),
-    "no-shebang": ("echo never\n", "exec format error"),
+def _other_architecture_binary() -> bytes:
+    """A copy of /bin/true marked for the other Lambda architecture (arm64 here if x86_64, and back)."""
+    data = bytearray(Path("/bin/true").read_bytes())
+    machine = int.from_bytes(data[18:20], "little")
+    data[18:20] = (183 if machine == 62 else 62).to_bytes(2, "little")  # EM_AARCH64, EM_X86_64
+    return bytes(data)
+
+
+LAUNCH_FAILURES = {  # the extension's content and mode, and how execve fails on it
+    "crlf": (b"#!/bin/sh\r\necho never\r\n", 0o755, "no such file or directory"),  # the interpreter is "/bin/sh\r"
+    "no-interpreter": (b"#!/nonexistent/python3\nprint('never')\n", 0o755, "no such file or directory"),
+    "no-shebang": (b"echo never\n", 0o755, "exec format error"),
+    "not-executable": (b"#!/bin/sh\necho never\n", 0o644, "permission denied"),  # a layer zipped without modes
+    "other-architecture": (_other_architecture_binary(), 0o755, "exec format error"),  # built for arm64 or x86_64
 }
 
 
@@ -185,9 +199,11 @@ LAUNCH_FAILURES = {  # the extension's text, and how execve fails on it
 def test_extension_that_cannot_start_is_a_launch_error(where: str, kind: str, lambda_dirs: LambdaDirs,
                                                        request: pytest.FixtureRequest) -> None:
     # GIVEN an extension whose exec fails (a CRLF shebang is the usual way to get one)
-    source, reason = LAUNCH_FAILURES[kind]
+    source, mode, reason = LAUNCH_FAILURES[kind]
     lambda_dirs.function(FUNCTION)
-    lambda_dirs.extension("broken", source)
+    broken = lambda_dirs.opt / "extensions" / "broken"
+    broken.write_bytes(source)
+    broken.chmod(mode)
     if where == "rie":
         rie = request.getfixturevalue("rie_factory")(lambda_dirs.opt, lambda_dirs.task, "app.handler", timeout_s=5)
         rie.invoke_json({})
@@ -201,3 +217,117 @@ def test_extension_that_cannot_start_is_a_launch_error(where: str, kind: str, la
     # THEN init fails with Extension.LaunchError and execve's reason, not as a crash
     assert "Extension.LaunchError" in logs and "Extension.Crash" not in logs
     assert f"fork/exec /opt/extensions/broken: {reason}" in logs
+
+
+@pytest.mark.parametrize("where", ["rie", "sandbox"])
+def test_extension_reached_through_absolute_links_into_the_layer_starts(where: str, lambda_dirs: LambdaDirs,
+                                                                         request: pytest.FixtureRequest) -> None:
+    # GIVEN an extension that is a link to /opt/real/rec, run by an interpreter /opt/bin/py that is a
+    # link to /opt/lang/py: absolute links that resolve only where the layer is at /opt
+    lambda_dirs.function(FUNCTION)
+    records = lambda_dirs.recording_extension("rec")
+    opt = lambda_dirs.opt
+    for folder in ("real", "bin", "lang"):
+        (opt / folder).mkdir()
+    interpreter = opt / "lang" / "py"
+    interpreter.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    interpreter.chmod(0o755)
+    (opt / "bin" / "py").symlink_to("/opt/lang/py")
+    source = (opt / "extensions" / "rec").read_text().split("\n", 1)[1]
+    (opt / "extensions" / "rec").unlink()
+    (opt / "real" / "rec").write_text("#!/opt/bin/py\n" + source)
+    (opt / "real" / "rec").chmod(0o755)
+    (opt / "extensions" / "rec").symlink_to("/opt/real/rec")
+    if where == "rie":
+        rie = request.getfixturevalue("rie_factory")(opt, lambda_dirs.task, "app.handler", timeout_s=5)
+        status, _, _ = rie.invoke_json({})
+    else:
+        box = request.getfixturevalue("sandbox_factory")(lambda_dirs, timeout_s=5, echo=False)
+        status = box.invoke({}).status
+    # THEN it is launched, registers and gets the INVOKE, as in Lambda
+    assert status == 200
+    wait_until(lambda: records.events("INVOKE"), 5, message="the linked extension got no INVOKE")
+
+
+BOOTSTRAP_FAILURES = {  # the bootstrap's text and mode, and how execve fails on it
+    "crlf": (b"#!/bin/sh\r\necho never\r\n", 0o755, "no such file or directory"),
+    "not-executable": (b"#!/bin/sh\necho never\n", 0o644, "permission denied"),
+    "other-architecture": (_other_architecture_binary(), 0o755, "exec format error"),
+}
+
+
+@pytest.mark.parametrize("where", ["rie", "sandbox", "sandbox-without-namespace"])
+@pytest.mark.parametrize("kind", sorted(BOOTSTRAP_FAILURES))
+def test_custom_runtime_that_cannot_start_is_an_invalid_entrypoint(where: str, kind: str, lambda_dirs: LambdaDirs,
+                                                                   request: pytest.FixtureRequest) -> None:
+    # GIVEN a custom runtime whose bootstrap cannot be executed (saved with CRLF line endings,
+    # zipped without its executable bit, built for the other architecture)
+    text, mode, reason = BOOTSTRAP_FAILURES[kind]
+    bootstrap = lambda_dirs.task / "bootstrap"
+    bootstrap.write_bytes(text)
+    bootstrap.chmod(mode)
+    if where == "rie":  # RIE execs the command it is given: the bootstrap itself
+        rie = request.getfixturevalue("rie_factory")(lambda_dirs.opt, lambda_dirs.task, "app.handler", timeout_s=5,
+                                                     python=str(bootstrap))
+        rie.invoke_json({})
+        logs = rie.logs()
+        inside = str(bootstrap)
+    else:
+        namespace = where == "sandbox"
+        box = request.getfixturevalue("sandbox_factory")(lambda_dirs, timeout_s=5, echo=False, runtime="provided",
+                                                         namespace=namespace)
+        result = box.invoke({})
+        assert result.status == 200 and result.function_error == "Unhandled", result
+        assert result.json()["errorType"] == ErrorType.INVALID_ENTRYPOINT
+        logs = "\n".join([*(line.text for line in box.logs), result.json()["errorMessage"]])
+        inside = "/var/task/bootstrap" if namespace else str(bootstrap)
+    # THEN init fails with Runtime.InvalidEntrypoint and execve's reason, not as an exit of the runtime
+    assert "Runtime.InvalidEntrypoint" in logs and "Runtime.ExitError" not in logs
+    assert f"fork/exec {inside}: {reason}" in logs
+
+
+@pytest.mark.parametrize("where", ["rie", "sandbox"])
+@pytest.mark.parametrize("events", [[["INVOKE"]], [5], "INVOKE"])
+def test_register_with_events_that_are_not_names_is_an_invalid_request_format(
+        where: str, events: Any, lambda_dirs: LambdaDirs, request: pytest.FixtureRequest) -> None:
+    lambda_dirs.function(FUNCTION)
+    if where == "rie":
+        rie = request.getfixturevalue("rie_factory")(lambda_dirs.opt, lambda_dirs.task, "app.handler", timeout_s=5)
+        rie.invoke_json({})
+        address = f"127.0.0.1:{rie.runtime_port}"
+    else:
+        box = request.getfixturevalue("sandbox_factory")(lambda_dirs, timeout_s=5, echo=False)
+        box.invoke({})
+        address = box.runtime_api
+    # WHEN a registration's events are not a list of names
+    host, port = address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    conn.request("POST", "/2020-01-01/extension/register", json.dumps({"events": events}),
+                 {"Lambda-Extension-Name": "odd"})
+    reply = conn.getresponse()
+    body = json.loads(reply.read())
+    conn.close()
+    # THEN it is refused as a malformed request, before anything else is looked at
+    assert (reply.status, body["errorType"]) == (403, ErrorType.INVALID_REQUEST_FORMAT), body
+
+
+@pytest.mark.parametrize("where", ["rie", "sandbox"])
+def test_runtime_that_fails_init_reports_init_runtime_done_error(where: str, lambda_dirs: LambdaDirs,
+                                                                  request: pytest.FixtureRequest) -> None:
+    # GIVEN a function whose import raises, and a Telemetry subscriber
+    lambda_dirs.function("raise RuntimeError('broken at import')\n")
+    records = lambda_dirs.recording_extension("tel", telemetry={"maxItems": 1000, "maxBytes": 262144,
+                                                                "timeoutMs": 25})
+    if where == "rie":  # RIE has no Telemetry API: it logs the record it would send
+        rie = request.getfixturevalue("rie_factory")(lambda_dirs.opt, lambda_dirs.task, "app.handler", timeout_s=5)
+        rie.invoke_json({})
+        wait_until(lambda: "INIT RTDONE(status: error)" in rie.logs(), 5, message=rie.logs)
+        return
+    box = request.getfixturevalue("sandbox_factory")(lambda_dirs, timeout_s=5, echo=False)
+    result = box.invoke({})
+    assert result.function_error == "Unhandled"
+    # THEN platform.initRuntimeDone says the runtime's init failed, and why
+    done = wait_until(lambda: [e["record"] for e in records.telemetry("platform.initRuntimeDone")], 5,
+                      message="no platform.initRuntimeDone delivered")
+    assert [(r["status"], r.get("errorType"), r["phase"]) for r in done] == [
+        ("error", result.json()["errorType"], "init")]

@@ -73,6 +73,9 @@ def test_buffering_limits_accepted(buffering):
     {**_body(), "types": ["platform", "nope"]}, {**_body(), "types": []},
     {**_body(), "destination": {"protocol": "HTTP", "URI": "http://example.com:80/"}},
     {**_body(), "destination": {"protocol": "TCP", "port": 9999}}, {**_body(), "schemaVersion": "2020-01-01"},
+    {**_body(), "schemaVersion": ["2022-12-13"]}, {**_body(), "schemaVersion": {}}, {**_body(), "schemaVersion": 20221213},
+    {**_body(), "types": [["platform"]]}, {**_body(), "types": [{"platform": 1}]},
+    {**_body(), "destination": {"protocol": "HTTP", "URI": "http://sandbox.localdomain:99999/"}},
 ])
 def test_invalid_subscriptions_rejected(body):
     with pytest.raises(SubscriptionError):
