@@ -7,6 +7,7 @@ synchronously, without a journal: work is late (the response waits for it) but n
 from __future__ import annotations
 
 import logging
+import time
 from typing import Iterable, Optional
 
 from handler_lib import config as cfg
@@ -19,6 +20,7 @@ from .sinks import make_sinks
 from .tasks import TaskRunner
 
 log = logging.getLogger("defer_runner.inline")
+LETTERS_S = 1.0  # for the dead letters of what the budget left undelivered
 _drainer: Optional[Drainer] = None
 _draining = 0  # drains in progress: work deferred by a task they run joins them
 
@@ -27,9 +29,10 @@ def make_drainer(config: cfg.Config) -> Drainer:
     return Drainer(PendingQueue(), make_sinks(ClientFactory(config)), TaskRunner(trust_loaded=True), config)
 
 
-def deliver(items: Iterable[wire.WorkItem], stop_at: float) -> DrainReport:
-    """Deliver ``items`` until ``stop_at`` (monotonic); what is left is given up (dead-lettered
-    when a DLQ is set), each with an ERROR line naming its target and its last error."""
+def deliver(items: Iterable[wire.WorkItem], stop_at: float, hard_stop: Optional[float] = None) -> DrainReport:
+    """Deliver ``items`` until ``stop_at`` (monotonic); what is left is given up, each with an
+    ERROR line naming its target and its last error, and dead-lettered when a DLQ is set: the
+    letters get up to ``LETTERS_S`` more, never past ``hard_stop`` (the invoke's end)."""
     global _drainer, _draining
     if _drainer is None:
         _drainer = make_drainer(cfg.load())
@@ -41,6 +44,7 @@ def deliver(items: Iterable[wire.WorkItem], stop_at: float) -> DrainReport:
         # which is waiting for it.
         return DrainReport()
     _draining += 1
+    letters_before = _drainer.letters_queued
     try:
         report = _drainer.drain(stop_at)
     finally:
@@ -55,4 +59,9 @@ def deliver(items: Iterable[wire.WorkItem], stop_at: float) -> DrainReport:
         log.error("lambda-defer inline: gave up on %s %s to %s after %d attempts: %s",
                   item.kind, item.id, item.target, entry.attempts, reason)
         _drainer.give_up(entry, "Defer.InlineBudgetExceeded", reason)
+    if _drainer.letters_queued > letters_before:
+        # Sent now, not with the next inline delivery, which may never come; a letter that
+        # still fails waits for that one (its item already has its ERROR line).
+        until = time.monotonic() + LETTERS_S
+        report.merge(_drainer.drain(until if hard_stop is None else min(until, hard_stop)))
     return report

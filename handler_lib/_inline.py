@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from types import ModuleType
-from typing import List
+from typing import List, Optional, Tuple
 
 from . import wire
 
@@ -33,23 +33,25 @@ def delivery_module() -> ModuleType:
 
 
 def deliver_inline(items: List[wire.WorkItem]) -> None:
-    stop_at = time.monotonic() + budget_s()  # before the imports, which count against it
+    budget, invoke_left = limits_s()  # before the imports, which count against them
+    now = time.monotonic()
     try:
         inline = delivery_module()
     except ImportError as exc:
         for item in items:
             logger.error("lambda-defer: cannot deliver %s %s inline (%s)", item.kind, item.id, exc)
         raise
-    inline.deliver(items, stop_at)
+    inline.deliver(items, now + budget, None if invoke_left is None else now + invoke_left)
 
 
-def budget_s() -> float:
-    """DEFER_INLINE_BUDGET_MS, cut to the invoke's remaining time less the deadline margin."""
+def limits_s() -> Tuple[float, Optional[float]]:
+    """(DEFER_INLINE_BUDGET_MS cut to the invoke's time left, the invoke's time left), both
+    less the deadline margin; the second is None without a context clock."""
     from . import _api, config
 
     settings = config.load()
-    budget_ms = settings.inline_budget_ms
     remaining = _api.remaining_ms()
-    if remaining is not None:
-        budget_ms = min(budget_ms, remaining - settings.deadline_margin_ms)
-    return max(0, budget_ms) / 1000
+    if remaining is None:
+        return max(0, settings.inline_budget_ms) / 1000, None
+    left = max(0, remaining - settings.deadline_margin_ms) / 1000
+    return min(max(0, settings.inline_budget_ms) / 1000, left), left

@@ -176,3 +176,33 @@ def test_inline_a_task_that_defers_more_does_not_wait_for_itself(no_extension, a
         assert elapsed < 4, f"{elapsed:.1f}s: the nested drain waited for the task's timeout"
     finally:
         sys.modules.pop(module, None)
+
+
+LETTERS_HANDLER = """
+import sys
+from types import SimpleNamespace
+from handler_lib import defer
+
+@defer
+def handler(event, context):
+    for n in range(2):
+        defer.sns(sys.argv[1], {"n": n})
+
+handler({}, SimpleNamespace(aws_request_id="r-letters"))
+"""
+
+
+def test_inline_letters_of_what_the_budget_left_go_out_before_the_handler_returns(
+        fault_proxy, aws_resources, tmp_path):
+    # GIVEN inline delivery with SNS throttled past a 300 ms budget, and a reachable DLQ (SQS)
+    res = aws_resources()
+    fault_proxy.throttle(service="sns")
+    env = {**os.environ, **res.env(), "DEFER_MODE": "inline", "DEFER_SOCKET": str(tmp_path / "none.sock"),
+           "AWS_ENDPOINT_URL": fault_proxy.endpoint_url, "DEFER_INLINE_BUDGET_MS": "300"}
+    out = subprocess.run([sys.executable, "-c", LETTERS_HANDLER, res.topic_arn], cwd=REPO_ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    # THEN by the time the process ended (the handler returned), both letters were in the DLQ
+    letters = drain_queue(res.dlq_url, 2, timeout=3)
+    assert sorted(letter["kind"] for letter in letters) == ["sns", "sns"]
+    assert {letter["error"]["code"] for letter in letters} == {"Defer.InlineBudgetExceeded"}
