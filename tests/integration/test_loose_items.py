@@ -117,6 +117,9 @@ def test_an_item_from_an_asyncio_task_that_outlived_its_app_call_is_not_lost(rea
     first["rawQueryString"] = "n=1&spawn=1"
     assert handler(first, SimpleNamespace(aws_request_id="first", get_remaining_time_in_millis=lambda: 9000)
                    )["statusCode"] == 200
+    # the rest of the first app call may end its invoke on a post-response thread: let it be confirmed
+    wait_until(lambda: not any(t.name == "defer-after-first" for t in threading.enumerate()), 5,
+               message="the first invoke did not end")
     os.kill(reader.pid, signal.SIGSTOP)
     gate.set()
     assert finished.wait(5)
@@ -127,3 +130,4 @@ def test_an_item_from_an_asyncio_task_that_outlived_its_app_call_is_not_lost(rea
         handler(second, SimpleNamespace(aws_request_id="second", get_remaining_time_in_millis=lambda: 9000))
         # THEN the late item was delivered by the function, with the second invoke's own
         assert sorted(map(str, _bodies(res.queue_url, 2))) == ["2", "late"]
+
