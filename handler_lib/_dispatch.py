@@ -209,8 +209,13 @@ class Dispatcher:
         return [item for item in sent if item.id not in held]
 
     def after_restore(self) -> None:
-        """A new life of a snapshotted process: new ids, and no connection from before the snapshot."""
+        """A new life of a snapshotted process: new ids, and no connection from before the snapshot.
+
+        Nor its loose items: the extension, snapshotted with them, holds what came over it,
+        which the new connection's confirmation cannot count (each restore delivered them again)."""
         _ids.reseed()
+        with self._lock:
+            self._loose = []
         if self._channel is not None:
             self._channel.close()
 

@@ -131,3 +131,36 @@ def test_an_item_from_an_asyncio_task_that_outlived_its_app_call_is_not_lost(rea
         # THEN the late item was delivered by the function, with the second invoke's own
         assert sorted(map(str, _bodies(res.queue_url, 2))) == ["2", "late"]
 
+
+RESTORED = """
+import ctypes, os, sys
+from types import SimpleNamespace
+from handler_lib import defer
+
+@defer
+def handler(event, context):
+    defer.sqs(sys.argv[1], {"n": "invoke"})
+
+defer.sqs(sys.argv[1], {"n": "init"})  # at init, after the handler is defined: a loose item
+for k in range(2):  # libc's fork runs no at-fork hook: a copy of the initialised memory, as a restore makes
+    pid = ctypes.CDLL(None).fork()
+    if pid == 0:
+        handler({}, SimpleNamespace(aws_request_id=f"restored-{k}"))
+        os._exit(0)
+    os.waitpid(pid, 0)
+"""
+
+
+def test_a_snapstart_restore_does_not_deliver_the_items_of_init_again(reader, aws_resources):
+    # GIVEN a loose item sent at init to the extension, which holds it (and is snapshotted with it)
+    res = aws_resources()
+    env = {**os.environ, "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start", "DEFER_ACK_TIMEOUT_MS": "2000"}
+    # WHEN two environments restored from that snapshot each run an invoke
+    out = subprocess.run([sys.executable, "-c", RESTORED, res.queue_url], cwd=REPO_ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    # THEN neither delivered the init item itself: it went over the connection from before the
+    # snapshot, which a new one replaced, so the new one's confirmation could not count it
+    assert "delivered" not in out.stderr, out.stderr
+    assert drain_queue(res.queue_url, 1, timeout=0.5) == []
+
