@@ -321,6 +321,7 @@ def _after_fork_in_child() -> None:
     so its items are never held for an end (inline work goes at once)."""
     DISPATCHER._lock = threading.Lock()
     DISPATCHER._loose = []  # sent on the parent's connection: the parent confirms them
+    DISPATCHER._wrapped = False  # nor are its loose ones: no end marker would come to release them
     DISPATCHER._current = None
     DISPATCHER._local = threading.local()
 

@@ -164,3 +164,39 @@ def test_a_snapstart_restore_does_not_deliver_the_items_of_init_again(reader, aw
     assert "delivered" not in out.stderr, out.stderr
     assert drain_queue(res.queue_url, 1, timeout=0.5) == []
 
+
+FORKED = """
+import gc, os, sys, tracemalloc
+from types import SimpleNamespace
+from handler_lib import defer
+
+@defer
+def handler(event, context):
+    defer.sqs(sys.argv[1], {"n": "parent"})
+
+handler({}, SimpleNamespace(aws_request_id="parent-1"))
+r, w = os.pipe()
+if os.fork() == 0:  # a worker of the handler's own (multiprocessing's fork start method)
+    payload = {"pad": "x" * 200}
+    defer.sqs(sys.argv[1], payload)  # the child's connection
+    gc.collect()
+    tracemalloc.start()
+    for _ in range(5000):
+        defer.sqs(sys.argv[1], payload)
+    gc.collect()
+    os.write(w, str(tracemalloc.get_traced_memory()[0]).encode())
+    os._exit(0)
+os.wait()
+print(os.read(r, 100).decode())
+"""
+
+
+def test_a_forked_child_keeps_no_memory_for_the_items_it_defers(reader, aws_resources):
+    res = aws_resources()
+    out = subprocess.run([sys.executable, "-c", FORKED, res.queue_url], cwd=REPO_ROOT,
+                         env={**os.environ, "DEFER_MODE": "extension"}, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    # No invoke ends in the child, so nothing would ever confirm (and release) what it kept
+    held = int(out.stdout)
+    assert held < 250_000, f"{held} bytes still held after 5000 items"
