@@ -200,3 +200,34 @@ def test_a_forked_child_keeps_no_memory_for_the_items_it_defers(reader, aws_reso
     # No invoke ends in the child, so nothing would ever confirm (and release) what it kept
     held = int(out.stdout)
     assert held < 250_000, f"{held} bytes still held after 5000 items"
+
+
+def test_more_loose_items_than_the_extension_keeps_ids_of_are_confirmed_by_their_count(
+        reader, aws_resources, monkeypatch):
+    # GIVEN a thread of the handler's own that defers 6,000 items between two invokes: more than
+    # the extension keeps the ids of (4,096), though it holds them all
+    res = aws_resources()
+    monkeypatch.setenv("DEFER_INLINE_BUDGET_MS", "1000")
+    gate, done = threading.Event(), threading.Event()
+
+    @defer
+    def handler(event, context):
+        return "ok"
+
+    def burst() -> None:
+        gate.wait(5)
+        for n in range(6000):
+            defer.sqs(res.queue_url, {"n": n})
+        done.set()
+
+    handler({}, SimpleNamespace(aws_request_id="first"))
+    threading.Thread(target=burst, daemon=True).start()
+    gate.set()
+    assert done.wait(10)
+    # WHEN the next invoke ends
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a delivery from the function would warn
+        assert handler({}, SimpleNamespace(aws_request_id="second")) == "ok"
+    # THEN the function delivered none of them itself (it delivered the 1,904 oldest, taking its
+    # whole inline budget)
+    assert drain_queue(res.queue_url, 1, timeout=0.5) == []
