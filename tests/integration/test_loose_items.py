@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from types import SimpleNamespace
 from typing import Any, Iterator, List
@@ -231,3 +232,33 @@ def test_more_loose_items_than_the_extension_keeps_ids_of_are_confirmed_by_their
     # THEN the function delivered none of them itself (it delivered the 1,904 oldest, taking its
     # whole inline budget)
     assert drain_queue(res.queue_url, 1, timeout=0.5) == []
+
+
+def test_what_the_function_delivers_after_its_response_stops_at_the_invoke_deadline(
+        reader, aws_resources, fault_proxy, monkeypatch):
+    # GIVEN an invoke with 1.5 s left, post-response work (so it ends on a thread of its own,
+    # after the handler returned), an extension that confirms nothing, and SQS throttling
+    res = aws_resources()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", fault_proxy.endpoint_url)
+    monkeypatch.setenv("DEFER_INLINE_BUDGET_MS", "5000")
+    fault_proxy.throttle("SendMessageBatch")
+    deadline = time.monotonic() + 1.5
+
+    @defer
+    def handler(event, context):
+        if event.get("after"):
+            defer.sqs(res.queue_url, {"n": 1})
+            defer.after(lambda: None)
+        return "ok"
+
+    context = SimpleNamespace(aws_request_id="deadline",
+                              get_remaining_time_in_millis=lambda: int((deadline - time.monotonic()) * 1000))
+    handler({}, SimpleNamespace(aws_request_id="first"))  # the connection, confirmed
+    os.kill(reader.pid, signal.SIGSTOP)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert handler({"after": True}, context) == "ok"
+        # THEN its delivery gives up by the deadline less the margin (0.3 s), not after the
+        # 5 s budget (the invoke's clock was gone once the handler had returned)
+        wait_until(lambda: not any(t.name == "defer-after-deadline" for t in threading.enumerate()), 2.5,
+                   message="the delivery after the response ran past the invoke's deadline")
