@@ -66,8 +66,10 @@ class Connection:
     bad_frames: int = 0
     outbox: bytearray = field(default_factory=bytearray)
     # ids of items sent outside any invoke (no request id) by a @defer process, until the
-    # end marker with no request id that confirms them; the oldest go past LOOSE_IDS_KEPT
+    # end marker with no request id that confirms them; the oldest go past LOOSE_IDS_KEPT,
+    # but all are counted: they came in order on this connection, so the count confirms them
     loose: List[str] = field(default_factory=list)
+    loose_count: int = 0
 
 
 @dataclass
@@ -296,8 +298,9 @@ class ChannelServer:
             handlers.on_hello(conn, frame)
             conn.hello = frame
         elif isinstance(frame, wire.EndOfInvoke) and not frame.request_id:
-            held, conn.loose = conn.loose, []  # the items this process sent outside an invoke
-            self._reply(conn, wire.Ack("", len(held), held if len(held) < frame.count else None))
+            held, count = conn.loose, conn.loose_count  # the items this process sent outside an invoke
+            conn.loose, conn.loose_count = [], 0
+            self._reply(conn, wire.Ack("", count, held if count < frame.count else None))
         elif isinstance(frame, wire.EndOfInvoke):
             # Items of this invoke may sit on another connection (the handler reconnected):
             # read those first, so the ack counts them.
@@ -313,7 +316,8 @@ class ChannelServer:
             handlers.on_item(frame, body)
             if not frame.request_id and conn.hello is not None and conn.hello.wrapped:
                 conn.loose.append(frame.id)
-                if len(conn.loose) > LOOSE_IDS_KEPT:  # unconfirmed ones are delivered twice, not lost
+                conn.loose_count += 1
+                if len(conn.loose) > LOOSE_IDS_KEPT:  # past it, an incomplete count costs duplicates
                     del conn.loose[:len(conn.loose) - LOOSE_IDS_KEPT]
 
     # -- replies ------------------------------------------------------------------------

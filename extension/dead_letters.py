@@ -11,6 +11,8 @@ A letter always fits the DLQ: it is UTF-8 JSON (``ensure_ascii`` off, so "é" co
 not 6), and when it would still exceed SQS's message size the item's payload is cut to a
 prefix and the letter says so: ``"truncated": true`` with the payload's size in bytes and
 its SHA-256, so the original can be matched (a truncated letter cannot be redriven).
+Bytes in task arguments are written as ``{"base64": ...}``, and bytes dict keys as
+``"base64:..."`` strings (JSON keys are text).
 """
 
 from __future__ import annotations
@@ -37,17 +39,29 @@ def is_dead_letter(item: wire.WorkItem) -> bool:
 
 
 def _encode(letter: Dict[str, Any]) -> str:
+    letter = _json_keys(letter)
     text = json.dumps(letter, default=_bytes_as_base64, separators=(",", ":"), ensure_ascii=False)
     if _NOT_SQS_TEXT.search(text):
         text = json.dumps(letter, default=_bytes_as_base64, separators=(",", ":"))
     return text
 
 
+def _json_keys(value: Any) -> Any:
+    """``value`` with each bytes dict key as ``"base64:<text>"``: task arguments carry them
+    (msgpack), JSON does not, and a letter that cannot be written strands its item."""
+    if isinstance(value, dict):
+        return {("base64:" + base64.b64encode(k).decode() if isinstance(k, (bytes, bytearray)) else k):
+                _json_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_keys(v) for v in value]
+    return value
+
+
 def _payload(item: wire.WorkItem) -> Tuple[str, str]:
     """(key in the item map, payload text) of the item's payload."""
     key = _PAYLOAD_KEYS[item.kind]
     if isinstance(item, wire.TaskItem):
-        return key, json.dumps({"args": item.args, "kwargs": item.kwargs}, default=_bytes_as_base64,
+        return key, json.dumps(_json_keys({"args": item.args, "kwargs": item.kwargs}), default=_bytes_as_base64,
                                ensure_ascii=False)
     return key, item.to_map()[key]
 
@@ -100,7 +114,7 @@ def describe(item: wire.WorkItem, code: str, message: str, attempts: int,
                     "request_id": item.request_id, "attempts": attempts,
                     "error_code": code, "error": message}
     if log_payloads:
-        fields["item"] = json.loads(json.dumps(item.to_map(), default=_bytes_as_base64))
+        fields["item"] = json.loads(json.dumps(_json_keys(item.to_map()), default=_bytes_as_base64))
     return fields
 
 

@@ -12,22 +12,6 @@ from ._tasks import P, R, Task, make_task, task_options
 
 H = TypeVar("H", bound=Callable[..., Any])
 
-# The running invoke's ``context.get_remaining_time_in_millis`` (None outside an invoke):
-# inline delivery after the handler must end before the invoke does.
-_remaining_ms: Optional[Callable[[], int]] = None
-
-
-def remaining_ms() -> Optional[int]:
-    """Milliseconds left in the running ``@defer``-wrapped invoke, if its context tells."""
-    clock = _remaining_ms
-    if clock is None:
-        return None
-    try:
-        return int(clock())
-    except (TypeError, ValueError):
-        return None
-
-
 class Defer:
     """Decorate the Lambda handler with ``@defer``; enqueue with ``defer.sqs/sns/event/call``.
 
@@ -50,17 +34,16 @@ class Defer:
 
         @functools.wraps(handler)
         def wrapper(event: Any, context: Any) -> Any:
-            global _remaining_ms
-            _remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
             _items.invoke_trace = os.environ.get(_items.ENV_TRACE_ID) or None
-            invoke = DISPATCHER.begin(getattr(context, "aws_request_id", "") or "")
+            # the context's clock: inline delivery at the invoke's end must stop before it does
+            invoke = DISPATCHER.begin(getattr(context, "aws_request_id", "") or "",
+                                      getattr(context, "get_remaining_time_in_millis", None))
             try:
                 return handler(event, context)
             finally:
                 try:
                     DISPATCHER.finish(invoke)
                 finally:
-                    _remaining_ms = None
                     _items.invoke_trace = _items.READ_AT_CALL
 
         DISPATCHER.wrapped_handler()

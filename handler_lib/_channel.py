@@ -186,8 +186,10 @@ class SocketChannel:
         self._sock = None
 
     def _forget_parent(self) -> None:
-        """In a forked child: the lock may be held by a parent thread that does not exist here."""
+        """In a forked child: the lock may be held by a parent thread that does not exist here;
+        and its hello says it sends no end markers (no invoke ends in it)."""
         self._lock = threading.Lock()
+        self._wrapped = False
         if self._sock is not None:
             try:
                 self._sock.close()  # the child's copy of the descriptor; the parent's stays open

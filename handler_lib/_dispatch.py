@@ -40,10 +40,11 @@ class ExtensionUnavailableError(ConnectionError):
 class Invoke:
     """One invoke as the function sees it: what it sent, what goes inline, what runs after it."""
 
-    __slots__ = ("request_id", "unacked", "inline", "after", "after_run", "after_failed", "ended")
+    __slots__ = ("request_id", "clock", "unacked", "inline", "after", "after_run", "after_failed", "ended")
 
-    def __init__(self, request_id: str) -> None:
+    def __init__(self, request_id: str, clock: Optional[Callable[[], int]] = None) -> None:
         self.request_id = request_id
+        self.clock = clock  # the context's get_remaining_time_in_millis, when it has one
         self.ended = False  # its items were settled: what comes later belongs to no invoke
         self.unacked: List[wire.WorkItem] = []  # sent to the extension, not confirmed yet
         self.inline: List[wire.WorkItem] = []  # delivered by the function when the invoke ends
@@ -128,14 +129,14 @@ class Dispatcher:
         invoke = self.invoke
         return invoke.request_id if invoke is not None else ""
 
-    def begin(self, request_id: str) -> Invoke:
+    def begin(self, request_id: str, clock: Optional[Callable[[], int]] = None) -> Invoke:
         if not self._invoked:
             self._invoked = True
             # SnapStart: init ran before the snapshot, so the first invoke of each process is
             # in an environment restored from it, sharing its memory with every other one.
             if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
                 self.after_restore()
-        invoke = self._current = Invoke(request_id)
+        invoke = self._current = Invoke(request_id, clock)
         if self._channel is None and self._uses_socket() and self.local_sink is None:
             self._try_connect()
         return invoke
@@ -185,7 +186,7 @@ class Dispatcher:
                              if channel is not None and ack is not None else None)
                 notes.append(self._settle(invoke, loose, loose_ack))
         items, invoke.inline = invoke.inline, []
-        self._deliver_inline(items)
+        self._deliver_inline(items, invoke.clock)  # on a post-response thread too: never past its end
         for note in filter(None, notes):  # after the delivery: warnings turned into errors lose nothing
             warnings.warn(note, RuntimeWarning, stacklevel=3)
 
@@ -209,8 +210,13 @@ class Dispatcher:
         return [item for item in sent if item.id not in held]
 
     def after_restore(self) -> None:
-        """A new life of a snapshotted process: new ids, and no connection from before the snapshot."""
+        """A new life of a snapshotted process: new ids, and no connection from before the snapshot.
+
+        Nor its loose items: the extension, snapshotted with them, holds what came over it,
+        which the new connection's confirmation cannot count (each restore delivered them again)."""
         _ids.reseed()
+        with self._lock:
+            self._loose = []
         if self._channel is not None:
             self._channel.close()
 
@@ -287,11 +293,11 @@ class Dispatcher:
             self._deliver_inline([item])
 
     @staticmethod
-    def _deliver_inline(items: List[wire.WorkItem]) -> None:
+    def _deliver_inline(items: List[wire.WorkItem], clock: Optional[Callable[[], int]] = None) -> None:
         if items:
             from ._inline import deliver_inline  # boto3 is loaded only when work runs inline
 
-            deliver_inline(items)
+            deliver_inline(items, clock)
 
 
 DISPATCHER = Dispatcher()
@@ -316,6 +322,7 @@ def _after_fork_in_child() -> None:
     so its items are never held for an end (inline work goes at once)."""
     DISPATCHER._lock = threading.Lock()
     DISPATCHER._loose = []  # sent on the parent's connection: the parent confirms them
+    DISPATCHER._wrapped = False  # nor are its loose ones: no end marker would come to release them
     DISPATCHER._current = None
     DISPATCHER._local = threading.local()
 

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from types import ModuleType
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from . import wire
 
@@ -32,8 +32,9 @@ def delivery_module() -> ModuleType:
         return importlib.import_module("extension.inline")
 
 
-def deliver_inline(items: List[wire.WorkItem]) -> None:
-    budget, invoke_left = limits_s()  # before the imports, which count against them
+def deliver_inline(items: List[wire.WorkItem], clock: Optional[Callable[[], int]] = None) -> None:
+    """Deliver ``items`` here, now; ``clock`` is the invoke's ``get_remaining_time_in_millis``."""
+    budget, invoke_left = limits_s(clock)  # before the imports, which count against them
     now = time.monotonic()
     try:
         inline = delivery_module()
@@ -44,14 +45,23 @@ def deliver_inline(items: List[wire.WorkItem]) -> None:
     inline.deliver(items, now + budget, None if invoke_left is None else now + invoke_left)
 
 
-def limits_s() -> Tuple[float, Optional[float]]:
+def limits_s(clock: Optional[Callable[[], int]] = None) -> Tuple[float, Optional[float]]:
     """(DEFER_INLINE_BUDGET_MS cut to the invoke's time left, the invoke's time left), both
     less the deadline margin; the second is None without a context clock."""
-    from . import _api, config
+    from . import config
 
     settings = config.load()
-    remaining = _api.remaining_ms()
+    remaining = _remaining_ms(clock)
     if remaining is None:
         return max(0, settings.inline_budget_ms) / 1000, None
     left = max(0, remaining - settings.deadline_margin_ms) / 1000
     return min(max(0, settings.inline_budget_ms) / 1000, left), left
+
+
+def _remaining_ms(clock: Optional[Callable[[], int]]) -> Optional[int]:
+    if clock is None:
+        return None
+    try:
+        return int(clock())
+    except (TypeError, ValueError):
+        return None

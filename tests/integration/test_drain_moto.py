@@ -155,3 +155,14 @@ def test_a_fifo_group_carried_over_an_outage_keeps_its_order(env):
     assert len(drainer.queue) == 0 and report.dead_lettered == 0
     got = [json.loads(m["Body"])["n"] for m in drain_messages(res.fifo_queue_url, 30, timeout=5)]
     assert got == list(range(30))
+
+
+def test_a_failed_task_whose_arguments_have_bytes_keys_is_dead_lettered(env):
+    # msgpack carries {b"k": ...} in task arguments, JSON has no bytes keys: the letter must still be made
+    res, proxy = env
+    item = wire.TaskItem(f"task-{time.monotonic_ns()}", "req", time.time_ns() // 1000, "tests.no_such_module:f",
+                         [{b"\x00k": 1}], {"opts": {b"v": b"\xff"}}, max_attempts=1)
+    drainer, report = drain([item], budget_s=5)
+    assert report.dead_lettered == 1 and len(drainer.queue) == 0, report  # not stuck in flight
+    (letter,) = drain_queue(res.dlq_url, 1, timeout=3)
+    assert letter["id"] == item.id and letter["item"]["args"] == [{"base64:AGs=": 1}]

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from types import SimpleNamespace
 from typing import Any, Iterator, List
@@ -117,6 +118,9 @@ def test_an_item_from_an_asyncio_task_that_outlived_its_app_call_is_not_lost(rea
     first["rawQueryString"] = "n=1&spawn=1"
     assert handler(first, SimpleNamespace(aws_request_id="first", get_remaining_time_in_millis=lambda: 9000)
                    )["statusCode"] == 200
+    # the rest of the first app call may end its invoke on a post-response thread: let it be confirmed
+    wait_until(lambda: not any(t.name == "defer-after-first" for t in threading.enumerate()), 5,
+               message="the first invoke did not end")
     os.kill(reader.pid, signal.SIGSTOP)
     gate.set()
     assert finished.wait(5)
@@ -127,3 +131,134 @@ def test_an_item_from_an_asyncio_task_that_outlived_its_app_call_is_not_lost(rea
         handler(second, SimpleNamespace(aws_request_id="second", get_remaining_time_in_millis=lambda: 9000))
         # THEN the late item was delivered by the function, with the second invoke's own
         assert sorted(map(str, _bodies(res.queue_url, 2))) == ["2", "late"]
+
+
+RESTORED = """
+import ctypes, os, sys
+from types import SimpleNamespace
+from handler_lib import defer
+
+@defer
+def handler(event, context):
+    defer.sqs(sys.argv[1], {"n": "invoke"})
+
+defer.sqs(sys.argv[1], {"n": "init"})  # at init, after the handler is defined: a loose item
+for k in range(2):  # libc's fork runs no at-fork hook: a copy of the initialised memory, as a restore makes
+    pid = ctypes.CDLL(None).fork()
+    if pid == 0:
+        handler({}, SimpleNamespace(aws_request_id=f"restored-{k}"))
+        os._exit(0)
+    os.waitpid(pid, 0)
+"""
+
+
+def test_a_snapstart_restore_does_not_deliver_the_items_of_init_again(reader, aws_resources):
+    # GIVEN a loose item sent at init to the extension, which holds it (and is snapshotted with it)
+    res = aws_resources()
+    env = {**os.environ, "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start", "DEFER_ACK_TIMEOUT_MS": "2000"}
+    # WHEN two environments restored from that snapshot each run an invoke
+    out = subprocess.run([sys.executable, "-c", RESTORED, res.queue_url], cwd=REPO_ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    # THEN neither delivered the init item itself: it went over the connection from before the
+    # snapshot, which a new one replaced, so the new one's confirmation could not count it
+    assert "delivered" not in out.stderr, out.stderr
+    assert drain_queue(res.queue_url, 1, timeout=0.5) == []
+
+
+FORKED = """
+import gc, os, sys, tracemalloc
+from types import SimpleNamespace
+from handler_lib import defer
+
+@defer
+def handler(event, context):
+    defer.sqs(sys.argv[1], {"n": "parent"})
+
+handler({}, SimpleNamespace(aws_request_id="parent-1"))
+r, w = os.pipe()
+if os.fork() == 0:  # a worker of the handler's own (multiprocessing's fork start method)
+    payload = {"pad": "x" * 200}
+    defer.sqs(sys.argv[1], payload)  # the child's connection
+    gc.collect()
+    tracemalloc.start()
+    for _ in range(5000):
+        defer.sqs(sys.argv[1], payload)
+    gc.collect()
+    os.write(w, str(tracemalloc.get_traced_memory()[0]).encode())
+    os._exit(0)
+os.wait()
+print(os.read(r, 100).decode())
+"""
+
+
+def test_a_forked_child_keeps_no_memory_for_the_items_it_defers(reader, aws_resources):
+    res = aws_resources()
+    out = subprocess.run([sys.executable, "-c", FORKED, res.queue_url], cwd=REPO_ROOT,
+                         env={**os.environ, "DEFER_MODE": "extension"}, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    # No invoke ends in the child, so nothing would ever confirm (and release) what it kept
+    held = int(out.stdout)
+    assert held < 250_000, f"{held} bytes still held after 5000 items"
+
+
+def test_more_loose_items_than_the_extension_keeps_ids_of_are_confirmed_by_their_count(
+        reader, aws_resources, monkeypatch):
+    # GIVEN a thread of the handler's own that defers 6,000 items between two invokes: more than
+    # the extension keeps the ids of (4,096), though it holds them all
+    res = aws_resources()
+    monkeypatch.setenv("DEFER_INLINE_BUDGET_MS", "1000")
+    gate, done = threading.Event(), threading.Event()
+
+    @defer
+    def handler(event, context):
+        return "ok"
+
+    def burst() -> None:
+        gate.wait(5)
+        for n in range(6000):
+            defer.sqs(res.queue_url, {"n": n})
+        done.set()
+
+    handler({}, SimpleNamespace(aws_request_id="first"))
+    threading.Thread(target=burst, daemon=True).start()
+    gate.set()
+    assert done.wait(10)
+    # WHEN the next invoke ends
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a delivery from the function would warn
+        assert handler({}, SimpleNamespace(aws_request_id="second")) == "ok"
+    # THEN the function delivered none of them itself (it delivered the 1,904 oldest, taking its
+    # whole inline budget)
+    assert drain_queue(res.queue_url, 1, timeout=0.5) == []
+
+
+def test_what_the_function_delivers_after_its_response_stops_at_the_invoke_deadline(
+        reader, aws_resources, fault_proxy, monkeypatch):
+    # GIVEN an invoke with 1.5 s left, post-response work (so it ends on a thread of its own,
+    # after the handler returned), an extension that confirms nothing, and SQS throttling
+    res = aws_resources()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", fault_proxy.endpoint_url)
+    monkeypatch.setenv("DEFER_INLINE_BUDGET_MS", "5000")
+    fault_proxy.throttle("SendMessageBatch")
+    deadline = time.monotonic() + 1.5
+
+    @defer
+    def handler(event, context):
+        if event.get("after"):
+            defer.sqs(res.queue_url, {"n": 1})
+            defer.after(lambda: None)
+        return "ok"
+
+    context = SimpleNamespace(aws_request_id="deadline",
+                              get_remaining_time_in_millis=lambda: int((deadline - time.monotonic()) * 1000))
+    handler({}, SimpleNamespace(aws_request_id="first"))  # the connection, confirmed
+    os.kill(reader.pid, signal.SIGSTOP)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert handler({"after": True}, context) == "ok"
+        # THEN its delivery gives up by the deadline less the margin (0.3 s), not after the
+        # 5 s budget (the invoke's clock was gone once the handler had returned)
+        wait_until(lambda: not any(t.name == "defer-after-deadline" for t in threading.enumerate()), 2.5,
+                   message="the delivery after the response ran past the invoke's deadline")

@@ -9,6 +9,7 @@ here, every item lands exactly once (a duplicate needs a retried call that had l
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -143,13 +144,7 @@ def test_items_held_when_the_extensions_api_goes_away_each_get_an_error_line(
     # holding items that SQS throttling keeps from going out
     port = _free_port()
     relay = TcpRelay(("127.0.0.1", port))
-    layer = copy_layer(built_layer, tmp_path / "layer")
-    runner = layer / "extensions" / "defer-runner"
-    (layer / "real").mkdir()
-    runner.rename(layer / "real" / "defer-runner")
-    runner.write_text(f'#!/bin/sh\nAWS_LAMBDA_RUNTIME_API={relay.address} '
-                      'exec "$(dirname "$0")/../real/defer-runner"\n')
-    runner.chmod(0o755)
+    layer = _layer_behind(relay, built_layer, tmp_path)
     res = aws_resources()
     fault_proxy.throttle("SendMessageBatch")
     box = Sandbox(layer, FUNCTION_DIR, "app.handler", timeout_s=10, echo=False, mode="managed-instances",
@@ -176,6 +171,53 @@ def test_items_held_when_the_extensions_api_goes_away_each_get_an_error_line(
         assert any("the Extensions API is gone; exiting" in line.text for line in box.logs)
     finally:
         box.stop()
+
+
+def test_a_short_outage_of_the_extensions_api_does_not_end_the_extension(
+        built_layer, aws_resources, fault_proxy, tmp_path):
+    # GIVEN an on-demand environment whose extension reaches the Extensions API through a relay,
+    # and a slow SQS, so that the extension is draining (not waiting in `next`) when the API goes
+    port = _free_port()
+    relay = TcpRelay(("127.0.0.1", port))
+    res = aws_resources()
+    fault_proxy.set_latency(1.0, "SendMessageBatch")
+    box = Sandbox(_layer_behind(relay, built_layer, tmp_path), FUNCTION_DIR, "app.handler", timeout_s=10,
+                  echo=False, runtime_api_port=port,
+                  env={**res.env(), "AWS_ENDPOINT_URL": fault_proxy.endpoint_url,
+                       "DEFER_SOCKET": str(tmp_path / "defer.sock"),
+                       "DEFER_JOURNAL_DIR": str(tmp_path / "journal")}).start()
+    try:
+        assert box.invoke({"n": 1, "items": 2}).status == 200
+        # WHEN the API goes away during the drain, so the `next` after it is refused, and is back
+        # 0.2 s after the drain ended (within the extension's retries)
+        relay.cut()
+        wait_until(lambda: any("drain finished" in line.text for line in box.logs), 10, message="no drain")
+        time.sleep(0.2)  # the rest of the outage, not a wait for a result
+        relay.resume()
+        fault_proxy.clear()
+        # THEN the extension goes on: the next invoke's items are delivered, by the same process
+        result = box.invoke({"n": 2, "items": 2})
+        assert result.status == 200 and result.function_error is None
+        logs = "\n".join(line.text for line in box.logs)
+        got = drain_queue(res.queue_url, 4, timeout=10)
+        assert sorted((m["n"], m["i"]) for m in got) == [(1, 0), (1, 1), (2, 0), (2, 1)], logs[-3000:]
+        logs = "\n".join(line.text for line in box.logs)
+        assert "the Extensions API is gone" not in logs and "Traceback" not in logs, logs[-3000:]
+        assert _ready_lines(box) == 1
+    finally:
+        box.stop()
+
+
+def _layer_behind(relay: TcpRelay, built_layer: Path, tmp_path: Path) -> Path:
+    """The built layer, its extension reaching the Runtime API through ``relay``."""
+    layer = copy_layer(built_layer, tmp_path / "layer")
+    runner = layer / "extensions" / "defer-runner"
+    (layer / "real").mkdir()
+    runner.rename(layer / "real" / "defer-runner")
+    runner.write_text(f'#!/bin/sh\nAWS_LAMBDA_RUNTIME_API={relay.address} '
+                      'exec "$(dirname "$0")/../real/defer-runner"\n')
+    runner.chmod(0o755)
+    return layer
 
 
 def _free_port() -> int:

@@ -2,7 +2,8 @@
 
 Connections to ``relay.address`` are forwarded to the upstream until ``cut()``, which closes
 the listener and every open connection, so calls in flight fail and new ones are refused,
-as when the Lambda service behind the Extensions API goes away.
+as when the Lambda service behind the Extensions API goes away; ``resume()`` listens on the
+same address again (a short outage).
 """
 from __future__ import annotations
 
@@ -17,10 +18,17 @@ class TcpRelay:
     def __init__(self, upstream: Tuple[str, int]) -> None:
         self.upstream = upstream
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self.address = "127.0.0.1:%d" % self._listener.getsockname()[1]
+        self._port = self._listener.getsockname()[1]
+        self.address = "127.0.0.1:%d" % self._port
         self._open: List[socket.socket] = []
         self._lock = threading.Lock()
         self._cut = False
+        threading.Thread(target=self._accept, name="tcp-relay", daemon=True).start()
+
+    def resume(self) -> None:
+        with self._lock:
+            self._listener = socket.create_server(("127.0.0.1", self._port))
+            self._cut = False
         threading.Thread(target=self._accept, name="tcp-relay", daemon=True).start()
 
     def cut(self) -> None:
