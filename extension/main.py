@@ -161,6 +161,8 @@ def _loop(extension: RegisteredExtension, runner: Any) -> None:
                 log.critical("the Extensions API is gone; exiting", extra={"error": str(exc)})
                 try:
                     runner.on_api_gone(str(exc))
+                except Exception:  # noqa: BLE001 - the exit must happen, but not silently
+                    log.exception("could not list the items held at exit")
                 finally:
                     _exit(1)
             time.sleep(0.05 * failures)

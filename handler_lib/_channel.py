@@ -45,6 +45,7 @@ class SocketChannel:
         self._poller: Optional["select.poll"] = None
         self._unpolled_frames = 0
         self._unpolled_bytes = 0
+        self.connection = 0  # counts connections made: an end marker speaks for its own only
         _CHANNELS.add(self)
 
     @property
@@ -64,8 +65,9 @@ class SocketChannel:
         with self._lock:
             self._connect_locked()
 
-    def send(self, frame: bytes) -> None:
-        """Write one encoded frame; on a broken connection reconnect once and resend."""
+    def send(self, frame: bytes) -> int:
+        """Write one encoded frame; on a broken connection reconnect once and resend. Returns
+        the number of the connection it went over."""
         with self._lock:
             if self._sock is None or self._pid != os.getpid():
                 self._connect_locked()
@@ -75,12 +77,13 @@ class SocketChannel:
                 self._poll_replies_locked()
             try:
                 self._sock.sendall(frame)  # type: ignore[union-attr]
-                return
+                return self.connection
             except OSError:
                 self._close_locked()
             self._connect_locked()
             try:
                 self._sock.sendall(frame)  # type: ignore[union-attr]
+                return self.connection
             except OSError as exc:
                 self._close_locked()
                 raise ChannelUnavailable(f"defer-runner socket {self.path} broke: {exc}") from exc
@@ -170,6 +173,7 @@ class SocketChannel:
             sock.close()
             raise ChannelUnavailable(f"no defer-runner listening on {self.path}: {exc}") from exc
         self._sock = sock
+        self.connection += 1
         self._pid = os.getpid()
         self._replies = wire.FrameReader()
         self.backlogged = False

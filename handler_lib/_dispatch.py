@@ -68,7 +68,9 @@ class Dispatcher:
         self._local = threading.local()  # .invoke: the invoke a post-response thread works for
         self._invoked = False
         self._lock = threading.Lock()  # an invoke's lists against a late sender
-        self._loose: List[wire.WorkItem] = []  # sent outside any invoke, not confirmed yet
+        self._loose: List[wire.WorkItem] = []  # sent outside any invoke, not confirmed yet ...
+        self._loose_on: Optional[Tuple[SocketChannel, int]] = None  # ... over this connection
+        self._orphans: List[wire.WorkItem] = []  # loose ones of a connection since replaced
         self.capture: Optional[List[wire.WorkItem]] = None
         self.capture_after: Optional[List[Tuple[Callable[..., Any], tuple, dict]]] = None
         self.local_sink: Optional[LocalSink] = None
@@ -171,10 +173,15 @@ class Dispatcher:
             invoke.ended = self.capture is None  # under capture(), run_after() still works for it
             sent, invoke.unacked = invoke.unacked, []
             loose, self._loose = self._loose, []
+            orphans, self._orphans = self._orphans, []
+            channel = self._channel
+            if loose and (channel is None or self._loose_on != (channel, channel.connection)):
+                orphans, loose = orphans + loose, []  # a confirmation counts its own connection's only
         if not invoke.request_id:  # called without a context: its items are loose ones too
             sent, loose = sent + loose, []
-        channel = self._channel
         notes: List[str] = []
+        if orphans:  # nothing can confirm them: the connection they went over is gone
+            notes.append(self._settle(invoke, orphans, None))
         if (channel is not None or sent or loose) and self.capture is None and self.local_sink is None:
             # No channel any more (it broke mid-invoke): what went out on it is unconfirmed too.
             end = wire.EndOfInvoke(invoke.request_id, len(sent), invoke.after_run, invoke.after_failed)
@@ -216,7 +223,7 @@ class Dispatcher:
         which the new connection's confirmation cannot count (each restore delivered them again)."""
         _ids.reseed()
         with self._lock:
-            self._loose = []
+            self._loose, self._orphans = [], []
         if self._channel is not None:
             self._channel.close()
 
@@ -258,8 +265,7 @@ class Dispatcher:
             return item.id
         if channel is not None:
             try:
-                channel.send(frame)
-                self._sent(item)
+                self._sent(item, (channel, channel.send(frame)))
                 return item.id
             except ChannelUnavailable as exc:
                 self._channel = None
@@ -272,13 +278,16 @@ class Dispatcher:
         self._go_inline(item, f"no defer-runner extension on {self.config.socket_path}")
         return item.id
 
-    def _sent(self, item: wire.WorkItem) -> None:
+    def _sent(self, item: wire.WorkItem, connection: Tuple[SocketChannel, int]) -> None:
         """Keep a sent item until the extension confirms it: with its invoke, or as loose."""
         with self._lock:
             invoke = self.invoke
             if invoke is not None and invoke.request_id == item.request_id:
                 invoke.unacked.append(item)
             elif not item.request_id and self._wrapped:  # an end marker will come to confirm it
+                if self._loose_on != connection:
+                    self._orphans += self._loose
+                    self._loose, self._loose_on = [], connection
                 self._loose.append(item)
 
     def _go_inline(self, item: wire.WorkItem, why: str) -> None:
@@ -322,6 +331,7 @@ def _after_fork_in_child() -> None:
     so its items are never held for an end (inline work goes at once)."""
     DISPATCHER._lock = threading.Lock()
     DISPATCHER._loose = []  # sent on the parent's connection: the parent confirms them
+    DISPATCHER._orphans = []
     DISPATCHER._wrapped = False  # nor are its loose ones: no end marker would come to release them
     DISPATCHER._current = None
     DISPATCHER._local = threading.local()

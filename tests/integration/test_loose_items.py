@@ -262,3 +262,45 @@ def test_what_the_function_delivers_after_its_response_stops_at_the_invoke_deadl
         # 5 s budget (the invoke's clock was gone once the handler had returned)
         wait_until(lambda: not any(t.name == "defer-after-deadline" for t in threading.enumerate()), 2.5,
                    message="the delivery after the response ran past the invoke's deadline")
+
+
+def test_loose_items_of_a_replaced_connection_are_delivered_not_counted_as_confirmed(reader, aws_resources,
+                                                                                     tmp_path):
+    """The confirmation of loose items counts what came over the current connection; one
+    sent over a connection that was replaced since cannot be confirmed by it."""
+    import time
+
+    from handler_lib import wire
+
+    res = aws_resources()
+
+    @defer
+    def handler(event, context):
+        return "ok"
+
+    handler({}, SimpleNamespace(aws_request_id="first"))
+    defer.sqs(res.queue_url, {"n": "a"})  # loose, over the first connection
+    wait_until(lambda: DISPATCHER._channel is not None and DISPATCHER._loose, 2, message="a not sent")
+    # WHEN that extension dies with it (it read it) and a new one takes the socket
+    reader.kill()
+    reader.wait()
+    sock = os.environ["DEFER_SOCKET"]
+    second = subprocess.Popen([sys.executable, "-m", "tests.support.channel_host", sock], cwd=REPO_ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert second.stdout.readline().strip() == b"ready"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "no confirmation" for "a"
+            defer.sqs(res.queue_url, {"n": "b"})  # finds the first connection broken: goes over a new one
+            defer.sqs(res.queue_url, {"n": "c"})
+            # an item the new extension counts that the handler has not filed yet (a thread's,
+            # between its send and its filing): the count now covers as many items as were filed
+            channel = DISPATCHER._channel
+            channel.send(wire.encode(wire.SqsItem("racing-d", "", time.time_ns() // 1000, res.queue_url, "{}")))
+            handler({}, SimpleNamespace(aws_request_id="second"))
+        # THEN "a" was delivered by the function (the dead extension had it); the new one holds the rest
+        assert [m["n"] for m in drain_queue(res.queue_url, 1, timeout=5)] == ["a"]
+        assert drain_queue(res.queue_url, 1, timeout=0.5) == []
+    finally:
+        second.kill()
+        second.wait()
