@@ -142,16 +142,9 @@ def test_items_held_when_the_extensions_api_goes_away_each_get_an_error_line(
         built_layer, aws_resources, fault_proxy, tmp_path):
     # GIVEN an extension that reaches the Extensions API through a relay the test can cut,
     # holding items that SQS throttling keeps from going out
-    port = _free_port()
-    relay = TcpRelay(("127.0.0.1", port))
-    layer = _layer_behind(relay, built_layer, tmp_path)
-    res = aws_resources()
     fault_proxy.throttle("SendMessageBatch")
-    box = Sandbox(layer, FUNCTION_DIR, "app.handler", timeout_s=10, echo=False, mode="managed-instances",
-                  max_concurrency=2, runtime_api_port=port,
-                  env={**res.env(), "AWS_ENDPOINT_URL": fault_proxy.endpoint_url,
-                       "DEFER_SOCKET": str(tmp_path / "defer.sock"),
-                       "DEFER_JOURNAL_DIR": str(tmp_path / "journal")}).start()
+    box, relay = _relayed_box(built_layer, tmp_path, fault_proxy, aws_resources(), mode="managed-instances",
+                              max_concurrency=2)
     try:
         result = box.invoke({"n": 1, "items": 3})
         assert result.status == 200 and result.function_error is None
@@ -177,15 +170,9 @@ def test_a_short_outage_of_the_extensions_api_does_not_end_the_extension(
         built_layer, aws_resources, fault_proxy, tmp_path):
     # GIVEN an on-demand environment whose extension reaches the Extensions API through a relay,
     # and a slow SQS, so that the extension is draining (not waiting in `next`) when the API goes
-    port = _free_port()
-    relay = TcpRelay(("127.0.0.1", port))
     res = aws_resources()
     fault_proxy.set_latency(1.0, "SendMessageBatch")
-    box = Sandbox(_layer_behind(relay, built_layer, tmp_path), FUNCTION_DIR, "app.handler", timeout_s=10,
-                  echo=False, runtime_api_port=port,
-                  env={**res.env(), "AWS_ENDPOINT_URL": fault_proxy.endpoint_url,
-                       "DEFER_SOCKET": str(tmp_path / "defer.sock"),
-                       "DEFER_JOURNAL_DIR": str(tmp_path / "journal")}).start()
+    box, relay = _relayed_box(built_layer, tmp_path, fault_proxy, res)
     try:
         assert box.invoke({"n": 1, "items": 2}).status == 200
         # WHEN the API goes away during the drain, so the `next` after it is refused, and is back
@@ -218,6 +205,19 @@ def _layer_behind(relay: TcpRelay, built_layer: Path, tmp_path: Path) -> Path:
                       'exec "$(dirname "$0")/../real/defer-runner"\n')
     runner.chmod(0o755)
     return layer
+
+
+def _relayed_box(built_layer, tmp_path, fault_proxy, res, **options) -> tuple:
+    """A started sandbox whose extension reaches the Extensions API through a relay the test
+    can cut, with AWS behind the fault proxy; (box, relay)."""
+    port = _free_port()
+    relay = TcpRelay(("127.0.0.1", port))
+    box = Sandbox(_layer_behind(relay, built_layer, tmp_path), FUNCTION_DIR, "app.handler", timeout_s=10,
+                  echo=False, runtime_api_port=port,
+                  env={**res.env(), "AWS_ENDPOINT_URL": fault_proxy.endpoint_url,
+                       "DEFER_SOCKET": str(tmp_path / "defer.sock"),
+                       "DEFER_JOURNAL_DIR": str(tmp_path / "journal")}, **options).start()
+    return box, relay
 
 
 def _free_port() -> int:
