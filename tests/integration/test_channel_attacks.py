@@ -17,6 +17,7 @@ import pytest
 
 from handler_lib import wire
 from handler_lib._channel import SocketChannel
+from tests.support import channel_host
 from tests.support.rie import REPO_ROOT
 from tests.support.waiting import wait_until
 
@@ -28,9 +29,7 @@ def host(tmp_path):
     def start(*args: str):
         sock = str(tmp_path / f"ch{len(started)}.sock")
         log = open(tmp_path / f"host{len(started)}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "tests.support.channel_host", sock, *args],
-                                cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log)
-        assert proc.stdout.readline().strip() == b"ready"
+        proc = channel_host.spawn(sock, *args, stderr=log)
         proc.sock, proc.log_path = sock, log.name
         started.append((proc, log))
         return proc

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from lambda_sandbox import Sandbox
+from tests.support import channel_host
 from tests.support.moto_server import drain_queue
-from tests.support.rie import REPO_ROOT
 
 FUNCTION_DIR = Path(__file__).parent / "functions" / "faults"
 
@@ -35,9 +33,7 @@ def layer_without_extension(built_layer, tmp_path):
 @pytest.fixture
 def stopped_reader(tmp_path):
     sock = str(tmp_path / "defer.sock")
-    proc = subprocess.Popen([sys.executable, "-m", "tests.support.channel_host", sock], cwd=REPO_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert proc.stdout.readline().strip() == b"ready"
+    proc = channel_host.spawn(sock)
     os.kill(proc.pid, signal.SIGSTOP)
     yield sock, proc
     proc.kill()
@@ -70,9 +66,7 @@ def test_items_sent_before_the_extension_died_mid_invoke_are_delivered_by_the_ha
 
     res = aws_resources()
     sock = str(tmp_path / "defer.sock")
-    reader = subprocess.Popen([sys.executable, "-m", "tests.support.channel_host", sock], cwd=REPO_ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert reader.stdout.readline().strip() == b"ready"
+    reader = channel_host.spawn(sock)
     monkeypatch.setenv("DEFER_SOCKET", sock)
     DISPATCHER.reset()
 

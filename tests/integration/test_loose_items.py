@@ -27,6 +27,7 @@ from starlette.routing import Route
 from handler_lib import defer
 from handler_lib._dispatch import DISPATCHER
 from tests.asgi.test_asgi_handler import http_event
+from tests.support import channel_host
 from tests.support.moto_server import drain_queue
 from tests.support.rie import REPO_ROOT
 from tests.support.waiting import wait_until
@@ -36,9 +37,7 @@ from tests.support.waiting import wait_until
 def reader(tmp_path, monkeypatch) -> Iterator[subprocess.Popen]:
     """The channel reader on a socket of this test's own; the dispatcher dials it."""
     sock = str(tmp_path / "defer.sock")
-    proc = subprocess.Popen([sys.executable, "-m", "tests.support.channel_host", sock], cwd=REPO_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert proc.stdout.readline().strip() == b"ready"
+    proc = channel_host.spawn(sock)
     monkeypatch.setenv("DEFER_SOCKET", sock)
     monkeypatch.setenv("DEFER_ACK_TIMEOUT_MS", "300")
     DISPATCHER.reset()
@@ -268,8 +267,6 @@ def test_loose_items_of_a_replaced_connection_are_delivered_not_counted_as_confi
                                                                                      tmp_path):
     """The confirmation of loose items counts what came over the current connection; one
     sent over a connection that was replaced since cannot be confirmed by it."""
-    import time
-
     from handler_lib import wire
 
     res = aws_resources()
@@ -285,10 +282,8 @@ def test_loose_items_of_a_replaced_connection_are_delivered_not_counted_as_confi
     reader.kill()
     reader.wait()
     sock = os.environ["DEFER_SOCKET"]
-    second = subprocess.Popen([sys.executable, "-m", "tests.support.channel_host", sock], cwd=REPO_ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    second = channel_host.spawn(sock)
     try:
-        assert second.stdout.readline().strip() == b"ready"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # "no confirmation" for "a"
             defer.sqs(res.queue_url, {"n": "b"})  # finds the first connection broken: goes over a new one

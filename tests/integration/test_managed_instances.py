@@ -20,7 +20,7 @@ from lambda_sandbox import Sandbox
 from lambda_sandbox.testing import copy_layer
 from tests.support.moto_server import drain_queue
 from tests.support.tcp_relay import TcpRelay
-from tests.support.waiting import wait_until
+from tests.support.waiting import free_port, wait_until
 
 FUNCTION_DIR = Path(__file__).parent / "functions" / "lmi"
 
@@ -210,7 +210,7 @@ def _layer_behind(relay: TcpRelay, built_layer: Path, tmp_path: Path) -> Path:
 def _relayed_box(built_layer, tmp_path, fault_proxy, res, **options) -> tuple:
     """A started sandbox whose extension reaches the Extensions API through a relay the test
     can cut, with AWS behind the fault proxy; (box, relay)."""
-    port = _free_port()
+    port = free_port()
     relay = TcpRelay(("127.0.0.1", port))
     box = Sandbox(_layer_behind(relay, built_layer, tmp_path), FUNCTION_DIR, "app.handler", timeout_s=10,
                   echo=False, runtime_api_port=port,
@@ -218,11 +218,3 @@ def _relayed_box(built_layer, tmp_path, fault_proxy, res, **options) -> tuple:
                        "DEFER_SOCKET": str(tmp_path / "defer.sock"),
                        "DEFER_JOURNAL_DIR": str(tmp_path / "journal")}, **options).start()
     return box, relay
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -3,7 +3,8 @@
 ``python -m tests.support.channel_host SOCKET [--nofile N] [--max-connections N]`` binds
 the socket as the extension does, reads with the real ChannelServer, holds every item it
 receives (acking end markers with what it holds, as the runner does) and prints "ready".
-Its CPU time, memory and log (stderr) are what the tests measure.
+Its CPU time, memory and log (stderr) are what the tests measure; tests start it with
+:func:`spawn`.
 """
 from __future__ import annotations
 
@@ -11,13 +12,23 @@ import argparse
 import logging
 import resource
 import signal
+import subprocess
 import sys
 import threading
-from typing import Dict, List
+from pathlib import Path
+from typing import Any, Dict, List
 
 from extension.channel import ChannelHandlers, ChannelServer
 from extension.listener import listen
 from handler_lib import wire
+
+
+def spawn(sock: str, *args: str, stderr: Any = subprocess.DEVNULL) -> "subprocess.Popen[bytes]":
+    """The reader on ``sock`` in a process of its own, once it listens (it said "ready")."""
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.channel_host", sock, *args],
+                            cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=stderr)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+    return proc
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from extension.lambda_api import _Http
+from tests.support.waiting import free_port
 
 
 class _Ok(BaseHTTPRequestHandler):
@@ -24,14 +25,8 @@ class _Ok(BaseHTTPRequestHandler):
         pass
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_refused_call_does_not_poison_the_next_one():
-    port = _free_port()
+    port = free_port()
     client = _Http(f"127.0.0.1:{port}")
     with pytest.raises(OSError):
         client.request("GET", "/next")  # nothing listens yet
