@@ -1,6 +1,6 @@
 """Part 3: drain 1,000 mixed items (SQS, SNS, EventBridge) through the fault proxy (+20 ms/request).
 
-Drives ``extension.drain.Drainer`` in this process with the real sinks and real boto3 clients
+Drives ``handler_lib.engine.drain.Drainer`` in this process with the real sinks and real boto3 clients
 made by the extension's own ``ClientFactory``, pointed (``AWS_ENDPOINT_URL``) at the fault
 proxy, which runs in its own process in front of moto server. Items are built by
 handler_lib's own item builders (the wire objects the extension receives). No journal.
@@ -79,11 +79,11 @@ def measure(upstream_url: str, moto_url: str, reps: int, latency_s: float, seque
     os.environ.update(AWS_ENV)
     os.environ["AWS_ENDPOINT_URL"] = proxy.endpoint_url
     try:
-        from extension.drain import Drainer
-        from extension.clients import ClientFactory
-        from extension.pending import PendingQueue
-        from extension.sinks import make_sinks
-        from extension.tasks import TaskRunner
+        from handler_lib.engine.drain import Drainer
+        from handler_lib.engine.clients import ClientFactory
+        from handler_lib.engine.pending import PendingQueue
+        from handler_lib.engine.sinks import make_sinks
+        from handler_lib.engine.tasks import TaskRunner
         from handler_lib import config as cfg
 
         config = cfg.load({})
@@ -181,7 +181,7 @@ def run(moto_url: str, quick: bool = False, latency_s: float = 0.020) -> Dict[st
         "drain_ratio_to_ideal_moto": with_moto["ratio_to_ideal"],
         "drain_speedup_vs_sequential_moto": with_moto["speedup_vs_sequential"],
         "drain_detail": {
-            "mode": "extension.drain.Drainer driven in the bench process with the real sinks and real boto3 "
+            "mode": "handler_lib.engine.drain.Drainer driven in the bench process with the real sinks and real boto3 "
                     "clients (extension.main.ClientFactory), AWS_ENDPOINT_URL = fault proxy (own process, "
                     "+20 ms per request). Headline ratio/speedup: proxy -> bench.null_aws (measures the engine); "
                     "*_moto: proxy -> moto server (real delivery, but moto's own per-call CPU is in the wall time).",

@@ -90,15 +90,15 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
     from handler_lib._dispatch import DISPATCHER
 
     from .channel import ChannelServer
-    from .clients import ClientFactory
-    from .drain import Drainer
-    from .journal import Journal
+    from handler_lib.engine.clients import ClientFactory
+    from handler_lib.engine.drain import Drainer
+    from handler_lib.engine.journal import Journal
     from .logs import setup_logging
     from .metrics import DrainMetrics
-    from .pending import PendingQueue
+    from handler_lib.engine.pending import PendingQueue
     from .runner import Runner
-    from .sinks import make_sinks
-    from .tasks import TaskRunner
+    from handler_lib.engine.sinks import make_sinks
+    from handler_lib.engine.tasks import LAMBDA_LAYERS_ROOT, TaskRunner
     from .telemetry import TelemetryListener
 
     setup_logging(config)
@@ -112,7 +112,11 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
     warmup = threading.Thread(target=lambda: [s.client for s in sinks.values()], name="defer-warmup",
                               daemon=True)
     warmup.start()  # beside the rest of the set-up
-    drainer = Drainer(queue, sinks, TaskRunner(), config)
+    # Task modules come from the function's code and the layers' python folders: those of
+    # Lambda's /opt and of the layer this extension came with (its launcher says where).
+    layers = [p for p in (os.environ.get("DEFER_LAYER_ROOT"), LAMBDA_LAYERS_ROOT) if p]
+    tasks = TaskRunner(layer_roots=layers, handler_defined=lambda: DISPATCHER.handler_defined)
+    drainer = Drainer(queue, sinks, tasks, config)
     runner = Runner(config, queue, drainer, channel,
                     DrainMetrics(extension.registration.function_name))
     DISPATCHER.local_sink = runner.on_item  # a task that defers more work queues it here

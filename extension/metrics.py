@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .drain import DrainReport
+from handler_lib.engine.drain import DrainReport
 
 NAMESPACE = "LambdaDefer"
 

@@ -20,12 +20,12 @@ from typing import Any, Dict, List, Optional
 from handler_lib import wire
 from handler_lib.config import Config
 
-from . import dead_letters
+from handler_lib.engine import dead_letters
 from .channel import ChannelHandlers, ChannelServer, Connection
-from .drain import DrainReport, Drainer
+from handler_lib.engine.drain import DrainReport, Drainer
 from .lambda_api import InvokeEvent, ShutdownEvent
-from .outcome import API_GONE_UNDELIVERED, SHUTDOWN_UNDELIVERED
-from .pending import PendingQueue
+from handler_lib.engine.outcome import API_GONE_UNDELIVERED, SHUTDOWN_UNDELIVERED
+from handler_lib.engine.pending import PendingQueue
 
 log = logging.getLogger("defer_runner.runner")
 
@@ -200,12 +200,10 @@ class Runner:
             # The process ends now: a call still in flight is abandoned, so its items are
             # dead-lettered too (if the call did land, that is a duplicate, which the
             # at-least-once rule allows; losing them is not allowed).
-            for entry in left:
-                if dead_letters.is_dead_letter(entry.item):
-                    continue  # a letter queued earlier: it goes out in the last drain below
-                last = f"; last error {entry.last_code}: {entry.last_message}" if entry.last_code else ""
-                self.drainer.give_up(entry, SHUTDOWN_UNDELIVERED,
-                                     f"not delivered before SHUTDOWN ({event.reason}){last}")
+            # A letter queued earlier is spared: it goes out in the last drain below.
+            self.drainer.give_up_rest(
+                SHUTDOWN_UNDELIVERED, lambda entry, last: f"not delivered before SHUTDOWN ({event.reason})"
+                + (f"; last error {last}" if last else ""), spare_letters=True)
             # The dead letters just queued go out in batched calls, within what is left.
             final = self.drainer.drain(monotonic_deadline(event.deadline_ms, SHUTDOWN_LAST_WORDS_MS))
             final.carried_over = final.in_flight = 0  # nothing is carried past this process

@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import Callable, Optional
 
-if TYPE_CHECKING:
-    from ._dispatch import Dispatcher, Invoke
+from ._invoke import Invoke
 
 log = logging.getLogger("handler_lib")
 
+#: Makes the calling thread work for an invoke (None: for none), so what it defers is the invoke's.
+BindThread = Callable[[Optional[Invoke]], None]
 
-def run_after_work(dispatcher: "Dispatcher", invoke: "Invoke") -> None:
+
+def run_after_work(invoke: Invoke, bind: BindThread) -> None:
     """Run the invoke's post-response callables here, now, in order (and those they add)."""
-    dispatcher.after_thread_invoke(invoke)
+    bind(invoke)
     try:
         while invoke.after:
             fn, args, kwargs = invoke.after.pop(0)
@@ -37,16 +39,16 @@ def run_after_work(dispatcher: "Dispatcher", invoke: "Invoke") -> None:
                 log.exception("lambda-defer: post-response work %s raised (request %s)",
                               getattr(fn, "__qualname__", repr(fn)), invoke.request_id)
     finally:
-        dispatcher.after_thread_invoke(None)
+        bind(None)
 
 
-def run_after_response(dispatcher: "Dispatcher", invoke: "Invoke") -> None:
-    """Run the work on a thread of its own and end the invoke when it is done."""
+def run_after_response(invoke: Invoke, bind: BindThread, end: Callable[[Invoke], None]) -> None:
+    """Run the work on a thread of its own and ``end`` the invoke when it is done."""
 
     def work() -> None:
         try:
-            run_after_work(dispatcher, invoke)
+            run_after_work(invoke, bind)
         finally:
-            dispatcher.end_invoke(invoke)
+            end(invoke)
 
     threading.Thread(target=work, name=f"defer-after-{invoke.request_id}", daemon=True).start()

@@ -124,7 +124,7 @@ class Defer:
                new_image: Optional[Mapping[str, Any]] = None, old_image: Optional[Mapping[str, Any]] = None,
                *, target: Any) -> str:
         """Defer one DynamoDB-Streams-shaped change record, for databases without SQLAlchemy."""
-        from .changes import defer_change  # on demand: SQLAlchemy stays out of the cold start
+        from ._change_targets import defer_change  # on demand; needs no SQLAlchemy
 
         return defer_change(table, event_name, keys, new_image, old_image, target=target)
 

@@ -18,7 +18,7 @@ An app that raises before its response is complete answers 500, as under Mangum;
 raises after it is logged and counted like any failing ``defer.after``.
 
 Which invoke does a ``defer.*`` call belong to? Each app call sets its invoke in a context
-variable (``_dispatch.TASK_INVOKE``) as its task starts. asyncio copies a task's context into
+variable (``_invoke.TASK_INVOKE``) as its task starts. asyncio copies a task's context into
 every task it creates, and Starlette (through anyio) into the worker threads of sync routes
 and sync background tasks; so a route, its BackgroundTasks and whatever they start defer into
 the invoke of the request they serve. That holds when invokes overlap: on Lambda Managed
@@ -38,7 +38,8 @@ import logging
 import threading
 from typing import Any, Dict, List, Optional
 
-from ._dispatch import DISPATCHER, TASK_INVOKE, Invoke
+from ._dispatch import DISPATCHER
+from ._invoke import TASK_INVOKE, Invoke
 
 log = logging.getLogger("handler_lib")
 

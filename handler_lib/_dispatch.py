@@ -22,40 +22,20 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from contextvars import ContextVar
 from typing import Any, Callable, List, Optional, Tuple
 
 from . import _ids
 from . import config as _config
 from . import wire
+from ._after import run_after_response, run_after_work
 from ._channel import ChannelUnavailable, SocketChannel
+from ._invoke import TASK_INVOKE, Invoke
 
 LocalSink = Callable[[wire.WorkItem], None]
 
 
 class ExtensionUnavailableError(ConnectionError):
     """``DEFER_MODE=extension`` but no defer-runner extension is listening, or it is over its memory bound."""
-
-
-class Invoke:
-    """One invoke as the function sees it: what it sent, what goes inline, what runs after it."""
-
-    __slots__ = ("request_id", "clock", "unacked", "inline", "after", "after_run", "after_failed", "ended")
-
-    def __init__(self, request_id: str, clock: Optional[Callable[[], int]] = None) -> None:
-        self.request_id = request_id
-        self.clock = clock  # the context's get_remaining_time_in_millis, when it has one
-        self.ended = False  # its items were settled: what comes later belongs to no invoke
-        self.unacked: List[wire.WorkItem] = []  # sent to the extension, not confirmed yet
-        self.inline: List[wire.WorkItem] = []  # delivered by the function when the invoke ends
-        self.after: List[Tuple[Callable[..., Any], tuple, dict]] = []  # defer.after, in order
-        self.after_run = 0
-        self.after_failed = 0
-
-
-# The invoke an asyncio task (and the worker threads it starts) works for: ``defer.asgi``
-# sets it at the start of each app call, so two calls sharing the app's loop never mix.
-TASK_INVOKE: "ContextVar[Optional[Invoke]]" = ContextVar("lambda_defer_invoke", default=None)
 
 
 class Dispatcher:
@@ -150,13 +130,9 @@ class Dispatcher:
         if not invoke.after:
             self.end_invoke(invoke)
         elif self._channel is not None and self._channel.connected and self._announce_after(invoke):
-            from ._after import run_after_response  # threads start only for invokes that use them
-
-            run_after_response(self, invoke)
+            run_after_response(invoke, self.after_thread_invoke, self.end_invoke)
         else:  # no extension to keep the environment thawed: the work runs before the response
-            from ._after import run_after_work
-
-            run_after_work(self, invoke)
+            run_after_work(invoke, self.after_thread_invoke)
             self.end_invoke(invoke)
 
     def _announce_after(self, invoke: Invoke) -> bool:

@@ -1,56 +1,89 @@
-"""Run deferred work in the function's own process when no extension is there.
+"""The inline driver: the delivery engine run in the function's own process.
 
-The delivery code lives with the extension; in a deployed layer it sits next to
-``python/`` (in ``defer-runner/``), so it is found relative to this file and appended to
-``sys.path`` (after the function's own packages, which it never shadows).
+Used when no extension holds the work (``DEFER_MODE=inline``, no defer-runner listening,
+the extension over its memory bound) and for what the extension did not confirm at the end
+of an invoke. The same engine as the extension's (sinks, batching, retries, dead letters),
+run synchronously and without a journal: work is late (the response waits for it) but not
+lost. The engine is an ordinary subpackage of this library, so nothing is looked up on
+``sys.path`` and no folder of the layer's extension is ever added to the function's.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-import os
-import sys
 import time
-from types import ModuleType
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Iterable, List, Optional, Tuple
 
+from . import config as cfg
 from . import wire
+from .engine.clients import ClientFactory
+from .engine.drain import DrainReport, Drainer
+from .engine.pending import Entry, PendingQueue
+from .engine.sinks import make_sinks
+from .engine.tasks import TaskRunner
 
-logger = logging.getLogger("handler_lib")
+log = logging.getLogger("defer_runner.inline")
+LETTERS_S = 1.0  # for the dead letters of what the budget left undelivered
+_drainer: Optional[Drainer] = None
+_draining = 0  # drains in progress: work deferred by a task they run joins them
 
 
-def delivery_module() -> ModuleType:
-    """``extension.inline``: from the installed package, else from the layer's ``defer-runner``."""
-    try:
-        return importlib.import_module("extension.inline")
-    except ImportError:
-        layer_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        for path in (os.path.join(layer_root, "defer-runner"), os.path.join(layer_root, "defer-runner", "deps")):
-            if os.path.isdir(path) and path not in sys.path:
-                sys.path.append(path)
-        return importlib.import_module("extension.inline")
+def make_drainer(config: cfg.Config) -> Drainer:
+    """A Drainer without a journal: the extension's delivery path, in this process."""
+    # Every task item here was made by a ``.defer()`` of a module this process imported.
+    return Drainer(PendingQueue(), make_sinks(ClientFactory(config)), TaskRunner(trust_loaded=True), config)
 
 
 def deliver_inline(items: List[wire.WorkItem], clock: Optional[Callable[[], int]] = None) -> None:
     """Deliver ``items`` here, now; ``clock`` is the invoke's ``get_remaining_time_in_millis``."""
-    budget, invoke_left = limits_s(clock)  # before the imports, which count against them
+    budget, invoke_left = limits_s(clock)
     now = time.monotonic()
+    deliver(items, now + budget, None if invoke_left is None else now + invoke_left)
+
+
+def deliver(items: Iterable[wire.WorkItem], stop_at: float, hard_stop: Optional[float] = None) -> DrainReport:
+    """Deliver ``items`` until ``stop_at`` (monotonic); what is left is given up, each with an
+    ERROR line naming its target and its last error, and dead-lettered when a DLQ is set: the
+    letters get up to ``LETTERS_S`` more, never past ``hard_stop`` (the invoke's end)."""
+    global _drainer, _draining
+    if _drainer is None:
+        _drainer = make_drainer(cfg.load())
+    for item in items:
+        _drainer.queue.add(item)
+    if _draining:
+        # A task of the running drain deferred more (a change record at its commit, say): the
+        # drain delivers it before it ends. A drain of its own here would wait for that task,
+        # which is waiting for it.
+        return DrainReport()
+    _draining += 1
     try:
-        inline = delivery_module()
-    except ImportError as exc:
-        for item in items:
-            logger.error("lambda-defer: cannot deliver %s %s inline (%s)", item.kind, item.id, exc)
-        raise
-    inline.deliver(items, now + budget, None if invoke_left is None else now + invoke_left)
+        report = _drainer.drain(stop_at)
+    finally:
+        _draining -= 1
+    # In flight too: the call may still land (a duplicate, at least once), but nothing waits
+    # for it once the handler has returned, so it must not go unaccounted for.
+    letters = _drainer.give_up_rest("Defer.InlineBudgetExceeded", _over_budget, spare_letters=False)
+    if letters:
+        # Sent now, not with the next inline delivery, which may never come; a letter that
+        # still fails waits for that one (its item already has its ERROR line).
+        until = time.monotonic() + LETTERS_S
+        report.merge(_drainer.drain(until if hard_stop is None else min(until, hard_stop)))
+    return report
+
+
+def _over_budget(entry: Entry, last: str) -> str:
+    item = entry.item
+    reason = (f"not delivered within the inline budget{' (a call was still in flight)' if entry.in_flight else ''}; "
+              f"last error: {last or 'none'}")
+    log.error("lambda-defer inline: gave up on %s %s to %s after %d attempts: %s",
+              item.kind, item.id, item.target, entry.attempts, reason)
+    return reason
 
 
 def limits_s(clock: Optional[Callable[[], int]] = None) -> Tuple[float, Optional[float]]:
     """(DEFER_INLINE_BUDGET_MS cut to the invoke's time left, the invoke's time left), both
     less the deadline margin; the second is None without a context clock."""
-    from . import config
-
-    settings = config.load()
+    settings = cfg.load()
     remaining = _remaining_ms(clock)
     if remaining is None:
         return max(0, settings.inline_budget_ms) / 1000, None

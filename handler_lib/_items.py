@@ -25,7 +25,7 @@ TASK_MAX_ARGS_BYTES = 262_144
 MAX_ATTRIBUTES = 10
 #: The String message attribute that carries the item id on SQS and SNS, for consumers to
 #: deduplicate on: it takes one of the 10 attributes, so a message has at most 9 of yours.
-ID_ATTRIBUTE = "defer_id"
+ID_ATTRIBUTE = wire.ID_ATTRIBUTE
 SQS_MAX_DELAY_SECONDS = 900
 MAX_GROUP_ID_CHARS = 128
 SNS_MAX_SUBJECT_CHARS = 100
@@ -167,9 +167,8 @@ def _attributes(attributes: Optional[Mapping[str, Any]], item_id: str) -> tuple[
     """Validate message attributes; return them with their size as the services count it,
     ``defer_id`` included (refusing a 10th attribute rather than sending no id: a consumer can
     rely on every message carrying it)."""
-    size = len(ID_ATTRIBUTE) + len(item_id) + 6  # 6: the "String" data type
     if attributes is None:
-        return None, size
+        return None, wire.attributes_size(item_id, None)
     if not isinstance(attributes, Mapping):
         raise TypeError(f"attributes must be a dict of name -> str/int/float/bytes, not {type(attributes).__name__}")
     if len(attributes) >= MAX_ATTRIBUTES:
@@ -182,8 +181,11 @@ def _attributes(attributes: Optional[Mapping[str, Any]], item_id: str) -> tuple[
             raise ValueError(f"attribute {ID_ATTRIBUTE!r} is set by lambda-defer to the item id; use another name")
         if isinstance(value, bool) or not isinstance(value, (str, int, float, bytes)):
             raise TypeError(f"attribute {name!r} must be str, int, float or bytes, not {type(value).__name__}")
-        size += _utf8_len(name) + (len(value) if isinstance(value, bytes) else _utf8_len(str(value))) + 6
-    return dict(attributes), size
+        _utf8_len(name)  # a lone surrogate is refused here, by name
+        if not isinstance(value, bytes):
+            _utf8_len(str(value))
+    shaped = dict(attributes)
+    return shaped, wire.attributes_size(item_id, shaped)
 
 
 def _check_group(target: str, group_id: Optional[str], dedup_id: Optional[str], service: str) -> None:

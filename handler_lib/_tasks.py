@@ -7,7 +7,7 @@ sets, found by ``module:qualname``; any other name is never run.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Dict, Generic, NamedTuple, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Generic, Optional, Tuple, TypeVar
 
 try:  # Python 3.10+: ParamSpec checks .defer(...) against the function's signature.
     from typing import ParamSpec
@@ -16,19 +16,13 @@ except ImportError:  # pragma: no cover
 
 from . import _items
 from ._dispatch import DISPATCHER
+from .engine.task_marker import TaskOptions, task_options
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 MAX_TASK_ATTEMPTS = 100
 MAX_TASK_TIMEOUT_S = 900.0
-
-
-class TaskOptions(NamedTuple):
-    name: str  # "module:qualname", how the extension finds it
-    max_attempts: Optional[int] = None  # None: DEFER_MAX_ATTEMPTS
-    timeout_s: Optional[float] = None  # None: bounded only by the invoke's deadline
-    pass_item_id: bool = False  # call with defer_id=<item id>, the idempotency key
 
 
 class Task(Generic[P, R]):
@@ -124,7 +118,4 @@ def make_task(fn: Callable[P, R], *, max_attempts: Optional[int] = None,
     return Task(fn, options)
 
 
-def task_options(obj: Any) -> Optional[TaskOptions]:
-    """The marker of a ``@defer.task`` object, or None for anything else."""
-    options = getattr(obj, "__defer_task__", None)
-    return options if isinstance(options, TaskOptions) else None
+__all__ = ["P", "R", "Task", "TaskOptions", "check_call", "make_task", "task_options"]

@@ -40,7 +40,6 @@ Importing this module imports SQLAlchemy; ``handler_lib`` itself never does.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import weakref
 from dataclasses import dataclass
@@ -50,76 +49,13 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import Mapper, Session, SessionTransaction, sessionmaker
 from sqlalchemy.orm.attributes import NO_VALUE
 
-from ._api import defer
 from ._changes_records import EVENT_NAMES, Change, attribute_value
+from ._change_targets import ChangeTarget, defer_change
 
 __all__ = ["ChangeCapture", "ChangeTarget", "Change", "attribute_value", "capture_changes", "defer_change",
            "EVENT_NAMES"]
 
 logger = logging.getLogger("handler_lib")
-
-MAX_GROUP_ID_CHARS = 128
-DEFAULT_DETAIL_TYPE = "DatabaseChange"
-DEFAULT_EVENT_SOURCE = "lambda-defer.db"
-
-
-@dataclass(frozen=True)
-class ChangeTarget:
-    """Where change records go; build with ``ChangeTarget.sqs/.sns/.eventbridge``."""
-
-    kind: str  # "sqs" | "sns" | "event"
-    address: str  # queue URL, topic ARN or bus name ("" = the default bus)
-    source: str = DEFAULT_EVENT_SOURCE
-    detail_type: str = DEFAULT_DETAIL_TYPE
-
-    @classmethod
-    def sqs(cls, queue_url: str) -> "ChangeTarget":
-        """One message per record; a ``.fifo`` queue is grouped by table and key."""
-        return cls("sqs", _non_empty(queue_url, "queue_url"))
-
-    @classmethod
-    def sns(cls, topic_arn: str) -> "ChangeTarget":
-        """One message per record, with ``table`` and ``eventName`` attributes for filter policies."""
-        return cls("sns", _non_empty(topic_arn, "topic_arn"))
-
-    @classmethod
-    def eventbridge(cls, bus: Optional[str] = None, *, source: str = DEFAULT_EVENT_SOURCE,
-                    detail_type: str = DEFAULT_DETAIL_TYPE) -> "ChangeTarget":
-        """One event per record (the record is the ``detail``); ``bus`` None is the default bus."""
-        return cls("event", bus or "", _non_empty(source, "source"), _non_empty(detail_type, "detail_type"))
-
-    @property
-    def fifo(self) -> bool:
-        return self.address.endswith(".fifo")
-
-    def send(self, change: Change) -> str:
-        """Number the change, shape it as a record and defer its delivery; return the item id."""
-        record = change.to_record()
-        group = _group_id(change) if self.fifo else None
-        if self.kind == "sqs":
-            return defer.sqs(self.address, {"Records": [record]}, group_id=group,
-                             attributes={"table": change.table, "eventName": change.event_name})
-        if self.kind == "sns":
-            return defer.sns(self.address, {"Records": [record]}, group_id=group,
-                             attributes={"table": change.table, "eventName": change.event_name})
-        return defer.event(self.detail_type, record, source=self.source, bus=self.address or None,
-                           resources=[record["eventSourceARN"]])
-
-
-def defer_change(table: str, event_name: str, keys: Mapping[str, Any], new_image: Optional[Mapping[str, Any]] = None,
-                 old_image: Optional[Mapping[str, Any]] = None, *, target: ChangeTarget) -> str:
-    """Send one change record for a database without SQLAlchemy; call it after your COMMIT.
-
-    Example
-    -------
-    >>> cur.execute("UPDATE orders SET status = 'paid' WHERE id = %s", (oid,)); conn.commit()
-    >>> defer_change("orders", "MODIFY", {"id": oid}, {"status": "paid"}, {"status": "new"},
-    ...              target=ChangeTarget.sqs(CHANGES_QUEUE_URL))
-    """
-    if not isinstance(target, ChangeTarget):
-        raise TypeError(f"target must be a ChangeTarget (ChangeTarget.sqs/.sns/.eventbridge), not {target!r}")
-    return target.send(Change(table, event_name, dict(keys), _opt_dict(new_image), _opt_dict(old_image)))
-
 
 class ChangeCapture:
     """Records ORM changes of one ``Session``/``sessionmaker`` and sends them after commit.
@@ -284,22 +220,3 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b)
     except Exception:  # noqa: BLE001 - exotic column types: treat as changed
         return False
-
-
-def _group_id(change: Change) -> str:
-    """``table#key``; hashed when too long or not made of the characters FIFO group ids allow."""
-    text = change.key_text
-    if len(text) <= MAX_GROUP_ID_CHARS and all(33 <= ord(c) <= 126 for c in text):
-        return text
-    table = "".join(c for c in change.table if 33 <= ord(c) <= 126)[:MAX_GROUP_ID_CHARS - 41]
-    return table + "#" + hashlib.sha1(text.encode()).hexdigest()
-
-
-def _non_empty(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{what} must be a non-empty str, not {value!r}")
-    return value
-
-
-def _opt_dict(value: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
-    return None if value is None else dict(value)

@@ -19,7 +19,6 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from . import config as cfg
 from . import wire
-from ._inline import delivery_module
 
 log = logging.getLogger("handler_lib.redrive")
 
@@ -68,8 +67,9 @@ def redrive(dlq: str, *, ids: Sequence[str] = (), limit: Optional[int] = None, d
             budget_s: float = 60.0, out: Any = sys.stdout) -> int:
     """Redrive the DLQ's letters (those of ``ids`` only, if given); return the exit status."""
     config = cfg.load()._replace(dlq_url=None)  # a failure stays in the DLQ; never a second letter
-    inline = delivery_module()
-    drainer = inline.make_drainer(config)
+    from ._inline import make_drainer  # the engine (and botocore) load only when redriving
+
+    drainer = make_drainer(config)
     sqs = drainer.sinks["sqs"].client
     letters = receive(sqs, dlq, None if ids else limit)
     selected = [l for l in letters if not ids or l.id in ids][:limit]

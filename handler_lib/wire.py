@@ -43,6 +43,18 @@ HEADER = struct.Struct(">I")
 
 # A message attribute value as users give it; adapters map it to the service's shape.
 AttributeValue = Union[str, int, float, bytes]
+#: The message attribute (SQS, SNS) and detail field (EventBridge) that carries the item id,
+#: the consumers' idempotency key.
+ID_ATTRIBUTE = "defer_id"
+
+
+def attributes_size(item_id: str, attributes: Optional[Dict[str, Any]]) -> int:
+    """Bytes of a message's attributes as SQS and SNS count them (name, value and data type,
+    6 bytes for each type name), ``defer_id`` included: both sides size a batch by it."""
+    size = len(ID_ATTRIBUTE) + len(item_id.encode()) + 6
+    for name, value in (attributes or {}).items():
+        size += len(name.encode()) + 6 + (len(value) if isinstance(value, bytes) else len(str(value).encode()))
+    return size
 
 
 #: The one set of msgpack options for reading: any key type msgpack can write back as a

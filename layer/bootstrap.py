@@ -1,18 +1,21 @@
 """Entry point of the defer-runner extension process, run by extensions/defer-runner.
 
-Layer layout (what lands in /opt)::
+The layer's layout is defined here, once (scripts/build_layer.py builds from these names);
+what lands in /opt::
 
     extensions/defer-runner     the launcher that execs this file with ``python -I -u``
     defer-runner/bootstrap.py   this file
     defer-runner/extension/     the extension package
-    defer-runner/deps/          its dependencies (boto3, botocore, msgpack, powertools, ...)
+    defer-runner/handler_lib/   the library with its delivery engine, the extension's own copy
+    defer-runner/deps/          its dependencies (botocore, msgpack, powertools, ...)
     python/                     handler_lib and msgpack, the function's side (/opt/python)
 
-The interpreter runs isolated (-I), so PYTHONPATH is ignored at start-up. This module
-puts the extension's own code and dependencies first, then the layer's ``python/`` (the
-shared wire format lives in handler_lib), then the interpreter's own entries, and only
-then the function's PYTHONPATH, so the function's packages can never shadow the
-extension's but deferred tasks can still import what the function can.
+The extension imports only from its own folder: the interpreter runs isolated (-I), so
+PYTHONPATH is ignored at start-up, and this module puts ``defer-runner/`` and its ``deps/``
+first, then the interpreter's own entries, and only then the function's PYTHONPATH, so the
+function's packages can never shadow the extension's, while deferred tasks can still import
+what the function can (the task runner adds the function's code and the layers' ``python/``).
+The function's side never adds any of the extension's folders to its ``sys.path``.
 """
 
 from __future__ import annotations
@@ -22,10 +25,18 @@ import runpy
 import sys
 
 
+#: The layer's folders, relative to its root (/opt on Lambda).
+EXTENSION_DIR = "defer-runner"  # this file's folder: the extension's code and dependencies
+EXTENSION_PACKAGES = ("extension", "handler_lib")  # the packages in it
+DEPS_DIR = "deps"  # in EXTENSION_DIR
+FUNCTION_DIR = "python"  # the function's side, on its sys.path as Lambda puts /opt/python
+LAUNCHER = "extensions/defer-runner"  # its name is the extension's name
+EXEC_WRAPPER = "exec-wrapper"  # in EXTENSION_DIR
+
+
 def layer_paths(here: str) -> list[str]:
-    """The sys.path entries the extension needs, in priority order."""
-    root = os.path.dirname(here)
-    return [here, os.path.join(here, "deps"), os.path.join(root, "python")]
+    """The sys.path entries the extension needs, in priority order: its own folder only."""
+    return [here, os.path.join(here, DEPS_DIR)]
 
 
 def build_sys_path(current: list[str], here: str, pythonpath: str | None) -> list[str]:

@@ -10,6 +10,7 @@ Layout::
     python/msgpack/           handler_lib's only dependency
     defer-runner/bootstrap.py sets sys.path, runs ``python -m extension``
     defer-runner/extension/   the extension (repo extension/)
+    defer-runner/handler_lib/ the extension's own copy of the library and its delivery engine
     defer-runner/deps/        the extension's own dependencies (layer/requirements-extension.txt)
 
 Dependencies are never built from the host: wheels for the Lambda platform (manylinux2014,
@@ -18,6 +19,7 @@ installed per (python, arch) into separate folders that are merged. Compiled mod
 per-version/per-arch file names, so one layer serves both architectures and all four
 Pythons; every other file must be identical across the eight installs, or the build fails.
 The merged dependencies are cached under a key of the pins, so a rebuild only copies.
+The folder names come from layer/bootstrap.py, the one place that defines the layout.
 
 Bytecode ships for the Lambda Pythons the build host can run (``python3.X`` on PATH):
 unchecked-hash ``__pycache__/*.cpython-3X.pyc`` next to every module; other versions compile
@@ -39,12 +41,26 @@ import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 LAYER_SRC = REPO / "layer"
 PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 ARCHES = ("x86_64", "aarch64")
-EXTENSION_NAME = "defer-runner"
+
+def _layout() -> Any:
+    """layer/bootstrap.py, which defines the layer's folders (it runs in the layer itself)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("defer_layer_bootstrap", LAYER_SRC / "bootstrap.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+LAYOUT = _layout()
+EXTENSION_NAME = LAYOUT.EXTENSION_DIR
 # Bump when the way dependencies are installed changes, to invalidate the cache.
 BUILD_FORMAT = "3"
 # Fixed zip timestamps (the zip epoch) make layer.zip reproducible.
@@ -306,7 +322,7 @@ def native_modules(root: Path) -> list[Path]:
 
 def check_msgpack(root: Path) -> None:
     """Every (python, arch) target must have its compiled msgpack in both places."""
-    for base in (root / "python" / "msgpack", root / "defer-runner" / "deps" / "msgpack"):
+    for base in (root / LAYOUT.FUNCTION_DIR / "msgpack", root / EXTENSION_NAME / LAYOUT.DEPS_DIR / "msgpack"):
         names = {p.name for p in base.glob("_cmsgpack.*.so")}
         for python in PYTHONS:
             for arch in ARCHES:
@@ -361,7 +377,7 @@ def sources_digest(deps: Path) -> str:
 def report(out: Path, zip_out: Path) -> None:
     for so in native_modules(out):
         log(f"native: {so.relative_to(out)}")
-    botocore_data = out / EXTENSION_NAME / "deps" / "botocore" / "data"
+    botocore_data = out / EXTENSION_NAME / LAYOUT.DEPS_DIR / "botocore" / "data"
     log(f"botocore data: {tree_size(botocore_data)} bytes"
         f" ({sum(1 for p in botocore_data.iterdir() if p.is_dir())} services)")
     log(f"layer: {out} {tree_size(out)} bytes unzipped, {sum(1 for _ in iter_files(out))} files")
@@ -384,16 +400,19 @@ def build(out: Path, zip_out: Path, cache: Path, trim: bool, force: bool = False
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     try:
-        shutil.copytree(deps / "python", stage / "python")
-        shutil.copytree(deps / "deps", stage / EXTENSION_NAME / "deps")
-        copy_package(REPO / "handler_lib", stage / "python" / "handler_lib")
-        copy_package(REPO / "extension", stage / EXTENSION_NAME / "extension")
-        for pkg in (stage / "python" / "handler_lib", stage / EXTENSION_NAME / "extension"):
+        shutil.copytree(deps / "python", stage / LAYOUT.FUNCTION_DIR)
+        shutil.copytree(deps / "deps", stage / EXTENSION_NAME / LAYOUT.DEPS_DIR)
+        packages = [stage / LAYOUT.FUNCTION_DIR / "handler_lib"]
+        copy_package(REPO / "handler_lib", packages[0])
+        for name in LAYOUT.EXTENSION_PACKAGES:  # the extension imports only from its own folder
+            packages.append(stage / EXTENSION_NAME / name)
+            copy_package(REPO / name, packages[-1])
+        for pkg in packages:
             compile_tree(pkg, bytecode_interpreters())
         shutil.copy2(LAYER_SRC / "bootstrap.py", stage / EXTENSION_NAME / "bootstrap.py")
-        launcher = stage / "extensions" / EXTENSION_NAME
+        launcher = stage / LAYOUT.LAUNCHER
         write_launcher(launcher)
-        wrapper = stage / EXTENSION_NAME / "exec-wrapper"
+        wrapper = stage / EXTENSION_NAME / LAYOUT.EXEC_WRAPPER
         write_launcher(wrapper, "defer-wrapper.sh")
         normalize_modes(stage, {launcher, wrapper})
         stage.chmod(0o755)

@@ -308,7 +308,7 @@ def test_the_configuration_page_names_every_variable() -> None:
 
 
 def test_the_operations_page_names_every_metric_and_failure_code() -> None:
-    from extension import outcome
+    from handler_lib.engine import outcome
 
     text = _page("operations.md")
     source = (ROOT / "extension" / "metrics.py").read_text(encoding="utf-8")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from extension.inline import make_drainer
+from handler_lib._inline import make_drainer
 from handler_lib import config as cfg
 from handler_lib import wire
 from tests.support.moto_server import client, drain_messages, drain_queue

@@ -37,8 +37,8 @@ def test_a_full_tmp_keeps_every_item_in_memory_and_leaves_no_torn_record(tmp_pat
     result = in_private_tmpfs(tmp_path / "journal", f"""
         import json, logging, shutil, sys
         from handler_lib import wire
-        from extension.journal import Journal
-        from extension.pending import PendingQueue
+        from handler_lib.engine.journal import Journal
+        from handler_lib.engine.pending import PendingQueue
         logging.basicConfig(level=logging.INFO)
         directory = sys.argv[1]
         queue = PendingQueue(Journal(directory))
@@ -63,7 +63,7 @@ def test_a_full_tmp_keeps_every_item_in_memory_and_leaves_no_torn_record(tmp_pat
     assert result["replayed"] == [f"id-{n}" for n in range(90, 100)]
     (tmp_path / "written").mkdir()
     os.replace(tmp_path / "copy.bin", tmp_path / "written" / "journal.bin")
-    from extension.journal import Journal
+    from handler_lib.engine.journal import Journal
 
     on_disk = Journal(str(tmp_path / "written"))  # what the full disk held: whole records only
     assert on_disk.corrupt_records == 0 and len(on_disk.replayed) == 100 - result["full"]["unjournaled"]
@@ -112,8 +112,8 @@ def test_an_extension_on_a_full_tmp_delivers_everything_and_holds_no_invoke(
 HOLDER = """
 import sys
 from handler_lib import wire
-from extension.journal import Journal
-from extension.pending import PendingQueue
+from handler_lib.engine.journal import Journal
+from handler_lib.engine.pending import PendingQueue
 queue = PendingQueue(Journal(sys.argv[1]))
 for n in range(3):
     queue.add(wire.SqsItem(f"owned-{n}", "r", n, "https://sqs/q", "m"))
@@ -126,8 +126,8 @@ def test_a_second_live_extension_neither_replays_nor_writes_the_owners_journal(t
     import logging
 
     from handler_lib import wire
-    from extension.journal import Journal
-    from extension.pending import PendingQueue
+    from handler_lib.engine.journal import Journal
+    from handler_lib.engine.pending import PendingQueue
 
     directory = str(tmp_path / "journal")
     owner = subprocess.Popen([sys.executable, "-c", HOLDER, directory], cwd=REPO_ROOT, text=True,

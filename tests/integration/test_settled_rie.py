@@ -53,7 +53,7 @@ def test_a_failing_task_logs_every_attempt_with_its_own_traceback(lambda_env):
     assert letter["error"]["code"] == "Defer.TaskFailed"
     trace = letter["error"]["traceback"]
     assert trace.startswith("Traceback") and "in fails" in trace and "in _check" in trace
-    assert "extension/tasks.py" not in trace  # the task's frames, not the runner's
+    assert "handler_lib/engine/tasks.py" not in trace  # the task's frames, not the runner's
     logs = rie.logs()
     for attempt in (1, 2):  # the extension saw LAMBDA_TASK_ROOT: jobs.py was found and ran
         assert f"failed on attempt {attempt} for item {item_id}" in logs

@@ -208,6 +208,7 @@ def probe_layer(layer_dir: Path, tmp_path: Path) -> Path:
     shutil.copy2(layer_dir / "extensions" / "defer-runner", root / "extensions" / "defer-runner")
     shutil.copy2(layer_dir / "defer-runner" / "bootstrap.py", root / "defer-runner" / "bootstrap.py")
     (root / "defer-runner" / "deps").symlink_to(layer_dir / "defer-runner" / "deps")
+    (root / "defer-runner" / "handler_lib").symlink_to(layer_dir / "defer-runner" / "handler_lib")
     (root / "python").symlink_to(layer_dir / "python")
     (root / "defer-runner" / "extension" / "__init__.py").write_text("")
     (root / "defer-runner" / "extension" / "__main__.py").write_text(PROBE)
@@ -243,12 +244,14 @@ def test_launcher_runs_the_extension_with_its_own_deps_first(
     assert got["isolated"] == 1
     assert got["dont_write_bytecode"] is True
     assert got["main"] == "__main__"
-    assert got["sys_path"][:3] == [str(here), str(here / "deps"), str(probe_layer / "python")]
+    # Its own folder only: the function's side (python/) is not on the extension's path.
+    assert got["sys_path"][:2] == [str(here), str(here / "deps")]
+    assert str(probe_layer / "python") not in got["sys_path"]
     assert got["sys_path"][-1] == str(shadowing_pythonpath), "PYTHONPATH goes last"
     assert got["msgpack"] == str(here / "deps" / "msgpack" / "__init__.py")
     assert got["packer"] == "msgpack._cmsgpack", "the layer's compiled msgpack loads here"
     assert got["boto3"] == str(here / "deps" / "boto3" / "__init__.py")
-    assert got["handler_lib"] == str(probe_layer / "python" / "handler_lib" / "__init__.py")
+    assert got["handler_lib"] == str(here / "handler_lib" / "__init__.py")  # its own copy
     assert got["name"] == "defer-runner"
 
 
@@ -295,8 +298,8 @@ def test_bootstrap_orders_sys_path(build_layer_module: ModuleType) -> None:
     here = "/opt/defer-runner"
     got = bootstrap.build_sys_path(["/usr/lib/python312.zip", "/opt/python", "/lib/site"], here,
                                    "/var/task:/opt/python::/lib/site:/var/runtime")
-    assert got == ["/opt/defer-runner", "/opt/defer-runner/deps", "/opt/python",
-                   "/usr/lib/python312.zip", "/lib/site", "/var/task", "/var/runtime"]
+    assert got == ["/opt/defer-runner", "/opt/defer-runner/deps", "/usr/lib/python312.zip", "/opt/python",
+                   "/lib/site", "/var/task", "/var/runtime"]
 
 
 # --- botocore trimming (opt-in) -----------------------------------------------------------

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from extension.batching import group_by, split_batches
+from handler_lib.engine.batching import group_by, split_batches
 
 
 @given(sizes=st.lists(st.integers(1, 300), max_size=60), max_entries=st.integers(1, 10),

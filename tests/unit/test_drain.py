@@ -6,11 +6,11 @@ from typing import Any, Dict, List
 
 from handler_lib import wire
 from handler_lib.config import Config
-from extension.drain import Drainer, backoff_s
-from extension.outcome import Outcome
-from extension.pending import PendingQueue
-from extension.sinks.base import Sink
-from extension.tasks import TaskRunner
+from handler_lib.engine.drain import Drainer, backoff_s
+from handler_lib.engine.outcome import Outcome
+from handler_lib.engine.pending import PendingQueue
+from handler_lib.engine.sinks.base import Sink
+from handler_lib.engine.tasks import TaskRunner
 
 
 class ScriptedSink(Sink):
@@ -116,8 +116,8 @@ def test_outcome_classification():
 
 
 def test_a_fifo_group_starts_nothing_behind_an_item_in_flight_or_backing_off():
-    from extension.batching import admissible
-    from extension.pending import Entry
+    from handler_lib.engine.batching import admissible
+    from handler_lib.engine.pending import Entry
 
     def entry(item_id, group, *, in_flight=False, not_before=0.0):
         item = wire.SqsItem(item_id, "r", 0, "https://sqs/q.fifo", "m", group)

@@ -5,8 +5,8 @@ import logging
 import threading
 
 from handler_lib import wire
-from extension.journal import COMPACT_MIN_BYTES, KEEP_CORRUPT_FILES, Journal
-from extension.pending import PendingQueue
+from handler_lib.engine.journal import COMPACT_MIN_BYTES, KEEP_CORRUPT_FILES, Journal
+from handler_lib.engine.pending import PendingQueue
 
 
 def item(n: int, body: str = "m") -> wire.SqsItem:

@@ -3,8 +3,8 @@
 import logging
 
 from handler_lib import config, wire
-from extension.journal import Journal
-from extension.pending import PendingQueue
+from handler_lib.engine.journal import Journal
+from handler_lib.engine.pending import PendingQueue
 
 
 def sqs(item_id: str, body: str = "m") -> wire.SqsItem:

@@ -11,9 +11,9 @@ import pytest
 
 from handler_lib import wire
 from handler_lib.config import Config
-from extension.drain import Drainer
-from extension.pending import PendingQueue
-from extension.tasks import TaskNotFound, TaskRunner
+from handler_lib.engine.drain import Drainer
+from handler_lib.engine.pending import PendingQueue
+from handler_lib.engine.tasks import TaskNotFound, TaskRunner
 from tests.support.waiting import wait_until
 
 TASK_MODULE = """
@@ -92,7 +92,7 @@ def test_a_raising_task_is_logged_per_attempt_with_its_own_frames(code, caplog):
     (record,) = caplog.records
     text = record.getMessage()
     assert "failed on attempt 3 for item t2" in text and "in inner" in text and "in job" in text
-    assert "extension/tasks.py" not in outcome.traceback and outcome.traceback.startswith("Traceback")
+    assert "handler_lib/engine/tasks.py" not in outcome.traceback and outcome.traceback.startswith("Traceback")
 
 
 def test_timeouts_count_from_the_start_and_a_saturated_pool_carries_tasks_over(code, caplog):
@@ -135,7 +135,7 @@ def test_a_task_in_the_handler_module_is_run_but_its_double_import_is_said(tmp_p
     monkeypatch.delenv("LAMBDA_TASK_ROOT", raising=False)
     monkeypatch.setattr(DISPATCHER, "_wrapped", False)
     try:
-        runner = TaskRunner(task_root=str(root), layer_roots=[])
+        runner = TaskRunner(task_root=str(root), layer_roots=[], handler_defined=lambda: DISPATCHER.handler_defined)
         with caplog.at_level(logging.WARNING, logger="defer_runner.tasks"):
             assert runner.resolve(f"{name}:noted").fn(7) == 7
             runner.resolve(f"{name}:noted")

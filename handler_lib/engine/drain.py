@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
-from handler_lib import wire
-from handler_lib.config import Config
+from .. import wire
+from ..config import Config
 
 from . import dead_letters
 from .batching import admissible, fifo_group, group_by, split_batches
@@ -293,6 +293,18 @@ class Drainer:
         else:
             self.lose(entry, code, message)
         self.queue.finish(item.id)
+
+    def give_up_rest(self, code: str, reason: Callable[[Entry, str], str], *, spare_letters: bool) -> int:
+        """Give up on every item still queued, in flight too (``give_up``: dead-lettered when a
+        DLQ is set); ``reason(entry, last error)`` says why. With ``spare_letters``, letters
+        already queued stay for a last drain. Returns how many letters this queued."""
+        before = self.letters_queued
+        for entry in self.queue.snapshot():
+            if spare_letters and dead_letters.is_dead_letter(entry.item):
+                continue
+            last = f"{entry.last_code}: {entry.last_message}" if entry.last_code else ""
+            self.give_up(entry, code, reason(entry, last))
+        return self.letters_queued - before
 
     def lose(self, entry: Entry, code: str, message: str) -> None:
         """Log at ERROR and count an item that ends neither delivered nor dead-lettered."""

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
-from handler_lib import wire
+from .. import wire
 
 from .journal import Journal
 

@@ -24,7 +24,7 @@ import re
 import time
 from typing import Any, Dict, Optional, Tuple
 
-from handler_lib import wire
+from .. import wire
 
 DLQ_SUFFIX = "~dlq"
 #: SQS's message limit, less room for the message attributes the SQS sink adds.

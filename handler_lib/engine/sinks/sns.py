@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Dict, List, Optional, Sequence
 
-from handler_lib import wire
+from ... import wire
 
 from ..outcome import Outcome
 from .base import Sink, attributes_size, fifo_fields, message_attributes

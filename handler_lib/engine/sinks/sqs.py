@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from handler_lib import wire
+from ... import wire
 
 from .base import Sink, attributes_size, fifo_fields, message_attributes
 

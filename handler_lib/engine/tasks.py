@@ -22,17 +22,16 @@ from importlib.machinery import PathFinder
 from types import ModuleType, TracebackType
 from typing import Any, Callable, Dict, List, Optional
 
-from handler_lib import wire
-from handler_lib._dispatch import DISPATCHER
-from handler_lib._tasks import task_options
-from handler_lib.config import ENV_TASK_ROOT
+from .. import wire
+from ..config import ENV_TASK_ROOT
+from .task_marker import task_options
 
 from .outcome import TASK_FAILED, TASK_NOT_FOUND, Outcome
 
 log = logging.getLogger("defer_runner.tasks")
 
-#: The layer root (``/opt`` in Lambda): the folder above the extension's own (``defer-runner``).
-LAYER_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+#: Where Lambda merges the layers; a driver that knows its own layer root passes it too.
+LAMBDA_LAYERS_ROOT = "/opt"
 
 
 class TaskNotFound(LookupError):
@@ -46,7 +45,7 @@ def allowed_roots(task_root: Optional[str] = None, layer_roots: Optional[List[st
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     roots = [r for r in (task_root, os.environ.get(ENV_TASK_ROOT), os.environ.get("LAMBDA_TASK_ROOT"),
                          "/var/task") if r]
-    for layer in layer_roots if layer_roots is not None else [LAYER_ROOT, "/opt"]:
+    for layer in layer_roots if layer_roots is not None else [LAMBDA_LAYERS_ROOT]:
         python = os.path.join(layer, "python")
         roots += [python, os.path.join(python, "lib", version, "site-packages")]
     return [os.path.realpath(r) for r in dict.fromkeys(roots)]
@@ -63,8 +62,11 @@ def task_traceback(exc: BaseException, skip: int = 1) -> str:
 
 class TaskRunner:
     def __init__(self, task_root: Optional[str] = None, layer_roots: Optional[List[str]] = None,
-                 *, trust_loaded: bool = False) -> None:
+                 *, trust_loaded: bool = False, handler_defined: Optional[Callable[[], bool]] = None) -> None:
         self.roots = allowed_roots(task_root, layer_roots)
+        # In the extension's process: whether importing a task module also defined the @defer
+        # handler there (its module-level code then ran a second time), to warn about it once.
+        self._handler_defined = handler_defined or (lambda: False)
         # In the function's own process (inline delivery) every task item was made by a
         # ``.defer()`` of a module this process already imported: those modules are its code,
         # wherever they live (a developer's checkout too). Nothing new is imported from outside.
@@ -129,9 +131,9 @@ class TaskRunner:
         if not sep or not module_name or not qualname:
             raise TaskNotFound(f"{name!r} is not of the form module:qualname")
         with self._import_lock:
-            handler_before = DISPATCHER.handler_defined
+            handler_before = self._handler_defined()
             target: Any = self._import(module_name)
-            if DISPATCHER.handler_defined and not handler_before and not self._warned_handler_module:
+            if self._handler_defined() and not handler_before and not self._warned_handler_module:
                 self._warned_handler_module = True
                 log.warning("task module %s also defines the @defer Lambda handler: its top-level code ran "
                             "a second time, in the extension's process (a module-level defer.* call is "

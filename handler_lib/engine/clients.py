@@ -10,7 +10,7 @@ import os
 import threading
 from typing import Any, List
 
-from handler_lib import config as cfg
+from .. import config as cfg
 
 #: The services the sinks call; the only clients a ClientFactory makes.
 SERVICES = ("sqs", "sns", "events")

@@ -36,7 +36,7 @@ from typing import Dict, List, Optional, Tuple
 
 import msgpack
 
-from handler_lib import wire
+from .. import wire
 
 log = logging.getLogger("defer_runner.journal")
 

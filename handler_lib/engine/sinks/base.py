@@ -11,8 +11,7 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from handler_lib import wire
-from handler_lib._items import ID_ATTRIBUTE
+from ... import wire
 
 from ..outcome import TRANSPORT, Outcome
 
@@ -89,7 +88,7 @@ def describe_exception(exc: BaseException) -> Tuple[str, str, bool]:
 
 def message_attributes(item: Any) -> Dict[str, Dict[str, Any]]:
     """The item's attributes in the SQS/SNS MessageAttributes shape, and ``defer_id``: its id."""
-    shaped: Dict[str, Dict[str, Any]] = {ID_ATTRIBUTE: {"DataType": "String", "StringValue": item.id}}
+    shaped: Dict[str, Dict[str, Any]] = {wire.ID_ATTRIBUTE: {"DataType": "String", "StringValue": item.id}}
     for name, value in (item.attributes or {}).items():
         if isinstance(value, bytes):
             shaped[name] = {"DataType": "Binary", "BinaryValue": value}
@@ -108,7 +107,4 @@ def fifo_fields(item: Any) -> Dict[str, str]:
 
 
 def attributes_size(item: Any) -> int:
-    size = len(ID_ATTRIBUTE) + len(item.id.encode()) + 6
-    for name, value in (item.attributes or {}).items():
-        size += len(name.encode()) + 6 + (len(value) if isinstance(value, bytes) else len(str(value).encode()))
-    return size
+    return wire.attributes_size(item.id, item.attributes)

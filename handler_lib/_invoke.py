@@ -1,0 +1,34 @@
+"""One invoke as the function sees it, and which invoke the calling code works for.
+
+A leaf: the dispatcher, the post-response runner and the ASGI adapter all hold invokes.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any, Callable, List, Optional, Tuple
+
+from . import wire
+
+AfterCall = Tuple[Callable[..., Any], Tuple[Any, ...], dict]
+
+
+class Invoke:
+    """One invoke as the function sees it: what it sent, what goes inline, what runs after it."""
+
+    __slots__ = ("request_id", "clock", "unacked", "inline", "after", "after_run", "after_failed", "ended")
+
+    def __init__(self, request_id: str, clock: Optional[Callable[[], int]] = None) -> None:
+        self.request_id = request_id
+        self.clock = clock  # the context's get_remaining_time_in_millis, when it has one
+        self.ended = False  # its items were settled: what comes later belongs to no invoke
+        self.unacked: List[wire.WorkItem] = []  # sent to the extension, not confirmed yet
+        self.inline: List[wire.WorkItem] = []  # delivered by the function when the invoke ends
+        self.after: List[AfterCall] = []  # defer.after, in order
+        self.after_run = 0
+        self.after_failed = 0
+
+
+# The invoke an asyncio task (and the worker threads it starts) works for: ``defer.asgi``
+# sets it at the start of each app call, so two calls sharing the app's loop never mix.
+TASK_INVOKE: "ContextVar[Optional[Invoke]]" = ContextVar("lambda_defer_invoke", default=None)
