@@ -31,12 +31,11 @@ from typing import Callable, Dict, List, Optional
 import msgpack
 
 from handler_lib import wire
+from handler_lib.handoff import LooseReceipts
 
 log = logging.getLogger("defer_runner.channel")
 
 READ_CHUNK = 256 * 1024
-#: Ids of loose items (sent outside an invoke) kept per connection for their confirmation.
-LOOSE_IDS_KEPT = 4096
 #: Bytes held in half-received frames, all connections together, before the stalest goes.
 HALF_FRAME_BUDGET_BYTES = 32 * 1024 * 1024
 #: A connection that sent part of a frame and then nothing for this long is dropped.
@@ -65,11 +64,9 @@ class Connection:
     last_data: float = 0.0
     bad_frames: int = 0
     outbox: bytearray = field(default_factory=bytearray)
-    # ids of items sent outside any invoke (no request id) by a @defer process, until the
-    # end marker with no request id that confirms them; the oldest go past LOOSE_IDS_KEPT,
-    # but all are counted: they came in order on this connection, so the count confirms them
-    loose: List[str] = field(default_factory=list)
-    loose_count: int = 0
+    # items sent outside any invoke (no request id) by a @defer process, until the end
+    # marker with no request id that confirms them (handoff.LooseReceipts)
+    loose: LooseReceipts = field(default_factory=LooseReceipts)
 
 
 @dataclass
@@ -298,9 +295,7 @@ class ChannelServer:
             handlers.on_hello(conn, frame)
             conn.hello = frame
         elif isinstance(frame, wire.EndOfInvoke) and not frame.request_id:
-            held, count = conn.loose, conn.loose_count  # the items this process sent outside an invoke
-            conn.loose, conn.loose_count = [], 0
-            self._reply(conn, wire.Ack("", count, held if count < frame.count else None))
+            self._reply(conn, conn.loose.confirm(frame))  # what this process sent outside an invoke
         elif isinstance(frame, wire.EndOfInvoke):
             # Items of this invoke may sit on another connection (the handler reconnected):
             # read those first, so the ack counts them.
@@ -315,10 +310,7 @@ class ChannelServer:
         else:
             handlers.on_item(frame, body)
             if not frame.request_id and conn.hello is not None and conn.hello.wrapped:
-                conn.loose.append(frame.id)
-                conn.loose_count += 1
-                if len(conn.loose) > LOOSE_IDS_KEPT:  # past it, an incomplete count costs duplicates
-                    del conn.loose[:len(conn.loose) - LOOSE_IDS_KEPT]
+                conn.loose.received(frame.id)
 
     # -- replies ------------------------------------------------------------------------
     def _update_backlog(self) -> None:

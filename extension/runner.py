@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Optional
 
 from handler_lib import wire
 from handler_lib.config import Config
+from handler_lib.handoff import InvokeReceipts, Recent
 
 from handler_lib.engine import dead_letters
 from .channel import ChannelHandlers, ChannelServer, Connection
@@ -33,7 +34,6 @@ log = logging.getLogger("defer_runner.runner")
 SHUTDOWN_RESERVE_MS = 700
 #: ... and, of that, for logging every item that is still neither delivered nor dead-lettered.
 SHUTDOWN_LAST_WORDS_MS = 250
-RECENT_REQUESTS = 256
 
 
 def monotonic_deadline(deadline_ms: int, margin_ms: int) -> float:
@@ -53,13 +53,13 @@ class Runner:
         self.telemetry_active = False
         self.proxy_active = False  # the runtime calls through our Runtime API proxy
         self._state = threading.Condition()
-        self._ended: Dict[str, int] = {}
-        self._held: Dict[str, List[str]] = {}  # request id -> ids received, until its end marker
-        self._after: Dict[str, float] = {}  # request ids whose post-response work runs (defer.after)
+        self._ended: Recent[str, int] = Recent()
+        self._receipts = InvokeReceipts()  # the ids received per request, until its end marker
+        self._after: Recent[str, float] = Recent()  # request ids whose post-response work runs (defer.after)
         self.after_run = 0  # post-response callables the handlers ran, and how many raised
         self.after_failed = 0
         self._after_before = (0, 0)
-        self._runtime_done: Dict[str, str] = {}  # insertion-ordered: the oldest is evicted first
+        self._runtime_done: Recent[str, str] = Recent()
         self._wrapped_conns = 0
         self.wrapped_seen = False
         self._added_before = 0
@@ -72,13 +72,7 @@ class Runner:
 
     def on_item(self, item: wire.WorkItem, body: Optional[bytes] = None) -> None:
         self.queue.add(item, body=body)
-        if item.request_id:
-            held = self._held.get(item.request_id)
-            if held is None:
-                held = self._held[item.request_id] = []
-                if len(self._held) > RECENT_REQUESTS:
-                    self._held.pop(next(iter(self._held)))
-            held.append(item.id)
+        self._receipts.received(item)
 
     def on_hello(self, conn: Connection, hello: wire.Hello) -> None:
         # The hello's paths are never used for imports: tasks come only from the function's
@@ -94,26 +88,21 @@ class Runner:
         """The response is out and post-response work runs: its end marker comes when it is done."""
         with self._state:
             self._after[after.request_id] = time.monotonic()
-            if len(self._after) > RECENT_REQUESTS:
-                self._after.pop(next(iter(self._after)))
             self._state.notify_all()
 
     def on_end(self, end: wire.EndOfInvoke) -> wire.Ack:
         """The handler is done: tell it which of its items we hold (it delivers the rest itself)."""
-        held = self._held.pop(end.request_id, [])
+        ack = self._receipts.confirm(end)
         self.after_run += end.after_run
         self.after_failed += end.after_failed
         with self._state:
             self._after.pop(end.request_id, None)
             self._ended[end.request_id] = end.count
-            if len(self._ended) > RECENT_REQUESTS:
-                self._ended.pop(next(iter(self._ended)))
             self._state.notify_all()
-        if len(held) < end.count:
+        if ack.count < end.count:
             log.warning("the handler sent %d items, %d arrived; it delivers the others itself",
-                        end.count, len(held), extra={"request_id": end.request_id})
-            return wire.Ack(end.request_id, len(held), held)
-        return wire.Ack(end.request_id, len(held))
+                        end.count, ack.count, extra={"request_id": end.request_id})
+        return ack
 
     def on_close(self, conn: Connection) -> None:
         if conn.hello is not None and conn.hello.wrapped:
@@ -128,8 +117,6 @@ class Runner:
     def on_runtime_done(self, request_id: str, status: str) -> None:
         with self._state:
             self._runtime_done[request_id] = status
-            if len(self._runtime_done) > RECENT_REQUESTS:
-                self._runtime_done.pop(next(iter(self._runtime_done)))
             self._state.notify_all()
 
     # -- lifecycle ----------------------------------------------------------------------

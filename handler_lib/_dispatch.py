@@ -24,7 +24,7 @@ import threading
 import warnings
 from typing import Any, Callable, List, Optional, Tuple
 
-from . import _ids
+from . import _ids, handoff
 from . import config as _config
 from . import wire
 from ._after import run_after_response, run_after_work
@@ -173,24 +173,14 @@ class Dispatcher:
         for note in filter(None, notes):  # after the delivery: warnings turned into errors lose nothing
             warnings.warn(note, RuntimeWarning, stacklevel=3)
 
-    @classmethod
-    def _settle(cls, invoke: Invoke, sent: List[wire.WorkItem], ack: Optional[wire.Ack]) -> str:
-        """Add what the extension does not hold to the invoke's inline work; say why, if any."""
-        unconfirmed = cls._unconfirmed(sent, ack)
-        if not unconfirmed:
-            return ""
-        invoke.inline.extend(unconfirmed)
-        why = "no confirmation from the extension" if ack is None else f"the extension holds {ack.count} of {len(sent)}"
-        return f"lambda-defer: {why}; the function delivered {len(unconfirmed)} items itself"
-
     @staticmethod
-    def _unconfirmed(sent: List[wire.WorkItem], ack: Optional[wire.Ack]) -> List[wire.WorkItem]:
-        if ack is None:
-            return sent
-        if ack.count >= len(sent):
-            return []
-        held = set(ack.ids or ())
-        return [item for item in sent if item.id not in held]
+    def _settle(invoke: Invoke, sent: List[wire.WorkItem], ack: Optional[wire.Ack]) -> str:
+        """Add what the extension does not hold to the invoke's inline work; say why, if any."""
+        missing = handoff.unconfirmed(sent, ack)
+        if not missing:
+            return ""
+        invoke.inline.extend(missing)
+        return handoff.shortfall(sent, ack, len(missing))
 
     def after_restore(self) -> None:
         """A new life of a snapshotted process: new ids, and no connection from before the snapshot.

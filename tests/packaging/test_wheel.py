@@ -87,3 +87,30 @@ def test_a_users_handler_type_checks_strictly_against_the_installed_package(venv
     ran = subprocess.run([str(venv_python), "-c", "import app; app.test_handler()"], cwd=TYPED_HANDLER,
                          capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0, ran.stderr
+
+
+def test_defer_change_needs_no_sqlalchemy(venv_python: Path, aws_resources, tmp_path):
+    """Manual change events are for databases without an ORM: the wheel's venv has no SQLAlchemy."""
+    res = aws_resources()
+    script = (
+        "import importlib.util, json, sys\n"
+        "from types import SimpleNamespace\n"
+        "assert importlib.util.find_spec('sqlalchemy') is None, 'this venv must not have SQLAlchemy'\n"
+        "from handler_lib import defer\n"
+        "from handler_lib.changes import ChangeTarget\n"
+        "@defer\n"
+        "def handler(event, context):\n"
+        "    return defer.change('orders', 'MODIFY', {'id': 7}, {'status': 'paid'}, {'status': 'new'},\n"
+        "                        target=ChangeTarget.sqs(sys.argv[1]))\n"
+        "print(json.dumps({'id': handler({}, SimpleNamespace(aws_request_id='r-change')),\n"
+        "                  'sqlalchemy': 'sqlalchemy' in sys.modules}))\n")
+    env = {**os.environ, "DEFER_MODE": "inline", "DEFER_SOCKET": str(tmp_path / "none.sock")}
+    env.pop("PYTHONPATH", None)
+    out = subprocess.run([str(venv_python), "-c", script, res.queue_url], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["sqlalchemy"] is False
+    (message,) = drain_queue(res.queue_url, 1, timeout=3)
+    (record,) = message["Records"]
+    assert record["eventName"] == "MODIFY" and record["dynamodb"]["Keys"] == {"id": {"N": "7"}}
