@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Protocol
 
 import msgpack
 
@@ -69,12 +69,28 @@ class Connection:
     loose: LooseReceipts = field(default_factory=LooseReceipts)
 
 
+class Peer(Protocol):
+    """One process on the channel, as the routing sees it."""
+
+    hello: Optional[wire.Hello]
+    loose: LooseReceipts
+
+
+class Reader(Protocol):
+    """What the drivers ask of the channel: read what is waiting, and re-say the backlog state.
+    The socket's reader (``ChannelServer``) and the in-memory channel both do it."""
+
+    def sync(self, timeout: float = 1.0) -> bool: ...
+
+    def recheck_backlog(self) -> None: ...
+
+
 @dataclass
 class ChannelHandlers:
     on_item: Callable[[wire.WorkItem, bytes], None]  # the item and its encoded map
     on_end: Callable[[wire.EndOfInvoke], Optional[wire.Ack]]
-    on_hello: Callable[[Connection, wire.Hello], None]  # called before conn.hello is updated
-    on_close: Callable[[Connection], None]
+    on_hello: Callable[[Peer, wire.Hello], None]  # called before peer.hello is updated
+    on_close: Callable[[Peer], None]
     on_after: Callable[[wire.AfterResponse], None] = lambda after: None
     backlogged: Callable[[], bool] = lambda: False
 
@@ -291,26 +307,16 @@ class ChannelServer:
     def _deliver(self, conn: Connection, frame: wire.Frame, body: bytes) -> None:
         handlers = self._handlers
         assert handlers is not None
-        if isinstance(frame, wire.Hello):
-            handlers.on_hello(conn, frame)
-            conn.hello = frame
-        elif isinstance(frame, wire.EndOfInvoke) and not frame.request_id:
-            self._reply(conn, conn.loose.confirm(frame))  # what this process sent outside an invoke
-        elif isinstance(frame, wire.EndOfInvoke):
+        if isinstance(frame, (wire.Ack, wire.Backlog)):
+            self._skip(conn, b"", wire.FrameDecodeError(f"a {frame.kind} frame goes to the handler, not to us"))
+            return
+        if isinstance(frame, wire.EndOfInvoke) and frame.request_id:
             # Items of this invoke may sit on another connection (the handler reconnected):
             # read those first, so the ack counts them.
             self._pump_readable(skip=conn)
-            ack = handlers.on_end(frame)
-            if ack is not None:
-                self._reply(conn, ack)
-        elif isinstance(frame, wire.AfterResponse):
-            handlers.on_after(frame)
-        elif isinstance(frame, (wire.Ack, wire.Backlog)):
-            self._skip(conn, b"", wire.FrameDecodeError(f"a {frame.kind} frame goes to the handler, not to us"))
-        else:
-            handlers.on_item(frame, body)
-            if not frame.request_id and conn.hello is not None and conn.hello.wrapped:
-                conn.loose.received(frame.id)
+        reply = route(conn, frame, body, handlers)
+        if reply is not None:
+            self._reply(conn, reply)
 
     # -- replies ------------------------------------------------------------------------
     def _update_backlog(self) -> None:
@@ -386,3 +392,24 @@ def _frame_hint(body: bytes) -> Dict[str, object]:
             hint[name] = payload[key]
     return hint
 
+
+def route(peer: Peer, frame: wire.Frame, body: bytes, handlers: ChannelHandlers) -> Optional[wire.Ack]:
+    """What one frame from ``peer`` does, and the ack it answers with, if any: the one routing
+    of the socket's reader and of the in-memory channel the tests drive the drivers with."""
+    if isinstance(frame, wire.Hello):
+        handlers.on_hello(peer, frame)
+        peer.hello = frame
+        return None
+    if isinstance(frame, wire.EndOfInvoke):
+        if not frame.request_id:
+            return peer.loose.confirm(frame)  # what this process sent outside an invoke
+        return handlers.on_end(frame)
+    if isinstance(frame, wire.AfterResponse):
+        handlers.on_after(frame)
+        return None
+    if isinstance(frame, (wire.Ack, wire.Backlog)):
+        raise wire.FrameDecodeError(f"a {frame.kind} frame goes to the handler, not to us")
+    handlers.on_item(frame, body)
+    if not frame.request_id and peer.hello is not None and peer.hello.wrapped:
+        peer.loose.received(frame.id)
+    return None

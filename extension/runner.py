@@ -22,7 +22,7 @@ from handler_lib.config import Config
 from handler_lib.handoff import InvokeReceipts, Recent
 
 from handler_lib.engine import dead_letters
-from .channel import ChannelHandlers, ChannelServer, Connection
+from .channel import ChannelHandlers, Peer, Reader
 from handler_lib.engine.drain import DrainReport, Drainer
 from .lambda_api import InvokeEvent, ShutdownEvent
 from handler_lib.engine.outcome import API_GONE_UNDELIVERED, SHUTDOWN_UNDELIVERED
@@ -44,7 +44,7 @@ def monotonic_deadline(deadline_ms: int, margin_ms: int) -> float:
 
 class Runner:
     def __init__(self, config: Config, queue: PendingQueue, drainer: Drainer,
-                 channel: ChannelServer, metrics: Optional[Any] = None) -> None:
+                 channel: Reader, metrics: Optional[Any] = None) -> None:
         self.config = config
         self.queue = queue
         self.drainer = drainer
@@ -74,7 +74,7 @@ class Runner:
         self.queue.add(item, body=body)
         self._receipts.received(item)
 
-    def on_hello(self, conn: Connection, hello: wire.Hello) -> None:
+    def on_hello(self, conn: Peer, hello: wire.Hello) -> None:
         # The hello's paths are never used for imports: tasks come only from the function's
         # code and the layers (tasks.py), whatever a process on the socket claims.
         already_counted = conn.hello is not None and conn.hello.wrapped
@@ -104,7 +104,7 @@ class Runner:
                         end.count, ack.count, extra={"request_id": end.request_id})
         return ack
 
-    def on_close(self, conn: Connection) -> None:
+    def on_close(self, conn: Peer) -> None:
         if conn.hello is not None and conn.hello.wrapped:
             with self._state:
                 self._wrapped_conns -= 1
