@@ -27,7 +27,6 @@ from typing import Any, Callable, List, Optional, Tuple
 from . import _ids, handoff
 from . import config as _config
 from . import wire
-from ._after import run_after_response, run_after_work
 from ._channel import ChannelUnavailable, SocketChannel
 from ._invoke import TASK_INVOKE, Invoke
 
@@ -130,8 +129,12 @@ class Dispatcher:
         if not invoke.after:
             self.end_invoke(invoke)
         elif self._channel is not None and self._channel.connected and self._announce_after(invoke):
+            from ._after import run_after_response  # loaded only by invokes that use defer.after
+
             run_after_response(invoke, self.after_thread_invoke, self.end_invoke)
         else:  # no extension to keep the environment thawed: the work runs before the response
+            from ._after import run_after_work
+
             run_after_work(invoke, self.after_thread_invoke)
             self.end_invoke(invoke)
 
