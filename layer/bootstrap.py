@@ -5,7 +5,9 @@ what lands in /opt::
 
     extensions/defer-runner     the launcher that execs this file with ``python -I -u``
     defer-runner/bootstrap.py   this file
-    defer-runner/extension/     the extension package
+    defer-runner/_defer_runner/ the extension package (the repo's extension/, under a name of
+                                its own, so a function's package named ``extension`` stays
+                                importable by its tasks in this process)
     defer-runner/handler_lib/   the library with its delivery engine, the extension's own copy
     defer-runner/deps/          its dependencies (botocore, msgpack, powertools, ...)
     python/                     handler_lib and msgpack, the function's side (/opt/python)
@@ -27,7 +29,9 @@ import sys
 
 #: The layer's folders, relative to its root (/opt on Lambda).
 EXTENSION_DIR = "defer-runner"  # this file's folder: the extension's code and dependencies
-EXTENSION_PACKAGES = ("extension", "handler_lib")  # the packages in it
+#: The packages in it: (name in the layer, folder in the repo).
+EXTENSION_PACKAGE = "_defer_runner"
+EXTENSION_PACKAGES = ((EXTENSION_PACKAGE, "extension"), ("handler_lib", "handler_lib"))
 DEPS_DIR = "deps"  # in EXTENSION_DIR
 FUNCTION_DIR = "python"  # the function's side, on its sys.path as Lambda puts /opt/python
 LAUNCHER = "extensions/defer-runner"  # its name is the extension's name
@@ -50,10 +54,10 @@ def build_sys_path(current: list[str], here: str, pythonpath: str | None) -> lis
 
 
 def main() -> None:
-    """Fix sys.path, then run ``python -m extension`` in this process."""
+    """Fix sys.path, then run the extension package as ``python -m`` would, in this process."""
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = build_sys_path(sys.path, here, os.environ.get("PYTHONPATH"))
-    runpy.run_module("extension", run_name="__main__", alter_sys=True)
+    runpy.run_module(EXTENSION_PACKAGE, run_name="__main__", alter_sys=True)
 
 
 if __name__ == "__main__":

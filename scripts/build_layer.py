@@ -8,8 +8,8 @@ Layout::
     defer-runner/exec-wrapper AWS_LAMBDA_EXEC_WRAPPER script (layer/defer-wrapper.sh), mode 0755
     python/handler_lib/       the function-side library (repo handler_lib/)
     python/msgpack/           handler_lib's only dependency
-    defer-runner/bootstrap.py sets sys.path, runs ``python -m extension``
-    defer-runner/extension/   the extension (repo extension/)
+    defer-runner/bootstrap.py sets sys.path, runs ``python -m _defer_runner``
+    defer-runner/_defer_runner/ the extension (repo extension/, renamed: see layer/bootstrap.py)
     defer-runner/handler_lib/ the extension's own copy of the library and its delivery engine
     defer-runner/deps/        the extension's own dependencies (layer/requirements-extension.txt)
 
@@ -404,9 +404,9 @@ def build(out: Path, zip_out: Path, cache: Path, trim: bool, force: bool = False
         shutil.copytree(deps / "deps", stage / EXTENSION_NAME / LAYOUT.DEPS_DIR)
         packages = [stage / LAYOUT.FUNCTION_DIR / "handler_lib"]
         copy_package(REPO / "handler_lib", packages[0])
-        for name in LAYOUT.EXTENSION_PACKAGES:  # the extension imports only from its own folder
+        for name, source in LAYOUT.EXTENSION_PACKAGES:  # the extension imports only from its own folder
             packages.append(stage / EXTENSION_NAME / name)
-            copy_package(REPO / name, packages[-1])
+            copy_package(REPO / source, packages[-1])
         for pkg in packages:
             compile_tree(pkg, bytecode_interpreters())
         shutil.copy2(LAYER_SRC / "bootstrap.py", stage / EXTENSION_NAME / "bootstrap.py")

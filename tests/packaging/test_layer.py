@@ -47,7 +47,7 @@ def test_layout_matches_the_contract(layer_dir: Path) -> None:
     assert (layer_dir / "python" / "handler_lib" / "__init__.py").is_file()
     assert (layer_dir / "python" / "msgpack" / "__init__.py").is_file()
     assert (layer_dir / "defer-runner" / "bootstrap.py").is_file()
-    assert (layer_dir / "defer-runner" / "extension" / "__init__.py").is_file()
+    assert (layer_dir / "defer-runner" / "_defer_runner" / "__init__.py").is_file()
     for pkg in ("boto3", "botocore", "msgpack", "aws_lambda_powertools"):
         assert (layer_dir / "defer-runner" / "deps" / pkg / "__init__.py").is_file(), pkg
     assert sorted(p.name for p in layer_dir.iterdir()) == ["defer-runner", "extensions", "python"]
@@ -67,7 +67,7 @@ def test_installed_versions_are_the_pins(layer_dir: Path) -> None:
 
 def test_sources_are_copied_whole(layer_dir: Path) -> None:
     for pkg, dest in (("handler_lib", "python/handler_lib"),
-                      ("extension", "defer-runner/extension")):
+                      ("extension", "defer-runner/_defer_runner")):
         src = {p.relative_to(REPO / pkg) for p in (REPO / pkg).rglob("*.py")
                if "__pycache__" not in p.parts}
         got = {p.relative_to(layer_dir / dest) for p in (layer_dir / dest).rglob("*.py")}
@@ -78,7 +78,7 @@ def test_bytecode_is_shipped_unchecked_for_this_python_only(layer_dir: Path) -> 
     """/opt is read-only: without shipped .pyc every cold start compiles what it imports.
     Unchecked-hash, because the zip's fixed timestamps would fail a timestamp check."""
     tag = sys.implementation.cache_tag
-    for pkg in ("python/handler_lib", "defer-runner/extension", "defer-runner/deps/botocore",
+    for pkg in ("python/handler_lib", "defer-runner/_defer_runner", "defer-runner/deps/botocore",
                 "python/msgpack"):
         for src in (layer_dir / pkg).rglob("*.py"):
             pyc = src.parent / "__pycache__" / f"{src.stem}.{tag}.pyc"
@@ -203,15 +203,15 @@ json.dump({
 def probe_layer(layer_dir: Path, tmp_path: Path) -> Path:
     """The built layer with a probe in place of the extension (deps and python/ linked)."""
     root = tmp_path / "opt"
-    (root / "defer-runner" / "extension").mkdir(parents=True)
+    (root / "defer-runner" / "_defer_runner").mkdir(parents=True)
     (root / "extensions").mkdir()
     shutil.copy2(layer_dir / "extensions" / "defer-runner", root / "extensions" / "defer-runner")
     shutil.copy2(layer_dir / "defer-runner" / "bootstrap.py", root / "defer-runner" / "bootstrap.py")
     (root / "defer-runner" / "deps").symlink_to(layer_dir / "defer-runner" / "deps")
     (root / "defer-runner" / "handler_lib").symlink_to(layer_dir / "defer-runner" / "handler_lib")
     (root / "python").symlink_to(layer_dir / "python")
-    (root / "defer-runner" / "extension" / "__init__.py").write_text("")
-    (root / "defer-runner" / "extension" / "__main__.py").write_text(PROBE)
+    (root / "defer-runner" / "_defer_runner" / "__init__.py").write_text("")
+    (root / "defer-runner" / "_defer_runner" / "__main__.py").write_text(PROBE)
     return root
 
 
@@ -219,7 +219,7 @@ def probe_layer(layer_dir: Path, tmp_path: Path) -> Path:
 def shadowing_pythonpath(tmp_path: Path) -> Path:
     """A PYTHONPATH folder whose msgpack/boto3 would break the extension if they won."""
     evil = tmp_path / "function-site"
-    for pkg in ("msgpack", "boto3", "extension"):
+    for pkg in ("msgpack", "boto3", "extension", "_defer_runner", "handler_lib"):
         (evil / pkg).mkdir(parents=True)
         (evil / pkg / "__init__.py").write_text(f"raise ImportError('{pkg} from PYTHONPATH')\n")
     return evil

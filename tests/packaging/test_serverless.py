@@ -55,7 +55,7 @@ def test_layer_zip(sls_package: Path) -> None:
             assert int.from_bytes(zf.read(n)[4:8], "little") == 1, n
     assert "python/handler_lib/__init__.py" in names
     assert "defer-runner/bootstrap.py" in names
-    assert "defer-runner/extension/__main__.py" in names
+    assert "defer-runner/_defer_runner/__main__.py" in names
     assert "defer-runner/deps/boto3/__init__.py" in names
     for base in ("python/msgpack", "defer-runner/deps/msgpack"):
         for py in PYTHONS:
