@@ -41,6 +41,16 @@ def venv_python(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return python
 
 
+def run_inline(venv_python: Path, script: str, queue_url: str, tmp_path: Path) -> dict:
+    """Run ``script`` (it prints one JSON line) in the wheel's venv, in inline mode, away from the repo."""
+    env = {**os.environ, "DEFER_MODE": "inline", "DEFER_SOCKET": str(tmp_path / "none.sock")}
+    env.pop("PYTHONPATH", None)
+    out = subprocess.run([str(venv_python), "-c", script, queue_url], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
 def test_the_wheel_ships_every_package_and_the_typed_marker(wheel: Path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for top in PACKAGES:
@@ -62,12 +72,7 @@ def test_inline_delivery_runs_from_the_installed_wheel(venv_python: Path, aws_re
         "    return defer.sqs(sys.argv[1], {'from': 'wheel'})\n"
         "item_id = handler({}, SimpleNamespace(aws_request_id='r-wheel'))\n"
         "print(json.dumps({'id': item_id, 'files': [handler_lib.__file__, extension.__file__]}))\n")
-    env = {**os.environ, "DEFER_MODE": "inline", "DEFER_SOCKET": str(tmp_path / "none.sock")}
-    env.pop("PYTHONPATH", None)
-    out = subprocess.run([str(venv_python), "-c", script, res.queue_url], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout)
+    result = run_inline(venv_python, script, res.queue_url, tmp_path)
     venv = str(venv_python.parent.parent)
     assert all(path.startswith(venv) for path in result["files"])  # not the repo's sources
     assert drain_queue(res.queue_url, 1, timeout=3) == [{"from": "wheel"}]
@@ -104,12 +109,7 @@ def test_defer_change_needs_no_sqlalchemy(venv_python: Path, aws_resources, tmp_
         "                        target=ChangeTarget.sqs(sys.argv[1]))\n"
         "print(json.dumps({'id': handler({}, SimpleNamespace(aws_request_id='r-change')),\n"
         "                  'sqlalchemy': 'sqlalchemy' in sys.modules}))\n")
-    env = {**os.environ, "DEFER_MODE": "inline", "DEFER_SOCKET": str(tmp_path / "none.sock")}
-    env.pop("PYTHONPATH", None)
-    out = subprocess.run([str(venv_python), "-c", script, res.queue_url], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout)
+    result = run_inline(venv_python, script, res.queue_url, tmp_path)
     assert result["sqlalchemy"] is False
     (message,) = drain_queue(res.queue_url, 1, timeout=3)
     (record,) = message["Records"]
