@@ -15,10 +15,10 @@ from functools import partial
 from typing import Optional
 
 from .config import MAX_RESPONSE_BYTES
-from .errors import ErrorType
+from .errors import ErrorType, error_body
 from .events import InitRuntimeDone
 from .httpserver import Request, Response, Router, error_response, json_response
-from .lifecycle import Lifecycle, error_body
+from .lifecycle import Lifecycle
 from .metrics import runtime_done_record
 from .state import Environment, Invocation, Phase
 
