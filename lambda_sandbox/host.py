@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from .config import SandboxConfig
 from .errors import ErrorType, error_body
-from .events import PlatformStart, RuntimeDone, TelemetryEvent, Tracing
+from .events import PlatformStart, Record, RuntimeDone, TelemetryEvent, Tracing
 from .filesystem import Filesystem
 from .logsink import LogSink
 from .memory import MemoryCgroup
@@ -94,10 +94,10 @@ class Host:
     def log(self, text: str, source: str = "sandbox") -> None:
         self.sink.write(source, text)
 
-    def emit(self, env: Environment, record: object) -> None:
+    def emit(self, env: Environment, record: Record) -> None:
         if self.config.managed and isinstance(record, RuntimeDone):
             return  # Managed Instances report no runtimeDone (a worker's next `next` says nothing)
-        env.hub.emit(TelemetryEvent.of(record))  # type: ignore[arg-type]
+        env.hub.emit(TelemetryEvent.of(record))
 
     def announce_start(self, env: Environment, inv: Invocation, tracing: Optional[Tracing]) -> None:
         """START line and `platform.start`, in both modes."""
