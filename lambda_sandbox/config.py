@@ -1,6 +1,6 @@
 """Sandbox options and the platform limits they are checked against.
 
-`mode="managed-instances"` emulates Lambda Managed Instances (see lifecycle.py and the README).
+`mode="managed-instances"` emulates Lambda Managed Instances (see managed_instances.py and the README).
 `runtime="provided"` runs a custom runtime's `bootstrap` (task root, else layer) instead
 of awslambdaric. Init runs on the first invoke (`on-invoke`, as on-demand Lambda does); `eager` runs it
 when the sandbox starts, for tests that want a warm environment from the start.

@@ -18,7 +18,7 @@ __all__ = [
     "Span", "RuntimeDoneMetrics", "ReportMetrics", "InitReportMetrics",
     "InitStart", "InitRuntimeDone", "InitReport", "PlatformStart", "RuntimeDone",
     "PlatformReport", "ExtensionState", "TelemetrySubscription", "LogsDropped",
-    "TelemetryEvent", "iso_time", "LATEST_SCHEMA",
+    "Record", "TelemetryEvent", "iso_time", "LATEST_SCHEMA",
 ]
 
 #: the newest Telemetry API schema version; records are built in it and cut down per subscriber
@@ -264,6 +264,7 @@ _RECORDS: Dict[str, Type[_Record]] = {
     for cls in (InitStart, InitRuntimeDone, InitReport, PlatformStart, RuntimeDone,
                 PlatformReport, ExtensionState, TelemetrySubscription, LogsDropped)
 }
+#: what a telemetry event carries: a typed `platform.*` record, or a function or extension log line
 Record = Union[_Record, str]
 
 

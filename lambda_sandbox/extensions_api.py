@@ -20,7 +20,7 @@ from .config import ACCOUNT_ID, MAX_EXTENSIONS
 from .errors import ErrorType
 from .events import ExtensionState, TelemetrySubscription
 from .httpserver import Request, Response, Router, error_response, json_response
-from .lifecycle import Lifecycle
+from .host import Host
 from .state import ExtensionSlot, Phase
 from .telemetry import SubscriptionError, parse_subscription
 
@@ -31,12 +31,12 @@ _EVENTS = frozenset({"INVOKE", "SHUTDOWN"})
 _CONTAINER_ERROR = "Container error. Non-recoverable state. Extension should exit promptly."
 
 
-def install(router: Router, lc: Lifecycle) -> None:
-    router.add("POST", f"{_BASE}/register", partial(_register, lc))
-    router.add("GET", f"{_BASE}/event/next", partial(_next, lc))
-    router.add("POST", f"{_BASE}/init/error", partial(_report_error, lc, True))
-    router.add("POST", f"{_BASE}/exit/error", partial(_report_error, lc, False))
-    router.add("PUT", "/2022-07-01/telemetry", partial(_subscribe, lc))
+def install(router: Router, host: Host) -> None:
+    router.add("POST", f"{_BASE}/register", partial(_register, host))
+    router.add("GET", f"{_BASE}/event/next", partial(_next, host))
+    router.add("POST", f"{_BASE}/init/error", partial(_report_error, host, True))
+    router.add("POST", f"{_BASE}/exit/error", partial(_report_error, host, False))
+    router.add("PUT", "/2022-07-01/telemetry", partial(_subscribe, host))
     router.add("PUT", "/2020-08-15/logs", _logs_not_supported)
 
 
@@ -44,7 +44,7 @@ def _forbidden(error_type: str, message: str) -> Response:
     return error_response(403, error_type, message)
 
 
-def _identify(lc: Lifecycle, request: Request) -> Tuple[Optional[ExtensionSlot], Optional[Response]]:
+def _identify(host: Host, request: Request) -> Tuple[Optional[ExtensionSlot], Optional[Response]]:
     """The caller's slot, or the documented 403 (caller must hold no lock)."""
     raw = request.header("Lambda-Extension-Identifier")
     if not raw:
@@ -53,14 +53,14 @@ def _identify(lc: Lifecycle, request: Request) -> Tuple[Optional[ExtensionSlot],
         uuid.UUID(raw)
     except ValueError:
         return None, _forbidden(ErrorType.INVALID_EXTENSION_ID, "Invalid Lambda-Extension-Identifier")
-    with lc.cond:
-        slot = lc.env.slot_by_id(raw) if lc.env is not None else None
+    with host.cond:
+        slot = host.env.slot_by_id(raw) if host.env is not None else None
     if slot is None:
         return None, _forbidden(ErrorType.UNKNOWN_EXTENSION_ID, f"Unknown extension identifier {raw}")
     return slot, None
 
 
-def _register(lc: Lifecycle, request: Request) -> Response:
+def _register(host: Host, request: Request) -> Response:
     name = request.header("Lambda-Extension-Name")
     if not name:
         return _forbidden(ErrorType.INVALID_EXTENSION_NAME, "Empty extension name")
@@ -76,12 +76,12 @@ def _register(lc: Lifecycle, request: Request) -> Response:
     unknown = [e for e in events if e not in _EVENTS]
     if unknown:
         return _forbidden(ErrorType.INVALID_EVENT_TYPE, f"{unknown[0]}: ErrorInvalidEventType")
-    with lc.cond:
-        env = lc.env
+    with host.cond:
+        env = host.env
         if env is None or env.phase is not Phase.INIT or not env.registration_open:
             return _forbidden(ErrorType.REGISTRATION_CLOSED, "Extension registration closed already")
         slot = env.slot_by_name(name)
-        if lc.config.managed and "INVOKE" in events:  # no per-invoke event on Managed Instances
+        if host.config.managed and "INVOKE" in events:  # no per-invoke event on Managed Instances
             if slot is None:
                 return _forbidden(ErrorType.INVALID_EVENT_TYPE, "No events allowed for internal extensions")
             return _forbidden(ErrorType.INVALID_EVENT_TYPE, "INVOKE: ErrorInvalidEventType")
@@ -98,23 +98,23 @@ def _register(lc: Lifecycle, request: Request) -> Response:
             return _forbidden(ErrorType.INVALID_EXTENSION_STATE, f"Extension {name} is already registered")
         slot.ext_id = str(uuid.uuid4())
         slot.events = frozenset(events)
-        lc.emit(env, ExtensionState(name=name, state="Ready", events=tuple(events)))
-        lc.cond.notify_all()
-    payload = {"functionName": lc.config.function_name, "functionVersion": lc.config.function_version,
-               "handler": lc.config.handler}
+        host.emit(env, ExtensionState(name=name, state="Ready", events=tuple(events)))
+        host.cond.notify_all()
+    payload = {"functionName": host.config.function_name, "functionVersion": host.config.function_version,
+               "handler": host.config.handler}
     features = {f.strip() for f in (request.header("Lambda-Extension-Accept-Feature") or "").split(",")}
     if "accountId" in features:
         payload["accountId"] = ACCOUNT_ID
     return json_response(200, payload, {"Lambda-Extension-Identifier": slot.ext_id})
 
 
-def _next(lc: Lifecycle, request: Request) -> Response:
-    slot, problem = _identify(lc, request)
+def _next(host: Host, request: Request) -> Response:
+    slot, problem = _identify(host, request)
     if problem is not None:
         return problem
     assert slot is not None
-    with lc.cond:
-        env = lc.env
+    with host.cond:
+        env = host.env
         if env is None or slot not in env.extensions:
             return error_response(500, ErrorType.INTERNAL, _CONTAINER_ERROR)
         if slot.error_type is not None:
@@ -122,8 +122,8 @@ def _next(lc: Lifecycle, request: Request) -> Response:
         if not slot.pending:
             slot.in_next = True
             slot.next_at = time.monotonic()
-            lc.cond.notify_all()
-            lc.wait_until(lambda: bool(slot.pending) or lc.env is not env, None, interruptible=False)
+            host.cond.notify_all()
+            host.wait_until(lambda: bool(slot.pending) or host.env is not env, None, interruptible=False)
         if not slot.pending:
             return error_response(500, ErrorType.INTERNAL, _CONTAINER_ERROR)
         event = slot.pending.popleft()
@@ -131,41 +131,41 @@ def _next(lc: Lifecycle, request: Request) -> Response:
     return json_response(200, event.to_dict(), {"Lambda-Extension-Event-Identifier": str(uuid.uuid4())})
 
 
-def _report_error(lc: Lifecycle, during_init: bool, request: Request) -> Response:
-    slot, problem = _identify(lc, request)
+def _report_error(host: Host, during_init: bool, request: Request) -> Response:
+    slot, problem = _identify(host, request)
     if problem is not None:
         return problem
     assert slot is not None
     error_type = request.header("Lambda-Extension-Function-Error-Type")
     if not error_type:
         return _forbidden(ErrorType.MISSING_HEADER, "Missing Lambda-Extension-Function-Error-Type header")
-    with lc.cond:
-        env = lc.env
+    with host.cond:
+        env = host.env
         slot.error_type = error_type
         if during_init and env is not None and env.phase is Phase.INIT:
             env.fail(ErrorType.EXTENSION_INIT_ERROR, f"{slot.name}: {error_type}")
-        lc.cond.notify_all()
+        host.cond.notify_all()
     which = "init" if during_init else "exit"
-    lc.log(f"lambda_sandbox: extension {slot.name} posted {which}/error {error_type}: "
+    host.log(f"lambda_sandbox: extension {slot.name} posted {which}/error {error_type}: "
            f"{request.body.decode('utf-8', 'replace')[:500]}")
     return json_response(202, {"status": "OK"})
 
 
-def _subscribe(lc: Lifecycle, request: Request) -> Response:
-    slot, problem = _identify(lc, request)
+def _subscribe(host: Host, request: Request) -> Response:
+    slot, problem = _identify(host, request)
     if problem is not None:
         return problem
     assert slot is not None
     try:
-        subscription = parse_subscription(request.json(), managed=lc.config.managed)
+        subscription = parse_subscription(request.json(), managed=host.config.managed)
     except (SubscriptionError, ValueError) as exc:
         return error_response(400, ErrorType.VALIDATION, str(exc))
-    with lc.cond:
-        env = lc.env
+    with host.cond:
+        env = host.env
         if env is None or env.phase is not Phase.INIT:
             return _forbidden(ErrorType.SUBSCRIPTION_CLOSED, "Telemetry API subscriptions are accepted during init only")
         env.hub.subscribe(slot.name, subscription)
-        lc.emit(env, TelemetrySubscription(name=slot.name, state="Subscribed", types=subscription.types))
+        host.emit(env, TelemetrySubscription(name=slot.name, state="Subscribed", types=subscription.types))
     return Response(200, json.dumps("OK").encode())
 
 

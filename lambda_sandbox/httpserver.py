@@ -76,10 +76,10 @@ class Router:
         return error_response(404, "NotFound", f"no route for {request.method} {path}")
 
 
-class _CIDict(dict):  # type: ignore[type-arg]
+class _CIDict(Dict[str, str]):
     """Header map with case-insensitive `get` (HTTP header names are case-insensitive)."""
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         lowered = key.lower()
         for k, v in self.items():
             if k.lower() == lowered:

@@ -41,7 +41,7 @@ def _invoke(lc: Lifecycle, request: Request) -> Response:
         client_context=_client_context(request.header("X-Amz-Client-Context")),
     )
     outcome = lc.invoke(invoke)
-    headers = {"X-Amzn-RequestId": outcome.request_id, "X-Amz-Executed-Version": lc.config.function_version}
+    headers = {"X-Amzn-RequestId": outcome.request_id, "X-Amz-Executed-Version": lc.host.config.function_version}
     if outcome.function_error:
         headers["X-Amz-Function-Error"] = outcome.function_error
     return Response(outcome.status, outcome.body, headers, outcome.content_type)

@@ -15,10 +15,10 @@ from functools import partial
 from typing import Optional
 
 from .config import MAX_RESPONSE_BYTES
-from .errors import ErrorType
+from .errors import ErrorType, error_body
 from .events import InitRuntimeDone
 from .httpserver import Request, Response, Router, error_response, json_response
-from .lifecycle import Lifecycle, error_body
+from .host import Host
 from .metrics import runtime_done_record
 from .state import Environment, Invocation, Phase
 
@@ -28,36 +28,36 @@ _BASE = "/2018-06-01/runtime"
 _CONTAINER_ERROR = "Container error. Non-recoverable state. Runtime should exit promptly."
 
 
-def install(router: Router, lc: Lifecycle) -> None:
-    router.add("GET", f"{_BASE}/invocation/next", partial(_next, lc))
-    router.add("POST", f"{_BASE}/invocation/{{request_id}}/response", partial(_response, lc))
-    router.add("POST", f"{_BASE}/invocation/{{request_id}}/error", partial(_error, lc))
-    router.add("POST", f"{_BASE}/init/error", partial(_init_error, lc))
+def install(router: Router, host: Host) -> None:
+    router.add("GET", f"{_BASE}/invocation/next", partial(_next, host))
+    router.add("POST", f"{_BASE}/invocation/{{request_id}}/response", partial(_response, host))
+    router.add("POST", f"{_BASE}/invocation/{{request_id}}/error", partial(_error, host))
+    router.add("POST", f"{_BASE}/init/error", partial(_init_error, host))
 
 
-def _next(lc: Lifecycle, request: Request) -> Response:
-    with lc.cond:
-        env = lc.env
+def _next(host: Host, request: Request) -> Response:
+    with host.cond:
+        env = host.env
         if env is None or env.phase is Phase.SHUTDOWN:
             return error_response(500, ErrorType.INTERNAL, _CONTAINER_ERROR)
         now = time.monotonic()
         env.runtime_in_next = True
-        inv = lc.invocation
+        inv = host.invocation
         if env.phase is Phase.INIT and env.runtime_ready_at is None:
             env.runtime_ready_at = now
-            lc.emit(env, InitRuntimeDone(initialization_type=lc.config.initialization_type, phase=env.init_phase))
+            host.emit(env, InitRuntimeDone(initialization_type=host.config.initialization_type, phase=env.init_phase))
         elif inv is not None and inv.response_at is not None and inv.runtime_done_at is None:
             inv.runtime_done_at = now
-            lc.emit(env, runtime_done_record(inv))
-        lc.cond.notify_all()
-        inv = _take_concurrent(lc, env) if lc.config.managed else _take(lc, env)
+            host.emit(env, runtime_done_record(inv))
+        host.cond.notify_all()
+        inv = _take_concurrent(host, env) if host.config.managed else _take(host, env)
         if inv is None:
             return error_response(500, ErrorType.INTERNAL, _CONTAINER_ERROR)
         inv.delivered_at = time.monotonic()
     headers = {
         "Lambda-Runtime-Aws-Request-Id": inv.request_id,
         "Lambda-Runtime-Deadline-Ms": str(inv.deadline_ms),
-        "Lambda-Runtime-Invoked-Function-Arn": lc.config.function_arn,
+        "Lambda-Runtime-Invoked-Function-Arn": host.config.function_arn,
     }
     if inv.request.trace_id:
         headers["Lambda-Runtime-Trace-Id"] = inv.request.trace_id
@@ -68,32 +68,32 @@ def _next(lc: Lifecycle, request: Request) -> Response:
     return Response(200, inv.request.payload, headers)
 
 
-def _take(lc: Lifecycle, env: Environment) -> Optional[Invocation]:
+def _take(host: Host, env: Environment) -> Optional[Invocation]:
     """The invoke for the only runtime (`cond` held); None once the environment is gone."""
-    lc.wait_until(lambda: env.runtime_pending is not None or lc.env is not env, None, interruptible=False)
-    if lc.env is not env or env.runtime_pending is None:
+    host.wait_until(lambda: env.runtime_pending is not None or host.env is not env, None, interruptible=False)
+    if host.env is not env or env.runtime_pending is None:
         return None
     inv, env.runtime_pending = env.runtime_pending, None
     return inv
 
 
-def _take_concurrent(lc: Lifecycle, env: Environment) -> Optional[Invocation]:
+def _take_concurrent(host: Host, env: Environment) -> Optional[Invocation]:
     """The oldest waiting invoke, for one of several workers polling at once (`cond` held)."""
-    lc.wait_until(lambda: bool(env.waiting) or lc.env is not env or env.phase is Phase.SHUTDOWN, None,
-                  interruptible=False)
-    if lc.env is not env or not env.waiting or env.phase is Phase.SHUTDOWN:
+    host.wait_until(lambda: bool(env.waiting) or host.env is not env or env.phase is Phase.SHUTDOWN, None,
+                    interruptible=False)
+    if host.env is not env or not env.waiting or env.phase is Phase.SHUTDOWN:
         return None
     inv = env.waiting.popleft()
     env.active[inv.request_id] = inv
     return inv
 
 
-def _accept(lc: Lifecycle, request: Request, body: bytes, error_type: "str | None") -> Response:
-    with lc.cond:
-        if lc.config.managed:
-            inv = lc.env.active.pop(request.params["request_id"], None) if lc.env is not None else None
+def _accept(host: Host, request: Request, body: bytes, error_type: "str | None") -> Response:
+    with host.cond:
+        if host.config.managed:
+            inv = host.env.active.pop(request.params["request_id"], None) if host.env is not None else None
         else:
-            inv = lc.invocation
+            inv = host.invocation
         if (inv is None or inv.request_id != request.params["request_id"] or inv.delivered_at is None
                 or inv.response_at is not None):
             return error_response(400, ErrorType.INVALID_REQUEST_ID, "Invalid request ID")
@@ -103,18 +103,18 @@ def _accept(lc: Lifecycle, request: Request, body: bytes, error_type: "str | Non
             inv.response_body = error_body(ErrorType.RESPONSE_TOO_LARGE,
                                            f"Response payload size ({len(body)} bytes) exceeded maximum allowed "
                                            f"payload size ({MAX_RESPONSE_BYTES} bytes).")
-            lc.cond.notify_all()
+            host.cond.notify_all()
             return error_response(413, ErrorType.ENTITY_TOO_LARGE,
                                   f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).")
         inv.response_body = body
         inv.error_type = error_type
         inv.content_type = request.header("Content-Type") or "application/json"
-        lc.cond.notify_all()
+        host.cond.notify_all()
     return json_response(202, {"status": "OK"})
 
 
-def _response(lc: Lifecycle, request: Request) -> Response:
-    return _accept(lc, request, request.body, None)
+def _response(host: Host, request: Request) -> Response:
+    return _accept(host, request, request.body, None)
 
 
 def _error_type(request: Request) -> str:
@@ -127,14 +127,14 @@ def _error_type(request: Request) -> str:
         return "Runtime.Unknown"
 
 
-def _error(lc: Lifecycle, request: Request) -> Response:
-    return _accept(lc, request, request.body, _error_type(request))
+def _error(host: Host, request: Request) -> Response:
+    return _accept(host, request, request.body, _error_type(request))
 
 
-def _init_error(lc: Lifecycle, request: Request) -> Response:
+def _init_error(host: Host, request: Request) -> Response:
     error_type = _error_type(request)
-    with lc.cond:
-        env = lc.env
+    with host.cond:
+        env = host.env
         if env is None or env.phase is not Phase.INIT:
             return error_response(403, ErrorType.INVALID_STATE_TRANSITION, "init/error is only valid during init")
         try:
@@ -143,5 +143,5 @@ def _init_error(lc: Lifecycle, request: Request) -> Response:
             message = request.body.decode("utf-8", "replace")
         env.init_error_body = request.body or None
         env.fail(error_type, message)
-        lc.cond.notify_all()
+        host.cond.notify_all()
     return json_response(202, {"status": "OK"})

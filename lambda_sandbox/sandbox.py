@@ -93,6 +93,7 @@ class Sandbox:
                                     else (DEFAULT_MAX_CONCURRENCY if mode == "managed-instances" else 1))
         self._sink = LogSink(stream, echo=echo)
         self._lifecycle = Lifecycle(self.config, self._sink)
+        self._host = self._lifecycle.host
         self._runtime_server: Optional[HttpServer] = None
         self._invoke_server: Optional[HttpServer] = None
         self._stopped = False
@@ -102,8 +103,8 @@ class Sandbox:
         """Bind both servers; with `init="eager"` run the first init (waits for it unless
         `wait_init=False`)."""
         api_router, invoke_router = Router(), Router()
-        runtime_api.install(api_router, self._lifecycle)
-        extensions_api.install(api_router, self._lifecycle)
+        runtime_api.install(api_router, self._host)
+        extensions_api.install(api_router, self._host)
         invoke_api.install(invoke_router, self._lifecycle)
         try:
             self._runtime_server = HttpServer(api_router, self.config.runtime_api_port)
@@ -149,7 +150,7 @@ class Sandbox:
     @property
     def tmp_dir(self) -> Path:
         """The host directory that the function and extensions see as /tmp."""
-        fs = self._lifecycle.fs
+        fs = self._host.fs
         assert fs is not None, "sandbox not started"
         return fs.tmp
 
@@ -178,26 +179,27 @@ class Sandbox:
     # --- observing ------------------------------------------------------------------------
     @property
     def reports(self) -> List[Report]:
-        with self._lifecycle.cond:
-            return list(self._lifecycle.reports)
+        with self._host.cond:
+            return list(self._host.reports)
 
     def wait_for_report(self, request_id: str, timeout: float = 10.0) -> Report:
         """The REPORT of `request_id`, once every extension has called next."""
-        lc = self._lifecycle
+        host = self._host
         deadline = time.monotonic() + timeout
-        with lc.cond:
-            lc.wait_until(lambda: any(r.request_id == request_id for r in lc.reports), deadline, interruptible=False)
-            for report in lc.reports:
+        with host.cond:
+            host.wait_until(lambda: any(r.request_id == request_id for r in host.reports), deadline,
+                            interruptible=False)
+            for report in host.reports:
                 if report.request_id == request_id:
                     return report
         raise TimeoutError(f"no REPORT for {request_id} within {timeout} s")
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """True once no invoke is in progress (the environment is frozen or gone)."""
-        lc = self._lifecycle
+        host, lc = self._host, self._lifecycle
         deadline = time.monotonic() + timeout
-        with lc.cond:
-            lc.wait_until(lc.idle, deadline, interruptible=False)
+        with host.cond:
+            host.wait_until(lc.idle, deadline, interruptible=False)
             return lc.idle()
 
     @property
@@ -213,12 +215,12 @@ class Sandbox:
 
     def pids(self) -> List[int]:
         """Live pids of the current environment (runtime, extensions and their children)."""
-        env = self._lifecycle.env
+        env = self._host.env
         if env is None:
             return []
         return [pid for proc in env.processes() if proc.alive for pid in proc.group_pids()]
 
     @property
     def frozen(self) -> bool:
-        env = self._lifecycle.env
+        env = self._host.env
         return bool(env and env.frozen)

@@ -3,18 +3,18 @@ environment. The runtime goes first (SIGTERM with 300 ms grace on spindown, SIGK
 a reset), buffered telemetry is flushed, then every extension subscribed to SHUTDOWN gets it with the reason and a
 deadline 2 s after the start; extensions not subscribed are killed at once; whatever is
 left at the deadline is SIGKILLed. A busy extension receives SHUTDOWN on its next `next`.
+
+A phase, shared by both modes and by a failed init; it works on the host only and never
+imports a mode or lifecycle.
 """
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from .config import RUNTIME_SIGTERM_GRACE_S
 from .events import ShutdownEvent
+from .host import Host
 from .state import Environment, Phase
-
-if TYPE_CHECKING:
-    from .lifecycle import Lifecycle
 
 __all__ = ["reset_environment"]
 
@@ -36,21 +36,21 @@ def _stop_runtime(env: Environment, reason: str) -> None:
     runtime.wait(1.0)
 
 
-def reset_environment(lc: "Lifecycle", env: Environment, reason: str) -> None:
-    """Shut `env` down for `reason` (spindown, timeout, failure); `lc.env` is None after."""
-    with lc.cond:
+def reset_environment(host: Host, env: Environment, reason: str) -> None:
+    """Shut `env` down for `reason` (spindown, timeout, failure); `host.env` is None after."""
+    with host.cond:
         env.phase = Phase.SHUTDOWN
         env.registration_open = False
-        lc.invocation = None
-        lc.cond.notify_all()
+        host.invocation = None
+        host.cond.notify_all()
     if reason != "spindown":
-        lc.log(f"lambda_sandbox: resetting the environment (reason: {reason})")
-    deadline = time.monotonic() + lc.config.shutdown_budget_s
-    lc.thaw(env)
+        host.log(f"lambda_sandbox: resetting the environment (reason: {reason})")
+    deadline = time.monotonic() + host.config.shutdown_budget_s
+    host.thaw(env)
     _stop_runtime(env, reason)
     env.hub.drain(max(0.0, min(_TELEMETRY_FLUSH_S, deadline - time.monotonic())))
     event = ShutdownEvent(int((time.time() + deadline - time.monotonic()) * 1000), reason)
-    with lc.cond:
+    with host.cond:
         for slot in env.extensions:
             if slot.internal:  # gone with the runtime
                 slot.exited = True
@@ -61,15 +61,15 @@ def reset_environment(lc: "Lifecycle", env: Environment, reason: str) -> None:
                 slot.shutdown_sent = True
             elif slot.process is not None:
                 slot.process.kill()
-        lc.cond.notify_all()
-        lc.wait_until(lambda: all(s.exited or (s.shutdown_sent and s.in_next) for s in env.extensions),
-                      deadline, interruptible=False)
+        host.cond.notify_all()
+        host.wait_until(lambda: all(s.exited or (s.shutdown_sent and s.in_next) for s in env.extensions),
+                        deadline, interruptible=False)
     for proc in env.processes():
         proc.kill()
     for proc in env.processes():
         proc.wait(1.0)
     env.hub.close()
-    with lc.cond:
-        if lc.env is env:
-            lc.env = None
-        lc.cond.notify_all()
+    with host.cond:
+        if host.env is env:
+            host.env = None
+        host.cond.notify_all()

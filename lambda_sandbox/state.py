@@ -1,4 +1,4 @@
-"""The state of one execution environment, shared under the lifecycle's lock.
+"""The state of one execution environment, shared under the host's lock (`Host.cond`).
 
 An `Environment` lives from init to reset; a reset throws it away whole, so ids and
 requests from processes of an older environment can never match the new one.
