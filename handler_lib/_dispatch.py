@@ -281,7 +281,7 @@ DISPATCHER = Dispatcher()
 def _register_after_restore(dispatcher: "Dispatcher") -> None:
     """SnapStart's runtime hook, where the runtime has it; the first invoke covers it elsewhere."""
     try:
-        from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found]
+        from snapshot_restore_py import register_after_restore
     except ImportError:
         return
 
