@@ -32,7 +32,8 @@ The journal uses the same maps, so a carried-over item is byte-for-byte what was
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, ClassVar, Dict, List, Literal, NamedTuple, Optional, Tuple, Type, TypedDict, TypeVar, Union
+from typing import (Any, Callable, ClassVar, Dict, List, Literal, NamedTuple, Optional, Tuple, Type, TypedDict,
+                    TypeVar, Union)
 
 import msgpack
 
