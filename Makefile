@@ -7,7 +7,7 @@ VENV_STAMP := $(VENV)/.installed
 RIE := .cache/rie/aws-lambda-rie-x86_64
 LAYER_STAMP := dist/layer/.built
 
-.PHONY: test demo layer package bench venv rie clean
+.PHONY: test typecheck demo layer package bench venv rie clean
 
 venv: $(VENV_STAMP)
 
@@ -46,7 +46,11 @@ $(POSTGRES_STAMP):
 	  || echo "PostgreSQL could not be installed: its tests will be skipped"
 	@touch $@
 
-test: $(VENV_STAMP) $(RIE) $(POSTGRES_STAMP) layer
+# mypy --strict over every package at the root (tests, examples and bench aside); test runs it first.
+typecheck: $(VENV_STAMP)
+	$(PY) -m mypy --strict handler_lib extension lambda_sandbox
+
+test: typecheck $(VENV_STAMP) $(RIE) $(POSTGRES_STAMP) layer
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(VENV_STAMP) layer

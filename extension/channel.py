@@ -101,7 +101,7 @@ class ChannelServer:
     def __init__(self, path: str, listener: socket.socket, *,
                  max_connections: Optional[int] = None) -> None:
         self.path = path
-        self._listener: Optional[socket.socket] = listener
+        self._listener = listener
         self._selector = selectors.DefaultSelector()
         self._conns: Dict[int, Connection] = {}
         self._wake_r, self._wake_w = os.pipe()
@@ -207,7 +207,7 @@ class ChannelServer:
     def _accept(self) -> None:
         while True:
             try:
-                sock, _ = self._listener.accept()  # type: ignore[union-attr]
+                sock, _ = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:

@@ -177,7 +177,7 @@ class ContinuousDelivery:
 
     def _full_batch(self, due: List[Any]) -> bool:
         """One target already has a full API call's worth of items due."""
-        counts: Dict[tuple, int] = {}
+        counts: Dict[Tuple[str, str], int] = {}
         for entry in due:
             sink = self.drainer.sinks.get(entry.item.kind)
             if sink is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Any, Dict, List, NamedTuple, Optional, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 API_VERSION = "2020-01-01"
 TELEMETRY_VERSION = "2022-07-01"
@@ -64,7 +64,11 @@ def parse_event(payload: Dict[str, Any]) -> NextEvent:
     raise ValueError(f"unknown event type {payload.get('eventType')!r}")
 
 
-def raw_request(address: str, method: str, path: str, body: bytes, headers: Dict[str, str]) -> tuple:
+#: (status, headers, body) of an HTTP reply.
+Reply = Tuple[int, Dict[str, str], bytes]
+
+
+def raw_request(address: str, method: str, path: str, body: bytes, headers: Dict[str, str]) -> Reply:
     """One HTTP/1.1 exchange over a plain socket, for ``register`` only.
 
     ``http.client`` costs ~12 ms to import (it pulls in email and ssl); the runtime waits
@@ -102,7 +106,7 @@ class _Http:
         self._conn: Any = None
 
     def request(self, method: str, path: str, body: Optional[bytes] = None,
-                headers: Optional[Dict[str, str]] = None) -> tuple:
+                headers: Optional[Dict[str, str]] = None) -> Reply:
         import http.client
 
         for attempt in (1, 2):
@@ -173,7 +177,7 @@ class RegisteredExtension:
         self._http.request("POST", f"/{API_VERSION}/extension/{phase}/error", body,
                            {**self._headers, ERROR_TYPE_HEADER: error_type, "Content-Type": "application/json"})
 
-    def subscribe_telemetry(self, port: int, types: List[str], timeout_ms: int = 25) -> tuple:
+    def subscribe_telemetry(self, port: int, types: List[str], timeout_ms: int = 25) -> Tuple[int, str]:
         """Subscribe an HTTP listener; returns (status, body). RIE answers 202 NotSupported."""
         body = json.dumps({
             "schemaVersion": "2022-12-13", "types": types,

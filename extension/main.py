@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 from handler_lib import config as cfg
 
@@ -34,7 +34,7 @@ def main() -> None:
     if not runtime_api:
         print("defer-runner: AWS_LAMBDA_RUNTIME_API is not set; run me as a Lambda extension", file=sys.stderr)
         sys.exit(2)
-    problem: Optional[tuple] = None
+    problem: Optional[Tuple[str, str]] = None  # (error type, message) to report
     try:
         config = cfg.load()
     except cfg.ConfigError as exc:

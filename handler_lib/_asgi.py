@@ -36,7 +36,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, MutableMapping, Optional, TypedDict
 
 from ._dispatch import DISPATCHER
 from ._invoke import TASK_INVOKE, Invoke
@@ -45,18 +45,26 @@ log = logging.getLogger("handler_lib")
 
 LIFESPAN_MODES = ("auto", "on", "off")
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.0"}
-INTERNAL_ERROR = {"status": 500, "headers": [[b"content-type", b"text/plain; charset=utf-8"]],
-                  "body": b"Internal Server Error"}
 
-AppResponse = Dict[str, Any]  # Mangum's Response: status, headers, body
+
+class AppResponse(TypedDict):
+    """Mangum's Response (``mangum.types.Response``), which its handlers turn into the reply."""
+
+    status: int
+    headers: List[List[bytes]]
+    body: bytes
+
+
+INTERNAL_ERROR: AppResponse = {"status": 500, "headers": [[b"content-type", b"text/plain; charset=utf-8"]],
+                               "body": b"Internal Server Error"}
 
 
 class AppCall:
     """One request through the app: the ASGI channels, and the response once it is complete."""
 
-    def __init__(self, scope: Dict[str, Any], body: bytes) -> None:
+    def __init__(self, scope: MutableMapping[str, Any], body: bytes) -> None:
         self.scope = scope
-        self.body = body
+        self.body: Optional[bytes] = body  # None once the app has received it
         self.response: "concurrent.futures.Future[AppResponse]" = concurrent.futures.Future()
         self._status = 0
         self._headers: List[Any] = []
@@ -80,7 +88,7 @@ class AppCall:
 
     async def _receive(self) -> Dict[str, Any]:
         if self.body is not None:
-            body, self.body = self.body, None  # type: ignore[assignment]
+            body, self.body = self.body, None
             return {"type": "http.request", "body": body, "more_body": False}
         await self._disconnect.wait()  # type: ignore[union-attr]
         return {"type": "http.disconnect"}

@@ -9,11 +9,10 @@ from __future__ import annotations
 import logging
 import weakref
 from dataclasses import dataclass
-from typing import Any, Collection, Dict, List, Mapping, Optional, Union
+from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Union, cast
 
-from sqlalchemy import event, inspect
-from sqlalchemy.orm import Mapper, Session, SessionTransaction, sessionmaker
-from sqlalchemy.orm.attributes import NO_VALUE
+from sqlalchemy import TableClause, event, inspect
+from sqlalchemy.orm import NO_VALUE, Mapper, Session, SessionTransaction, sessionmaker
 
 from ._changes_records import EVENT_NAMES, Change, attribute_value
 from ._change_targets import ChangeTarget, defer_change
@@ -28,7 +27,7 @@ class ChangeCapture:
     Made by :func:`capture_changes`; ``detach()`` stops it. ``sent`` counts records handed over.
     """
 
-    def __init__(self, bind: Union[Session, sessionmaker], target: ChangeTarget,
+    def __init__(self, bind: Union[Session, sessionmaker[Any]], target: ChangeTarget,
                  tables: Optional[Collection[str]] = None) -> None:
         if not isinstance(bind, (Session, sessionmaker)):
             raise TypeError(f"capture_changes attaches to a Session or sessionmaker, not {type(bind).__name__}")
@@ -40,13 +39,15 @@ class ChangeCapture:
         self.target = target
         self.tables = frozenset(tables) if tables is not None else None
         self.sent = 0
-        # Pending changes per session, per open (savepoint or outermost) transaction.
-        self._pending: "weakref.WeakKeyDictionary[Session, Dict[SessionTransaction, List[Change]]]" = (
+        # Pending changes per session, per open (savepoint or outermost) transaction (looked
+        # up with None where the session has none).
+        self._pending: "weakref.WeakKeyDictionary[Session, Dict[Optional[SessionTransaction], List[Change]]]" = (
             weakref.WeakKeyDictionary())
-        self._hooks = {"before_flush": self._before_flush, "after_flush": self._after_flush,
-                       "after_commit": self._after_commit, "after_rollback": self._drop_current,
-                       "after_soft_rollback": self._after_soft_rollback,
-                       "after_transaction_end": self._after_transaction_end}
+        self._hooks: Dict[str, Callable[..., Any]] = {
+            "before_flush": self._before_flush, "after_flush": self._after_flush,
+            "after_commit": self._after_commit, "after_rollback": self._drop_current,
+            "after_soft_rollback": self._after_soft_rollback,
+            "after_transaction_end": self._after_transaction_end}
         for name, hook in self._hooks.items():
             event.listen(bind, name, hook)
 
@@ -130,7 +131,7 @@ class ChangeCapture:
             logger.error("lambda-defer: change %s %s not sent: %s", change.event_name, change.key_text, exc)
 
 
-def capture_changes(bind: Union[Session, sessionmaker], target: ChangeTarget, *,
+def capture_changes(bind: Union[Session, sessionmaker[Any]], target: ChangeTarget, *,
                     tables: Optional[Collection[str]] = None) -> ChangeCapture:
     """Send every committed ORM change of ``bind``'s sessions to ``target`` as a stream record.
 
@@ -156,7 +157,7 @@ def _change(event_name: str, obj: Any, mapper: Mapper[Any]) -> Optional[Change]:
     state = inspect(obj)
     keys = {col.name: val for col, val in zip(mapper.primary_key, mapper.primary_key_from_instance(obj))}
     columns = [(prop.key, prop.columns[0].name) for prop in mapper.column_attrs]
-    table = mapper.local_table.name
+    table = cast(TableClause, mapper.local_table).name  # a captured class is mapped to one table
     if event_name == "INSERT":
         new = {name: state.dict[key] for key, name in columns if key in state.dict}
         return Change(table, "INSERT", keys, new_image=new)

@@ -22,13 +22,13 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _ids, handoff
 from . import config as _config
 from . import wire
 from ._channel import ChannelUnavailable, SocketChannel
-from ._invoke import TASK_INVOKE, Invoke
+from ._invoke import TASK_INVOKE, AfterCall, Invoke
 
 LocalSink = Callable[[wire.WorkItem], None]
 
@@ -51,7 +51,7 @@ class Dispatcher:
         self._loose_on: Optional[Tuple[SocketChannel, int]] = None  # ... over this connection
         self._orphans: List[wire.WorkItem] = []  # loose ones of a connection since replaced
         self.capture: Optional[List[wire.WorkItem]] = None
-        self.capture_after: Optional[List[Tuple[Callable[..., Any], tuple, dict]]] = None
+        self.capture_after: Optional[List[AfterCall]] = None
         self.local_sink: Optional[LocalSink] = None
 
     # -- set-up -------------------------------------------------------------------------
@@ -197,7 +197,7 @@ class Dispatcher:
             self._channel.close()
 
     # -- post-response work -------------------------------------------------------------
-    def after(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    def after(self, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
         if not callable(fn):
             raise TypeError(f"defer.after needs a callable, not {type(fn).__name__}")
         if self.capture_after is not None:
@@ -284,7 +284,7 @@ DISPATCHER = Dispatcher()
 def _register_after_restore(dispatcher: "Dispatcher") -> None:
     """SnapStart's runtime hook, where the runtime has it; the first invoke covers it elsewhere."""
     try:
-        from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found]
+        from snapshot_restore_py import register_after_restore
     except ImportError:
         return
 

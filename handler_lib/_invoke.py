@@ -6,11 +6,12 @@ A leaf: the dispatcher, the post-response runner and the ASGI adapter all hold i
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import wire
 
-AfterCall = Tuple[Callable[..., Any], Tuple[Any, ...], dict]
+#: One ``defer.after`` call: the callable, its positional and its keyword arguments.
+AfterCall = Tuple[Callable[..., Any], Tuple[Any, ...], Dict[str, Any]]
 
 
 class Invoke:

@@ -207,7 +207,8 @@ def _check_target(value: Any, what: str) -> str:
 
 
 def _message(service: str, noun: str, target: str, message: Any, attributes: Optional[Mapping[str, Any]],
-             group_id: Optional[str], dedup_id: Optional[str], limit: int, item_id: str) -> tuple:
+             group_id: Optional[str], dedup_id: Optional[str], limit: int,
+             item_id: str) -> tuple[str, Optional[Dict[str, Any]]]:
     """The checks SQS and SNS messages share: target, body, attributes, size, FIFO group."""
     _check_target(target, "queue_url" if noun == "queue" else "topic_arn")
     what = f"{service} message"

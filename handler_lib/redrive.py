@@ -86,7 +86,9 @@ def redrive(dlq: str, *, ids: Sequence[str] = (), limit: Optional[int] = None, d
             print(f"would redrive {letter.id}: {item.kind} to {item.target}", file=out)
     elif todo:
         for letter in todo:
-            drainer.queue.add(letter.item)
+            item = letter.item
+            assert item is not None
+            drainer.queue.add(item)
         report = drainer.drain(time.monotonic() + budget_s)
         failed = set(report.given_up_ids) | {e.item.id for e in drainer.queue.snapshot()}
         delivered = [l for l in todo if l.id not in failed]

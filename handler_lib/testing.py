@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, List, Tuple
 
 from . import _items, wire
 from ._dispatch import DISPATCHER
+from ._invoke import AfterCall
 from ._tasks import task_options
 
 __all__ = ["Captured", "capture"]
@@ -30,7 +31,7 @@ class Captured(List[wire.WorkItem]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.after: List[Tuple[Callable[..., Any], tuple, dict]] = []
+        self.after: List[AfterCall] = []
 
     def append(self, item: wire.WorkItem) -> None:
         super().append(_items.round_trip(item))

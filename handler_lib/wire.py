@@ -32,7 +32,8 @@ The journal uses the same maps, so a carried-over item is byte-for-byte what was
 from __future__ import annotations
 
 import struct
-from typing import Any, Dict, List, NamedTuple, Optional, Union
+from typing import (Any, Callable, ClassVar, Dict, List, Literal, NamedTuple, Optional, Tuple, Type, TypedDict,
+                    TypeVar, Union)
 
 import msgpack
 
@@ -60,63 +61,93 @@ def attributes_size(item_id: str, attributes: Optional[Dict[str, Any]]) -> int:
 #: The one set of msgpack options for reading: any key type msgpack can write back as a
 #: hashable value (str, int, float, bytes, bool, None) is accepted, so what ``encode`` lets
 #: through, ``decode`` returns.
-_UNPACK_OPTIONS = {"raw": False, "strict_map_key": False, "max_bin_len": MAX_FRAME_BYTES,
-                   "max_str_len": MAX_FRAME_BYTES}
+class _UnpackOptions(TypedDict):
+    raw: bool
+    strict_map_key: bool
+    max_bin_len: int
+    max_str_len: int
+
+
+_UNPACK_OPTIONS: _UnpackOptions = {"raw": False, "strict_map_key": False, "max_bin_len": MAX_FRAME_BYTES,
+                      "max_str_len": MAX_FRAME_BYTES}
 
 
 class FrameDecodeError(ValueError):
     """A frame that is not a valid protocol map: wrong size, not msgpack, unknown kind or version."""
 
 
-class Hello(NamedTuple):
+# Each frame is a NamedTuple of its fields and a subclass that adds the class constant
+# ``kind`` (a NamedTuple body cannot hold a constant that is not a field); the subclass adds
+# no per-instance storage (``__slots__ = ()``) and reading a field costs the same.
+class _HelloFields(NamedTuple):
     pid: int
     wrapped: bool = False
-    kind = "hello"
+
+
+class Hello(_HelloFields):
+    __slots__ = ()
+    kind: ClassVar[Literal["hello"]] = "hello"
 
     def to_map(self) -> Dict[str, Any]:
         return {"v": PROTOCOL_VERSION, "k": "hello", "pid": self.pid, "wrapped": self.wrapped}
 
 
-class EndOfInvoke(NamedTuple):
+class _EndOfInvokeFields(NamedTuple):
     request_id: str
-    count: int
+    count: int  # type: ignore[assignment]  # a field named like tuple.count, which it shadows
     after_run: int = 0  # post-response callables (defer.after) that ran, and how many raised
     after_failed: int = 0
-    kind = "end"
+
+
+class EndOfInvoke(_EndOfInvokeFields):
+    __slots__ = ()
+    kind: ClassVar[Literal["end"]] = "end"
 
     def to_map(self) -> Dict[str, Any]:
         return {"v": PROTOCOL_VERSION, "k": "end", "rid": self.request_id, "n": self.count,
                 "ar": self.after_run, "af": self.after_failed}
 
 
-class AfterResponse(NamedTuple):
+class _AfterResponseFields(NamedTuple):
     request_id: str
-    kind = "after"
+
+
+class AfterResponse(_AfterResponseFields):
+    __slots__ = ()
+    kind: ClassVar[Literal["after"]] = "after"
 
     def to_map(self) -> Dict[str, Any]:
         return {"v": PROTOCOL_VERSION, "k": "after", "rid": self.request_id}
 
 
-class Ack(NamedTuple):
+class _AckFields(NamedTuple):
     request_id: str
-    count: int  # items of the invoke the extension holds
+    count: int  # type: ignore[assignment]  # shadows tuple.count; items of the invoke the extension holds
     ids: Optional[List[str]] = None  # which ones, sent only when count is short of the end marker's
-    kind = "ack"
+
+
+class Ack(_AckFields):
+    __slots__ = ()
+    kind: ClassVar[Literal["ack"]] = "ack"
 
     def to_map(self) -> Dict[str, Any]:
         return {"v": PROTOCOL_VERSION, "k": "ack", "rid": self.request_id, "n": self.count,
                 "ids": self.ids}
 
 
-class Backlog(NamedTuple):
+class _BacklogFields(NamedTuple):
     over: bool
-    kind = "backlog"
+
+
+class Backlog(_BacklogFields):
+    __slots__ = ()
+    kind: ClassVar[Literal["backlog"]] = "backlog"
 
     def to_map(self) -> Dict[str, Any]:
         return {"v": PROTOCOL_VERSION, "k": "backlog", "on": self.over}
 
 
-class SqsItem(NamedTuple):
+class _SqsItemFields(NamedTuple):
     id: str
     request_id: str
     enqueued_us: int
@@ -127,7 +158,11 @@ class SqsItem(NamedTuple):
     delay_seconds: Optional[int] = None
     attributes: Optional[Dict[str, AttributeValue]] = None
     trace: Optional[str] = None  # the invoke's X-Ray trace header
-    kind = "sqs"
+
+
+class SqsItem(_SqsItemFields):
+    __slots__ = ()
+    kind: ClassVar[Literal["sqs"]] = "sqs"
 
     @property
     def target(self) -> str:
@@ -140,7 +175,7 @@ class SqsItem(NamedTuple):
                 "attrs": self.attributes, "trace": self.trace}
 
 
-class SnsItem(NamedTuple):
+class _SnsItemFields(NamedTuple):
     id: str
     request_id: str
     enqueued_us: int
@@ -151,7 +186,11 @@ class SnsItem(NamedTuple):
     dedup_id: Optional[str] = None
     attributes: Optional[Dict[str, AttributeValue]] = None
     trace: Optional[str] = None
-    kind = "sns"
+
+
+class SnsItem(_SnsItemFields):
+    __slots__ = ()
+    kind: ClassVar[Literal["sns"]] = "sns"
 
     @property
     def target(self) -> str:
@@ -164,7 +203,7 @@ class SnsItem(NamedTuple):
                 "attrs": self.attributes, "trace": self.trace}
 
 
-class EventItem(NamedTuple):
+class _EventItemFields(NamedTuple):
     id: str
     request_id: str
     enqueued_us: int
@@ -174,7 +213,11 @@ class EventItem(NamedTuple):
     bus: Optional[str] = None
     resources: Optional[List[str]] = None
     trace: Optional[str] = None
-    kind = "event"
+
+
+class EventItem(_EventItemFields):
+    __slots__ = ()
+    kind: ClassVar[Literal["event"]] = "event"
 
     @property
     def target(self) -> str:
@@ -187,7 +230,7 @@ class EventItem(NamedTuple):
                 "trace": self.trace}
 
 
-class TaskItem(NamedTuple):
+class _TaskItemFields(NamedTuple):
     id: str
     request_id: str
     enqueued_us: int
@@ -196,7 +239,11 @@ class TaskItem(NamedTuple):
     kwargs: Dict[str, Any] = {}
     max_attempts: Optional[int] = None
     timeout_s: Optional[float] = None
-    kind = "task"
+
+
+class TaskItem(_TaskItemFields):
+    __slots__ = ()
+    kind: ClassVar[Literal["task"]] = "task"
 
     @property
     def target(self) -> str:
@@ -275,21 +322,32 @@ def _str(payload: Dict[str, Any], key: str) -> str:
     return value
 
 
-def _opt(payload: Dict[str, Any], key: str, kind: Any) -> Any:
-    value = payload.get(key)
+_T = TypeVar("_T")
+
+
+def _opt(payload: Dict[str, Any], key: str, kind: Union[Type[_T], Tuple[Type[_T], ...]]) -> Optional[_T]:
+    value: Optional[_T] = payload.get(key)
     if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
         raise TypeError(f"{key} has the wrong type {type(value).__name__}")
     return value
 
 
-def _common(payload: Dict[str, Any]) -> Dict[str, Any]:
+class _Common(TypedDict):
+    """The fields every work item starts with."""
+
+    id: str
+    request_id: str
+    enqueued_us: int
+
+
+def _common(payload: Dict[str, Any]) -> _Common:
     ts = payload["ts"]
     if not isinstance(ts, int):
         raise TypeError("ts must be an int")
     return {"id": _str(payload, "id"), "request_id": _str(payload, "rid"), "enqueued_us": ts}
 
 
-_BUILDERS = {
+_BUILDERS: Dict[str, Callable[[Dict[str, Any]], Frame]] = {
     "hello": lambda p: Hello(pid=int(p["pid"]), wrapped=bool(p.get("wrapped"))),
     "end": lambda p: EndOfInvoke(request_id=_str(p, "rid"), count=int(p["n"]),
                                  after_run=_opt(p, "ar", int) or 0, after_failed=_opt(p, "af", int) or 0),

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Hashable, Iterable, List, Optional, Sequence, Set, Tuple, TypeVar
 
+from .. import wire
+
 T = TypeVar("T")
 
 
@@ -56,13 +58,17 @@ def split_batches(items: Iterable[T], max_entries: int, max_bytes: int,
 
 def group_by(items: Sequence[T], key: Callable[[T], object]) -> List[List[T]]:
     """Group items by key, keeping first-seen order of keys and of items within a key."""
-    groups: dict = {}
+    groups: Dict[object, List[T]] = {}
     for item in items:
         groups.setdefault(key(item), []).append(item)
     return list(groups.values())
 
 
-def fifo_group(item: Any) -> Optional[tuple]:
+#: (kind, target, MessageGroupId): the FIFO group an item belongs to.
+FifoGroup = Tuple[str, str, str]
+
+
+def fifo_group(item: wire.WorkItem) -> Optional[FifoGroup]:
     """(kind, target, MessageGroupId) of an item for a FIFO target, else None."""
     group = getattr(item, "group_id", None)
     return None if group is None else (item.kind, item.target, group)
@@ -77,7 +83,7 @@ def admissible(entries: Sequence[Any], now: float, task_slots: int,
     many as one batch holds (``limits(entry)`` is (max entries, max bytes, the entry's size)).
     """
     admitted: Set[str] = set()
-    groups: Dict[tuple, List[int]] = {}  # group -> [open, entries, bytes]
+    groups: Dict[FifoGroup, List[int]] = {}  # group -> [open, entries, bytes]
     for entry in entries:
         item = entry.item
         key = fifo_group(item)

@@ -108,9 +108,9 @@ def dead_letter_item(dlq_url: str, item: wire.WorkItem, code: str, message: str,
 
 
 def describe(item: wire.WorkItem, code: str, message: str, attempts: int,
-             log_payloads: bool) -> dict:
+             log_payloads: bool) -> Dict[str, Any]:
     """Fields for the log line of an item that is dead-lettered or given up on."""
-    fields: dict = {"item_id": item.id, "kind": item.kind, "target": item.target,
+    fields: Dict[str, Any] = {"item_id": item.id, "kind": item.kind, "target": item.target,
                     "request_id": item.request_id, "attempts": attempts,
                     "error_code": code, "error": message}
     if log_payloads:
@@ -118,14 +118,14 @@ def describe(item: wire.WorkItem, code: str, message: str, attempts: int,
     return fields
 
 
-def describe_letter(letter: wire.WorkItem, log_payloads: bool) -> dict:
+def describe_letter(letter: wire.WorkItem, log_payloads: bool) -> Dict[str, Any]:
     """Log fields of the item a queued dead letter stands for (read back from the letter)."""
     try:
         body = json.loads(letter.body)  # type: ignore[union-attr]
     except ValueError:
         return {"item_id": letter.id[:-len(DLQ_SUFFIX)], "kind": "unknown", "target": "unknown"}
     error = body.get("error") or {}
-    fields: dict = {"item_id": body.get("id"), "kind": body.get("kind"), "target": body.get("target"),
+    fields: Dict[str, Any] = {"item_id": body.get("id"), "kind": body.get("kind"), "target": body.get("target"),
                     "request_id": body.get("request_id"), "attempts": body.get("attempts"),
                     "error_code": error.get("code"), "error": error.get("message")}
     if log_payloads:
@@ -133,7 +133,7 @@ def describe_letter(letter: wire.WorkItem, log_payloads: bool) -> dict:
     return fields
 
 
-def _bytes_as_base64(value: Any) -> Optional[dict]:
+def _bytes_as_base64(value: Any) -> Optional[Dict[str, str]]:
     if isinstance(value, (bytes, bytearray)):
         return {"base64": base64.b64encode(bytes(value)).decode()}
     raise TypeError(f"{type(value).__name__} is not JSON serializable")

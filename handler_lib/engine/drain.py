@@ -23,7 +23,7 @@ from .. import wire
 from ..config import Config
 
 from . import dead_letters
-from .batching import admissible, fifo_group, group_by, split_batches
+from .batching import FifoGroup, admissible, fifo_group, group_by, split_batches
 from .outcome import TASK_FAILED, TASK_TIMEOUT, UNKNOWN_KIND, Outcome
 from .pending import Entry, PendingQueue
 from .sinks import Sink
@@ -37,7 +37,7 @@ BACKOFF_CAP_S = 5.0
 
 def backoff_s(attempts: int, rng: Callable[[], float] = random.random) -> float:
     """Exponential backoff with full jitter after the given number of attempts."""
-    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2 ** max(0, attempts - 1)))
+    ceiling: float = min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2 ** max(0, attempts - 1)))
     return ceiling * (0.5 + rng() / 2)
 
 
@@ -186,7 +186,7 @@ class Drainer:
     @staticmethod
     def _warn_reordered(batch: List[Entry], outcomes: List[Outcome]) -> None:
         """A FIFO entry that failed while a later one of its group succeeded: order is lost."""
-        failed: Dict[tuple, str] = {}
+        failed: Dict[FifoGroup, str] = {}
         for entry, outcome in zip(batch, outcomes):
             group = fifo_group(entry.item)
             if group is None:

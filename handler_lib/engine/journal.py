@@ -32,7 +32,7 @@ import struct
 import threading
 import time
 import zlib
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import msgpack
 
@@ -49,7 +49,7 @@ KEEP_CORRUPT_FILES = 3
 COPY_CHUNK = 1 << 20
 
 
-def frame_record(payload: dict) -> bytes:
+def frame_record(payload: Dict[str, Any]) -> bytes:
     body = msgpack.packb(payload, use_bin_type=True)
     return RECORD_HEAD.pack(MAGIC, len(body), _crc(len(body), body)) + body
 
@@ -142,7 +142,7 @@ class Journal:
         for key, (_, _, item_body) in list(records.items()):
             try:
                 frame = wire.from_map(msgpack.unpackb(item_body, raw=False, strict_map_key=False))
-                if isinstance(frame, (wire.Hello, wire.EndOfInvoke)):
+                if not isinstance(frame, (wire.SqsItem, wire.SnsItem, wire.EventItem, wire.TaskItem)):
                     raise wire.FrameDecodeError(f"a {frame.kind} frame is not an item")
             except Exception:  # noqa: BLE001
                 self.corrupt_records += 1
@@ -184,7 +184,7 @@ class Journal:
                 os.unlink(path + ".lock")
             _close(lock_fd)
 
-    def _scan(self, data: bytes):
+    def _scan(self, data: bytes) -> Iterator[Tuple[int, bytes]]:
         """Yield (offset, body) of every good record; count each damaged stretch once."""
         pos, end, in_damage = 0, len(data), False
         while pos < end:

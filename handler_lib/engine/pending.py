@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from .. import wire
 
@@ -138,7 +138,7 @@ class PendingQueue:
         with self.changed:
             return list(self._entries.values())
 
-    def counts(self) -> tuple:
+    def counts(self) -> Tuple[int, int]:
         """(waiting, in flight)."""
         with self.changed:
             flying = sum(1 for e in self._entries.values() if e.in_flight)

@@ -18,9 +18,9 @@ import os
 import sys
 import threading
 import traceback
-from importlib.machinery import PathFinder
+from importlib.machinery import ModuleSpec, PathFinder
 from types import ModuleType, TracebackType
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, cast
 
 from .. import wire
 from ..config import ENV_TASK_ROOT
@@ -87,7 +87,7 @@ class TaskRunner:
         real = os.path.realpath(path)
         return any(real == root or real.startswith(root + os.sep) for root in self.roots)
 
-    def _spec_allowed(self, spec: Any) -> bool:
+    def _spec_allowed(self, spec: Optional[ModuleSpec]) -> bool:
         if spec is None or spec.loader is None:
             return False
         if spec.has_location:
@@ -111,7 +111,7 @@ class TaskRunner:
                 continue
             search = self.roots if module is None else list(getattr(module, "__path__", None) or [])
             spec = PathFinder.find_spec(name, search)
-            if not self._spec_allowed(spec):
+            if spec is None or spec.loader is None or not self._spec_allowed(spec):
                 raise TaskNotFound(f"module {name} is not found under the function's code or layers")
             new = importlib.util.module_from_spec(spec)
             sys.modules[name] = new
@@ -145,7 +145,7 @@ class TaskRunner:
         options = task_options(target)
         if options is None or options.name != name:
             raise TaskNotFound(f"{name} is not a @defer.task function; refusing to run it")
-        return target
+        return cast(Callable[..., Any], target)
 
     def run(self, item: wire.TaskItem, attempt: int = 1) -> Outcome:
         """Run one attempt; every failure is logged with the task's own traceback."""

@@ -1,5 +1,7 @@
 """AWS destinations. Each adapter is thin; batching, retries and accounting are shared."""
 
+from typing import Dict
+
 from .base import ClientFactory, Sink
 from .events import EventsSink
 from .sns import SnsSink
@@ -8,7 +10,7 @@ from .sqs import SqsSink
 __all__ = ["ClientFactory", "EventsSink", "Sink", "SnsSink", "SqsSink", "make_sinks"]
 
 
-def make_sinks(client_factory: ClientFactory) -> dict:
+def make_sinks(client_factory: ClientFactory) -> Dict[str, Sink]:
     """One sink per work-item kind."""
     return {"sqs": SqsSink(client_factory), "sns": SnsSink(client_factory),
             "event": EventsSink(client_factory)}

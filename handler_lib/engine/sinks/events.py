@@ -28,7 +28,8 @@ class EventsSink(Sink):
                 + len(item.detail.encode()) + sum(len(r.encode()) for r in item.resources or ()))
 
     def call(self, target: str, entries: List[Dict[str, Any]]) -> Dict[str, Any]:
-        return self.client.put_events(Entries=entries)
+        response: Dict[str, Any] = self.client.put_events(Entries=entries)
+        return response
 
     def failures(self, response: Dict[str, Any], entries: List[Dict[str, Any]]) -> EntryFailures:
         failed: EntryFailures = {}

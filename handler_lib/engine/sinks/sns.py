@@ -52,7 +52,8 @@ class SnsSink(Sink):
                 if not self._hooked:
                     client.meta.events.register("before-sign.sns.PublishBatch", self._add_trace)
                     self._hooked = True
-        return client.publish_batch(TopicArn=target, PublishBatchRequestEntries=entries)
+        response: Dict[str, Any] = client.publish_batch(TopicArn=target, PublishBatchRequestEntries=entries)
+        return response
 
     def _add_trace(self, request: Any, **_: Any) -> None:
         trace: Optional[str] = getattr(self._batch, "trace", None)

@@ -27,4 +27,5 @@ class SqsSink(Sink):
         return len(item.body.encode()) + attributes_size(item)
 
     def call(self, target: str, entries: List[Dict[str, Any]]) -> Dict[str, Any]:
-        return self.client.send_message_batch(QueueUrl=target, Entries=entries)
+        response: Dict[str, Any] = self.client.send_message_batch(QueueUrl=target, Entries=entries)
+        return response
