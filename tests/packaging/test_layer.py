@@ -337,3 +337,9 @@ def test_trimmed_botocore_still_makes_our_clients(
     # Why trimming is not the default: a deferred task using another service would fail.
     assert lines[0] == "dynamodb: unknown"
     assert lines[1] == f"ok {deps / 'boto3' / '__init__.py'}"
+
+
+def test_the_deploy_guide_names_everything_in_the_layers_extension_folder(layer_dir: Path) -> None:
+    table = (REPO / "docs" / "deploy.md").read_text().split("## What is in the layer", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`defer-runner/([^/`]+)/?`", table))
+    assert {p.name for p in (layer_dir / "defer-runner").iterdir()} - named == set()
