@@ -39,6 +39,7 @@ SQLAlchemy loads only when ``capture_changes`` or ``ChangeCapture`` is first use
 ``ChangeTarget`` and ``defer_change`` (and ``defer.change``) work where it is not installed.
 """
 
+from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, List
 
 from ._change_targets import ChangeTarget, defer_change
@@ -47,10 +48,13 @@ from ._changes_records import EVENT_NAMES, Change, attribute_value
 if TYPE_CHECKING:
     from ._changes_orm import ChangeCapture, capture_changes
 
-__all__ = ["ChangeCapture", "ChangeTarget", "Change", "attribute_value", "capture_changes", "defer_change",
-           "EVENT_NAMES"]
-
 _ORM = ("ChangeCapture", "capture_changes")
+
+# The SQLAlchemy names are listed only where it is installed (found, not imported): a star
+# import or an inspection of this module must not fail for want of it.
+__all__ = ["ChangeTarget", "Change", "attribute_value", "defer_change", "EVENT_NAMES"]
+if TYPE_CHECKING or find_spec("sqlalchemy") is not None:
+    __all__ += _ORM
 
 
 def __getattr__(name: str) -> Any:

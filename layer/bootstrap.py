@@ -17,11 +17,15 @@ PYTHONPATH is ignored at start-up, and this module puts ``defer-runner/`` and it
 first, then the interpreter's own entries, and only then the function's PYTHONPATH, so the
 function's packages can never shadow the extension's, while deferred tasks can still import
 what the function can (the task runner adds the function's code and the layers' ``python/``).
+Once ``extension`` and ``handler_lib`` are loaded, ``defer-runner/`` itself leaves sys.path,
+so this file is never what a task's ``import bootstrap`` finds; ``deps/`` stays (the names
+of its packages, and ``extension`` and ``handler_lib``, are the extension's in its process).
 The function's side never adds any of the extension's folders to its ``sys.path``.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import runpy
 import sys
@@ -57,6 +61,12 @@ def main() -> None:
     """Fix sys.path, then run the extension package as ``python -m`` would, in this process."""
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = build_sys_path(sys.path, here, os.environ.get("PYTHONPATH"))
+    # Its packages are loaded now (their modules load through the packages from here on), so
+    # the folder leaves sys.path: a task module's ``import bootstrap`` (or anything else named
+    # like a file of this folder) finds the function's module, not this file.
+    for package, _ in EXTENSION_PACKAGES:
+        importlib.import_module(package)
+    sys.path[:] = [p for p in sys.path if p != here]
     runpy.run_module(EXTENSION_PACKAGE, run_name="__main__", alter_sys=True)
 
 

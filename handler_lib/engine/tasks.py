@@ -106,7 +106,8 @@ class TaskRunner:
             loaded = sys.modules.get(name)
             if loaded is not None:
                 if not self.trust_loaded and not self._spec_allowed(getattr(loaded, "__spec__", None)):
-                    raise TaskNotFound(f"module {name} is not part of the function's code or layers")
+                    raise TaskNotFound(self.name_taken(name)
+                                       or f"module {name} is not part of the function's code or layers")
                 module = loaded
                 continue
             search = self.roots if module is None else list(getattr(module, "__path__", None) or [])
@@ -125,6 +126,21 @@ class TaskRunner:
             module = new
         assert module is not None
         return module
+
+    def name_taken(self, name: str) -> str:
+        """Why the function's own module ``name`` (its top-level package) cannot be imported in
+        this process: the process already has a module of that name from elsewhere (the
+        extension's own ``extension`` package, a package of its ``deps/``). Empty if not so."""
+        top = name.partition(".")[0]
+        loaded = sys.modules.get(top)
+        if loaded is None or self._spec_allowed(getattr(loaded, "__spec__", None)):
+            return ""
+        if not self._spec_allowed(PathFinder.find_spec(top, self.roots)):
+            return ""
+        where = getattr(loaded, "__file__", None) or "built in"
+        return (f"the function's module {top} has the name of a module the defer-runner extension uses "
+                f"({where}), which its process loaded first; rename the function's {top}, or keep "
+                f"what the task needs out of it")
 
     def resolve(self, name: str) -> Callable[..., Any]:
         module_name, sep, qualname = name.partition(":")
@@ -157,11 +173,12 @@ class TaskRunner:
             return Outcome.failure(item.id, TASK_NOT_FOUND, str(exc), sender_fault=True)
         except BaseException as exc:  # noqa: BLE001 - a module that fails to import is permanent
             trace = task_traceback(exc)
-            log.error("task %s could not be imported for item %s (attempt %d): %s: %s\n%s", item.function,
-                      item.id, attempt, type(exc).__name__, exc, trace,
-                      extra={"item_id": item.id, "attempt": attempt})
-            return Outcome.failure(item.id, TASK_NOT_FOUND, f"importing {item.function} raised "
-                                   f"{type(exc).__name__}: {exc}", sender_fault=True, traceback=trace)
+            taken = self.name_taken(exc.name) if isinstance(exc, ImportError) and exc.name else ""
+            why = f"{type(exc).__name__}: {exc}" + (f" ({taken})" if taken else "")
+            log.error("task %s could not be imported for item %s (attempt %d): %s\n%s", item.function,
+                      item.id, attempt, why, trace, extra={"item_id": item.id, "attempt": attempt})
+            return Outcome.failure(item.id, TASK_NOT_FOUND, f"importing {item.function} raised {why}",
+                                   sender_fault=True, traceback=trace)
         kwargs = dict(item.kwargs)
         if task.__defer_task__.pass_item_id:  # type: ignore[attr-defined]
             kwargs["defer_id"] = item.id

@@ -244,8 +244,10 @@ def test_launcher_runs_the_extension_with_its_own_deps_first(
     assert got["isolated"] == 1
     assert got["dont_write_bytecode"] is True
     assert got["main"] == "__main__"
-    # Its own folder only: the function's side (python/) is not on the extension's path.
-    assert got["sys_path"][:2] == [str(here), str(here / "deps")]
+    # Its own folder only: the function's side (python/) is not on the extension's path; the
+    # folder itself leaves it once its packages are loaded (a task's `import bootstrap` is the
+    # function's).
+    assert got["sys_path"][0] == str(here / "deps") and str(here) not in got["sys_path"]
     assert str(probe_layer / "python") not in got["sys_path"]
     assert got["sys_path"][-1] == str(shadowing_pythonpath), "PYTHONPATH goes last"
     assert got["msgpack"] == str(here / "deps" / "msgpack" / "__init__.py")
@@ -271,7 +273,7 @@ def test_launcher_found_through_a_symlink_and_python3_from_path(
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     got = json.loads(out.read_text())
-    assert got["sys_path"][0] == str(probe_layer / "defer-runner")
+    assert got["sys_path"][0] == str(probe_layer / "defer-runner" / "deps")
     assert Path(got["executable"]).parent in (bin_dir, Path(sys.executable).parent)
 
 
@@ -335,3 +337,9 @@ def test_trimmed_botocore_still_makes_our_clients(
     # Why trimming is not the default: a deferred task using another service would fail.
     assert lines[0] == "dynamodb: unknown"
     assert lines[1] == f"ok {deps / 'boto3' / '__init__.py'}"
+
+
+def test_the_deploy_guide_names_everything_in_the_layers_extension_folder(layer_dir: Path) -> None:
+    table = (REPO / "docs" / "deploy.md").read_text().split("## What is in the layer", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`defer-runner/([^/`]+)/?`", table))
+    assert {p.name for p in (layer_dir / "defer-runner").iterdir()} - named == set()

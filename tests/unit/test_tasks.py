@@ -144,3 +144,30 @@ def test_a_task_in_the_handler_module_is_run_but_its_double_import_is_said(tmp_p
         assert len(said) == 1 and name in said[0]
     finally:
         sys.modules.pop(name, None)
+
+
+def test_a_task_in_a_package_named_like_a_loaded_module_is_refused_saying_why(tmp_path):
+    # In the extension's process its own `extension` package (or a package of its deps) is
+    # loaded first; a function package of that name is the function's code all the same.
+    root = tmp_path / "task"
+    (root / "json").mkdir(parents=True)
+    (root / "json" / "__init__.py").write_text("")
+    (root / "json" / "jobs.py").write_text("from handler_lib import defer\n\n@defer.task\ndef job():\n    pass\n")
+    with pytest.raises(TaskNotFound) as raised:
+        runner(root).resolve("json.jobs:job")
+    assert "not part of the function's code" not in str(raised.value)
+    assert "the function's module json has the name of a module the defer-runner extension uses" in str(raised.value)
+    outcome = runner(root).run(wire.TaskItem(id="t-1", request_id="r", enqueued_us=0, function="json.jobs:job"))
+    assert "the function's module json has the name" in outcome.message
+
+
+def test_a_task_that_imports_a_module_named_like_a_loaded_one_is_refused_saying_why(tmp_path):
+    root = tmp_path / "task"
+    root.mkdir()
+    (root / "json.py").write_text("MARK = 'user'\n")
+    name = f"jobs_json_{time.monotonic_ns()}"
+    (root / f"{name}.py").write_text("from json import MARK\nfrom handler_lib import defer\n\n"
+                                     "@defer.task\ndef job():\n    pass\n")
+    outcome = runner(root).run(wire.TaskItem(id="t-2", request_id="r", enqueued_us=0, function=f"{name}:job"))
+    assert "cannot import name 'MARK'" in outcome.message
+    assert "the function's module json has the name of a module the defer-runner extension uses" in outcome.message
