@@ -170,3 +170,41 @@ def rie_factory(rie_binary: Path, tmp_path: Path) -> Iterator[Callable[..., Rie]
             rie.stop()
         for n, rie in enumerate(started):
             print(f"----- RIE #{n} logs ({rie.log_path}) -----\n{rie.logs()[-20000:]}")
+
+
+# -- markers by folder -------------------------------------------------------------------
+#: Each test folder's layer (pyproject.toml registers the markers; tests/README.md says what
+#: each runs). `pytest -m unit` etc. select by it; a test file in a folder not listed here,
+#: or a test marked by hand with a second layer, stops the collection.
+LAYER_OF_FOLDER = {
+    "unit": "unit", "asgi": "unit",
+    "integration": "integration", "changes": "integration", "docs": "integration", "examples": "integration",
+    "sandbox": "sandbox", "harness": "sandbox",
+    "packaging": "packaging",
+}
+LAYERS = ("unit", "integration", "sandbox", "packaging")
+
+
+def layer_of(path: Path) -> str | None:
+    """The layer of a test file by the folder under tests/ it sits in (None: not mapped)."""
+    try:
+        parts = path.resolve().relative_to(REPO_ROOT / "tests").parts
+    except ValueError:
+        return None
+    return LAYER_OF_FOLDER.get(parts[0]) if len(parts) > 1 else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wrong = []
+    for item in items:
+        layer = layer_of(Path(item.path))
+        if layer is not None:
+            item.add_marker(getattr(pytest.mark, layer))
+        marked = sorted({m.name for m in item.iter_markers() if m.name in LAYERS})
+        if len(marked) != 1:
+            wrong.append(f"{item.nodeid}: {marked or 'no layer'}")
+    if wrong:
+        raise pytest.UsageError(
+            "every test needs exactly one of the markers " + ", ".join(LAYERS) + " (by its folder: "
+            "LAYER_OF_FOLDER in tests/conftest.py):\n  " + "\n  ".join(wrong[:20])
+            + (f"\n  ... and {len(wrong) - 20} more" if len(wrong) > 20 else ""))
