@@ -12,7 +12,14 @@ not 6), and when it would still exceed SQS's message size the item's payload is 
 prefix and the letter says so: ``"truncated": true`` with the payload's size in bytes and
 its SHA-256, so the original can be matched (a truncated letter cannot be redriven).
 Bytes in task arguments are written as ``{"base64": ...}``, and bytes dict keys as
-``"base64:..."`` strings (JSON keys are text).
+``"base64:..."`` strings (JSON keys are text); a msgpack ``Timestamp`` as
+``{"msgpack_timestamp": [seconds, nanoseconds]}`` and an ``ExtType`` as
+``{"msgpack_ext": code, "base64": ...}``.
+
+Making a letter never fails: an item whose payload cannot be written as JSON at all (nested
+too deep, say) gets a letter without it, ``"item": null`` and ``"unrendered"`` saying why.
+An item's dead letter is its way out of the queue; one that cannot be made must not leave
+it in flight.
 """
 
 from __future__ import annotations
@@ -21,10 +28,15 @@ import base64
 import hashlib
 import json
 import re
+import logging
 import time
 from typing import Any, Dict, Optional, Tuple
 
+import msgpack
+
 from .. import wire
+
+log = logging.getLogger("defer_runner.dead_letters")
 
 DLQ_SUFFIX = "~dlq"
 #: SQS's message limit, less room for the message attributes the SQS sink adds.
@@ -48,11 +60,14 @@ def _encode(letter: Dict[str, Any]) -> str:
 
 def _json_keys(value: Any) -> Any:
     """``value`` with each bytes dict key as ``"base64:<text>"``: task arguments carry them
-    (msgpack), JSON does not, and a letter that cannot be written strands its item."""
+    (msgpack), JSON does not. msgpack's own types become marked objects: an ``ExtType`` is a
+    tuple, which JSON would write as a list that reads as something else."""
     if isinstance(value, dict):
         return {("base64:" + base64.b64encode(k).decode() if isinstance(k, (bytes, bytearray)) else k):
                 _json_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, msgpack.ExtType):
+        return {"msgpack_ext": value.code, "base64": base64.b64encode(bytes(value.data)).decode()}
+    if isinstance(value, (list, tuple)):
         return [_json_keys(v) for v in value]
     return value
 
@@ -66,9 +81,8 @@ def _payload(item: wire.WorkItem) -> Tuple[str, str]:
     return key, item.to_map()[key]
 
 
-def dead_letter_body(item: wire.WorkItem, code: str, message: str, attempts: int,
-                     traceback: str = "", max_bytes: int = LETTER_MAX_BYTES) -> str:
-    letter: Dict[str, Any] = {
+def _header(item: wire.WorkItem, code: str, message: str, attempts: int, traceback: str) -> Dict[str, Any]:
+    return {
         "defer_dead_letter": 1,
         "id": item.id,
         "kind": item.kind,
@@ -78,8 +92,27 @@ def dead_letter_body(item: wire.WorkItem, code: str, message: str, attempts: int
         "error": {"code": code, "message": message[:4096], **({"traceback": traceback[-16384:]} if traceback else {})},
         "enqueued_at_us": item.enqueued_us,
         "dead_lettered_at_us": time.time_ns() // 1000,
-        "item": item.to_map(),
     }
+
+
+def dead_letter_body(item: wire.WorkItem, code: str, message: str, attempts: int,
+                     traceback: str = "", max_bytes: int = LETTER_MAX_BYTES) -> str:
+    """The letter's JSON, within ``max_bytes``. Never raises: see the module's docstring."""
+    try:
+        return _letter_body(item, code, message, attempts, traceback, max_bytes)
+    except Exception as exc:  # noqa: BLE001 - RecursionError included: the item must still leave
+        reason = f"{type(exc).__name__}: {exc}"[:512]
+        log.error("the dead letter of %s %s to %s holds no payload: it could not be written as JSON (%s)",
+                  item.kind, item.id, item.target, reason, extra={"item_id": item.id})
+        letter = _header(item, code, message, attempts, traceback)
+        letter.update(item=None, unrendered=f"the item's payload could not be written as JSON ({reason})")
+        return _encode(letter)
+
+
+def _letter_body(item: wire.WorkItem, code: str, message: str, attempts: int, traceback: str,
+                 max_bytes: int) -> str:
+    letter = _header(item, code, message, attempts, traceback)
+    letter["item"] = item.to_map()
     text = _encode(letter)
     if len(text.encode()) <= max_bytes:
         return text
@@ -114,7 +147,10 @@ def describe(item: wire.WorkItem, code: str, message: str, attempts: int,
                     "request_id": item.request_id, "attempts": attempts,
                     "error_code": code, "error": message}
     if log_payloads:
-        fields["item"] = json.loads(json.dumps(_json_keys(item.to_map()), default=_bytes_as_base64))
+        try:
+            fields["item"] = json.loads(json.dumps(_json_keys(item.to_map()), default=_bytes_as_base64))
+        except Exception as exc:  # noqa: BLE001 - a log line must not fail its item
+            fields["item"] = f"(the item could not be written as JSON: {type(exc).__name__})"
     return fields
 
 
@@ -122,7 +158,7 @@ def describe_letter(letter: wire.WorkItem, log_payloads: bool) -> dict:
     """Log fields of the item a queued dead letter stands for (read back from the letter)."""
     try:
         body = json.loads(letter.body)  # type: ignore[union-attr]
-    except ValueError:
+    except Exception:  # noqa: BLE001 - ValueError, or RecursionError for deep nesting
         return {"item_id": letter.id[:-len(DLQ_SUFFIX)], "kind": "unknown", "target": "unknown"}
     error = body.get("error") or {}
     fields: dict = {"item_id": body.get("id"), "kind": body.get("kind"), "target": body.get("target"),
@@ -136,4 +172,6 @@ def describe_letter(letter: wire.WorkItem, log_payloads: bool) -> dict:
 def _bytes_as_base64(value: Any) -> Optional[dict]:
     if isinstance(value, (bytes, bytearray)):
         return {"base64": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, msgpack.Timestamp):
+        return {"msgpack_timestamp": [value.seconds, value.nanoseconds]}
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
