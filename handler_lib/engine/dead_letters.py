@@ -10,7 +10,16 @@ counted.
 A letter always fits the DLQ: it is UTF-8 JSON (``ensure_ascii`` off, so "é" costs 2 bytes,
 not 6), and when it would still exceed SQS's message size the item's payload is cut to a
 prefix and the letter says so: ``"truncated": true`` with the payload's size in bytes and
-its SHA-256, so the original can be matched (a truncated letter cannot be redriven).
+its SHA-256, so the original can be matched.
+
+``"item"`` is the item for people to read. When JSON cannot hold it exactly (a Binary
+message attribute; bytes, non-text dict keys or msgpack types in task arguments) the letter
+also holds ``"wire"``: the item's encoded map (its frame body, msgpack) in base64, which is
+what redrive sends back; task letters always hold it. When the letter would be too large,
+the readable payload is cut first (``"truncated": true``, ``"wire"`` kept). Only when
+``"wire"`` cannot fit at all is it left out, and ``"exact"`` then says whether ``"item"``
+is the item exactly; a letter with neither cannot be redriven.
+
 Bytes in task arguments are written as ``{"base64": ...}``, and bytes dict keys as
 ``"base64:..."`` strings (JSON keys are text); a msgpack ``Timestamp`` as
 ``{"msgpack_timestamp": [seconds, nanoseconds]}`` and an ``ExtType`` as
@@ -102,10 +111,13 @@ def dead_letter_body(item: wire.WorkItem, code: str, message: str, attempts: int
         return _letter_body(item, code, message, attempts, traceback, max_bytes)
     except Exception as exc:  # noqa: BLE001 - RecursionError included: the item must still leave
         reason = f"{type(exc).__name__}: {exc}"[:512]
-        log.error("the dead letter of %s %s to %s holds no payload: it could not be written as JSON (%s)",
-                  item.kind, item.id, item.target, reason, extra={"item_id": item.id})
+        log.error("the dead letter of %s %s to %s holds no readable payload: it could not be written as "
+                  "JSON (%s)", item.kind, item.id, item.target, reason, extra={"item_id": item.id})
         letter = _header(item, code, message, attempts, traceback)
-        letter.update(item=None, unrendered=f"the item's payload could not be written as JSON ({reason})")
+        letter.update(item=None, exact=False, unrendered=f"the item's payload could not be written as JSON ({reason})")
+        exact = _wire_form(item)
+        if exact is not None and len(_encode({**letter, "wire": exact}).encode()) <= max_bytes:
+            letter["wire"] = exact
         return _encode(letter)
 
 
@@ -113,23 +125,59 @@ def _letter_body(item: wire.WorkItem, code: str, message: str, attempts: int, tr
                  max_bytes: int) -> str:
     letter = _header(item, code, message, attempts, traceback)
     letter["item"] = item.to_map()
+    exact = _json_is_exact(item)
+    # What redrive sends back: the item exactly as it was deferred. Task arguments always
+    # carry it (JSON cannot say whether a dict's "1" was an int key); other items only when
+    # their JSON is not the item exactly (a Binary message attribute).
+    wire_form = _wire_form(item) if not exact or isinstance(item, wire.TaskItem) else None
+    if wire_form is not None:
+        letter["wire"] = wire_form
     text = _encode(letter)
     if len(text.encode()) <= max_bytes:
         return text
     key, payload = _payload(item)
     raw = payload.encode("utf-8", "surrogatepass")
-    letter.update(truncated=True, payload_bytes=len(raw), payload_sha256=hashlib.sha256(raw).hexdigest())
+    cut = dict(letter, item=dict(letter["item"]), truncated=True, payload_bytes=len(raw),
+               payload_sha256=hashlib.sha256(raw).hexdigest())
     if isinstance(item, wire.TaskItem):
-        letter["item"]["kwargs"] = None
-    letter["item"][key] = ""
-    room = max_bytes - len(_encode(letter).encode())
-    while True:  # JSON escaping can grow the prefix: shrink until the letter fits
-        letter["item"][key] = raw[:max(0, room)].decode("utf-8", "ignore")
+        cut["item"]["kwargs"] = None
+    cut["item"][key] = ""
+    if wire_form is not None and len(_encode(cut).encode()) > max_bytes:
+        # Too large for the exact form and any of the readable one: the readable one whole,
+        # if it fits (saying whether it is the item exactly), or a prefix of it.
+        del letter["wire"], cut["wire"]
+        letter["exact"] = exact
         text = _encode(letter)
+        if len(text.encode()) <= max_bytes:
+            return text
+    cut["exact"] = False
+    room = max_bytes - len(_encode(cut).encode())
+    while True:  # JSON escaping can grow the prefix: shrink until the letter fits
+        cut["item"][key] = raw[:max(0, room)].decode("utf-8", "ignore")
+        text = _encode(cut)
         over = len(text.encode()) - max_bytes
         if over <= 0:
             return text
         room -= max(over, 16)
+
+
+def _json_is_exact(item: wire.WorkItem) -> bool:
+    """Whether the item's map, written as JSON and read back, is the same item byte for byte
+    (it is not with bytes, non-text dict keys, msgpack's own types)."""
+    original = item.to_map()
+    try:
+        back = json.loads(json.dumps(original, ensure_ascii=False))
+        return wire.pack_map(back) == wire.pack_map(original)
+    except Exception:  # noqa: BLE001 - not JSON at all (bytes, Timestamp, too deep)
+        return False
+
+
+def _wire_form(item: wire.WorkItem) -> Optional[str]:
+    """The item's encoded map (its frame body) in base64, or None if it cannot be encoded."""
+    try:
+        return base64.b64encode(wire.pack_map(item.to_map())).decode("ascii")
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def dead_letter_item(dlq_url: str, item: wire.WorkItem, code: str, message: str,

@@ -46,3 +46,53 @@ def test_msgpack_types_are_readable_in_the_letter():
     letter = json.loads(dead_letters.dead_letter_body(item, "C", "m", 1))
     assert letter["item"]["args"] == [{"msgpack_timestamp": [1_700_000_000, 5]},
                                       {"msgpack_ext": 42, "base64": "AP8="}]
+
+
+def _redriven(body: str):
+    from handler_lib.redrive import _item_of
+
+    return _item_of(json.loads(body))
+
+
+def test_a_letter_holds_its_item_exactly_or_says_it_cannot_be_redriven():
+    plain = wire.SqsItem("s-1", "req", 1, "https://sqs/q", "é" * 10, attributes={"n": 3, "s": "x"})
+    letter = json.loads(dead_letters.dead_letter_body(plain, "C", "m", 1))
+    assert "wire" not in letter and "exact" not in letter  # JSON is the item exactly: no second copy
+    binary = plain._replace(attributes={"blob": b"\x00\xff"})
+    letter = json.loads(dead_letters.dead_letter_body(binary, "C", "m", 1))
+    assert "wire" in letter and letter["item"]["attrs"] == {"blob": {"base64": "AP8="}}
+    for item in (plain, binary):
+        assert _redriven(dead_letters.dead_letter_body(item, "C", "m", 1)) == (item, "")
+
+
+def test_when_both_copies_do_not_fit_the_readable_one_is_cut_and_the_exact_one_kept():
+    item = wire.SqsItem("s-2", "req", 1, "https://sqs/q", "x" * 600_000, attributes={"blob": b"\x00"})
+    body = dead_letters.dead_letter_body(item, "C", "m", 1)
+    letter = json.loads(body)
+    assert len(body.encode()) <= dead_letters.LETTER_MAX_BYTES
+    assert letter["truncated"] is True and "wire" in letter
+    assert _redriven(body) == (item, "")
+    huge = item._replace(body="x" * 1_100_000)  # the exact form alone is too large: a prefix only
+    body = dead_letters.dead_letter_body(huge, "C", "m", 1)
+    assert len(body.encode()) <= dead_letters.LETTER_MAX_BYTES and "wire" not in json.loads(body)
+    assert json.loads(body)["exact"] is False
+    redriven, problem = _redriven(body)
+    assert redriven is None and "truncated" in problem
+
+
+def test_a_letter_without_a_readable_payload_still_redrives_from_its_wire_form():
+    item = wire.TaskItem("t-3", "req", 1, "mod:fn", [nested(950)], {})
+    item = wire.decode(wire.pack_map(item.to_map()))
+    body = dead_letters.dead_letter_body(item, "C", "m", 1)
+    assert json.loads(body)["item"] is None
+    assert _redriven(body) == (item, "")
+
+
+def test_a_letter_too_large_for_its_exact_form_keeps_the_readable_item_whole_and_says_it_is_not_exact():
+    item = wire.SqsItem("s-4", "req", 1, "https://sqs/q", "x" * 900_000, attributes={"blob": b"\x00"})
+    body = dead_letters.dead_letter_body(item, "C", "m", 1)
+    letter = json.loads(body)
+    assert letter["item"]["body"] == item.body and "truncated" not in letter
+    assert "wire" not in letter and letter["exact"] is False
+    redriven, problem = _redriven(body)
+    assert redriven is None and "exactly" in problem
