@@ -18,7 +18,7 @@ import time
 from typing import Any, Optional
 
 from handler_lib import wire
-from handler_lib.config import Config
+from handler_lib.config import Config, delivery_margin_ms
 from handler_lib.handoff import InvokeReceipts, Recent
 
 from handler_lib.engine import dead_letters
@@ -121,7 +121,10 @@ class Runner:
 
     # -- lifecycle ----------------------------------------------------------------------
     def on_invoke(self, event: InvokeEvent) -> DrainReport:
-        stop_at = monotonic_deadline(event.deadline_ms, self.config.deadline_margin_ms)
+        # INVOKE comes as the invoke starts: its time left is the function's timeout, of which
+        # the margin never takes all.
+        margin_ms = delivery_margin_ms(self.config.deadline_margin_ms, event.deadline_ms - time.time() * 1000)
+        stop_at = monotonic_deadline(event.deadline_ms, margin_ms)
         self.wait_for_handler(event.request_id, stop_at)
         report = self.drainer.drain(stop_at)
         self.channel.recheck_backlog()

@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional
 
-from . import _items
+from . import _items, wire
 from ._changes_records import Change
 from ._dispatch import DISPATCHER
 
@@ -51,21 +51,33 @@ class ChangeTarget:
     def fifo(self) -> bool:
         return self.address.endswith(".fifo")
 
-    def send(self, change: Change) -> str:
-        """Number the change, shape it as a record and defer its delivery; return the item id."""
+    def item(self, change: Change) -> wire.WorkItem:
+        """Number the change and shape it as this target's item; raises what a send would
+        (``ValueError`` for a record over the service's size, ``TypeError`` for a value)."""
         record = change.to_record()
         group = _group_id(change) if self.fifo else None
         if self.kind == "sqs":
-            return DISPATCHER.submit(_items.sqs_item(
+            return _items.sqs_item(
                 DISPATCHER.request_id, self.address, {"Records": [record]}, group_id=group, dedup_id=None,
-                **self._extra(), attributes={"table": change.table, "eventName": change.event_name}))
+                **self._extra(), attributes={"table": change.table, "eventName": change.event_name})
         if self.kind == "sns":
-            return DISPATCHER.submit(_items.sns_item(
+            return _items.sns_item(
                 DISPATCHER.request_id, self.address, {"Records": [record]}, group_id=group, dedup_id=None,
-                **self._extra(), attributes={"table": change.table, "eventName": change.event_name}))
-        return DISPATCHER.submit(_items.event_item(
+                **self._extra(), attributes={"table": change.table, "eventName": change.event_name})
+        return _items.event_item(
             DISPATCHER.request_id, self.detail_type, record, source=self.source, bus=self.address or None,
-            resources=[record["eventSourceARN"]]))
+            resources=[record["eventSourceARN"]])
+
+    def check(self, change: Change) -> None:
+        """Raise what ``send`` would raise for this change, sending nothing: ``capture_changes``
+        calls it at the flush that records the change, so a record that cannot be sent fails
+        its transaction instead of being refused after the COMMIT. (The record is built twice;
+        it takes a sequence number of its own, which keeps them increasing.)"""
+        wire.encode(self.item(change))
+
+    def send(self, change: Change) -> str:
+        """Number the change, shape it as a record and defer its delivery; return the item id."""
+        return DISPATCHER.submit(self.item(change))
 
 
 def defer_change(table: str, event_name: str, keys: Mapping[str, Any], new_image: Optional[Mapping[str, Any]] = None,

@@ -88,6 +88,7 @@ class ChangeCapture:
                 if mapper is not None:
                     change = _change(name, obj, mapper)
                     if change is not None:
+                        self._check(change)
                         changes.append(change)
         if changes:
             frames = self._pending.setdefault(session, {})
@@ -122,6 +123,17 @@ class ChangeCapture:
         frames = self._pending.get(session)
         if frames and frames.pop(trans, None):
             logger.debug("lambda-defer: dropped uncommitted changes of an ended transaction")
+
+    def _check(self, change: Change) -> None:
+        """Fail the flush (and so the transaction: it must be rolled back) for a change whose
+        record cannot be sent, such as one over the target's size limit. After the COMMIT the
+        row would be stored with no record of it, and no letter either."""
+        try:
+            self.target.check(change)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"lambda-defer: the {change.event_name} record of {change.key_text} cannot be sent to "
+                            f"{self.target.address or 'the default bus'}: {exc}; the transaction is rolled back, "
+                            "so that no row is stored without its change record") from exc
 
     def _send(self, change: Change) -> None:
         try:

@@ -87,7 +87,8 @@ def limits_s(clock: Optional[Callable[[], int]] = None) -> Tuple[float, Optional
     remaining = _remaining_ms(clock)
     if remaining is None:
         return max(0, settings.inline_budget_ms) / 1000, None
-    left = max(0, remaining - settings.deadline_margin_ms) / 1000
+    margin_ms = cfg.delivery_margin_ms(settings.deadline_margin_ms, getattr(clock, "window_ms", None))
+    left = max(0, remaining - margin_ms) / 1000
     return min(max(0, settings.inline_budget_ms) / 1000, left), left
 
 

@@ -21,13 +21,31 @@ class Invoke:
 
     def __init__(self, request_id: str, clock: Optional[Callable[[], int]] = None) -> None:
         self.request_id = request_id
-        self.clock = clock  # the context's get_remaining_time_in_millis, when it has one
+        # the context's get_remaining_time_in_millis, when it has one
+        self.clock = None if clock is None else InvokeClock(clock)
         self.ended = False  # its items were settled: what comes later belongs to no invoke
         self.unacked: List[wire.WorkItem] = []  # sent to the extension, not confirmed yet
         self.inline: List[wire.WorkItem] = []  # delivered by the function when the invoke ends
         self.after: List[AfterCall] = []  # defer.after, in order
         self.after_run = 0
         self.after_failed = 0
+
+
+class InvokeClock:
+    """The context's ``get_remaining_time_in_millis``, and what it said as the invoke began
+    (``window_ms``: the function's timeout, which Lambda tells the function no other way)."""
+
+    __slots__ = ("read", "window_ms")
+
+    def __init__(self, read: Callable[[], int]) -> None:
+        self.read = read
+        try:
+            self.window_ms: Optional[int] = int(read())
+        except Exception:  # noqa: BLE001 - a context without a usable clock
+            self.window_ms = None
+
+    def __call__(self) -> int:
+        return self.read()
 
 
 # The invoke an asyncio task (and the worker threads it starts) works for: ``defer.asgi``

@@ -6,6 +6,7 @@ parse the environment through :func:`load`, once, so a value is never read ad ho
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from typing import Mapping, NamedTuple, Optional
@@ -30,6 +31,9 @@ ENV_TASK_ROOT = "DEFER_TASK_ROOT"
 ENV_INLINE_BUDGET_MS = "DEFER_INLINE_BUDGET_MS"
 #: Set by the extension for its own process, so that tasks it imports never dial the socket.
 ENV_IN_RUNNER = "DEFER_RUNNER_PROCESS"
+#: The function's timeout in seconds where an emulator says it (RIE, ``sam local``); Lambda
+#: does not, and there each invoke's deadline is what tells it (see ``delivery_margin_ms``).
+ENV_FUNCTION_TIMEOUT = "AWS_LAMBDA_FUNCTION_TIMEOUT"
 
 DEFAULT_SOCKET = "/tmp/defer-runner.sock"
 DEFAULT_MODE = "auto"
@@ -43,6 +47,12 @@ DEFAULT_CONCURRENCY = 8
 DEFAULT_ACK_TIMEOUT_MS = 500
 DEFAULT_INLINE_BUDGET_MS = 10_000
 MODES = ("auto", "extension", "inline")
+#: What DEFER_DEADLINE_MARGIN_MS always leaves of an invoke for delivery: this much, or half
+#: the invoke when it is shorter than twice this (``delivery_margin_ms``).
+MIN_DELIVERY_MS = 1_000
+
+log = logging.getLogger("defer_runner.config")
+_margin_warned = False
 
 
 class ConfigError(ValueError):
@@ -70,12 +80,18 @@ def load(environ: Optional[Mapping[str, str]] = None) -> Config:
     mode = env.get(ENV_MODE, DEFAULT_MODE).strip().lower() or DEFAULT_MODE
     if mode not in MODES:
         raise ConfigError(f"{ENV_MODE}={mode!r}: expected one of {', '.join(MODES)}")
+    margin_ms = _int(env, ENV_DEADLINE_MARGIN_MS, DEFAULT_DEADLINE_MARGIN_MS, 0, 60_000)
+    timeout_ms = function_timeout_ms(env)
+    if timeout_ms is not None and margin_ms >= timeout_ms:
+        raise ConfigError(f"{ENV_DEADLINE_MARGIN_MS}={margin_ms}: not below the function's timeout "
+                          f"({timeout_ms} ms, {ENV_FUNCTION_TIMEOUT}); no invoke would have time left to "
+                          "deliver in")
     return Config(
         socket_path=env.get(ENV_SOCKET) or DEFAULT_SOCKET,
         mode=mode,
         dlq_url=env.get(ENV_DLQ_URL) or None,
         max_attempts=_int(env, ENV_MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS, 1, 100),
-        deadline_margin_ms=_int(env, ENV_DEADLINE_MARGIN_MS, DEFAULT_DEADLINE_MARGIN_MS, 0, 60_000),
+        deadline_margin_ms=margin_ms,
         journal_dir=env.get(ENV_JOURNAL_DIR) or default_journal_dir(env.get("AWS_LAMBDA_FUNCTION_NAME")),
         concurrency=_int(env, ENV_CONCURRENCY, DEFAULT_CONCURRENCY, 1, 64),
         log_payloads=_truthy(env.get(ENV_LOG_PAYLOADS)),
@@ -84,6 +100,37 @@ def load(environ: Optional[Mapping[str, str]] = None) -> Config:
         max_queued_bytes=_int(env, ENV_MAX_QUEUED_MB, default_max_queued_mb(env), 1, 10_240) << 20,
         inline_budget_ms=_int(env, ENV_INLINE_BUDGET_MS, DEFAULT_INLINE_BUDGET_MS, 0, 900_000),
     )
+
+
+def function_timeout_ms(env: Mapping[str, str]) -> Optional[int]:
+    """The function's timeout where the environment says it (emulators), else None."""
+    try:
+        seconds = float(env.get(ENV_FUNCTION_TIMEOUT) or "")
+    except ValueError:
+        return None
+    return int(seconds * 1000) if seconds > 0 else None
+
+
+def delivery_margin_ms(margin_ms: int, window_ms: Optional[float]) -> int:
+    """The margin to keep in an invoke of ``window_ms`` (its time from start to deadline, the
+    function's timeout): DEFER_DEADLINE_MARGIN_MS, but never so much that the invoke keeps less
+    than ``MIN_DELIVERY_MS`` (or half of it, if shorter) for delivery. A margin at or near the
+    timeout would otherwise leave no time in any invoke: the extension would carry every item
+    over to SHUTDOWN, and inline delivery give each up after 0 attempts. Capping it is logged
+    once per process, at WARNING."""
+    global _margin_warned
+    if window_ms is None or window_ms <= 0:
+        return margin_ms
+    cap = max(0, int(window_ms - min(window_ms / 2, MIN_DELIVERY_MS)))
+    if margin_ms <= cap:
+        return margin_ms
+    if not _margin_warned:
+        _margin_warned = True
+        log.warning("%s=%d leaves less than %d ms of an invoke's %d ms to deliver in; using a margin of %d ms "
+                    "(each invoke keeps at least that much). Set it well below the function's timeout",
+                    ENV_DEADLINE_MARGIN_MS, margin_ms, min(window_ms / 2, MIN_DELIVERY_MS), window_ms, cap,
+                    extra={"deadline_margin_ms": margin_ms, "invoke_ms": int(window_ms), "margin_used_ms": cap})
+    return cap
 
 
 def default_journal_dir(function_name: Optional[str]) -> str:

@@ -280,19 +280,35 @@ class Drainer:
 
     def give_up(self, entry: Entry, code: str, message: str) -> None:
         """Queue the item's dead letter (or, with no DLQ or for a letter, log it at ERROR as
-        given up); either way it leaves the queue."""
+        given up); either way it leaves the queue, even when that fails (then it is logged at
+        ERROR and counted as given up): an item left in flight would hold every later drain
+        to its deadline, and stop a SHUTDOWN's loop over the rest."""
+        item = entry.item
+        try:
+            self._give_up(entry, code, message)
+        except Exception as exc:  # noqa: BLE001 - RecursionError included
+            log.exception("gave up on %s %s to %s: %s: %s; its dead letter could not be queued (%s: %s)",
+                          item.kind, item.id, item.target, code, message, type(exc).__name__, exc,
+                          extra={"item_id": item.id, "kind": item.kind, "target": item.target,
+                                 "error_code": code})
+            with self._report._lock:
+                self._report.given_up += 1
+                self._report.given_up_ids.append(item.id)
+        finally:
+            self.queue.finish(item.id)
+
+    def _give_up(self, entry: Entry, code: str, message: str) -> None:
         item = entry.item
         dlq_url = self.config.dlq_url
         traceback = self._tracebacks.pop(item.id, "")
         if dlq_url and not dead_letters.is_dead_letter(item):
+            fields = dead_letters.describe(item, code, message, entry.attempts, self.config.log_payloads)
             letter = dead_letters.dead_letter_item(dlq_url, item, code, message, entry.attempts, traceback)
-            if self.queue.add(letter):
+            if self.queue.add(letter):  # the last step that can fail: nothing is counted twice
                 self.letters_queued += 1
-            log.info("queued a dead letter for %s", item.id, extra=dead_letters.describe(
-                item, code, message, entry.attempts, self.config.log_payloads))
+            log.info("queued a dead letter for %s", item.id, extra=fields)
         else:
             self.lose(entry, code, message)
-        self.queue.finish(item.id)
 
     def give_up_rest(self, code: str, reason: Callable[[Entry, str], str], *, spare_letters: bool) -> int:
         """Give up on every item still queued, in flight too (``give_up``: dead-lettered when a

@@ -26,9 +26,19 @@ THROTTLING_CODES = frozenset({
     "EC2ThrottledException",
 })
 
+# The request was refused for who sent it or when, not for what it holds: expired or not yet
+# valid credentials, a signature that does not match (a rotated key), a clock that drifted.
+# The same request goes through once the credentials are renewed or the clock is right, so
+# these stall like throttling (back off, carry over, no attempt used). Were they permanent,
+# an episode of them would dead-letter everything, and its letters would fail the same way.
+STALL_CODES = THROTTLING_CODES | frozenset({
+    "ExpiredToken", "ExpiredTokenException", "InvalidSignatureException", "SignatureDoesNotMatch",
+    "RequestExpired", "RequestTimeTooSkewed", "InvalidClientTokenId", "UnrecognizedClientException",
+})
+
 # Error codes that can succeed on a later attempt; everything with a sender fault outside
 # this set (validation, missing queue/topic/bus, access denied) goes straight to the DLQ.
-RETRYABLE_CODES = THROTTLING_CODES | frozenset({
+RETRYABLE_CODES = STALL_CODES | frozenset({
     "ServiceUnavailable", "ServiceUnavailableException", "InternalError",
     "InternalFailure", "InternalServerError", "RequestTimeout", "RequestTimeoutException",
     "AWS.SimpleQueueService.InternalError", "TransactionInProgressException",
@@ -47,7 +57,7 @@ class Outcome:
 
     @property
     def uses_attempt(self) -> bool:
-        return self.code != TRANSPORT and self.code not in THROTTLING_CODES
+        return self.code != TRANSPORT and self.code not in STALL_CODES
 
     @staticmethod
     def success(item_id: str) -> "Outcome":
