@@ -217,9 +217,10 @@ def describe_letter(letter: wire.WorkItem, log_payloads: bool) -> Dict[str, Any]
     return fields
 
 
-def _bytes_as_base64(value: Any) -> Optional[Dict[str, str]]:
+def _bytes_as_base64(value: Any) -> Optional[Dict[str, Any]]:
     if isinstance(value, (bytes, bytearray)):
         return {"base64": base64.b64encode(bytes(value)).decode()}
     if isinstance(value, msgpack.Timestamp):
-        return {"msgpack_timestamp": [value.seconds, value.nanoseconds]}
+        stamp: Any = value  # msgpack-types leaves out Timestamp's attributes
+        return {"msgpack_timestamp": [stamp.seconds, stamp.nanoseconds]}
     raise TypeError(f"{type(value).__name__} is not JSON serializable")

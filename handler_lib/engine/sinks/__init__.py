@@ -2,15 +2,15 @@
 
 from typing import Dict
 
-from .base import ClientFactory, Sink
+from .base import MakeClient, Sink
 from .events import EventsSink
 from .sns import SnsSink
 from .sqs import SqsSink
 
-__all__ = ["ClientFactory", "EventsSink", "Sink", "SnsSink", "SqsSink", "make_sinks"]
+__all__ = ["MakeClient", "EventsSink", "Sink", "SnsSink", "SqsSink", "make_sinks"]
 
 
-def make_sinks(client_factory: ClientFactory) -> Dict[str, Sink]:
+def make_sinks(client_factory: MakeClient) -> Dict[str, Sink]:
     """One sink per work-item kind."""
     return {"sqs": SqsSink(client_factory), "sns": SnsSink(client_factory),
             "event": EventsSink(client_factory)}

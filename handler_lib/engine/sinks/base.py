@@ -17,7 +17,9 @@ from ..outcome import TRANSPORT, Outcome
 
 # (code, message, sender_fault) per entry id that failed.
 EntryFailures = Dict[str, Tuple[str, str, bool]]
-ClientFactory = Callable[[str], Any]
+#: What a sink needs to get its client: a service name in, a client out (engine.clients.ClientFactory
+#: in production; a stub in unit tests).
+MakeClient = Callable[[str], Any]
 
 
 class Sink(ABC):
@@ -25,7 +27,7 @@ class Sink(ABC):
     max_entries: int = 10
     max_batch_bytes: int = 262_144
 
-    def __init__(self, client_factory: ClientFactory) -> None:
+    def __init__(self, client_factory: MakeClient) -> None:
         self._client_factory = client_factory
         self._client: Optional[Any] = None
         self._lock = threading.Lock()
