@@ -31,7 +31,7 @@ from typing import Callable, Dict, List, Optional, Protocol
 import msgpack
 
 from handler_lib import wire
-from handler_lib.handoff import LooseReceipts
+from handler_lib.handoff import InvokeReceipts, LooseReceipts
 
 log = logging.getLogger("defer_runner.channel")
 
@@ -64,6 +64,8 @@ class Connection:
     last_data: float = 0.0
     bad_frames: int = 0
     outbox: bytearray = field(default_factory=bytearray)
+    # the ids received per invoke open on this connection, until its end marker (handoff.InvokeReceipts)
+    receipts: InvokeReceipts = field(default_factory=InvokeReceipts)
     # items sent outside any invoke (no request id) by a @defer process, until the end
     # marker with no request id that confirms them (handoff.LooseReceipts)
     loose: LooseReceipts = field(default_factory=LooseReceipts)
@@ -73,6 +75,7 @@ class Peer(Protocol):
     """One process on the channel, as the routing sees it."""
 
     hello: Optional[wire.Hello]
+    receipts: InvokeReceipts
     loose: LooseReceipts
 
 
@@ -88,6 +91,8 @@ class Reader(Protocol):
 @dataclass
 class ChannelHandlers:
     on_item: Callable[[wire.WorkItem, bytes], None]  # the item and its encoded map
+    # an end marker with a request id arrived; the routing answers it with the ack it makes
+    # from the connection's receipts (a value returned here is not used)
     on_end: Callable[[wire.EndOfInvoke], Optional[wire.Ack]]
     on_hello: Callable[[Peer, wire.Hello], None]  # called before peer.hello is updated
     on_close: Callable[[Peer], None]
@@ -365,7 +370,7 @@ class ChannelServer:
         if conn.bad_frames > LOGGED_BAD_FRAMES:
             log.error("connection closed after %d undecodable frames", conn.bad_frames)
         if self._handlers is not None:
-            self._handlers.on_close(conn)
+            closed(conn, self._handlers)
 
     def close(self) -> None:
         for conn in list(self._conns.values()):
@@ -403,13 +408,26 @@ def route(peer: Peer, frame: wire.Frame, body: bytes, handlers: ChannelHandlers)
     if isinstance(frame, wire.EndOfInvoke):
         if not frame.request_id:
             return peer.loose.confirm(frame)  # what this process sent outside an invoke
-        return handlers.on_end(frame)
+        ack = peer.receipts.confirm(frame)  # only what came over this connection counts
+        if ack.count < frame.count:
+            log.warning("the handler sent %d items, %d arrived; it delivers the others itself",
+                        frame.count, ack.count, extra={"request_id": frame.request_id})
+        handlers.on_end(frame)
+        return ack
     if isinstance(frame, wire.AfterResponse):
         handlers.on_after(frame)
         return None
     if isinstance(frame, (wire.Ack, wire.Backlog)):
         raise wire.FrameDecodeError(f"a {frame.kind} frame goes to the handler, not to us")
     handlers.on_item(frame, body)
-    if not frame.request_id and peer.hello is not None and peer.hello.wrapped:
+    if frame.request_id:
+        peer.receipts.received(frame)
+    elif peer.hello is not None and peer.hello.wrapped:
         peer.loose.received(frame.id)
     return None
+
+
+def closed(peer: Peer, handlers: ChannelHandlers) -> None:
+    """``peer``'s connection is gone: its receipts go with it (nothing can confirm them now)."""
+    peer.receipts.clear()
+    handlers.on_close(peer)

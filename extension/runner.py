@@ -5,8 +5,9 @@ handler; when it announced post-response work with an ``after`` frame, the marke
 once that work is done), or for the response posted as the Runtime API proxy saw it, or
 for Telemetry ``platform.runtimeDone`` (an unwrapped handler, where the platform delivers
 telemetry), or for nothing (none of these), never past the deadline minus the margin; then
-it drains. Each end marker is answered with an ack of the invoke's items held. What is left is carried over to the next invoke. On SHUTDOWN it
-drains within the budget; what is still undelivered is dead-lettered, except on a reset
+it drains. Each end marker is answered with an ack of the invoke's items held (by the
+channel's routing, from the receipts of the connection the marker came over). What is
+left is carried over to the next invoke. On SHUTDOWN it drains within the budget; what is still undelivered is dead-lettered, except on a reset
 (timeout, failure), where the journal replays it in the environment's next life.
 """
 
@@ -19,7 +20,7 @@ from typing import Any, Optional
 
 from handler_lib import wire
 from handler_lib.config import Config
-from handler_lib.handoff import InvokeReceipts, Recent
+from handler_lib.handoff import Recent
 
 from handler_lib.engine import dead_letters
 from .channel import ChannelHandlers, Peer, Reader
@@ -54,7 +55,6 @@ class Runner:
         self.proxy_active = False  # the runtime calls through our Runtime API proxy
         self._state = threading.Condition()
         self._ended: Recent[str, int] = Recent()
-        self._receipts = InvokeReceipts()  # the ids received per request, until its end marker
         self._after: Recent[str, float] = Recent()  # request ids whose post-response work runs (defer.after)
         self.after_run = 0  # post-response callables the handlers ran, and how many raised
         self.after_failed = 0
@@ -72,7 +72,6 @@ class Runner:
 
     def on_item(self, item: wire.WorkItem, body: Optional[bytes] = None) -> None:
         self.queue.add(item, body=body)
-        self._receipts.received(item)
 
     def on_hello(self, conn: Peer, hello: wire.Hello) -> None:
         # The hello's paths are never used for imports: tasks come only from the function's
@@ -90,19 +89,14 @@ class Runner:
             self._after[after.request_id] = time.monotonic()
             self._state.notify_all()
 
-    def on_end(self, end: wire.EndOfInvoke) -> wire.Ack:
-        """The handler is done: tell it which of its items we hold (it delivers the rest itself)."""
-        ack = self._receipts.confirm(end)
+    def on_end(self, end: wire.EndOfInvoke) -> None:
+        """The handler is done (the channel's routing acks the items it sent on its connection)."""
         self.after_run += end.after_run
         self.after_failed += end.after_failed
         with self._state:
             self._after.pop(end.request_id, None)
             self._ended[end.request_id] = end.count
             self._state.notify_all()
-        if ack.count < end.count:
-            log.warning("the handler sent %d items, %d arrived; it delivers the others itself",
-                        end.count, ack.count, extra={"request_id": end.request_id})
-        return ack
 
     def on_close(self, conn: Peer) -> None:
         if conn.hello is not None and conn.hello.wrapped:

@@ -2,10 +2,12 @@
 
 Both halves of the rule live here, so it is read in one place:
 
-- The extension notes every item it receives: per invoke (``InvokeReceipts``), and, for
-  items a ``@defer`` process sent outside any invoke (loose items), per connection
-  (``LooseReceipts``). It answers an end marker with an ``Ack``: how many of that invoke's
-  (or that connection's loose) items it holds, and which ids when that is fewer than sent.
+- The extension notes every item it receives on the connection it came over: per invoke
+  (``InvokeReceipts``), and, for items a ``@defer`` process sent outside any invoke (loose
+  items), per connection too (``LooseReceipts``). It answers an end marker with an ``Ack``:
+  how many of that invoke's (or that connection's loose) items it holds, and which ids when
+  that is fewer than sent. Receipts belong to their connection, so however many invokes are
+  open at once on others (Managed Instances), none can evict another's.
 - The function keeps each item it sent until an ack covers it; ``unconfirmed`` says which
   an ack does not cover (or all of them, with no ack), and the function delivers those
   itself (late, never lost).
@@ -20,7 +22,8 @@ from typing import Dict, Generic, Iterator, List, Optional, TypeVar
 
 from . import wire
 
-#: Invokes whose receipts and states the extension keeps at once (older ones are forgotten).
+#: Invokes whose states the extension keeps at once (older ones are forgotten); also the
+#: bound on invokes open at once on one connection whose receipts are kept.
 RECENT_REQUESTS = 256
 #: Ids of loose items kept per connection; past it, the count alone confirms them.
 LOOSE_IDS_KEPT = 4096
@@ -66,10 +69,24 @@ class Recent(Generic[K, V]):
 
 
 class InvokeReceipts:
-    """The extension's side, per invoke: the ids received for each request id."""
+    """The extension's side, one per connection: the ids received for each request id open on it.
+
+    Freed at the invoke's end marker, and with the connection. The bound is per connection
+    (``limit`` invokes open at once on one connection; past it the oldest open one's receipts
+    go, which costs that invoke duplicates, never a loss): another connection's invokes never
+    count against it."""
+
+    __slots__ = ("_held",)
 
     def __init__(self, limit: int = RECENT_REQUESTS) -> None:
         self._held: Recent[str, List[str]] = Recent(limit)
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def clear(self) -> None:
+        """The connection closed: nothing more can come for its invokes, nor be confirmed."""
+        self._held = Recent(self._held.limit)
 
     def received(self, item: wire.WorkItem) -> None:
         if not item.request_id:
