@@ -26,12 +26,12 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Protocol
+from typing import Callable, Dict, List, Optional, Protocol, Tuple
 
 import msgpack
 
 from handler_lib import wire
-from handler_lib.handoff import InvokeReceipts, LooseReceipts
+from handler_lib.handoff import HandBack, InvokeReceipts, LooseReceipts
 
 log = logging.getLogger("defer_runner.channel")
 
@@ -90,7 +90,9 @@ class Reader(Protocol):
 
 @dataclass
 class ChannelHandlers:
-    on_item: Callable[[wire.WorkItem, bytes], None]  # the item and its encoded map
+    # the item and its encoded map; returns the key it is held under and whether it is
+    # journaled (None: under its id, journaled)
+    on_item: Callable[[wire.WorkItem, bytes], Optional[Tuple[str, bool]]]
     # an end marker with a request id arrived; the routing answers it with the ack it makes
     # from the connection's receipts (a value returned here is not used)
     on_end: Callable[[wire.EndOfInvoke], Optional[wire.Ack]]
@@ -98,6 +100,9 @@ class ChannelHandlers:
     on_close: Callable[[Peer], None]
     on_after: Callable[[wire.AfterResponse], None] = lambda after: None
     backlogged: Callable[[], bool] = lambda: False
+    # at an end marker: which of the items it covers are not held durably (handoff.HandBack);
+    # None: every item received counts as held
+    hand_back: Optional[HandBack] = None
 
 
 class ChannelServer:
@@ -406,11 +411,11 @@ def route(peer: Peer, frame: wire.Frame, body: bytes, handlers: ChannelHandlers)
         peer.hello = frame
         return None
     if isinstance(frame, wire.EndOfInvoke):
-        if not frame.request_id:
-            return peer.loose.confirm(frame)  # what this process sent outside an invoke
-        ack = peer.receipts.confirm(frame)  # only what came over this connection counts
+        if not frame.request_id:  # what this process sent outside an invoke
+            return peer.loose.confirm(frame, handlers.hand_back)
+        ack = peer.receipts.confirm(frame, handlers.hand_back)  # only what came over this connection counts
         if ack.count < frame.count:
-            log.warning("the handler sent %d items, %d arrived; it delivers the others itself",
+            log.warning("the handler sent %d items, the extension holds %d; it delivers the others itself",
                         frame.count, ack.count, extra={"request_id": frame.request_id})
         handlers.on_end(frame)
         return ack
@@ -419,11 +424,11 @@ def route(peer: Peer, frame: wire.Frame, body: bytes, handlers: ChannelHandlers)
         return None
     if isinstance(frame, (wire.Ack, wire.Backlog)):
         raise wire.FrameDecodeError(f"a {frame.kind} frame goes to the handler, not to us")
-    handlers.on_item(frame, body)
+    key, journaled = handlers.on_item(frame, body) or (frame.id, True)
     if frame.request_id:
-        peer.receipts.received(frame)
+        peer.receipts.received(frame, key)
     elif peer.hello is not None and peer.hello.wrapped:
-        peer.loose.received(frame.id)
+        peer.loose.received(frame.id, key, journaled)
     return None
 
 

@@ -94,6 +94,12 @@ class Journal:
         """Live items held in memory only, waiting for the journal to take them."""
         return len(self._unwritten)
 
+    def journaled(self, key: str) -> bool:
+        """Whether the file holds ``key``'s live record now (a crash would not lose it)."""
+        with self._lock:
+            entry = self._index.get(key)
+            return entry is not None and entry[0] >= 0
+
     # -- start ----------------------------------------------------------------------------
     def _load(self) -> Dict[str, wire.WorkItem]:
         """Read the journal back; a damaged one is moved aside and its live records rewritten."""
@@ -333,8 +339,11 @@ class Journal:
         again from the start. Every item is in memory meanwhile; only a crash in this short
         window could lose them from the disk, against every later item if the disk stays full."""
         try:
-            records = [(key, self._unwritten[key] if offset < 0 else os.pread(self._fd_for_read(), size, offset))
-                       for key, (offset, size) in self._index.items()]
+            # What the file held goes back first: it fits in the room it took before, so an
+            # item confirmed as journaled stays journaled; what it could not take comes after.
+            records = [(key, os.pread(self._fd_for_read(), size, offset))
+                       for key, (offset, size) in self._index.items() if offset >= 0]
+            records += [(key, self._unwritten[key]) for key, (offset, _) in self._index.items() if offset < 0]
             os.ftruncate(self._fd, 0)
         except OSError as exc:
             self._write_failed(exc, "rewrite")
