@@ -107,11 +107,13 @@ class PendingQueue:
         function is told to deliver them itself. Those not in flight leave the queue, so they
         are not delivered twice; one in flight stays (if its call lands, that is a duplicate)."""
         back: List[str] = []
+        if self.journal is None:
+            return back
         with self.changed:
-            for key in keys:
+            for key in self.journal.unjournaled_of(keys):
                 entry = self._entries.get(key)
-                if entry is None or self._journaled(key):
-                    continue
+                if entry is None:
+                    continue  # settled (delivered or dead-lettered): confirmed
                 back.append(key)
                 if not entry.in_flight:
                     del self._entries[key]
