@@ -322,7 +322,8 @@ class ChannelServer:
             return
         if isinstance(frame, wire.EndOfInvoke) and frame.request_id:
             # Items of this invoke may sit on another connection (the handler reconnected):
-            # read those first, so the ack counts them.
+            # read those first, so the drain this marker starts finds them queued (the ack
+            # counts only what came over this connection; the handler delivers the others).
             self._pump_readable(skip=conn)
         reply = route(conn, frame, body, handlers)
         if reply is not None:
