@@ -26,12 +26,12 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Protocol
+from typing import Callable, Dict, List, Optional, Protocol, Tuple
 
 import msgpack
 
 from handler_lib import wire
-from handler_lib.handoff import LooseReceipts
+from handler_lib.handoff import HandBack, InvokeReceipts, LooseReceipts
 
 log = logging.getLogger("defer_runner.channel")
 
@@ -64,6 +64,8 @@ class Connection:
     last_data: float = 0.0
     bad_frames: int = 0
     outbox: bytearray = field(default_factory=bytearray)
+    # the ids received per invoke open on this connection, until its end marker (handoff.InvokeReceipts)
+    receipts: InvokeReceipts = field(default_factory=InvokeReceipts)
     # items sent outside any invoke (no request id) by a @defer process, until the end
     # marker with no request id that confirms them (handoff.LooseReceipts)
     loose: LooseReceipts = field(default_factory=LooseReceipts)
@@ -73,6 +75,7 @@ class Peer(Protocol):
     """One process on the channel, as the routing sees it."""
 
     hello: Optional[wire.Hello]
+    receipts: InvokeReceipts
     loose: LooseReceipts
 
 
@@ -87,12 +90,19 @@ class Reader(Protocol):
 
 @dataclass
 class ChannelHandlers:
-    on_item: Callable[[wire.WorkItem, bytes], None]  # the item and its encoded map
+    # the item and its encoded map; returns the key it is held under and whether it is
+    # journaled (None: under its id, journaled)
+    on_item: Callable[[wire.WorkItem, bytes], Optional[Tuple[str, bool]]]
+    # an end marker with a request id arrived; the routing answers it with the ack it makes
+    # from the connection's receipts (a value returned here is not used)
     on_end: Callable[[wire.EndOfInvoke], Optional[wire.Ack]]
     on_hello: Callable[[Peer, wire.Hello], None]  # called before peer.hello is updated
     on_close: Callable[[Peer], None]
     on_after: Callable[[wire.AfterResponse], None] = lambda after: None
     backlogged: Callable[[], bool] = lambda: False
+    # at an end marker: which of the items it covers are not held durably (handoff.HandBack);
+    # None: every item received counts as held
+    hand_back: Optional[HandBack] = None
 
 
 class ChannelServer:
@@ -312,7 +322,8 @@ class ChannelServer:
             return
         if isinstance(frame, wire.EndOfInvoke) and frame.request_id:
             # Items of this invoke may sit on another connection (the handler reconnected):
-            # read those first, so the ack counts them.
+            # read those first, so the drain this marker starts finds them queued (the ack
+            # counts only what came over this connection; the handler delivers the others).
             self._pump_readable(skip=conn)
         reply = route(conn, frame, body, handlers)
         if reply is not None:
@@ -365,7 +376,7 @@ class ChannelServer:
         if conn.bad_frames > LOGGED_BAD_FRAMES:
             log.error("connection closed after %d undecodable frames", conn.bad_frames)
         if self._handlers is not None:
-            self._handlers.on_close(conn)
+            closed(conn, self._handlers)
 
     def close(self) -> None:
         for conn in list(self._conns.values()):
@@ -401,15 +412,28 @@ def route(peer: Peer, frame: wire.Frame, body: bytes, handlers: ChannelHandlers)
         peer.hello = frame
         return None
     if isinstance(frame, wire.EndOfInvoke):
-        if not frame.request_id:
-            return peer.loose.confirm(frame)  # what this process sent outside an invoke
-        return handlers.on_end(frame)
+        if not frame.request_id:  # what this process sent outside an invoke
+            return peer.loose.confirm(frame, handlers.hand_back)
+        ack = peer.receipts.confirm(frame, handlers.hand_back)  # only what came over this connection counts
+        if ack.count < frame.count:
+            log.warning("the handler sent %d items, the extension holds %d; it delivers the others itself",
+                        frame.count, ack.count, extra={"request_id": frame.request_id})
+        handlers.on_end(frame)
+        return ack
     if isinstance(frame, wire.AfterResponse):
         handlers.on_after(frame)
         return None
     if isinstance(frame, (wire.Ack, wire.Backlog)):
         raise wire.FrameDecodeError(f"a {frame.kind} frame goes to the handler, not to us")
-    handlers.on_item(frame, body)
-    if not frame.request_id and peer.hello is not None and peer.hello.wrapped:
-        peer.loose.received(frame.id)
+    key, journaled = handlers.on_item(frame, body) or (frame.id, True)
+    if frame.request_id:
+        peer.receipts.received(frame, key)
+    elif peer.hello is not None and peer.hello.wrapped:
+        peer.loose.received(frame.id, key, journaled)
     return None
+
+
+def closed(peer: Peer, handlers: ChannelHandlers) -> None:
+    """``peer``'s connection is gone: its receipts go with it (nothing can confirm them now)."""
+    peer.receipts.clear()
+    handlers.on_close(peer)

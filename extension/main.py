@@ -87,6 +87,7 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
            telemetry: bool = True) -> Any:
     """Everything but the registration. `telemetry=False` on Managed Instances: they send no
     `platform.runtimeDone` and take only schema 2025-01-29, so a subscription buys nothing."""
+    from handler_lib import wire
     from handler_lib._dispatch import DISPATCHER
 
     from .channel import ChannelServer
@@ -119,7 +120,11 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
     drainer = Drainer(queue, sinks, tasks, config)
     runner = Runner(config, queue, drainer, channel,
                     DrainMetrics(extension.registration.function_name))
-    DISPATCHER.local_sink = runner.on_item  # a task that defers more work queues it here
+
+    def queue_here(item: wire.WorkItem) -> None:  # a task that defers more work queues it here
+        runner.on_item(item)
+
+    DISPATCHER.local_sink = queue_here
     channel.start(runner.handlers())
     if proxy is not None:
         runner.proxy_active = True

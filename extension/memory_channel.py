@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import List, Optional
 
 from handler_lib import wire
-from handler_lib.handoff import LooseReceipts
+from handler_lib.handoff import InvokeReceipts, LooseReceipts
 
-from .channel import ChannelHandlers, route
+from .channel import ChannelHandlers, closed, route
 
 
 class MemoryPeer:
@@ -20,6 +20,7 @@ class MemoryPeer:
 
     def __init__(self) -> None:
         self.hello: Optional[wire.Hello] = None
+        self.receipts = InvokeReceipts()
         self.loose = LooseReceipts()
         self.replies: List[wire.Ack] = []
 
@@ -51,7 +52,7 @@ class MemoryChannel:
     def close(self, peer: MemoryPeer) -> None:
         assert self._handlers is not None
         self.peers.remove(peer)
-        self._handlers.on_close(peer)
+        closed(peer, self._handlers)
 
     def sync(self, timeout: float = 1.0) -> bool:
         return True  # nothing is ever waiting: send() delivers at once

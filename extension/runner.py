@@ -5,8 +5,9 @@ handler; when it announced post-response work with an ``after`` frame, the marke
 once that work is done), or for the response posted as the Runtime API proxy saw it, or
 for Telemetry ``platform.runtimeDone`` (an unwrapped handler, where the platform delivers
 telemetry), or for nothing (none of these), never past the deadline minus the margin; then
-it drains. Each end marker is answered with an ack of the invoke's items held. What is left is carried over to the next invoke. On SHUTDOWN it
-drains within the budget; what is still undelivered is dead-lettered, except on a reset
+it drains. Each end marker is answered with an ack of the invoke's items held (by the
+channel's routing, from the receipts of the connection the marker came over). What is
+left is carried over to the next invoke. On SHUTDOWN it drains within the budget; what is still undelivered is dead-lettered, except on a reset
 (timeout, failure), where the journal replays it in the environment's next life.
 """
 
@@ -15,11 +16,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, List, Optional, Tuple
 
 from handler_lib import wire
 from handler_lib.config import Config, delivery_margin_ms
-from handler_lib.handoff import InvokeReceipts, Recent
+from handler_lib.handoff import Recent
 
 from handler_lib.engine import dead_letters
 from .channel import ChannelHandlers, Peer, Reader
@@ -54,7 +55,6 @@ class Runner:
         self.proxy_active = False  # the runtime calls through our Runtime API proxy
         self._state = threading.Condition()
         self._ended: Recent[str, int] = Recent()
-        self._receipts = InvokeReceipts()  # the ids received per request, until its end marker
         self._after: Recent[str, float] = Recent()  # request ids whose post-response work runs (defer.after)
         self.after_run = 0  # post-response callables the handlers ran, and how many raised
         self.after_failed = 0
@@ -68,11 +68,22 @@ class Runner:
     def handlers(self) -> ChannelHandlers:
         return ChannelHandlers(on_item=self.on_item, on_end=self.on_end, on_hello=self.on_hello,
                                on_close=self.on_close, on_after=self.on_after,
-                               backlogged=self.queue.over_limit)
+                               backlogged=self.queue.over_limit, hand_back=self.hand_back)
 
-    def on_item(self, item: wire.WorkItem, body: Optional[bytes] = None) -> None:
-        self.queue.add(item, body=body)
-        self._receipts.received(item)
+    def on_item(self, item: wire.WorkItem, body: Optional[bytes] = None) -> Tuple[str, bool]:
+        """Queue (and journal) an item; returns the key it is held under and whether it is journaled."""
+        _, key, journaled = self.queue.receive(item, body=body)
+        return key, journaled
+
+    def hand_back(self, keys: List[str]) -> List[str]:
+        """At an end marker: the items it covers that the journal does not hold (a full /tmp)
+        are not confirmed; the handler delivers them itself, and the queue lets them go."""
+        back = self.queue.hand_back(keys)
+        if back:
+            log.warning("%d items could not be journaled (is /tmp full?): the handler delivers them itself",
+                        len(back), extra={"handed_back": len(back),
+                                          "unjournaled": self.queue.journal.unjournaled if self.queue.journal else 0})
+        return back
 
     def on_hello(self, conn: Peer, hello: wire.Hello) -> None:
         # The hello's paths are never used for imports: tasks come only from the function's
@@ -90,19 +101,14 @@ class Runner:
             self._after[after.request_id] = time.monotonic()
             self._state.notify_all()
 
-    def on_end(self, end: wire.EndOfInvoke) -> wire.Ack:
-        """The handler is done: tell it which of its items we hold (it delivers the rest itself)."""
-        ack = self._receipts.confirm(end)
+    def on_end(self, end: wire.EndOfInvoke) -> None:
+        """The handler is done (the channel's routing acks the items it sent on its connection)."""
         self.after_run += end.after_run
         self.after_failed += end.after_failed
         with self._state:
             self._after.pop(end.request_id, None)
             self._ended[end.request_id] = end.count
             self._state.notify_all()
-        if ack.count < end.count:
-            log.warning("the handler sent %d items, %d arrived; it delivers the others itself",
-                        end.count, ack.count, extra={"request_id": end.request_id})
-        return ack
 
     def on_close(self, conn: Peer) -> None:
         if conn.hello is not None and conn.hello.wrapped:
@@ -184,8 +190,13 @@ class Runner:
         report = self.drainer.drain(stop_at)
         left = self.queue.snapshot()
         if left and event.is_reset:
-            log.warning("shutdown for a reset: %d undelivered items stay in the journal for the next start",
-                        len(left), extra={"reason": event.reason})
+            final = self._unjournaled_at_reset(event)
+            if final is not None:
+                report.merge(final)
+            kept = len(self.queue.snapshot())
+            if kept:
+                log.warning("shutdown for a reset: %d undelivered items stay in the journal for the next start",
+                            kept, extra={"reason": event.reason})
         elif left:
             # The process ends now: a call still in flight is abandoned, so its items are
             # dead-lettered too (if the call did land, that is a duplicate, which the
@@ -206,14 +217,37 @@ class Runner:
         self._account(report, "shutdown")
         return report
 
+    def _unjournaled_at_reset(self, event: ShutdownEvent) -> Optional[DrainReport]:
+        """A reset keeps only what the journal holds: what it could not take (a full /tmp) is
+        written now if it can be, else dead-lettered, else logged at ERROR as given up."""
+        self.queue.maintain_journal()
+        memory_only = [e for e in self.queue.snapshot() if not self.queue.held(e.item.id)]
+        if not memory_only:
+            return None
+        for entry in memory_only:
+            last = f"; last error {entry.last_code}: {entry.last_message}" if entry.last_code else ""
+            self.drainer.give_up(entry, SHUTDOWN_UNDELIVERED, f"not delivered before SHUTDOWN ({event.reason}), "
+                                 f"and the journal (full?) could not keep it for the next start{last}")
+        final = self.drainer.drain(monotonic_deadline(event.deadline_ms, SHUTDOWN_LAST_WORDS_MS))
+        for entry in self.queue.snapshot():
+            if not self.queue.held(entry.item.id):
+                self.drainer.lose(entry, entry.last_code or SHUTDOWN_UNDELIVERED,
+                                  f"the process ends at SHUTDOWN ({event.reason}) with it undelivered, "
+                                  "and the journal (full?) could not keep it for the next start")
+                self.queue.finish(entry.item.id)
+        final.carried_over, final.in_flight = self.queue.counts()
+        return final
+
     def on_api_gone(self, error: str) -> None:
         """The extension exits outside SHUTDOWN (the Extensions API stopped answering): no
         drain can run, so every item it holds gets an ERROR line. They stay in the journal,
         and go out only if this environment starts an extension again."""
         for entry in self.queue.snapshot():
             item = entry.item
-            log.error("exiting with %s %s to %s undelivered: the Extensions API is gone; it stays in the "
-                      "journal for a restart of this environment", item.kind, item.id, item.target,
+            where = ("it stays in the journal for a restart of this environment" if self.queue.held(item.id)
+                     else "the journal (full?) could not take it: it is lost with this process")
+            log.error("exiting with %s %s to %s undelivered: the Extensions API is gone; %s",
+                      item.kind, item.id, item.target, where,
                       extra=dead_letters.describe(item, API_GONE_UNDELIVERED, error, entry.attempts,
                                                   self.config.log_payloads))
 

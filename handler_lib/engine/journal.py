@@ -1,17 +1,28 @@
 """Append-only record of received and finished items under /tmp, so a crash loses nothing.
 
-The journal has framing of its own, independent of the wire's frame cap: each record is
-``MAGIC | length | CRC32 of length and body | body``, the body a msgpack map
-``{"op": "add", "key": k, "item": <the item's packed wire map>}`` or ``{"op": "done", "key": k}``
-(``k`` is the queue's key for the item). A record that fails its checks (torn, overwritten,
-a bad length) costs only itself: the reader scans forward to the next magic whose CRC holds
-and replays every good record. A file in which the load found damage is never rewritten: it
-is moved aside (the newest few are kept) and the live items go to a fresh file.
+The journal has framing of its own, independent of the wire's frame cap. A file begins with
+a header, ``DJr2 | salt | CRC32``: the salt is 16 random bytes drawn when the journal is
+made, kept by its compactions and rewrites. Each record is ``marker | length | head check |
+body tag | body``: the marker (4 bytes) and both checks come from the salt, the head check
+is a keyed BLAKE2b of the length (4 bytes), the body tag a keyed BLAKE2b of the length and
+the body (16 bytes). The body is a msgpack map ``{"op": "add", "key": k, "item": <the item's
+packed wire map>}`` or ``{"op": "done", "key": k}`` (``k`` is the queue's key for the item).
+
+Bytes nobody but this journal wrote can never pass as a record: an item's payload is
+user data (a task argument with uploaded bytes, an SQS message), and without the salt no
+one can make the marker and checks of a record, however well they know the format. A
+record that fails its checks (torn, overwritten, a bad length) costs only itself: when its
+head holds, its span is known and skipped whole, so nothing inside it is ever read as a
+record; when its head is damaged, the reader scans forward to the next marker whose checks
+hold, and replays every good record. A file in which the load found damage is never
+rewritten: it is moved aside (the newest few are kept) and the live items go to a fresh
+file (with the same salt, so their records are copied as they are).
 
 Writes are ``pwrite`` calls without fsync: a killed process leaves its writes in the page
 cache, and /tmp survives an environment reset. A failed write (ENOSPC, EIO) never reaches
 the caller: the file is cut back to its last good record, the item stays in memory (the
-queue holds it, the journal keeps its record) and ``maintain`` writes it once it can.
+queue holds it, the journal keeps its record) and ``maintain`` writes it once it can; until
+then ``journaled`` says so, and the hand-off does not confirm the item to the function.
 ``maintain`` also compacts, when dead bytes exceed max(1 MiB, live bytes), so the bytes
 written stay within a constant factor of the bytes added; it runs on the drain's side,
 never on intake, and appends go on while it copies.
@@ -32,16 +43,23 @@ import struct
 import threading
 import time
 import zlib
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import msgpack
 
 from .. import wire
 
+try:  # hashlib's blake2b, without loading OpenSSL's _hashlib at the extension's start
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - an interpreter without the builtin module
+    from hashlib import blake2b
+
 log = logging.getLogger("defer_runner.journal")
 
-MAGIC = b"DJr1"
-RECORD_HEAD = struct.Struct(">4sII")  # magic, body length, CRC32 of the length and the body
+FILE_MAGIC = b"DJr2"
+SALT_BYTES = 16
+FILE_HEAD = struct.Struct(">4s16sI")  # magic, salt, CRC32 of the magic and the salt
+RECORD_HEAD = struct.Struct(">4sI4s16s")  # marker, body length, head check, body tag
 #: Far above the largest legal record (a dead letter: a 1.1 MiB item plus its envelope).
 MAX_RECORD_BYTES = 64 << 20
 COMPACT_MIN_BYTES = 1 << 20
@@ -49,17 +67,52 @@ KEEP_CORRUPT_FILES = 3
 COPY_CHUNK = 1 << 20
 
 
-def frame_record(payload: Dict[str, Any]) -> bytes:
-    body = msgpack.packb(payload, use_bin_type=True)
-    return RECORD_HEAD.pack(MAGIC, len(body), _crc(len(body), body)) + body
+class Salt:
+    """One journal's salt, and what comes of it: the file header, the records' marker and their checks."""
 
+    __slots__ = ("salt", "marker", "_head", "_body")
 
-def _crc(length: int, body: bytes) -> int:
-    return zlib.crc32(body, zlib.crc32(length.to_bytes(4, "big")))
+    def __init__(self, salt: bytes) -> None:
+        self.salt = salt
+        self.marker = blake2b(b"marker", key=salt, person=b"djr2-marker", digest_size=4).digest()
+        self._head = blake2b(key=salt, person=b"djr2-head", digest_size=4)
+        self._body = blake2b(key=salt, person=b"djr2-body", digest_size=16)
 
+    @classmethod
+    def new(cls) -> "Salt":
+        return cls(os.urandom(SALT_BYTES))
 
-def add_record(key: str, item_body: bytes) -> bytes:
-    return frame_record({"op": "add", "key": key, "item": item_body})
+    @classmethod
+    def of(cls, data: bytes) -> Optional["Salt"]:
+        """The salt in a file's header; None when ``data`` does not begin with a whole header."""
+        if len(data) < FILE_HEAD.size:
+            return None
+        magic, salt, crc = FILE_HEAD.unpack_from(data, 0)
+        if magic != FILE_MAGIC or zlib.crc32(data[:FILE_HEAD.size - 4]) != crc:
+            return None
+        return cls(salt)
+
+    def header(self) -> bytes:
+        return FILE_HEAD.pack(FILE_MAGIC, self.salt, zlib.crc32(FILE_MAGIC + self.salt))
+
+    def head_check(self, length: int) -> bytes:
+        h = self._head.copy()
+        h.update(length.to_bytes(4, "big"))
+        return h.digest()
+
+    def body_tag(self, length: int, body: bytes) -> bytes:
+        h = self._body.copy()
+        h.update(length.to_bytes(4, "big"))
+        h.update(body)
+        return h.digest()
+
+    def frame(self, payload: Dict[str, Any]) -> bytes:
+        body = msgpack.packb(payload, use_bin_type=True)
+        length = len(body)
+        return RECORD_HEAD.pack(self.marker, length, self.head_check(length), self.body_tag(length, body)) + body
+
+    def add_record(self, key: str, item_body: bytes) -> bytes:
+        return self.frame({"op": "add", "key": key, "item": item_body})
 
 
 class Journal:
@@ -71,7 +124,8 @@ class Journal:
         self._index: Dict[str, Tuple[int, int]] = {}  # live key -> (offset in the file or -1, size)
         self._unwritten: Dict[str, bytes] = {}  # live records the file does not hold yet
         self._live_file_bytes = 0
-        self._offset = 0  # end of the last good record
+        self._offset = 0  # end of the last good record (0: not even the header is written yet)
+        self._salt = Salt.new()  # this journal's; a file read back keeps its own
         self._broken = False  # a failed write could not be cut back: append no more to this file
         self._needs_rewrite = False  # the file misses records (a failed add or done)
         self._failures = 0
@@ -94,10 +148,23 @@ class Journal:
         """Live items held in memory only, waiting for the journal to take them."""
         return len(self._unwritten)
 
+    def journaled(self, key: str) -> bool:
+        """Whether the file holds ``key``'s live record now (a crash would not lose it)."""
+        return not self.unjournaled_of((key,))
+
+    def unjournaled_of(self, keys: Iterable[str]) -> List[str]:
+        """The keys of ``keys`` whose live record the file does not hold now (an end marker's
+        check: one lock for all of an invoke's items)."""
+        index = self._index
+        with self._lock:
+            return [key for key in keys if index.get(key, (-1, 0))[0] < 0]
+
     # -- start ----------------------------------------------------------------------------
     def _load(self) -> Dict[str, wire.WorkItem]:
         """Read the journal back; a damaged one is moved aside and its live records rewritten."""
-        data, records, items = self._read(self.path)
+        data, records, items, salt = self._read(self.path)
+        if salt is not None:
+            self._salt = salt  # its records are copied as they are: the same salt checks them
         self.replayed.extend(items.values())
         for key, (offset, size, _) in records.items():
             self._index[key] = (offset, size)
@@ -119,15 +186,22 @@ class Journal:
         self.maintain()
         return items
 
-    def _read(self, path: str) -> Tuple[bytes, Dict[str, Tuple[int, int, bytes]], Dict[str, wire.WorkItem]]:
-        """The file's bytes, its live records (key -> offset, size, item body) and their items."""
+    def _read(self, path: str) -> Tuple[bytes, Dict[str, Tuple[int, int, bytes]], Dict[str, wire.WorkItem],
+                                        Optional[Salt]]:
+        """The file's bytes, its live records (key -> offset, size, item body), their items
+        and its salt (None: the file has no whole header, so no record in it can be trusted)."""
         try:
             with open(path, "rb") as fh:
                 data = fh.read()
         except FileNotFoundError:
             data = b""
         records: Dict[str, Tuple[int, int, bytes]] = {}
-        for offset, body in self._scan(data):
+        salt = Salt.of(data)
+        if salt is None:
+            if data:  # torn at its creation, overwritten, or not a journal of this format
+                self.corrupt_records += 1
+            return data, records, {}, None
+        for offset, body in self._scan(data, salt):
             try:
                 record = msgpack.unpackb(body, raw=False, strict_map_key=False)
                 key = record["key"]
@@ -149,7 +223,7 @@ class Journal:
                 del records[key]
                 continue
             items[key] = frame
-        return data, records, items
+        return data, records, items, salt
 
     def _adopt_orphans(self, directory: str, name: str, known: Dict[str, wire.WorkItem]) -> None:
         """Take over the journals of extensions that ran beside the owner and are gone (their
@@ -160,7 +234,7 @@ class Journal:
             if lock_fd < 0:
                 continue  # still alive
             corrupt_before, written = self.corrupt_records, True
-            _, records, items = self._read(path)
+            _, records, items, _ = self._read(path)
             for key, (_, _, item_body) in records.items():
                 item, n = items[key], 1
                 while key in known:  # a key known here: the same item (adopted before), or an id collision
@@ -184,25 +258,35 @@ class Journal:
                 os.unlink(path + ".lock")
             _close(lock_fd)
 
-    def _scan(self, data: bytes) -> Iterator[Tuple[int, bytes]]:
-        """Yield (offset, body) of every good record; count each damaged stretch once."""
-        pos, end, in_damage = 0, len(data), False
+    def _scan(self, data: bytes, salt: Salt) -> Iterator[Tuple[int, bytes]]:
+        """Yield (offset, body) of every good record; count each damaged stretch once.
+
+        A record whose head holds (its marker and keyed head check) but whose body does not
+        (torn, overwritten) is skipped whole: its span is known, and nothing inside it is
+        ever read as a record. Only past a damaged head does the reader look for the next
+        marker, and there too only a record with both keyed checks counts."""
+        pos, end, in_damage = FILE_HEAD.size, len(data), False
+        marker, head = salt.marker, RECORD_HEAD.size
         while pos < end:
-            good = False
-            if end - pos >= RECORD_HEAD.size:
-                magic, length, crc = RECORD_HEAD.unpack_from(data, pos)
-                stop = pos + RECORD_HEAD.size + length
-                if magic == MAGIC and length <= MAX_RECORD_BYTES and stop <= end:
-                    body = data[pos + RECORD_HEAD.size:stop]
-                    good = _crc(length, body) == crc
-            if good:
-                yield pos, body
-                pos, in_damage = stop, False
-                continue
+            if end - pos >= head and data.startswith(marker, pos):
+                _, length, check, tag = RECORD_HEAD.unpack_from(data, pos)
+                stop = pos + head + length
+                if stop <= end and length <= MAX_RECORD_BYTES:
+                    body = data[pos + head:stop]
+                    if tag == salt.body_tag(length, body):  # it covers the length too
+                        yield pos, body  # (a local file read once: no timing oracle in ==)
+                        pos, in_damage = stop, False
+                        continue
+                if check == salt.head_check(length):  # the head is whole: the span is the record's
+                    if not in_damage:
+                        self.corrupt_records += 1
+                        in_damage = True
+                    pos = min(stop, end)
+                    continue
             if not in_damage:
                 self.corrupt_records += 1
                 in_damage = True
-            found = data.find(MAGIC, pos + 1)
+            found = data.find(marker, pos + 1)
             pos = end if found < 0 else found
 
     # -- intake ---------------------------------------------------------------------------
@@ -211,7 +295,7 @@ class Journal:
 
         Never raises: the channel's reader must go on reading whatever the disk does.
         """
-        record = add_record(key, item_body)
+        record = self._salt.add_record(key, item_body)
         with self._lock:
             if len(record) - RECORD_HEAD.size > MAX_RECORD_BYTES:
                 self.unjournaled_total += 1
@@ -245,15 +329,17 @@ class Journal:
                     return  # never written: nothing to cancel (a compaction may be writing it)
             else:
                 self._live_file_bytes -= size
-            if not self._append(frame_record({"op": "done", "key": key})):
+            if not self._append(self._salt.frame({"op": "done", "key": key})):
                 self._needs_rewrite = True  # the file would replay it: rewrite without it
 
     def _append(self, record: bytes) -> bool:
-        """Write one record at the end; on failure cut the file back to its last good record."""
+        """Write one record at the end (after the header, in an empty file); on failure cut the
+        file back to its last good record."""
         if self._broken:
             return False
+        data = record if self._offset else self._salt.header() + record
         try:
-            _write_all(self._fd, record, self._offset)
+            _write_all(self._fd, data, self._offset)
         except OSError as exc:
             self._write_failed(exc, "append")
             try:
@@ -261,8 +347,8 @@ class Journal:
             except OSError:
                 self._broken = True  # a torn record would stay mid-file: a fresh file takes over
             return False
-        self._offset += len(record)
-        self.bytes_written += len(record)
+        self._offset += len(data)
+        self.bytes_written += len(data)
         return True
 
     def _write_failed(self, exc: OSError, what: str) -> None:
@@ -296,7 +382,8 @@ class Journal:
         try:
             out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             written: Dict[str, int] = {}
-            pos = 0
+            _write_all(out, self._salt.header(), 0)  # the same salt: records are copied as they are
+            pos = FILE_HEAD.size
             for key, (offset, size) in plan:
                 record = unwritten[key] if offset < 0 else os.pread(self._fd_for_read(), size, offset)
                 if len(record) != size:
@@ -333,8 +420,11 @@ class Journal:
         again from the start. Every item is in memory meanwhile; only a crash in this short
         window could lose them from the disk, against every later item if the disk stays full."""
         try:
-            records = [(key, self._unwritten[key] if offset < 0 else os.pread(self._fd_for_read(), size, offset))
-                       for key, (offset, size) in self._index.items()]
+            # What the file held goes back first: it fits in the room it took before, so an
+            # item confirmed as journaled stays journaled; what it could not take comes after.
+            records = [(key, os.pread(self._fd_for_read(), size, offset))
+                       for key, (offset, size) in self._index.items() if offset >= 0]
+            records += [(key, self._unwritten[key]) for key, (offset, _) in self._index.items() if offset < 0]
             os.ftruncate(self._fd, 0)
         except OSError as exc:
             self._write_failed(exc, "rewrite")
@@ -351,6 +441,8 @@ class Journal:
     def _finish_compaction(self, out: int, pos: int, written: Dict[str, int], unwritten: Dict[str, bytes],
                            cut: int) -> None:
         base = pos
+        if cut == 0 and self._offset:
+            cut = FILE_HEAD.size  # the old file was empty at the start of the copy: skip the header it got since
         for start in range(cut, self._offset, COPY_CHUNK):  # what was appended meanwhile
             chunk = os.pread(self._fd_for_read(), min(COPY_CHUNK, self._offset - start), start)
             _write_all(out, chunk, pos)

@@ -10,6 +10,10 @@ collision: it is queued under a fresh id (``<id>#<n>``), so the drain, the journ
 FIFO deduplication id all tell the two apart, and the collision is logged at ERROR.
 ``queued_bytes`` (the encoded size of the live entries) is what ``over_limit`` compares
 with the configured bound; the queue itself never refuses an item.
+
+An item the journal could not take (a full /tmp) is held in memory only until the journal
+can write it: ``held`` tells the hand-off that such an item cannot be confirmed to the
+function, and ``hand_back`` lets it go when the function is told to deliver it itself.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class PendingQueue:
         self.added_total = 0
         self.duplicates = 0
         self.collisions = 0
+        self.handed_back = 0  # items the journal could not take, left to the function to deliver
         self.queued_bytes = 0
 
     # -- intake (the channel's reader thread) ----------------------------------------------
@@ -57,6 +62,13 @@ class PendingQueue:
         ``body`` is the item's encoded map when the caller has it (the frame it came in), so
         intake does not encode what it just decoded.
         """
+        return self.receive(item, journal=journal, body=body)[0]
+
+    def receive(self, item: wire.WorkItem, *, journal: bool = True,
+                body: Optional[bytes] = None) -> Tuple[bool, str, bool]:
+        """``add``, saying more: (queued now, the key it is held under, journaled now). The key
+        is the item's id, or ``<id>#<n>`` for an id collision; a resend of a queued item is
+        held under the first copy's key."""
         if body is None:
             body = wire.pack_map(item.to_map())
         with self.changed:
@@ -64,7 +76,7 @@ class PendingQueue:
             while (known := self._entries.get(key)) is not None:
                 if wire.pack_map(known.item._replace(id=item.id).to_map()) == body:  # byte for byte
                     self.duplicates += 1
-                    return False
+                    return False, key, self._journaled(key)
                 n += 1
                 key = f"{item.id}#{n}"
             if key != item.id:
@@ -74,13 +86,47 @@ class PendingQueue:
                                                "target": item.target})
                 item = item._replace(id=key)
                 body = wire.pack_map(item.to_map())
+            journaled = True
             if journal and self.journal is not None:
-                self.journal.add(key, body)
+                journaled = self.journal.add(key, body)
             self._entries[key] = Entry(item, size=len(body))
             self.queued_bytes += len(body)
             self.added_total += 1
             self.changed.notify_all()
-            return True
+            return True, key, journaled
+
+    # -- the hand-off ---------------------------------------------------------------------
+    def held(self, key: str) -> bool:
+        """Whether the item queued under ``key`` may be confirmed to the function: it is
+        settled (delivered or dead-lettered, so no longer queued) or journaled."""
+        with self.changed:
+            return key not in self._entries or self._journaled(key)
+
+    def hand_back(self, keys: List[str]) -> List[str]:
+        """Of ``keys``, those the queue does not hold durably (queued, not journaled): the
+        function is told to deliver them itself. Those not in flight leave the queue, so they
+        are not delivered twice; one in flight stays (if its call lands, that is a duplicate)."""
+        back: List[str] = []
+        if self.journal is None:
+            return back
+        with self.changed:
+            for key in self.journal.unjournaled_of(keys):
+                entry = self._entries.get(key)
+                if entry is None:
+                    continue  # settled (delivered or dead-lettered): confirmed
+                back.append(key)
+                if not entry.in_flight:
+                    del self._entries[key]
+                    self.queued_bytes -= entry.size
+                    self.handed_back += 1
+                    if self.journal is not None:
+                        self.journal.done(key)
+            if back:
+                self.changed.notify_all()
+        return back
+
+    def _journaled(self, key: str) -> bool:
+        return self.journal is None or self.journal.journaled(key)
 
     # -- the drain ------------------------------------------------------------------------
     def take_ready(self, now: Optional[float] = None,

@@ -80,8 +80,8 @@ def test_recent_forgets_the_oldest_inserted_first_and_keeps_its_bound():
     assert receipts.confirm(wire.EndOfInvoke("r3", 1, 0, 0)).count == 1
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: InvokeReceipts counts a request's items from every connection; "
-                   "the ack needs the connection (or a digest of the ids) to tell them apart")
+@pytest.mark.xfail(strict=True, reason="not fixed: receipts are per connection now, but two senders of one request "
+                   "id on one connection are counted together; the ack would need a digest of the ids")
 def test_an_item_of_the_same_request_from_another_sender_never_confirms_a_missing_one():
     # Two senders of one request id (a child forked inside a defer.asgi app call carries the
     # parent's invoke): the parent sent a and b, b never arrived, the child's c did. The

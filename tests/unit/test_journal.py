@@ -47,15 +47,16 @@ def test_a_record_larger_than_the_wire_cap_replays_with_all_the_others(tmp_path)
 
 
 def test_garbage_in_the_middle_costs_nothing_and_the_damaged_file_is_kept_as_it_was(tmp_path, caplog):
-    parts = []
-    for half in (range(10), range(10, 20)):
-        queue = queue_in(tmp_path / f"part{half[0]}")
-        for n in half:
-            queue.add(item(n))
-        queue.finish("id-12")
-        queue.journal.close()
-        parts.append(open(queue.journal.path, "rb").read())
-    original = parts[0] + b"\xff" * 37 + b"DJr1" + b"\x00" * 20 + parts[1]  # e.g. a stray write
+    queue = queue_in(tmp_path / "written")
+    for n in range(10):
+        queue.add(item(n))
+    middle = queue.journal.size_bytes()  # a record boundary
+    for n in range(10, 20):
+        queue.add(item(n))
+    queue.finish("id-12")
+    queue.journal.close()
+    data = open(queue.journal.path, "rb").read()
+    original = data[:middle] + b"\xff" * 37 + b"DJr1" + b"\x00" * 20 + data[middle:]  # e.g. a stray write
     (tmp_path / "journal.bin").write_bytes(original)
     with caplog.at_level(logging.ERROR, "defer_runner.journal"):
         journal = Journal(str(tmp_path))
