@@ -135,8 +135,10 @@ class Dispatcher:
         else:  # no extension to keep the environment thawed: the work runs before the response
             from ._after import run_after_work
 
-            run_after_work(invoke, self.after_thread_invoke)
+            fatal = run_after_work(invoke, self.after_thread_invoke)
             self.end_invoke(invoke)
+            if fatal is not None:  # SystemExit, KeyboardInterrupt: once every callable ran
+                raise fatal
 
     def _announce_after(self, invoke: Invoke) -> bool:
         """Tell the extension to wait for this invoke's end marker, which comes after the work."""
