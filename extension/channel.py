@@ -393,13 +393,15 @@ def _frame_hint(body: bytes) -> Dict[str, object]:
     return hint
 
 
-def route(peer: Peer, frame: wire.Frame, body: bytes, handlers: ChannelHandlers) -> Optional[wire.Ack]:
-    """What one frame from ``peer`` does, and the ack it answers with, if any: the one routing
-    of the socket's reader and of the in-memory channel the tests drive the drivers with."""
+def route(peer: Peer, frame: wire.Frame, body: bytes, handlers: ChannelHandlers) -> Optional[wire.Frame]:
+    """What one frame from ``peer`` does, and what it is answered with, if anything: the one
+    routing of the socket's reader and of the in-memory channel the tests drive the drivers with."""
     if isinstance(frame, wire.Hello):
         handlers.on_hello(peer, frame)
         peer.hello = frame
-        return None
+        # The answer says this connection is read (one past the cap is closed unread): the
+        # function sends nothing else before it. It carries the backlog state.
+        return wire.Backlog(handlers.backlogged())
     if isinstance(frame, wire.EndOfInvoke):
         if not frame.request_id:
             return peer.loose.confirm(frame)  # what this process sent outside an invoke
@@ -410,6 +412,6 @@ def route(peer: Peer, frame: wire.Frame, body: bytes, handlers: ChannelHandlers)
     if isinstance(frame, (wire.Ack, wire.Backlog)):
         raise wire.FrameDecodeError(f"a {frame.kind} frame goes to the handler, not to us")
     handlers.on_item(frame, body)
-    if not frame.request_id and peer.hello is not None and peer.hello.wrapped:
-        peer.loose.received(frame.id)
+    if not frame.request_id:  # counted from the start: a @defer handler may be defined later
+        peer.loose.received(frame.id, keep_id=peer.hello is not None and peer.hello.wrapped)
     return None

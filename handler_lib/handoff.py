@@ -101,9 +101,13 @@ class LooseReceipts:
         self.ids: List[str] = []
         self.count = 0
 
-    def received(self, item_id: str) -> None:
-        self.ids.append(item_id)
+    def received(self, item_id: str, keep_id: bool = True) -> None:
+        """Count a loose item; ``keep_id=False`` (a process with no ``@defer`` handler yet, which
+        may never send the marker) counts it without keeping its id."""
         self.count += 1
+        if not keep_id:
+            return
+        self.ids.append(item_id)
         if len(self.ids) > LOOSE_IDS_KEPT:
             del self.ids[:len(self.ids) - LOOSE_IDS_KEPT]
 
