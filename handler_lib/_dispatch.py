@@ -16,7 +16,14 @@ defined, from a thread of the handler's own, from an asyncio task that outlived 
 call, or built for an invoke that ended before they went) are loose: kept from the start of
 the process, and confirmed with the next invoke's. While the extension says its queue is
 over its memory bound, new items are delivered by the handler too, so the extension's memory
-stays bounded.
+stays bounded; those of a FIFO group still go to the extension, which may hold the group's
+earlier items (delivered from here they would overtake them).
+
+What the function delivers itself goes in deferral order; for a FIFO group (target and group
+id) with any such item, it delivers all of the invoke's items of that group (those the
+extension holds too: a duplicate, never an overtaking). When the invoke ends after its
+post-response work, the items known to go inline are delivered before the end marker, which
+keeps the environment thawed until then.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import os
 import threading
 import time
 import warnings
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Set, Tuple
 
 from . import _ids, handoff
 from . import config as _config
@@ -48,6 +55,39 @@ EARLY_LOOSE_BYTES = 1 << 20
 
 class ExtensionUnavailableError(ConnectionError):
     """``DEFER_MODE=extension`` but no defer-runner extension is listening, or it is over its memory bound."""
+
+
+def _group(item: wire.WorkItem) -> Optional[Tuple[str, str]]:
+    """The FIFO group an item belongs to (its target and group id), or None."""
+    group_id = getattr(item, "group_id", None)
+    return (item.target, group_id) if group_id else None
+
+
+def _in_deferral_order(sent: List[wire.WorkItem], inline: List[wire.WorkItem],
+                       inline_at: List[int]) -> List[wire.WorkItem]:
+    """An invoke's items as they were deferred: ``inline_at[k]`` items had been sent before ``inline[k]``."""
+    if not inline:
+        return sent
+    ordered: List[wire.WorkItem] = []
+    k = 0
+    for position, item in enumerate(sent):
+        while k < len(inline) and inline_at[k] <= position:
+            ordered.append(inline[k])
+            k += 1
+        ordered.append(item)
+    ordered.extend(inline[k:])
+    return ordered
+
+
+def _with_their_groups(ordered: List[wire.WorkItem], ids: Set[str]) -> List[wire.WorkItem]:
+    """The items of ``ordered`` named in ``ids``, and every item of a FIFO group one of them is
+    in, in their order: a group delivered from two places could be overtaken."""
+    if not ids:
+        return []
+    groups = {g for g in (_group(i) for i in ordered if i.id in ids) if g is not None}
+    if not groups:
+        return [i for i in ordered if i.id in ids]
+    return [i for i in ordered if i.id in ids or _group(i) in groups]
 
 
 class Dispatcher:
@@ -171,7 +211,8 @@ class Dispatcher:
         elif self._channel is not None and self._channel.connected and self._announce_after(invoke):
             from ._after import run_after_response  # loaded only by invokes that use defer.after
 
-            run_after_response(invoke, self.after_thread_invoke, self.end_invoke)
+            run_after_response(invoke, self.after_thread_invoke,
+                               lambda ended: self.end_invoke(ended, marker_last=True))
         else:  # no extension to keep the environment thawed: the work runs before the response
             from ._after import run_after_work
 
@@ -190,42 +231,57 @@ class Dispatcher:
             self._down(exc, channel)
             return False
 
-    def end_invoke(self, invoke: Invoke) -> None:
-        """Learn which items the extension holds, deliver the others and the inline work."""
+    def end_invoke(self, invoke: Invoke, marker_last: bool = False) -> None:
+        """Learn which items the extension holds, deliver the others and the inline work.
+
+        ``marker_last``: the invoke ends after its post-response work, and the extension keeps
+        the environment thawed until the end marker: the items known to go inline are
+        delivered before it (on Lambda the environment may freeze as soon as the extension
+        has drained)."""
         with self._lock:
             invoke.ended = self.capture is None  # under capture(), run_after() still works for it
             sent, invoke.unacked = invoke.unacked, []
+            inline, invoke.inline = invoke.inline, []
+            inline_at, invoke.inline_at = invoke.inline_at, []
             why, invoke.inline_why = invoke.inline_why, []
             loose, orphans, channel = self._take_loose_locked()
         if not invoke.request_id:  # called without a context: its items are loose ones too
             sent, loose = sent + loose, []
         notes: List[str] = [f"lambda-defer: {reason}; deferred work runs inline after the handler returns"
                             for reason in why]
-        if orphans:  # nothing can confirm them: the connection they went over is gone
-            notes.append(self._settle(invoke, orphans, None))
+        ordered = _in_deferral_order(sent, inline, inline_at)
+        first: List[wire.WorkItem] = orphans  # nothing can confirm them: their connection is gone
+        if orphans:
+            notes.append(handoff.shortfall(orphans, None, len(orphans)))
+        early: List[wire.WorkItem] = []
+        if marker_last and inline:
+            early = _with_their_groups(ordered, {i.id for i in inline})
+        if first or early:
+            if marker_last:
+                self._deliver_inline(first + early, invoke.clock)
+                first = []
+        missing: List[wire.WorkItem] = []
+        missing_loose: List[wire.WorkItem] = []
         if (channel is not None or sent or loose) and self.capture is None and self.local_sink is None:
             # No channel any more (it broke mid-invoke): what went out on it is unconfirmed too.
             end = wire.EndOfInvoke(invoke.request_id, len(sent), invoke.after_run, invoke.after_failed)
             ack = channel.end_invoke(end, self.config.ack_timeout_ms / 1000) if channel is not None else None
-            notes.append(self._settle(invoke, sent, ack))
+            missing = handoff.unconfirmed(sent, ack)
+            if missing:
+                notes.append(handoff.shortfall(sent, ack, len(missing)))
             if loose:  # one more round trip, only when something was sent outside an invoke
                 loose_end = wire.EndOfInvoke("", len(loose), 0, 0)
                 loose_ack = (channel.end_invoke(loose_end, self.config.ack_timeout_ms / 1000)
                              if channel is not None and ack is not None else None)
-                notes.append(self._settle(invoke, loose, loose_ack))
-        items, invoke.inline = invoke.inline, []
-        self._deliver_inline(items, invoke.clock)  # on a post-response thread too: never past its end
+                missing_loose = _with_their_groups(loose, {i.id for i in handoff.unconfirmed(loose, loose_ack)})
+                if missing_loose:
+                    notes.append(handoff.shortfall(loose, loose_ack, len(missing_loose)))
+        done = {i.id for i in early}
+        own = {i.id for i in missing} | {i.id for i in inline if i.id not in done}
+        rest = [i for i in _with_their_groups(ordered, own) if i.id not in done]
+        self._deliver_inline(first + missing_loose + rest, invoke.clock)  # never past the invoke's end
         for note in filter(None, notes):  # after the delivery: warnings turned into errors lose nothing
             warnings.warn(note, RuntimeWarning, stacklevel=3)
-
-    @staticmethod
-    def _settle(invoke: Invoke, sent: List[wire.WorkItem], ack: Optional[wire.Ack]) -> str:
-        """Add what the extension does not hold to the invoke's inline work; say why, if any."""
-        missing = handoff.unconfirmed(sent, ack)
-        if not missing:
-            return ""
-        invoke.inline.extend(missing)
-        return handoff.shortfall(sent, ack, len(missing))
 
     def _take_loose_locked(self) -> Tuple[List[wire.WorkItem], List[wire.WorkItem], Optional[SocketChannel]]:
         """(loose items to confirm, loose items nothing can confirm any more, the channel)."""
@@ -276,7 +332,8 @@ class Dispatcher:
         channel = self._channel
         if channel is None and self._uses_socket() and self._try_connect():
             channel = self._channel
-        if channel is not None and channel.backlogged:
+        if channel is not None and channel.backlogged and _group(item) is None:
+            # (a FIFO group's item still goes: the extension may hold the group's earlier ones)
             if self.config.mode == "extension":
                 raise ExtensionUnavailableError(
                     "the defer-runner extension is over its memory bound (DEFER_MAX_QUEUED_MB); "
@@ -331,7 +388,9 @@ class Dispatcher:
         with self._lock:
             invoke = self.invoke
             if invoke is not None:
+                with_invoke = len(invoke.unacked)
                 invoke.inline.append(item)
+                invoke.inline_at.append(with_invoke)
                 if say:
                     invoke.inline_why.append(why)  # said at its end, once it delivered them
                 return

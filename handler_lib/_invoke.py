@@ -16,7 +16,7 @@ AfterCall = Tuple[Callable[..., Any], Tuple[Any, ...], dict]
 class Invoke:
     """One invoke as the function sees it: what it sent, what goes inline, what runs after it."""
 
-    __slots__ = ("request_id", "clock", "give_up_at", "unacked", "inline", "inline_why",
+    __slots__ = ("request_id", "clock", "give_up_at", "unacked", "inline", "inline_at", "inline_why",
                  "after", "after_run", "after_failed", "ended")
 
     def __init__(self, request_id: str, clock: Optional[Callable[[], int]] = None,
@@ -27,6 +27,7 @@ class Invoke:
         self.ended = False  # its items were settled: what comes later belongs to no invoke
         self.unacked: List[wire.WorkItem] = []  # sent to the extension, not confirmed yet
         self.inline: List[wire.WorkItem] = []  # delivered by the function when the invoke ends
+        self.inline_at: List[int] = []  # for each of those, how many items had been sent before it
         self.inline_why: List[str] = []  # why they went inline, said once they were delivered
         self.after: List[AfterCall] = []  # defer.after, in order
         self.after_run = 0
