@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Protocol, Tuple
+from typing import Callable, Dict, List, Optional, Protocol, Tuple, Union
 
 import msgpack
 
@@ -77,6 +77,10 @@ class Peer(Protocol):
     hello: Optional[wire.Hello]
     receipts: InvokeReceipts
     loose: LooseReceipts
+
+
+#: What the reader answers a frame with: the ack of an end marker, the backlog state for a hello.
+Reply = Union[wire.Ack, wire.Backlog]
 
 
 class Reader(Protocol):
@@ -404,13 +408,15 @@ def _frame_hint(body: bytes) -> Dict[str, object]:
     return hint
 
 
-def route(peer: Peer, frame: wire.Frame, body: bytes, handlers: ChannelHandlers) -> Optional[wire.Ack]:
-    """What one frame from ``peer`` does, and the ack it answers with, if any: the one routing
-    of the socket's reader and of the in-memory channel the tests drive the drivers with."""
+def route(peer: Peer, frame: wire.Frame, body: bytes, handlers: ChannelHandlers) -> Optional[Reply]:
+    """What one frame from ``peer`` does, and what it is answered with, if anything: the one
+    routing of the socket's reader and of the in-memory channel the tests drive the drivers with."""
     if isinstance(frame, wire.Hello):
         handlers.on_hello(peer, frame)
         peer.hello = frame
-        return None
+        # The answer says this connection is read (one past the cap is closed unread): the
+        # function sends nothing else before it. It carries the backlog state.
+        return wire.Backlog(handlers.backlogged())
     if isinstance(frame, wire.EndOfInvoke):
         if not frame.request_id:  # what this process sent outside an invoke
             return peer.loose.confirm(frame, handlers.hand_back)
@@ -428,8 +434,8 @@ def route(peer: Peer, frame: wire.Frame, body: bytes, handlers: ChannelHandlers)
     key, journaled = handlers.on_item(frame, body) or (frame.id, True)
     if frame.request_id:
         peer.receipts.received(frame, key)
-    elif peer.hello is not None and peer.hello.wrapped:
-        peer.loose.received(frame.id, key, journaled)
+    else:  # counted from the start: a @defer handler may be defined later
+        peer.loose.received(frame.id, key, journaled, keep_id=peer.hello is not None and peer.hello.wrapped)
     return None
 
 

@@ -12,7 +12,7 @@ from typing import List, Optional
 from handler_lib import wire
 from handler_lib.handoff import InvokeReceipts, LooseReceipts
 
-from .channel import ChannelHandlers, closed, route
+from .channel import ChannelHandlers, Reply, closed, route
 
 
 class MemoryPeer:
@@ -22,7 +22,7 @@ class MemoryPeer:
         self.hello: Optional[wire.Hello] = None
         self.receipts = InvokeReceipts()
         self.loose = LooseReceipts()
-        self.replies: List[wire.Ack] = []
+        self.replies: List[Reply] = []
 
 
 class MemoryChannel:
@@ -40,7 +40,7 @@ class MemoryChannel:
         self.send(peer, wire.Hello(pid=len(self.peers), wrapped=wrapped))
         return peer
 
-    def send(self, peer: MemoryPeer, frame: wire.Frame) -> Optional[wire.Ack]:
+    def send(self, peer: MemoryPeer, frame: wire.Frame) -> Optional[Reply]:
         """Hand ``frame`` over as the socket would; return the ack it was answered with."""
         assert self._handlers is not None, "start() the channel first"
         body = wire.encode(frame)[wire.HEADER.size:]

@@ -7,8 +7,12 @@ the GIL, so the thread runs while the caller already has its answer. The extensi
 work is done: the environment is not frozen under it, up to the invoke's deadline.
 
 Each callable runs in turn; one that raises is logged with its traceback and counted, and
-the next one still runs. What a callable defers belongs to the same invoke, and is handed
-over and confirmed with it.
+the next one still runs: ``SystemExit`` and ``KeyboardInterrupt`` too (a DB session closed by
+a later callable is still closed). On the post-response thread there is nobody to raise such
+an exception to (in a thread it would only have ended the thread); run before the response
+(no extension), the first one is raised again once every callable ran and the invoke's items
+were delivered. What a callable defers belongs to the same invoke, and is handed over and
+confirmed with it.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ log = logging.getLogger("handler_lib")
 BindThread = Callable[[Optional[Invoke]], None]
 
 
-def run_after_work(invoke: Invoke, bind: BindThread) -> None:
-    """Run the invoke's post-response callables here, now, in order (and those they add)."""
+def run_after_work(invoke: Invoke, bind: BindThread) -> Optional[BaseException]:
+    """Run the invoke's post-response callables here, now, in order (and those they add);
+    return the first ``BaseException`` that is not an ``Exception`` one of them raised."""
+    fatal: Optional[BaseException] = None
     bind(invoke)
     try:
         while invoke.after:
@@ -34,12 +40,15 @@ def run_after_work(invoke: Invoke, bind: BindThread) -> None:
             invoke.after_run += 1
             try:
                 fn(*args, **kwargs)
-            except Exception:  # noqa: BLE001 - one failing callable must not stop the others
+            except BaseException as exc:  # noqa: BLE001 - one failing callable must not stop the others
                 invoke.after_failed += 1
                 log.exception("lambda-defer: post-response work %s raised (request %s)",
                               getattr(fn, "__qualname__", repr(fn)), invoke.request_id)
+                if fatal is None and not isinstance(exc, Exception):
+                    fatal = exc
     finally:
         bind(None)
+    return fatal
 
 
 def run_after_response(invoke: Invoke, bind: BindThread, end: Callable[[Invoke], None]) -> None:
@@ -47,7 +56,7 @@ def run_after_response(invoke: Invoke, bind: BindThread, end: Callable[[Invoke],
 
     def work() -> None:
         try:
-            run_after_work(invoke, bind)
+            run_after_work(invoke, bind)  # a SystemExit is logged and counted: nobody to raise it to
         finally:
             end(invoke)
 

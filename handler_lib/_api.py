@@ -34,6 +34,10 @@ class Defer:
 
         @functools.wraps(handler)
         def wrapper(event: Any, context: Any) -> Any:
+            if DISPATCHER.invoke is not None:
+                # Called from inside an invoke (a router calling another @defer handler, post-
+                # response work, an app call): it joins that invoke, which ends once, with it.
+                return handler(event, context)
             _items.invoke_trace = os.environ.get(_items.ENV_TRACE_ID) or None
             # the context's clock: inline delivery at the invoke's end must stop before it does
             invoke = DISPATCHER.begin(getattr(context, "aws_request_id", "") or "",

@@ -11,30 +11,83 @@ import, so tests and scripts can set ``DEFER_MODE`` first):
 
 Nothing is handed over on trust: at the end of a ``@defer`` invoke the extension confirms
 which of the invoke's items it holds, and the handler delivers the rest itself (late, not
-lost). Items sent outside any invoke (at init, from a thread of the handler's own, from an
-asyncio task that outlived its app call) are confirmed with the next invoke's. While the
-extension says its queue is over its memory bound, new items are delivered by the handler
-too, so the extension's memory stays bounded.
+lost). Items sent outside any invoke (at init, before or after the ``@defer`` handler is
+defined, from a thread of the handler's own, from an asyncio task that outlived its app
+call, or built for an invoke that ended before they went) are loose: kept from the start of
+the process, and confirmed with the next invoke's. While the extension says its queue is
+over its memory bound, new items are delivered by the handler too, so the extension's memory
+stays bounded; those of a FIFO group still go to the extension, which may hold the group's
+earlier items (delivered from here they would overtake them).
+
+What the function delivers itself goes in deferral order; for a FIFO group (target and group
+id) with any such item, it delivers all of the invoke's items of that group (those the
+extension holds too: a duplicate, never an overtaking). When the invoke ends after its
+post-response work, the items known to go inline are delivered before the end marker, which
+keeps the environment thawed until then.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from . import _ids, handoff
 from . import config as _config
 from . import wire
-from ._channel import ChannelUnavailable, SocketChannel
+from ._channel import ChannelStalled, ChannelUnavailable, SocketChannel
 from ._invoke import TASK_INVOKE, AfterCall, Invoke
 
 LocalSink = Callable[[wire.WorkItem], None]
+Connection = Tuple[SocketChannel, int]
+
+#: After a wait on the extension was spent (it did not answer, or read nothing), no new
+#: connection is tried for this long, nor before the next invoke: each try would cost the
+#: wait again.
+STALL_BACKOFF_S = 5.0
+#: Loose items kept before a ``@defer`` handler exists (it may never exist: a script, a
+#: handler without ``@defer``); past either bound the oldest are no longer kept.
+EARLY_LOOSE_ITEMS = handoff.LOOSE_IDS_KEPT
+EARLY_LOOSE_BYTES = 1 << 20
 
 
 class ExtensionUnavailableError(ConnectionError):
     """``DEFER_MODE=extension`` but no defer-runner extension is listening, or it is over its memory bound."""
+
+
+def _group(item: wire.WorkItem) -> Optional[Tuple[str, str]]:
+    """The FIFO group an item belongs to (its target and group id), or None."""
+    group_id = getattr(item, "group_id", None)
+    return (item.target, group_id) if group_id else None
+
+
+def _in_deferral_order(sent: List[wire.WorkItem], inline: List[wire.WorkItem],
+                       inline_at: List[int]) -> List[wire.WorkItem]:
+    """An invoke's items as they were deferred: ``inline_at[k]`` items had been sent before ``inline[k]``."""
+    if not inline:
+        return sent
+    ordered: List[wire.WorkItem] = []
+    k = 0
+    for position, item in enumerate(sent):
+        while k < len(inline) and inline_at[k] <= position:
+            ordered.append(inline[k])
+            k += 1
+        ordered.append(item)
+    ordered.extend(inline[k:])
+    return ordered
+
+
+def _with_their_groups(ordered: List[wire.WorkItem], ids: Set[str]) -> List[wire.WorkItem]:
+    """The items of ``ordered`` named in ``ids``, and every item of a FIFO group one of them is
+    in, in their order: a group delivered from two places could be overtaken."""
+    if not ids:
+        return []
+    groups = {g for g in (_group(i) for i in ordered if i.id in ids) if g is not None}
+    if not groups:
+        return [i for i in ordered if i.id in ids]
+    return [i for i in ordered if i.id in ids or _group(i) in groups]
 
 
 class Dispatcher:
@@ -42,14 +95,19 @@ class Dispatcher:
         self._config: Optional[_config.Config] = None
         self._channel: Optional[SocketChannel] = None
         self._wrapped = False
+        self._forked = False  # a forked child: no invoke ends in it, nothing confirms its loose items
         self._warned = ""  # the reason last warned about, so each new reason is said once
         self._current: Optional[Invoke] = None  # the handler's invoke
         self._local = threading.local()  # .invoke: the invoke a post-response thread works for
         self._invoked = False
-        self._lock = threading.Lock()  # an invoke's lists against a late sender
+        self._lock = threading.Lock()  # sends and an invoke's lists against its end
         self._loose: List[wire.WorkItem] = []  # sent outside any invoke, not confirmed yet ...
-        self._loose_on: Optional[Tuple[SocketChannel, int]] = None  # ... over this connection
+        self._loose_on: Optional[Connection] = None  # ... over this connection
+        self._loose_sizes: List[int] = []  # their frames' sizes (the bound before a @defer handler)
+        self._loose_bytes = 0
         self._orphans: List[wire.WorkItem] = []  # loose ones of a connection since replaced
+        self._dial_after = 0.0  # no new connection before (monotonic): a wait on the extension was spent
+        self._why_down = ""
         self.capture: Optional[List[wire.WorkItem]] = None
         self.capture_after: Optional[List[AfterCall]] = None
         self.local_sink: Optional[LocalSink] = None
@@ -86,13 +144,24 @@ class Dispatcher:
         return self.config.mode != "inline" and not os.environ.get(_config.ENV_IN_RUNNER)
 
     def _try_connect(self) -> bool:
+        if self._dial_after and time.monotonic() < self._dial_after:
+            return False  # the extension hung a moment ago: each try would wait again
         channel = SocketChannel(self.config.socket_path, wrapped=self._wrapped)
         try:
             channel.connect()
-        except ChannelUnavailable:
+        except ChannelUnavailable as exc:
+            self._down(exc)
             return False
         self._channel = channel
         return True
+
+    def _down(self, exc: ChannelUnavailable, channel: Optional[SocketChannel] = None) -> None:
+        """The connection (or the attempt to make one) failed: say why, and after a spent wait
+        make no new one for a while."""
+        if channel is not None and self._channel is channel:
+            self._channel = None
+        self._dial_after = time.monotonic() + STALL_BACKOFF_S if isinstance(exc, ChannelStalled) else 0.0
+        self._why_down = str(exc)
 
     # -- the invoke ---------------------------------------------------------------------
     @property
@@ -117,10 +186,21 @@ class Dispatcher:
             # in an environment restored from it, sharing its memory with every other one.
             if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
                 self.after_restore()
-        invoke = self._current = Invoke(request_id, clock)
+        invoke = self._current = Invoke(request_id, clock, self._give_up_at(clock))
         if self._channel is None and self._uses_socket() and self.local_sink is None:
+            self._dial_after = 0.0  # each invoke tries once (an extension slow to start at init)
             self._try_connect()
         return invoke
+
+    def _give_up_at(self, clock: Optional[Callable[[], int]]) -> Optional[float]:
+        """When (monotonic) a wait on the extension must give up: the invoke's deadline less the margin."""
+        if clock is None:
+            return None
+        try:
+            left_ms = int(clock()) - self.config.deadline_margin_ms
+        except (TypeError, ValueError):
+            return None
+        return time.monotonic() + max(0, left_ms) / 1000
 
     def finish(self, invoke: Invoke) -> None:
         """The handler returned: end the invoke now, or after its post-response work."""
@@ -131,59 +211,86 @@ class Dispatcher:
         elif self._channel is not None and self._channel.connected and self._announce_after(invoke):
             from ._after import run_after_response  # loaded only by invokes that use defer.after
 
-            run_after_response(invoke, self.after_thread_invoke, self.end_invoke)
+            run_after_response(invoke, self.after_thread_invoke,
+                               lambda ended: self.end_invoke(ended, marker_last=True))
         else:  # no extension to keep the environment thawed: the work runs before the response
             from ._after import run_after_work
 
-            run_after_work(invoke, self.after_thread_invoke)
+            fatal = run_after_work(invoke, self.after_thread_invoke)
             self.end_invoke(invoke)
+            if fatal is not None:  # SystemExit, KeyboardInterrupt: once every callable ran
+                raise fatal
 
     def _announce_after(self, invoke: Invoke) -> bool:
         """Tell the extension to wait for this invoke's end marker, which comes after the work."""
+        channel = self._channel
         try:
-            self._channel.send(wire.encode(wire.AfterResponse(invoke.request_id)))  # type: ignore[union-attr]
+            channel.send(wire.encode(wire.AfterResponse(invoke.request_id)), invoke.give_up_at)  # type: ignore[union-attr]
             return True
-        except ChannelUnavailable:
+        except ChannelUnavailable as exc:
+            self._down(exc, channel)
             return False
 
-    def end_invoke(self, invoke: Invoke) -> None:
-        """Learn which items the extension holds, deliver the others and the inline work."""
+    def end_invoke(self, invoke: Invoke, marker_last: bool = False) -> None:
+        """Learn which items the extension holds, deliver the others and the inline work.
+
+        ``marker_last``: the invoke ends after its post-response work, and the extension keeps
+        the environment thawed until the end marker: the items known to go inline are
+        delivered before it (on Lambda the environment may freeze as soon as the extension
+        has drained)."""
         with self._lock:
             invoke.ended = self.capture is None  # under capture(), run_after() still works for it
             sent, invoke.unacked = invoke.unacked, []
-            loose, self._loose = self._loose, []
-            orphans, self._orphans = self._orphans, []
-            channel = self._channel
-            if loose and (channel is None or self._loose_on != (channel, channel.connection)):
-                orphans, loose = orphans + loose, []  # a confirmation counts its own connection's only
+            inline, invoke.inline = invoke.inline, []
+            inline_at, invoke.inline_at = invoke.inline_at, []
+            why, invoke.inline_why = invoke.inline_why, []
+            loose, orphans, channel = self._take_loose_locked()
         if not invoke.request_id:  # called without a context: its items are loose ones too
             sent, loose = sent + loose, []
-        notes: List[str] = []
-        if orphans:  # nothing can confirm them: the connection they went over is gone
-            notes.append(self._settle(invoke, orphans, None))
+        notes: List[str] = [f"lambda-defer: {reason}; deferred work runs inline after the handler returns"
+                            for reason in why]
+        ordered = _in_deferral_order(sent, inline, inline_at)
+        first: List[wire.WorkItem] = orphans  # nothing can confirm them: their connection is gone
+        if orphans:
+            notes.append(handoff.shortfall(orphans, None, len(orphans)))
+        early: List[wire.WorkItem] = []
+        if marker_last and inline:
+            early = _with_their_groups(ordered, {i.id for i in inline})
+        if first or early:
+            if marker_last:
+                self._deliver_inline(first + early, invoke.clock)
+                first = []
+        missing: List[wire.WorkItem] = []
+        missing_loose: List[wire.WorkItem] = []
         if (channel is not None or sent or loose) and self.capture is None and self.local_sink is None:
             # No channel any more (it broke mid-invoke): what went out on it is unconfirmed too.
             end = wire.EndOfInvoke(invoke.request_id, len(sent), invoke.after_run, invoke.after_failed)
             ack = channel.end_invoke(end, self.config.ack_timeout_ms / 1000) if channel is not None else None
-            notes.append(self._settle(invoke, sent, ack))
+            missing = handoff.unconfirmed(sent, ack)
+            if missing:
+                notes.append(handoff.shortfall(sent, ack, len(missing)))
             if loose:  # one more round trip, only when something was sent outside an invoke
                 loose_end = wire.EndOfInvoke("", len(loose), 0, 0)
                 loose_ack = (channel.end_invoke(loose_end, self.config.ack_timeout_ms / 1000)
                              if channel is not None and ack is not None else None)
-                notes.append(self._settle(invoke, loose, loose_ack))
-        items, invoke.inline = invoke.inline, []
-        self._deliver_inline(items, invoke.clock)  # on a post-response thread too: never past its end
+                missing_loose = _with_their_groups(loose, {i.id for i in handoff.unconfirmed(loose, loose_ack)})
+                if missing_loose:
+                    notes.append(handoff.shortfall(loose, loose_ack, len(missing_loose)))
+        done = {i.id for i in early}
+        own = {i.id for i in missing} | {i.id for i in inline if i.id not in done}
+        rest = [i for i in _with_their_groups(ordered, own) if i.id not in done]
+        self._deliver_inline(first + missing_loose + rest, invoke.clock)  # never past the invoke's end
         for note in filter(None, notes):  # after the delivery: warnings turned into errors lose nothing
             warnings.warn(note, RuntimeWarning, stacklevel=3)
 
-    @staticmethod
-    def _settle(invoke: Invoke, sent: List[wire.WorkItem], ack: Optional[wire.Ack]) -> str:
-        """Add what the extension does not hold to the invoke's inline work; say why, if any."""
-        missing = handoff.unconfirmed(sent, ack)
-        if not missing:
-            return ""
-        invoke.inline.extend(missing)
-        return handoff.shortfall(sent, ack, len(missing))
+    def _take_loose_locked(self) -> Tuple[List[wire.WorkItem], List[wire.WorkItem], Optional[SocketChannel]]:
+        """(loose items to confirm, loose items nothing can confirm any more, the channel)."""
+        loose, self._loose, self._loose_sizes, self._loose_bytes = self._loose, [], [], 0
+        orphans, self._orphans = self._orphans, []
+        channel = self._channel
+        if loose and (channel is None or self._loose_on != (channel, channel.connection)):
+            orphans, loose = orphans + loose, []  # a confirmation counts its own connection's only
+        return loose, orphans, channel
 
     def after_restore(self) -> None:
         """A new life of a snapshotted process: new ids, and no connection from before the snapshot.
@@ -192,7 +299,7 @@ class Dispatcher:
         which the new connection's confirmation cannot count (each restore delivered them again)."""
         _ids.reseed()
         with self._lock:
-            self._loose, self._orphans = [], []
+            self._loose, self._loose_sizes, self._loose_bytes, self._orphans = [], [], 0, []
         if self._channel is not None:
             self._channel.close()
 
@@ -225,7 +332,8 @@ class Dispatcher:
         channel = self._channel
         if channel is None and self._uses_socket() and self._try_connect():
             channel = self._channel
-        if channel is not None and channel.backlogged:
+        if channel is not None and channel.backlogged and _group(item) is None:
+            # (a FIFO group's item still goes: the extension may hold the group's earlier ones)
             if self.config.mode == "extension":
                 raise ExtensionUnavailableError(
                     "the defer-runner extension is over its memory bound (DEFER_MAX_QUEUED_MB); "
@@ -234,41 +342,70 @@ class Dispatcher:
             return item.id
         if channel is not None:
             try:
-                self._sent(item, (channel, channel.send(frame)))
+                self._send(item, frame, channel)
                 return item.id
             except ChannelUnavailable as exc:
-                self._channel = None
+                self._down(exc, channel)
                 if self.config.mode == "extension":
                     raise ExtensionUnavailableError(str(exc)) from exc
         elif self.config.mode == "extension" and self._uses_socket():
             raise ExtensionUnavailableError(
                 f"DEFER_MODE=extension but no defer-runner listens on {self.config.socket_path}; "
                 "attach the layer or set DEFER_MODE=auto")
-        self._go_inline(item, f"no defer-runner extension on {self.config.socket_path}")
+        self._go_inline(item, self._why_down or f"no defer-runner extension on {self.config.socket_path}")
         return item.id
 
-    def _sent(self, item: wire.WorkItem, connection: Tuple[SocketChannel, int]) -> None:
-        """Keep a sent item until the extension confirms it: with its invoke, or as loose."""
+    def _send(self, item: wire.WorkItem, frame: bytes, channel: SocketChannel) -> None:
+        """Send an item and keep it until the extension confirms it: with its invoke, or as
+        loose. Under the lock, so an invoke's end and an item of that invoke never cross: the
+        item is either counted by its end marker or sent as loose."""
         with self._lock:
             invoke = self.invoke
-            if invoke is not None and invoke.request_id == item.request_id:
-                invoke.unacked.append(item)
-            elif not item.request_id and self._wrapped:  # an end marker will come to confirm it
+            if item.request_id and (invoke is None or invoke.request_id != item.request_id):
+                # Built for an invoke that has ended since (a thread racing its end): loose.
+                item = item._replace(request_id="")
+                frame = wire.encode(item)
+            connection = (channel, channel.send(frame, invoke.give_up_at if invoke is not None else None))
+            if item.request_id:
+                invoke.unacked.append(item)  # type: ignore[union-attr]
+            elif self._wrapped or not self._forked:  # an end marker may come to confirm it
                 if self._loose_on != connection:
                     self._orphans += self._loose
-                    self._loose, self._loose_on = [], connection
+                    self._loose, self._loose_sizes, self._loose_bytes = [], [], 0
+                    self._loose_on = connection
                 self._loose.append(item)
+                self._loose_sizes.append(len(frame))
+                self._loose_bytes += len(frame)
+                if not self._wrapped:  # no @defer handler yet, and maybe never: keep the latest only
+                    while len(self._loose) > EARLY_LOOSE_ITEMS or self._loose_bytes > EARLY_LOOSE_BYTES:
+                        del self._loose[0]
+                        self._loose_bytes -= self._loose_sizes.pop(0)
 
     def _go_inline(self, item: wire.WorkItem, why: str) -> None:
-        if self.config.mode != "inline" and why != self._warned:
+        say = self.config.mode != "inline" and why != self._warned
+        if say:
             self._warned = why
+        with self._lock:
+            invoke = self.invoke
+            if invoke is not None:
+                with_invoke = len(invoke.unacked)
+                invoke.inline.append(item)
+                invoke.inline_at.append(with_invoke)
+                if say:
+                    invoke.inline_why.append(why)  # said at its end, once it delivered them
+                return
+            # Outside an invoke: delivered now, after the loose items nothing can confirm any
+            # more (their connection is gone), which were deferred before it.
+            channel = self._channel
+            gone = bool(self._loose) and (channel is None or self._loose_on != (channel, channel.connection))
+            earlier, self._orphans = self._orphans, []
+            if gone:
+                earlier += self._loose
+                self._loose, self._loose_sizes, self._loose_bytes = [], [], 0
+        self._deliver_inline(earlier + [item])
+        if say:
             warnings.warn(f"lambda-defer: {why}; deferred work runs inline after the handler returns",
                           RuntimeWarning, stacklevel=4)
-        invoke = self.invoke
-        if invoke is not None:
-            invoke.inline.append(item)
-        else:
-            self._deliver_inline([item])
 
     @staticmethod
     def _deliver_inline(items: List[wire.WorkItem], clock: Optional[Callable[[], int]] = None) -> None:
@@ -300,8 +437,10 @@ def _after_fork_in_child() -> None:
     so its items are never held for an end (inline work goes at once)."""
     DISPATCHER._lock = threading.Lock()
     DISPATCHER._loose = []  # sent on the parent's connection: the parent confirms them
+    DISPATCHER._loose_sizes, DISPATCHER._loose_bytes = [], 0
     DISPATCHER._orphans = []
     DISPATCHER._wrapped = False  # nor are its loose ones: no end marker would come to release them
+    DISPATCHER._forked = True
     DISPATCHER._current = None
     DISPATCHER._local = threading.local()
 

@@ -129,9 +129,14 @@ class LooseReceipts:
         self.unjournaled: List[Received] = []
         self.count = 0
 
-    def received(self, item_id: str, key: Optional[str] = None, journaled: bool = True) -> None:
-        (self.ids if journaled else self.unjournaled).append((item_id, key or item_id))
+    def received(self, item_id: str, key: Optional[str] = None, journaled: bool = True,
+                 keep_id: bool = True) -> None:
+        """Count a loose item; ``keep_id=False`` (a process with no ``@defer`` handler yet, which
+        may never send the marker) counts it without keeping its id."""
         self.count += 1
+        if not keep_id:
+            return
+        (self.ids if journaled else self.unjournaled).append((item_id, key or item_id))
         if len(self.ids) > LOOSE_IDS_KEPT:
             del self.ids[:len(self.ids) - LOOSE_IDS_KEPT]
 
