@@ -6,6 +6,7 @@ And an extension that crashes during init is an `Extension.Crash` in every mode.
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import sys
 from pathlib import Path
@@ -118,8 +119,12 @@ def test_host_dirs_handed_to_the_function_are_writable_for_it(lambda_dirs, sandb
     secret = tmp_path / "secret.txt"
     secret.write_text("root only")
     secret.chmod(0o600)
+    listener = socket.socket(socket.AF_UNIX)  # a socket only root may connect to, as a test's fake extension
+    listener.bind(str(tmp_path / "channel.sock"))
+    listener.listen()
+    assert not stat.S_IMODE((tmp_path / "channel.sock").stat().st_mode) & 0o002
     lambda_dirs.function("""
-        import os
+        import os, socket
 
         def _try(action):
             try:
@@ -133,15 +138,20 @@ def test_host_dirs_handed_to_the_function_are_writable_for_it(lambda_dirs, sandb
                 handle.write(text)
             return "ok"
 
+        def _connect(path):
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.connect(path)
+            return "ok"
+
         def handler(event, context):
-            return {"uid": os.getuid(),
+            return {"uid": os.getuid(), "socket": _try(lambda: _connect(os.environ["SOCKET"])),
                     "journal": _try(lambda: _write(os.path.join(os.environ["JOURNAL_DIR"], "entry"), "journal")),
                     "log": _try(lambda: _write(os.environ["TASK_LOG"], "logged")),
                     "later": _try(lambda: _write(os.path.join(os.environ["BASE"], "later", "x"), "later")),
-                    "secret": _try(lambda: open(os.environ["SECRET"]).read())}
+                    "secret": _try(lambda: open(os.path.join(os.environ["BASE"], "secret.txt")).read())}
     """)
-    env = {"TASK_LOG": str(tmp_path / "tasks.log"), "JOURNAL_DIR": str(tmp_path / "journal"),
-           "SECRET": str(secret), "BASE": str(tmp_path)}
+    env = {"TASK_LOG": str(tmp_path / "tasks.log"), "JOURNAL_DIR": str(tmp_path / "journal"), "BASE": str(tmp_path),
+           "SOCKET": str(tmp_path / "channel.sock")}
     box = sandbox_factory(lambda_dirs, env=env, echo=False)
     # AND a directory the test makes there after the sandbox started
     (tmp_path / "later").mkdir()
@@ -149,8 +159,9 @@ def test_host_dirs_handed_to_the_function_are_writable_for_it(lambda_dirs, sandb
     assert result.status == 200 and not result.function_error, result.body
     # THEN it wrote where it was told, as uid 993, and the host reads it there; what it was
     # not handed stays root's
-    assert result.json() == {"uid": SANDBOX_UID, "journal": "ok", "log": "ok", "later": "ok",
+    assert result.json() == {"uid": SANDBOX_UID, "socket": "ok", "journal": "ok", "log": "ok", "later": "ok",
                              "secret": "Permission denied"}
+    listener.close()
     assert (tmp_path / "tasks.log").read_text() == "logged"
     assert (tmp_path / "journal" / "entry").read_text() == "journal"
     assert (tmp_path / "journal").stat().st_uid == SANDBOX_UID
