@@ -315,8 +315,9 @@ class Filesystem:
 
     def _grant(self, user: SandboxUser) -> Optional[str]:
         """ACL entries for `user`: rwx (inherited by what is made in them) on the directories
-        handed to the function, rw on the files handed (a socket too: connecting needs w), r-x on the task and layer folders
-        where it could not read them (Lambda's /var/task and /opt are readable)."""
+        handed to the function, rw on the files handed (a socket too: connecting needs w),
+        r-x on the task and layer folders where it could not read them (Lambda's /var/task and
+        /opt are readable)."""
         targets = [(d, READ | WRITE | EXECUTE, True) for d in self._handed]
         targets += [(f, READ | WRITE, False) for f in self._handed_files]
         targets += [(d, READ | EXECUTE, False) for d in (self.task_dir, self.opt_dir)
@@ -338,6 +339,7 @@ class Filesystem:
             except OSError:
                 original = "127.0.0.1\tlocalhost\n"
             hosts.write_text(original.rstrip("\n") + "\n" + _HOSTS_LINE)
+            hosts.chmod(0o644)  # whatever the umask: an unprivileged process reads it
             TASK_ROOT.mkdir(parents=True, exist_ok=True)
         q = shlex.quote
         lines = ["set -e"]
@@ -366,6 +368,7 @@ class Filesystem:
                 original = "root:x:0:0:root:/root:/bin/sh\n"
             known = any(line.split(":")[2:3] == [str(user.uid)] for line in original.splitlines())
             passwd.write_text(original if known else original.rstrip("\n") + "\n" + user.passwd_line)
+            passwd.chmod(0o644)
         return passwd
 
     def _reach_lines(self) -> List[str]:

@@ -6,9 +6,11 @@ And an extension that crashes during init is an `Extension.Crash` in every mode.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import stat
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -213,6 +215,46 @@ def test_without_a_namespace_unreachable_paths_keep_root_with_a_warning(lambda_d
     assert box.invoke({}).json() == 0
     warning = box.wait_for_log("WARNING: the function and extensions run as root", timeout=1)
     assert str(Path(lambda_dirs.root).parent) in warning.text
+
+
+SHELL_BOOTSTRAP = """#!/bin/sh
+api="$AWS_LAMBDA_RUNTIME_API"
+while true; do
+  headers="$(mktemp)"
+  curl -s -D "$headers" -o /dev/null "http://$api/2018-06-01/runtime/invocation/next"
+  rid="$(grep -i '^Lambda-Runtime-Aws-Request-Id:' "$headers" | tr -d '\\r' | cut -d' ' -f2)"
+  if touch "$LAMBDA_TASK_ROOT/new.txt" 2>/dev/null; then task=written; else task=refused; fi
+  curl -s -o /dev/null -X POST -d "{\\"uid\\": $(id -u), \\"gid\\": $(id -g), \\"task\\": \\"$task\\"}" \\
+    "http://$api/2018-06-01/runtime/invocation/$rid/response"
+done
+"""
+
+
+@as_root
+def test_without_a_namespace_they_start_as_the_user_where_every_path_is_reachable(monkeypatch):
+    # GIVEN a task root anyone may enter, a runtime that needs no interpreter (a shell
+    # bootstrap: the interpreter may lie where only root may go, as a pyenv under /root does)
+    from lambda_sandbox.filesystem import Filesystem
+
+    monkeypatch.setattr(Filesystem, "_needed", lambda self: [])
+    root = Path(tempfile.mkdtemp(prefix="r3-reachable-", dir="/tmp"))
+    try:
+        root.chmod(0o755)
+        (root / "task").mkdir()
+        (root / "opt" / "extensions").mkdir(parents=True)
+        (root / "task" / "bootstrap").write_text(SHELL_BOOTSTRAP)
+        (root / "task" / "bootstrap").chmod(0o755)
+        box = Sandbox(root / "opt", root / "task", "anything", runtime="provided", namespace=False,
+                      unprivileged=True, echo=False).start()
+        try:
+            reply = box.invoke({}).json()
+        finally:
+            box.stop()
+        # THEN it ran as uid 993, and the task root (at its host path here) refused its write
+        assert reply == {"uid": SANDBOX_UID, "gid": SANDBOX_GID, "task": "refused"}
+        assert not (root / "task" / "new.txt").exists()
+    finally:
+        shutil.rmtree(root)
 
 
 @pytest.mark.parametrize("mode", ["on-demand", "managed-instances"])
