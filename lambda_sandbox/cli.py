@@ -34,6 +34,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="a host directory under /tmp the environment keeps seeing at its own path (repeatable)")
     parser.add_argument("--no-mount-namespace", action="store_true",
                         help="never use a private mount namespace (what a user without root gets)")
+    parser.add_argument("--as-root", action="store_true",
+                        help="as root, run the function and extensions as root (default: as Lambda's unprivileged "
+                             "user sbx_user1051, uid 993, where the sandbox can)")
     parser.add_argument("--mode", choices=("on-demand", "managed-instances"), default="on-demand",
                         help="on-demand (default): one invoke at a time, frozen between invokes; managed-instances: "
                              "Lambda Managed Instances (concurrent invokes, no freeze, extensions get SHUTDOWN only)")
@@ -60,7 +63,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                           env=env, port=args.port, runtime_api_port=args.runtime_api_port,
                           function_name=args.function_name, init=args.init, runtime=args.runtime,
                           isolated_env=args.isolated_env, mode=args.mode, max_concurrency=args.max_concurrency,
-                          share=args.share, namespace=False if args.no_mount_namespace else None)
+                          share=args.share, namespace=False if args.no_mount_namespace else None,
+                          unprivileged=False if args.as_root else None)
         sandbox.start(wait_init=False)
     except SandboxError as exc:
         print(f"lambda_sandbox: {exc}", file=sys.stderr)

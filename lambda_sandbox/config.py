@@ -66,6 +66,9 @@ class SandboxConfig:
     namespace: Optional[bool] = None
     mode: str = "on-demand"
     max_concurrency: int = 1
+    #: as root, run the function and extensions as Lambda's unprivileged user: None where the
+    #: sandbox can (else root, with a WARNING), True or SandboxStartError, False never (as root)
+    unprivileged: Optional[bool] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "opt_dir", Path(self.opt_dir).resolve())

@@ -10,6 +10,15 @@ can read what the function wrote there.
 
 Elsewhere (not root, no unshare) the processes see the host's filesystem as before, with
 TMPDIR pointed at the private directory; the sandbox says so in a WARNING.
+
+As root the processes run as Lambda's unprivileged user (users.py) unless told otherwise:
+in the namespace its last step execs them through `setpriv`; where the interpreter lies
+behind a directory that user may not enter (a pyenv under /root), the namespace shows it
+through a tmpfs over that directory holding the interpreter alone. The host directories
+handed to the function get an ACL entry for that user (default entry included), and so do
+the task and layer folders themselves where that user could not read them (Lambda's
+/var/task and /opt are readable). Without a namespace the processes start as that user
+only where every path they need is reachable at its host path.
 """
 from __future__ import annotations
 
@@ -22,7 +31,10 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path, PurePath, PurePosixPath
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from .errors import SandboxStartError
+from .users import EXECUTE, READ, SANDBOX_USER, WRITE, SandboxUser, blocked_ancestor, grant, permits
 
 __all__ = ["Filesystem", "namespaces_available", "shared_dirs", "OPT", "TASK_ROOT"]
 
@@ -74,19 +86,34 @@ def _link_targets(root: Path) -> List[Path]:
     return targets
 
 
-def shared_dirs(values: Iterable[str], extra: Iterable[Path]) -> List[Path]:
-    """Host directories under /tmp to keep visible: for every /tmp path named in `values`
-    (also inside a URL such as sqlite:////tmp/x/db), its nearest existing directory."""
+def _tmp_paths(values: Iterable[str]) -> List[Path]:
+    """Every /tmp path named in `values` (also inside a URL such as sqlite:////tmp/x/db)."""
+    return [Path(os.path.normpath(m.group(0).replace("//", "/"))) for v in values for m in _TMP_PATH.finditer(v)]
+
+
+def _nearest_dirs(paths: Iterable[Path]) -> List[Path]:
+    """For each path under /tmp, its nearest existing directory (itself if it is one)."""
     found: List[Path] = []
-    candidates = [Path(os.path.normpath(m.group(0).replace("//", "/"))) for v in values for m in _TMP_PATH.finditer(v)]
-    for path in [*candidates, *extra]:
+    for path in paths:
         path = Path(os.path.realpath(path))
         while not path.is_dir() and _under_tmp(path):
             path = path.parent
         if _under_tmp(path):
             found.append(path)
+    return found
+
+
+def shared_dirs(values: Iterable[str], extra: Iterable[Path]) -> List[Path]:
+    """Host directories under /tmp to keep visible: for every /tmp path named in `values`
+    (also inside a URL such as sqlite:////tmp/x/db), its nearest existing directory."""
+    found = _nearest_dirs([*_tmp_paths(values), *extra])
     kept = [p for p in found if not any(q in p.parents for q in found)]
     return sorted(set(kept))
+
+
+def _outermost(paths: Iterable[Path]) -> List[Path]:
+    unique = sorted(set(paths))
+    return [p for p in unique if not any(q in p.parents for q in unique)]
 
 
 class Filesystem:
@@ -102,8 +129,18 @@ class Filesystem:
         self.tmp = self.root / "tmp"
         self.tmp.mkdir()
         self.tmp.chmod(0o1777)
-        interpreter = [Path(sys.prefix), Path(sys.base_prefix)]
-        self.shared = shared_dirs(env_values, [*share, *interpreter, *_link_targets(opt_dir), *_link_targets(task_dir)])
+        env_values = list(env_values)
+        self._interpreter = [Path(os.path.realpath(p)) for p in (sys.prefix, sys.base_prefix,
+                                                                 os.path.dirname(os.path.realpath(sys.executable)))]
+        self._links = [*_link_targets(opt_dir), *_link_targets(task_dir)]
+        self.shared = shared_dirs(env_values, [*share, *self._interpreter, *self._links])
+        # what the caller handed the function (a path in its variables, `share`): writable for it
+        named = [Path(os.path.realpath(p)) for p in [*_tmp_paths(env_values), *share]]
+        self._handed = sorted(set(_nearest_dirs(named)))
+        self._handed_files = sorted({p for p in named if _under_tmp(p) and p.exists() and not p.is_dir()})
+        self.user: Optional[SandboxUser] = None
+        self.user_warning: Optional[str] = None
+        self._reach: List[Tuple[Path, List[Path]]] = []  # (a directory the user may not enter, what to show in it)
 
     # --- what the processes see -------------------------------------------------------------
     @property
@@ -170,7 +207,7 @@ class Filesystem:
         executable = self.resolve(inside)
         if not executable.exists():
             return f"fork/exec {inside}: no such file or directory"
-        if executable.is_dir() or not os.access(executable, os.X_OK):
+        if executable.is_dir() or not self._may_execute(executable, inside):
             return f"fork/exec {inside}: permission denied"
         try:
             with open(executable, "rb") as handle:
@@ -183,11 +220,25 @@ class Filesystem:
             interpreter = self.resolve(cwd / name.decode("utf-8", "surrogateescape")) if name else None
             if interpreter is None or not interpreter.exists():
                 return f"fork/exec {inside}: no such file or directory"
-            if interpreter.is_dir() or not os.access(interpreter, os.X_OK):
+            if interpreter.is_dir() or not self._may_execute(interpreter):
                 return f"fork/exec {inside}: permission denied"
         elif not head.startswith(b"\x7fELF") or _other_architecture(head):
             return f"fork/exec {inside}: exec format error"
         return None
+
+    def _may_execute(self, host: Path, inside: Optional[PurePath] = None) -> bool:
+        """Whether the processes' user may exec `host`; for a file in the layer or the task root
+        (`inside`), the folders on its way from the mount down are checked too (as execve does)."""
+        if self.user is None:
+            return os.access(host, os.X_OK)
+        folders: List[Path] = []
+        if inside is not None:
+            for seen, root in ((OPT, self.opt_dir), (TASK_ROOT, self.task_dir)):
+                relative, mount = PurePosixPath(inside), PurePosixPath(seen)
+                if self.namespaced and mount in relative.parents:
+                    parts = relative.relative_to(mount).parts[:-1]
+                    folders = [root / Path(*parts[:i]) for i in range(len(parts) + 1)]
+        return all(permits(f, self.user, EXECUTE) for f in folders) and permits(host, self.user, EXECUTE)
 
     @property
     def warning(self) -> Optional[str]:
@@ -197,6 +248,86 @@ class Filesystem:
                 f"extensions see the host's filesystem; /tmp is not private (TMPDIR={self.tmp}), the layer is "
                 f"not at /opt ({self.opt_dir}), the task root is writable, and sandbox.localdomain resolves "
                 "only where the host resolves it")
+
+    # --- who the processes run as --------------------------------------------------------------
+    def choose_user(self, unprivileged: Optional[bool]) -> None:
+        """As root, run the processes as Lambda's unprivileged user (`user`): None (default)
+        where the sandbox can, else as root with a WARNING (`user_warning`); True: where it
+        cannot, SandboxStartError with the reason; False: as root. Grants that user the
+        host directories handed to the function."""
+        if unprivileged is False or os.geteuid() != 0:
+            return
+        user = SANDBOX_USER
+        problem = (self._user_problem(user) or self._grant(user)
+                   or (None if self.namespaced else self._reachable(user, [*self.shared, *self._handed])))
+        if problem is None:
+            self.user = user
+            return
+        if unprivileged:
+            raise SandboxStartError(f"cannot run the function and extensions as {user}: {problem} "
+                                    "(unprivileged=False, --as-root, runs them as root)")
+        self.user_warning = (f"lambda_sandbox: WARNING: the function and extensions run as root, not as {user} as "
+                             f"on Lambda: {problem}")
+
+    @property
+    def popen_user(self) -> Optional[SandboxUser]:
+        """Whom to start a process as (without the namespace; in it the mount script drops)."""
+        return None if self.namespaced else self.user
+
+    def _needed(self) -> List[Path]:
+        """What the processes need besides the task and the layer: the interpreter (awslambdaric
+        in its site-packages) and where links in the task and the layer point."""
+        return _outermost(p for p in [*self._interpreter, *self._links] if p.is_dir())
+
+    def _reachable(self, user: SandboxUser, paths: Iterable[Path]) -> Optional[str]:
+        for path in paths:
+            blocked = blocked_ancestor(path, user)
+            if blocked is not None:
+                return f"{blocked} (on the way to {path}) is not searchable by it"
+        return None
+
+    def _user_problem(self, user: SandboxUser) -> Optional[str]:
+        """Why `user` could not run the processes here (None: it can)."""
+        if self.namespaced:
+            if shutil.which("setpriv") is None:
+                return "setpriv (util-linux) is not on PATH"
+            needed = [p for p in self._needed() if not _under_tmp(p)]  # under /tmp: mounted in the private /tmp
+            reach: Dict[Path, List[Path]] = {}
+            for path in needed:
+                blocked = blocked_ancestor(path, user)
+                if blocked is None:
+                    continue
+                if blocked == Path("/") or any(blocked == v or blocked in v.parents
+                                               for v in (OPT, TASK_ROOT, _HOST_TMP, Path("/etc/hosts"))):
+                    return f"{blocked} (on the way to {path}) is not searchable by it"
+                reach.setdefault(blocked, []).append(path)
+            self._reach = sorted(reach.items())
+        else:
+            self.root.chmod(0o711)  # the private directory (TMPDIR) lies in it
+            problem = self._reachable(user, [self.task_dir, *([self.opt_dir] if self.opt_dir.is_dir() else []),
+                                             *self._needed(), self.tmp])
+            if problem is not None:
+                return problem
+        for path in self._needed():
+            if not permits(path, user, READ | EXECUTE):
+                return f"{path} is not readable by it"
+        return None
+
+    def _grant(self, user: SandboxUser) -> Optional[str]:
+        """ACL entries for `user`: rwx (inherited by what is made in them) on the directories
+        handed to the function, rw on the files handed (a socket too: connecting needs w),
+        r-x on the task and layer folders where it could not read them (Lambda's /var/task and
+        /opt are readable)."""
+        targets = [(d, READ | WRITE | EXECUTE, True) for d in self._handed]
+        targets += [(f, READ | WRITE, False) for f in self._handed_files]
+        targets += [(d, READ | EXECUTE, False) for d in (self.task_dir, self.opt_dir)
+                    if d.is_dir() and not permits(d, user, READ | EXECUTE)]
+        for path, perm, inherit in targets:
+            try:
+                grant(path, user, perm, inherit)
+            except OSError as exc:
+                return f"cannot give it access to {path} (an ACL entry): {exc.strerror}"
+        return None
 
     # --- set-up and removal -----------------------------------------------------------------
     def _mount_script(self) -> str:
@@ -208,6 +339,7 @@ class Filesystem:
             except OSError:
                 original = "127.0.0.1\tlocalhost\n"
             hosts.write_text(original.rstrip("\n") + "\n" + _HOSTS_LINE)
+            hosts.chmod(0o644)  # whatever the umask: an unprivileged process reads it
             TASK_ROOT.mkdir(parents=True, exist_ok=True)
         q = shlex.quote
         lines = ["set -e"]
@@ -217,11 +349,43 @@ class Filesystem:
             lines += [f"mount --bind {q(str(self.opt_dir))} /opt", "mount -o remount,bind,ro /opt"]
         lines += [f"mount --bind {q(str(self.task_dir))} {TASK_ROOT}", f"mount -o remount,bind,ro {TASK_ROOT}",
                   f"mount --bind {q(str(hosts))} /etc/hosts"]
+        if self.user is not None:
+            lines += [f"mount --bind {q(str(self._passwd(self.user)))} /etc/passwd", *self._reach_lines()]
         for shared in self.shared:  # mount points inside the private /tmp, carried over by --rbind
             inside = self.tmp / shared.relative_to(_HOST_TMP)
-            lines += [f"mkdir -p {q(str(inside))}", f"mount --bind {q(str(shared))} {q(str(inside))}"]
-        lines += [f"mount --rbind {q(str(self.tmp))} /tmp", 'cd "$1"', "shift", 'exec "$@"']
+            lines += [f"(umask 022 && mkdir -p {q(str(inside))})", f"mount --bind {q(str(shared))} {q(str(inside))}"]
+        drop = " ".join(self.user.setpriv()) + " " if self.user is not None else ""
+        lines += [f"mount --rbind {q(str(self.tmp))} /tmp", 'cd "$1"', "shift", f'exec {drop}"$@"']
         return "\n".join(lines)
+
+    def _passwd(self, user: SandboxUser) -> Path:
+        """/etc/passwd as the processes see it: the host's, with Lambda's user added."""
+        passwd = self.root / "passwd"
+        if not passwd.exists():
+            try:
+                original = Path("/etc/passwd").read_text()
+            except OSError:
+                original = "root:x:0:0:root:/root:/bin/sh\n"
+            known = any(line.split(":")[2:3] == [str(user.uid)] for line in original.splitlines())
+            passwd.write_text(original if known else original.rstrip("\n") + "\n" + user.passwd_line)
+            passwd.chmod(0o644)
+        return passwd
+
+    def _reach_lines(self) -> List[str]:
+        """Show what the processes need behind a directory their user may not enter (a pyenv
+        interpreter under /root): that directory becomes a tmpfs holding only those paths."""
+        q = shlex.quote
+        lines: List[str] = []
+        for i, (blocked, paths) in enumerate(self._reach):
+            stages = [self.root / "reach" / f"{i}-{j}" for j in range(len(paths))]
+            for stage, path in zip(stages, paths):
+                stage.mkdir(parents=True, exist_ok=True)
+                lines.append(f"mount --bind {q(str(path))} {q(str(stage))}")
+            lines.append(f"mount -t tmpfs -o mode=0755,size=64k lambda_sandbox {q(str(blocked))}")
+            for stage, path in zip(stages, paths):
+                inside = q(str(path))
+                lines += [f"(umask 022 && mkdir -p {inside})", f"mount --move {q(str(stage))} {inside}"]
+        return lines
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .config import SandboxConfig
-from .errors import ErrorType, error_body
+from .errors import ErrorType, SandboxStartError, error_body
 from .events import PlatformStart, Record, RuntimeDone, TelemetryEvent, Tracing
 from .filesystem import Filesystem
 from .logsink import LogSink
@@ -58,6 +58,13 @@ class Host:
                              self.config.share, self.config.namespace)
         if self.fs.warning:
             self.log(self.fs.warning)
+        try:
+            self.fs.choose_user(self.config.unprivileged)
+        except SandboxStartError:
+            self.fs.remove()
+            raise
+        if self.fs.user_warning:
+            self.log(self.fs.user_warning)
         self.memory = MemoryCgroup.create(self.config.memory_mb) if self.fs.namespaced else None
         if self.memory is None:
             self.log("lambda_sandbox: memory is measured, not enforced (no memory cgroup here)")
@@ -178,7 +185,8 @@ class Host:
         """A process of `env`, started in `cwd` (a path as the environment sees it)."""
         assert self.fs is not None
         return ManagedProcess(kind, name, self.fs.command(argv, cwd), cwd=self.fs.host_cwd(cwd), env=env_vars,
-                              on_line=self._on_line, on_exit=lambda p, c: self._on_exit(env, p, c))
+                              on_line=self._on_line, on_exit=lambda p, c: self._on_exit(env, p, c),
+                              user=self.fs.popen_user)
 
     def _on_line(self, proc: ManagedProcess, line: str) -> None:
         source = "function" if proc.kind == "runtime" else proc.name

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, List, Mapping, Optional, Sequence
 
+from .users import SandboxUser
+
 __all__ = ["ManagedProcess", "rss_kb"]
 
 LineSink = Callable[["ManagedProcess", str], None]
@@ -24,7 +26,8 @@ class ManagedProcess:
     """One runtime or extension process and its process group."""
 
     def __init__(self, kind: str, name: str, argv: Sequence[str], *, cwd: Path,
-                 env: Mapping[str, str], on_line: LineSink, on_exit: ExitSink) -> None:
+                 env: Mapping[str, str], on_line: LineSink, on_exit: ExitSink,
+                 user: Optional[SandboxUser] = None) -> None:
         self.kind = kind
         self.name = name
         self._argv = list(argv)
@@ -32,14 +35,17 @@ class ManagedProcess:
         self._env = dict(env)
         self._on_line = on_line
         self._on_exit = on_exit
+        self._user = user  # started as this user (setuid in the child), else as the sandbox
         self._popen: Optional[subprocess.Popen[bytes]] = None
         self._exited = threading.Event()
         self.returncode: Optional[int] = None
 
     def start(self) -> None:
+        user = self._user
         self._popen = subprocess.Popen(
             self._argv, cwd=str(self._cwd), env=self._env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            user=user.uid if user else None, group=user.gid if user else None, extra_groups=[] if user else None,
         )
         threading.Thread(target=self._pump, name=f"out:{self.name}", daemon=True).start()
         threading.Thread(target=self._wait, name=f"wait:{self.name}", daemon=True).start()

@@ -71,6 +71,9 @@ class Sandbox:
         extensions may register for SHUTDOWN only.
     namespace : None (default) uses a private mount namespace where it can (root);
         False never does (the fallback: TMPDIR, host paths).
+    unprivileged : as root, the function and extensions run as Lambda's user (sbx_user1051,
+        uid 993, gid 990): None (default) where the sandbox can, else as root with a WARNING;
+        True, or `start()` raises SandboxStartError saying why not; False runs them as root.
     stream : where START/END/REPORT and process output go (stdout by default);
         `echo=False` keeps them only in `logs`.
     """
@@ -82,13 +85,14 @@ class Sandbox:
                  shutdown_budget_s: float = 2.0, init: str = "on-invoke", runtime: str = "python",
                  isolated_env: bool = False,
                  share: Sequence[PathLike] = (), namespace: Optional[bool] = None, mode: str = "on-demand",
-                 max_concurrency: Optional[int] = None) -> None:
+                 max_concurrency: Optional[int] = None, unprivileged: Optional[bool] = None) -> None:
         self.config = SandboxConfig(Path(opt_dir), Path(task_dir), handler, timeout_s=timeout_s,
                                     memory_mb=memory_mb, env=dict(env or {}), port=port,
                                     runtime_api_port=runtime_api_port, function_name=function_name,
                                     init_budget_s=init_budget_s, shutdown_budget_s=shutdown_budget_s,
                                     init=init, runtime=runtime, isolated_env=isolated_env,
                                     share=tuple(Path(p) for p in share), namespace=namespace, mode=mode,
+                                    unprivileged=unprivileged,
                                     max_concurrency=max_concurrency if max_concurrency is not None
                                     else (DEFAULT_MAX_CONCURRENCY if mode == "managed-instances" else 1))
         self._sink = LogSink(stream, echo=echo)
@@ -113,7 +117,13 @@ class Sandbox:
             raise SandboxStartError(f"cannot bind the sandbox's ports: {exc}") from exc
         self._runtime_server.start()
         self._invoke_server.start()
-        self._lifecycle.start(self._runtime_server.address)
+        try:
+            self._lifecycle.start(self._runtime_server.address)
+        except SandboxStartError:
+            self._stopped = True
+            for server in (self._invoke_server, self._runtime_server):
+                server.stop()
+            raise
         if wait_init and not self._lifecycle.initialised.wait(self.config.init_budget_s + 5):
             self.stop()
             raise SandboxStartError("init did not finish")
