@@ -6,7 +6,6 @@ parse the environment through :func:`load`, once, so a value is never read ad ho
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from typing import Mapping, NamedTuple, Optional
@@ -51,7 +50,6 @@ MODES = ("auto", "extension", "inline")
 #: the invoke when it is shorter than twice this (``delivery_margin_ms``).
 MIN_DELIVERY_MS = 1_000
 
-log = logging.getLogger("defer_runner.config")
 _margin_warned = False
 
 
@@ -126,10 +124,13 @@ def delivery_margin_ms(margin_ms: int, window_ms: Optional[float]) -> int:
         return margin_ms
     if not _margin_warned:
         _margin_warned = True
-        log.warning("%s=%d leaves less than %d ms of an invoke's %d ms to deliver in; using a margin of %d ms "
-                    "(each invoke keeps at least that much). Set it well below the function's timeout",
-                    ENV_DEADLINE_MARGIN_MS, margin_ms, min(window_ms / 2, MIN_DELIVERY_MS), window_ms, cap,
-                    extra={"deadline_margin_ms": margin_ms, "invoke_ms": int(window_ms), "margin_used_ms": cap})
+        import logging  # only when the margin is cut: the cold start never loads it for this
+
+        logging.getLogger("defer_runner.config").warning(
+            "%s=%d leaves less than %d ms of an invoke's %d ms to deliver in; using a margin of %d ms "
+            "(each invoke keeps at least that much). Set it well below the function's timeout",
+            ENV_DEADLINE_MARGIN_MS, margin_ms, min(window_ms / 2, MIN_DELIVERY_MS), window_ms, cap,
+            extra={"deadline_margin_ms": margin_ms, "invoke_ms": int(window_ms), "margin_used_ms": cap})
     return cap
 
 
