@@ -15,7 +15,14 @@ complete response (the ``http.response.body`` without ``more_body``), returns it
 the rest of the call (the BackgroundTasks) to ``defer.after``: the extension keeps the
 environment thawed until the call has ended, and the invoke's end marker goes after it.
 An app that raises before its response is complete answers 500, as under Mangum; one that
-raises after it is logged and counted like any failing ``defer.after``.
+raises after it is logged and counted like any failing ``defer.after``. That holds for what is
+not an ``Exception`` too (``asyncio.CancelledError``, ``SystemExit``, ``KeyboardInterrupt``),
+as Mangum catches ``BaseException``: none of them may leave the app call's task, because asyncio
+lets ``SystemExit`` and ``KeyboardInterrupt`` out of a task through the loop itself, which would
+stop it (and every later request with it). After the response one is reported as
+``AppCallEnded``, an ``Exception`` whose cause is the original, so that ``defer.after`` logs it
+with its traceback and counts it. Should one still reach the loop (from a task the app started
+and never awaited), the loop thread logs it and runs the loop again.
 
 Which invoke does a ``defer.*`` call belong to? Each app call sets its invoke in a context
 variable (``_invoke.TASK_INVOKE``) as its task starts. asyncio copies a task's context into
@@ -76,10 +83,12 @@ class AppCall:
         self._disconnect = asyncio.Event()
         try:
             await app(self.scope, self._receive, self._send)
-        except Exception:
-            if self.response.done():
-                raise  # after the response: the waiting post-response work reports it
-            log.exception("lambda-defer: the ASGI app raised before its response was complete")
+        except BaseException as exc:  # noqa: BLE001 - none may leave the task (see the module doc)
+            if self.response.done():  # after the response: the waiting post-response work reports it
+                if isinstance(exc, Exception):
+                    raise
+                raise AppCallEnded(f"the ASGI app raised {type(exc).__name__} after its response") from exc
+            log.exception("lambda-defer: the ASGI app raised %s before its response was complete", type(exc).__name__)
             self.response.set_result(INTERNAL_ERROR)
             return
         if not self.response.done():
@@ -106,6 +115,10 @@ class AppCall:
                 self._disconnect.set()  # type: ignore[union-attr]
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} (response {'sent' if self.response.done() else 'open'})")
+
+
+class AppCallEnded(RuntimeError):
+    """The app call raised what is not an ``Exception`` after its response (the ``__cause__``)."""
 
 
 def rest_of_the_app_call(call: "concurrent.futures.Future[None]") -> None:
@@ -141,8 +154,17 @@ class AppLoop:
         return self._loop
 
     def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The loop thread; its frame holds this object, so the lifespan task lives as long as the loop."""
-        loop.run_forever()
+        """The loop thread; its frame holds this object, so the lifespan task lives as long as the loop.
+
+        asyncio lets a task's ``SystemExit`` or ``KeyboardInterrupt`` out of ``run_forever``
+        (the task keeps it as its result); nothing here stops the loop otherwise, so it is run
+        again: the requests that follow, and the app calls still running, are served."""
+        while True:
+            try:
+                loop.run_forever()
+                return
+            except (SystemExit, KeyboardInterrupt):  # the only ones asyncio lets out of a task or callback
+                log.exception("lambda-defer: a task on the ASGI app's event loop raised; the loop goes on")
 
     async def _startup(self) -> None:
         if self.lifespan == "off":
@@ -163,8 +185,12 @@ class AppLoop:
             scope = {"type": "lifespan", "asgi": ASGI_VERSION, "state": self.state}
             try:
                 await self.app(scope, messages.get, send)
-            except Exception as exc:  # noqa: BLE001 - an app without lifespan support raises here
+            except BaseException as exc:  # noqa: BLE001 - an app without lifespan support raises here
                 if not started.done():
+                    if not isinstance(exc, Exception):  # awaited, it would leave the task: see the module doc
+                        wrapped = RuntimeError(f"the ASGI app's lifespan raised {type(exc).__name__}: {exc}")
+                        wrapped.__cause__ = exc
+                        exc = wrapped
                     started.set_exception(exc)
                 elif started.exception() is None:
                     log.exception("lambda-defer: the ASGI app's lifespan raised")
@@ -205,8 +231,15 @@ class AsgiHandler:
             scope["state"] = dict(self._app.state)  # each request gets its own shallow copy
         call = AppCall(scope, adapter.body)
         running = asyncio.run_coroutine_threadsafe(call.run(self._app.app, DISPATCHER.invoke), loop)
-        response = call.response.result()
-        ended_cleanly = running.done() and not running.cancelled() and running.exception() is None
+        either: List["concurrent.futures.Future[Any]"] = [call.response, running]
+        concurrent.futures.wait(either, return_when=concurrent.futures.FIRST_COMPLETED)
+        if call.response.done():
+            response = call.response.result()
+        else:  # the task ended without running the app call (cancelled before its first step)
+            log.error("lambda-defer: the ASGI app call ended without a response")
+            response = INTERNAL_ERROR
+        # Cancelled only before its first step (run() catches everything after): nothing ran, nothing to report.
+        ended_cleanly = running.done() and (running.cancelled() or running.exception() is None)
         if not ended_cleanly:
             DISPATCHER.after(rest_of_the_app_call, (running,), {})
         return adapter(response)

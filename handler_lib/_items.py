@@ -163,7 +163,94 @@ def _not_unicode(what: str, exc: UnicodeEncodeError) -> ValueError:
     return ValueError(f"{what} is not valid Unicode: a lone surrogate at position {exc.start}")
 
 
-def _attributes(attributes: Optional[Mapping[str, Any]], item_id: str) -> tuple[Optional[Dict[str, Any]], int]:
+# What SQS takes in a message body and a String attribute value (SendMessage: "#x9 | #xA |
+# #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF"; anything else is refused
+# with InvalidMessageContents); held to for SNS too, which delivers to SQS subscriptions. The
+# regular expression only finds the offender for the message: a search over every body costs
+# ~3 µs a KB. The check itself: the other C0 controls are bytes of their own in UTF-8 (no
+# multibyte sequence has a byte below 0x80), found by mapping them to NUL and looking for NUL
+# (~0.7 µs a KB); U+FFFE and U+FFFF by a search of the str (a no-op unless it holds characters
+# that wide); lone surrogates fail the UTF-8 encoding. JSON written by ``to_text`` escapes
+# every C0 control, so an ASCII one needs no check at all.
+SERVICE_TEXT = "#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF"
+_NOT_SERVICE_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_CONTROLS = frozenset(range(0x20)) - {0x09, 0x0A, 0x0D}
+_CONTROLS_TO_NUL = bytes(0 if b in _CONTROLS else b for b in range(256))
+
+
+def _bad_text(what: str, text: str, service: str) -> ValueError:
+    found = _NOT_SERVICE_TEXT.search(text)
+    where = f"U+{ord(found.group()):04X} at position {found.start()}" if found else "a character"
+    return ValueError(f"{what} holds {where}, which {service} does not accept "
+                      f"(allowed: {SERVICE_TEXT})")
+
+
+def _service_text(text: str, what: str, service: str, json_written: bool = False) -> int:
+    """The UTF-8 size of a body or String attribute value, refusing what SQS/SNS would:
+    no character at all, or one outside ``SERVICE_TEXT``."""
+    if text.isascii():
+        if not text:
+            raise ValueError(f"{what} is empty; {service} needs at least one character")
+        if not json_written and 0 in text.encode().translate(_CONTROLS_TO_NUL):
+            raise _bad_text(what, text, service)
+        return len(text)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _not_unicode(what, exc) from None
+    if "\uffff" in text or "\ufffe" in text or (not json_written and 0 in data.translate(_CONTROLS_TO_NUL)):
+        raise _bad_text(what, text, service)
+    return len(data)
+
+
+# Message attribute names (SQS and SNS): A-Z a-z 0-9 _ - . only, up to 256 characters, not
+# starting or ending with a period, no two in a row, and not starting with AWS. or Amazon.
+# in any casing (reserved). Handlers use a few names over and over: those seen to pass are
+# remembered (up to _KNOWN_NAMES_MAX), so the check is one set lookup.
+MAX_ATTRIBUTE_NAME_CHARS = 256
+_ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*")
+_RESERVED_PREFIXES = ("aws.", "amazon.")
+_KNOWN_NAMES_MAX = 1024
+_known_names: set[str] = set()
+#: SQS Number attributes: "between 10^-128 and 10^+126" in magnitude (or 0).
+SQS_NUMBER_MIN, SQS_NUMBER_MAX = 1e-128, 1e126
+_INF = float("inf")
+
+
+def _check_attribute_name(name: str) -> None:
+    if name in _known_names:
+        return
+    if not _ATTRIBUTE_NAME.fullmatch(name) or len(name) > MAX_ATTRIBUTE_NAME_CHARS:
+        raise ValueError(f"attribute name {name!r} is not one SQS and SNS accept: up to "
+                         f"{MAX_ATTRIBUTE_NAME_CHARS} of A-Z a-z 0-9 _ - and ., not starting or ending "
+                         "with a period, without two periods in a row")
+    if name.lower().startswith(_RESERVED_PREFIXES):
+        raise ValueError(f"attribute name {name!r} starts with a prefix AWS reserves (AWS. or Amazon., "
+                         "in any casing)")
+    if len(_known_names) < _KNOWN_NAMES_MAX:
+        _known_names.add(name)
+
+
+def _check_attribute_value(name: str, value: Any, service: str) -> None:
+    """``value`` is str, int, float or bytes (not bool)."""
+    if isinstance(value, float):
+        if value != value or value in (_INF, -_INF):
+            raise ValueError(f"attribute {name!r} is {value}: a Number attribute must be a finite number")
+        if service == "SQS" and value and not SQS_NUMBER_MIN <= abs(value) <= SQS_NUMBER_MAX:
+            raise ValueError(f"attribute {name!r} is {value!r}: SQS takes Number attributes "
+                             "between 1e-128 and 1e126 in magnitude (or 0)")
+    elif isinstance(value, bytes):
+        if not value:
+            raise ValueError(f"attribute {name!r} is empty; {service} needs a value")
+    elif isinstance(value, str):
+        if not (value.isascii() and value.isprintable()):  # the usual value, #x20-#x7E only, in 2 C calls
+            _service_text(value, f"attribute {name!r}", service)
+        elif not value:
+            raise ValueError(f"attribute {name!r} is empty; {service} needs a value")
+
+
+def _attributes(attributes: Optional[Mapping[str, Any]], item_id: str,
+                service: str) -> tuple[Optional[Dict[str, Any]], int]:
     """Validate message attributes; return them with their size as the services count it,
     ``defer_id`` included (refusing a 10th attribute rather than sending no id: a consumer can
     rely on every message carrying it)."""
@@ -181,9 +268,8 @@ def _attributes(attributes: Optional[Mapping[str, Any]], item_id: str) -> tuple[
             raise ValueError(f"attribute {ID_ATTRIBUTE!r} is set by lambda-defer to the item id; use another name")
         if isinstance(value, bool) or not isinstance(value, (str, int, float, bytes)):
             raise TypeError(f"attribute {name!r} must be str, int, float or bytes, not {type(value).__name__}")
-        _utf8_len(name)  # a lone surrogate is refused here, by name
-        if not isinstance(value, bytes):
-            _utf8_len(str(value))
+        _check_attribute_name(name)
+        _check_attribute_value(name, value, service)
     shaped = dict(attributes)
     return shaped, wire.attributes_size(item_id, shaped)
 
@@ -194,10 +280,27 @@ def _check_group(target: str, group_id: Optional[str], dedup_id: Optional[str], 
         raise ValueError(f"{target} is a FIFO {service}: pass group_id= (messages with the same group id keep their order)")
     if not fifo and (group_id is not None or dedup_id is not None):
         raise ValueError(f"group_id and dedup_id are for FIFO targets (names ending in .fifo), not {target}")
-    if group_id is not None and (not isinstance(group_id, str) or len(group_id) > MAX_GROUP_ID_CHARS):
-        raise ValueError(f"group_id must be a str of at most {MAX_GROUP_ID_CHARS} characters")
-    if dedup_id is not None and (not isinstance(dedup_id, str) or len(dedup_id) > MAX_GROUP_ID_CHARS):
-        raise ValueError(f"dedup_id must be a str of at most {MAX_GROUP_ID_CHARS} characters")
+    if group_id is not None and not _fifo_id(group_id):
+        raise ValueError(_bad_fifo_id("group_id", group_id))
+    if dedup_id is not None and not _fifo_id(dedup_id):
+        raise ValueError(_bad_fifo_id("dedup_id", dedup_id))
+
+
+def _fifo_id(value: Any) -> bool:
+    """A MessageGroupId or MessageDeduplicationId (SQS and SNS): 1 to 128 characters, each
+    alphanumeric or punctuation (!"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~), that is ASCII 0x21 to
+    0x7E: printable ASCII but the space (three C calls: a third of a regular expression's cost)."""
+    return (isinstance(value, str) and 0 < len(value) <= MAX_GROUP_ID_CHARS and value.isascii()
+            and value.isprintable() and " " not in value)
+
+
+def _bad_fifo_id(what: str, value: Any) -> str:
+    rule = (f"{what} must be a str of 1 to {MAX_GROUP_ID_CHARS} characters, each a letter, a digit or ASCII "
+            "punctuation")
+    if not isinstance(value, str) or not value or len(value) > MAX_GROUP_ID_CHARS:
+        return rule
+    position = next(i for i, c in enumerate(value) if not "!" <= c <= "~")
+    return f"{rule}: position {position} is {value[position]!r}"
 
 
 def _check_target(value: Any, what: str) -> str:
@@ -213,11 +316,8 @@ def _message(service: str, noun: str, target: str, message: Any, attributes: Opt
     _check_target(target, "queue_url" if noun == "queue" else "topic_arn")
     what = f"{service} message"
     body = to_text(message, what)
-    attrs, attrs_size = _attributes(attributes, item_id)
-    try:
-        size = _utf8_len(body) + attrs_size
-    except UnicodeEncodeError as exc:
-        raise _not_unicode(what, exc) from None
+    attrs, attrs_size = _attributes(attributes, item_id, service)
+    size = _service_text(body, what, service, json_written=not isinstance(message, str)) + attrs_size
     if size > limit:
         raise ValueError(f"{service} message is {size} bytes with its attributes; {service} allows {limit}")
     _check_group(target, group_id, dedup_id, noun)
@@ -239,6 +339,10 @@ def sqs_item(request_id: str, queue_url: str, message: Any, *, group_id: Optiona
                         delay_seconds, attrs, _trace())
 
 
+# SNS Subject: "no line breaks or control characters" (C0, DEL, C1), nor what no text may hold.
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
 def sns_item(request_id: str, topic_arn: str, message: Any, *, subject: Optional[str],
              group_id: Optional[str], dedup_id: Optional[str],
              attributes: Optional[Mapping[str, Any]]) -> wire.SnsItem:
@@ -246,8 +350,9 @@ def sns_item(request_id: str, topic_arn: str, message: Any, *, subject: Optional
     body, attrs = _message("SNS", "topic", topic_arn, message, attributes, group_id, dedup_id,
                            SNS_MAX_MESSAGE_BYTES, item_id)
     if subject is not None and (not isinstance(subject, str) or not subject
-                                or len(subject) > SNS_MAX_SUBJECT_CHARS or "\n" in subject):
-        raise ValueError(f"subject must be one line of 1..{SNS_MAX_SUBJECT_CHARS} characters")
+                                or len(subject) > SNS_MAX_SUBJECT_CHARS or _CONTROL_CHARACTER.search(subject)):
+        raise ValueError(f"subject must be one line of 1..{SNS_MAX_SUBJECT_CHARS} characters, "
+                         "without control characters")
     return wire.SnsItem(item_id, request_id, now_us(), topic_arn, body, subject, group_id,
                         dedup_id, attrs, _trace())
 
