@@ -38,7 +38,7 @@ from . import _ids, handoff
 from . import config as _config
 from . import wire
 from ._channel import ChannelStalled, ChannelUnavailable, SocketChannel
-from ._invoke import TASK_INVOKE, AfterCall, Invoke
+from ._invoke import TASK_INVOKE, AfterCall, Invoke, InvokeClock
 
 LocalSink = Callable[[wire.WorkItem], None]
 Connection = Tuple[SocketChannel, int]
@@ -186,18 +186,23 @@ class Dispatcher:
             # in an environment restored from it, sharing its memory with every other one.
             if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
                 self.after_restore()
-        invoke = self._current = Invoke(request_id, clock, self._give_up_at(clock))
+        invoke = Invoke(request_id, clock)
+        invoke.give_up_at = self._give_up_at(invoke.clock)
+        self._current = invoke
         if self._channel is None and self._uses_socket() and self.local_sink is None:
             self._dial_after = 0.0  # each invoke tries once (an extension slow to start at init)
             self._try_connect()
         return invoke
 
-    def _give_up_at(self, clock: Optional[Callable[[], int]]) -> Optional[float]:
-        """When (monotonic) a wait on the extension must give up: the invoke's deadline less the margin."""
+    def _give_up_at(self, clock: Optional[InvokeClock]) -> Optional[float]:
+        """When (monotonic) a wait on the extension must give up: the invoke's deadline less
+        the margin, capped as for delivery (a margin at or above the invoke's time would leave
+        no wait at all: every new connection would count as stalled)."""
         if clock is None:
             return None
         try:
-            left_ms = int(clock()) - self.config.deadline_margin_ms
+            margin_ms = _config.capped_margin_ms(self.config.deadline_margin_ms, clock.window_ms)
+            left_ms = int(clock()) - margin_ms
         except (TypeError, ValueError):
             return None
         return time.monotonic() + max(0, left_ms) / 1000

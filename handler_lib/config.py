@@ -109,6 +109,14 @@ def function_timeout_ms(env: Mapping[str, str]) -> Optional[int]:
     return int(seconds * 1000) if seconds > 0 else None
 
 
+def capped_margin_ms(margin_ms: int, window_ms: Optional[float]) -> int:
+    """``delivery_margin_ms`` without its log line: the function's waits on the extension use
+    it (the warning is said where the margin cuts delivery)."""
+    if window_ms is None or window_ms <= 0:
+        return margin_ms
+    return min(margin_ms, max(0, int(window_ms - min(window_ms / 2, MIN_DELIVERY_MS))))
+
+
 def delivery_margin_ms(margin_ms: int, window_ms: Optional[float]) -> int:
     """The margin to keep in an invoke of ``window_ms`` (its time from start to deadline, the
     function's timeout): DEFER_DEADLINE_MARGIN_MS, but never so much that the invoke keeps less
@@ -117,10 +125,8 @@ def delivery_margin_ms(margin_ms: int, window_ms: Optional[float]) -> int:
     over to SHUTDOWN, and inline delivery give each up after 0 attempts. Capping it is logged
     once per process, at WARNING."""
     global _margin_warned
-    if window_ms is None or window_ms <= 0:
-        return margin_ms
-    cap = max(0, int(window_ms - min(window_ms / 2, MIN_DELIVERY_MS)))
-    if margin_ms <= cap:
+    cap = capped_margin_ms(margin_ms, window_ms)
+    if cap == margin_ms or window_ms is None:
         return margin_ms
     if not _margin_warned:
         _margin_warned = True
