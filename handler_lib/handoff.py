@@ -132,9 +132,10 @@ class LooseReceipts:
     def received(self, item_id: str, key: Optional[str] = None, journaled: bool = True,
                  keep_id: bool = True) -> None:
         """Count a loose item; ``keep_id=False`` (a process with no ``@defer`` handler yet, which
-        may never send the marker) counts it without keeping its id."""
+        may never send the marker) counts it without keeping its id, unless the journal did not
+        take it: the count must never confirm that one (the marker hands it back)."""
         self.count += 1
-        if not keep_id:
+        if not keep_id and journaled:
             return
         (self.ids if journaled else self.unjournaled).append((item_id, key or item_id))
         if len(self.ids) > LOOSE_IDS_KEPT:
