@@ -18,7 +18,6 @@ import signal
 import threading
 import time
 import warnings
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Iterator, List
 
@@ -27,6 +26,7 @@ import pytest
 from handler_lib import defer, wire
 from handler_lib._dispatch import DISPATCHER, Dispatcher
 from tests.support import channel_host
+from tests.support.processes import process_state
 from tests.support.waiting import wait_until
 
 
@@ -46,7 +46,7 @@ def reader(tmp_path, monkeypatch) -> Iterator[str]:
 
 def _slow_answer(pid: int, hold_s: float) -> threading.Timer:
     os.kill(pid, signal.SIGSTOP)
-    wait_until(lambda: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T", 5,
+    wait_until(lambda: process_state(pid) == "T", 5,
                message="the reader did not stop")
     timer = threading.Timer(hold_s, os.kill, (pid, signal.SIGCONT))
     timer.start()

@@ -19,7 +19,6 @@ import sys
 import textwrap
 import threading
 import warnings
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterator, List
 
@@ -30,6 +29,7 @@ from handler_lib._dispatch import DISPATCHER
 from tests.support import channel_host
 from tests.support.moto_server import drain_queue
 from tests.support.rie import REPO_ROOT
+from tests.support.processes import process_state
 from tests.support.waiting import wait_until
 
 
@@ -67,7 +67,7 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess:
 def _stop(pid: int) -> None:
     """SIGSTOP, and wait until it took effect (it does so asynchronously)."""
     os.kill(pid, signal.SIGSTOP)
-    wait_until(lambda: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T", 5,
+    wait_until(lambda: process_state(pid) == "T", 5,
                message="the reader did not stop")
 
 

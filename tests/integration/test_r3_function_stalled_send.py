@@ -17,6 +17,7 @@ import pytest
 from lambda_sandbox import Sandbox
 from tests.support import channel_host
 from tests.support.moto_server import drain_queue
+from tests.support.processes import process_state
 from tests.support.waiting import wait_until
 
 FUNCTION_DIR = Path(__file__).parent / "functions" / "faults"
@@ -42,7 +43,7 @@ def test_a_send_into_a_stopped_extension_is_bounded_and_its_items_go_inline(
         # GIVEN a connection the reader accepted and confirmed (a first invoke), then a reader that stops
         assert box.invoke({"tag": "warm", "sqs": 1}).status == 200
         os.kill(reader.pid, signal.SIGSTOP)
-        wait_until(lambda: Path(f"/proc/{reader.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T", 5,
+        wait_until(lambda: process_state(reader.pid) == "T", 5,
                    message="the reader did not stop")
         # WHEN the handler defers 10 MB: more than the socket's buffer holds (at most twice
         # net.core.wmem_max, 4 MiB here; Lambda's default is 208 KiB)

@@ -2,17 +2,16 @@
 serialised invokes, freeze between invokes, reset on timeout or crash, bounded stop."""
 from __future__ import annotations
 
-import os
 import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from lambda_sandbox import ErrorType, Report
 from lambda_sandbox.memory import memory_cgroups_available
+from tests.support.processes import is_running, process_state
 from tests.support.waiting import wait_until
 
 QUICK = """
@@ -44,10 +43,6 @@ threading.Thread(target=_tick, daemon=True).start()
 def handler(event, context):
     return {"ok": True}
 """
-
-
-def _state(pid: int) -> str:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 def test_response_returns_before_extension_finishes(lambda_dirs, sandbox_factory):
@@ -101,7 +96,7 @@ def test_environment_is_frozen_between_invokes(lambda_dirs, sandbox_factory, tmp
     during = tick_file.read_text().count("\n")
     assert during - before >= 10
     # ...every process is stopped, and over a bounded window the file does not grow
-    assert box.pids() and all(_state(pid) == "T" for pid in box.pids())
+    assert box.pids() and all(process_state(pid) == "T" for pid in box.pids())
     window_end = time.monotonic() + 0.3
     while time.monotonic() < window_end:
         assert tick_file.read_text().count("\n") == during
@@ -127,7 +122,7 @@ def test_timeout_resets_with_shutdown_timeout_and_reinits(lambda_dirs, sandbox_f
     assert report.status == "timeout"
     wait_until(lambda: records.events("SHUTDOWN"), 5, message="no SHUTDOWN after the timeout")
     assert records.events("SHUTDOWN")[0]["shutdownReason"] == "timeout"
-    wait_until(lambda: not [p for p in old_pids if os.path.exists(f"/proc/{p}") and _state(p) != "Z"], 5,
+    wait_until(lambda: not [p for p in old_pids if is_running(p)], 5,
                message="processes of the timed-out environment are still running")
     # the next invoke re-initialises: a second registration, and Init Duration on its REPORT
     again = box.invoke({"sleep": 0})
@@ -224,7 +219,7 @@ def test_stop_sends_spindown_then_kills_within_budget(lambda_dirs, sandbox_facto
     assert 1500 <= shutdown[0]["deadlineMs"] - started * 1000 <= 2600
     assert 1.8 <= took < 4.0
     assert not records.of("shutdown_done")
-    assert not [pid for pid in pids if os.path.exists(f"/proc/{pid}") and _state(pid) != "Z"]
+    assert not [pid for pid in pids if is_running(pid)]
 
 
 def test_function_error_is_returned_with_function_error_header(lambda_dirs, sandbox_factory):

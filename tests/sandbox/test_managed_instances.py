@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from lambda_sandbox import Report
 from lambda_sandbox.errors import SandboxConfigError
 from lambda_sandbox.sandbox import Sandbox
+from tests.support.processes import process_state
 from tests.support.waiting import wait_until
 
 # Every invoke leaves a file in a shared directory, then waits (bounded) until `expect` files
@@ -65,7 +65,7 @@ def test_serves_max_concurrency_invokes_at_once(lambda_dirs, sandbox_factory, tm
         assert any(t.startswith(f"REPORT RequestId: {result.request_id}") for t in texts)
     assert not box.frozen
     for pid in box.pids():
-        assert Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T"
+        assert process_state(pid) != "T"
 
 
 def test_on_demand_serves_one_at_a_time(lambda_dirs, sandbox_factory, tmp_path):
