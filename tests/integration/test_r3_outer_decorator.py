@@ -35,9 +35,10 @@ def start_outer(rie_factory, built_layer, aws_resources, fault_proxy, tmp_path):
     the exec wrapper (no proxy) and, as RIE has none, without Telemetry."""
     res = aws_resources()
 
-    def start(handler: str = "app.handler"):
+    def start(handler: str = "app.handler", **extra: str):
         env = {**res.env(), "AWS_ENDPOINT_URL": fault_proxy.endpoint_url,
-               "DEFER_SOCKET": str(tmp_path / "defer.sock"), "DEFER_JOURNAL_DIR": str(tmp_path / "journal")}
+               "DEFER_SOCKET": str(tmp_path / "defer.sock"), "DEFER_JOURNAL_DIR": str(tmp_path / "journal"),
+               **extra}
         return rie_factory(built_layer, FUNCTION_DIR, handler, env=env, timeout_s=TIMEOUT_S)
 
     return start, res
@@ -99,6 +100,46 @@ def test_defer_after_work_still_holds_its_invoke_under_rie(start_outer):
     assert elapsed < TIMEOUT_S / 2
     assert drain_queue(res.queue_url, 0, timeout=1) == []
     assert HELD not in rie.logs()
+
+
+def test_where_the_runtime_cannot_report_its_posts_each_invoke_is_drained_at_once_under_rie(start_outer):
+    """A runtime whose posts the function cannot see (not awslambdaric, or one of another
+    shape), with neither Telemetry nor the exec wrapper: the extension cannot know when an
+    invoke ends, so it drains at once; what is deferred later rides on the next drain."""
+    start, res = start_outer
+    rie = start(TEST_RUNTIME_OF_ANOTHER_SHAPE="1")
+    for n in range(4):
+        status, body, elapsed = rie.invoke({"tag": f"n{n}", "cached": n % 2 == 1})
+        assert status == 200 and elapsed < TIMEOUT_S / 2, f"held {elapsed:.2f}s of {TIMEOUT_S}"
+    rie.invoke({"tag": "last", "cached": True})  # a drain after n2's
+    tags = sorted(b["tag"] for b in drain_queue(res.queue_url, 2, timeout=5))
+    assert tags == ["n0", "n2"]  # late, not lost
+    logs = rie.logs()
+    assert logs.count("does not report when it posts a response") == 1
+    assert HELD not in logs
+
+
+def test_powertools_idempotent_repeat_in_the_sandbox(built_layer, aws_resources, tmp_path):
+    """Where Telemetry is delivered (the sandbox, as Lambda), the repeat ended before too (at
+    runtimeDone); now the runtime's post ends it, and nothing is delivered twice."""
+    from lambda_sandbox import Sandbox
+
+    res = aws_resources()
+    env = {**res.env(), "DEFER_SOCKET": str(tmp_path / "defer.sock"), "DEFER_JOURNAL_DIR": str(tmp_path / "journal")}
+    box = Sandbox(built_layer, FUNCTION_DIR, "app.idempotent_handler", timeout_s=TIMEOUT_S, env=env,
+                  echo=False).start()
+    try:
+        for order, call in [("o-1", 1), ("o-1", 1), ("o-2", 2), ("o-2", 2), ("o-1", 1)]:
+            result = box.invoke({"order": order})
+            assert result.status == 200 and result.json() == {"order": order, "call": call}, result.body
+            report = box.wait_for_report(result.request_id)
+            assert report.duration_ms < TIMEOUT_S * 1000 / 2
+        got = sorted((b["order"], b["call"]) for b in drain_queue(res.queue_url, 3, timeout=3))
+        assert got == [("o-1", 1), ("o-2", 2)]  # one item per call of the @defer handler
+        logs = "\n".join(line.text for line in box.logs)
+        assert HELD not in logs and "RuntimeWarning" not in logs
+    finally:
+        box.stop()
 
 
 # -- in process: awslambdaric's own request handling against the real channel reader -------

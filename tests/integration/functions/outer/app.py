@@ -3,6 +3,8 @@
 - ``handler``: a cache that returns (``cached``) or an auth check that raises (``refuse``)
   before the @defer handler runs; otherwise the @defer handler defers one item, and with
   ``after_s`` post-response work that waits that long, then defers another.
+- ``TEST_RUNTIME_OF_ANOTHER_SHAPE``: the runtime's posts cannot be reported (a runtime
+  other than awslambdaric, or one of another shape).
 - ``idempotent_handler``: Powertools' real ``@idempotent`` (an in-memory persistence layer:
   this process is the environment), outer to @defer: a repeated request gets the stored
   response and the @defer handler is not called.
@@ -17,7 +19,11 @@ from aws_lambda_powertools.utilities.idempotency import (BasePersistenceLayer, I
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyItemAlreadyExistsError, IdempotencyItemNotFoundError)
 
+import handler_lib._runtime_hook
 from handler_lib import defer
+
+if os.environ.get("TEST_RUNTIME_OF_ANOTHER_SHAPE"):  # as if not run by awslambdaric, or by one changed
+    handler_lib._runtime_hook.install = lambda posted: False
 
 QUEUE_URL = os.environ["TEST_QUEUE_URL"]
 
