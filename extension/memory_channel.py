@@ -33,11 +33,12 @@ class MemoryChannel:
     def start(self, handlers: ChannelHandlers) -> None:
         self._handlers = handlers
 
-    def connect(self, wrapped: bool = True) -> MemoryPeer:
-        """A new process connects and says hello (``wrapped``: it has a ``@defer`` handler)."""
+    def connect(self, wrapped: bool = True, posts: Optional[bool] = None) -> MemoryPeer:
+        """A new process connects and says hello (``wrapped``: it has a ``@defer`` handler;
+        ``posts``: it reports every invoke's end, as under awslambdaric; by default, if wrapped)."""
         peer = MemoryPeer()
         self.peers.append(peer)
-        self.send(peer, wire.Hello(pid=len(self.peers), wrapped=wrapped))
+        self.send(peer, wire.Hello(pid=len(self.peers), wrapped=wrapped, posts=wrapped if posts is None else posts))
         return peer
 
     def send(self, peer: MemoryPeer, frame: wire.Frame) -> Optional[Reply]:

@@ -2,10 +2,13 @@
 
 On INVOKE the runner waits for the end-of-invoke marker of that request (a ``@defer``
 handler; when it announced post-response work with an ``after`` frame, the marker comes
-once that work is done), or for the response posted as the Runtime API proxy saw it, or
-for Telemetry ``platform.runtimeDone`` (an unwrapped handler, where the platform delivers
-telemetry), or for nothing (none of these), never past the deadline minus the margin; then
-it drains. Each end marker is answered with an ack of the invoke's items held (by the
+once that work is done; a process whose hello says ``posts`` sends one for every invoke,
+also those an outer decorator answered without calling the ``@defer`` handler), or for the
+response posted as the Runtime API proxy saw it, or for Telemetry ``platform.runtimeDone``
+(an unwrapped handler, where the platform delivers telemetry), or for nothing (none of
+these; nor when the only ``@defer`` processes cannot say that every invoke ends: it cannot
+know, and a wait could last to the deadline), never past the deadline minus the margin;
+then it drains. Each end marker is answered with an ack of the invoke's items held (by the
 channel's routing, from the receipts of the connection the marker came over). What is
 left is carried over to the next invoke. On SHUTDOWN it drains within the budget; what is still undelivered is dead-lettered, except on a reset
 (timeout, failure), where the journal replays it in the environment's next life.
@@ -61,6 +64,8 @@ class Runner:
         self._after_before = (0, 0)
         self._runtime_done: Recent[str, str] = Recent()
         self._wrapped_conns = 0
+        self._reporting_conns = 0  # of those, the ones whose process sends a marker for every invoke
+        self._said_unreported = False
         self.wrapped_seen = False
         self._added_before = 0
 
@@ -88,11 +93,16 @@ class Runner:
     def on_hello(self, conn: Peer, hello: wire.Hello) -> None:
         # The hello's paths are never used for imports: tasks come only from the function's
         # code and the layers (tasks.py), whatever a process on the socket claims.
-        already_counted = conn.hello is not None and conn.hello.wrapped
-        if hello.wrapped and not already_counted:
+        was = conn.hello
+        wrapped_before = was is not None and was.wrapped
+        reporting_before = wrapped_before and was is not None and was.posts
+        wrapped_now = hello.wrapped or wrapped_before  # a connection's hello never unwraps it
+        reporting_now = wrapped_now and hello.posts
+        if (wrapped_now, reporting_now) != (wrapped_before, reporting_before):
             with self._state:
                 self.wrapped_seen = True
-                self._wrapped_conns += 1
+                self._wrapped_conns += wrapped_now - wrapped_before
+                self._reporting_conns += reporting_now - reporting_before
                 self._state.notify_all()
 
     def on_after(self, after: wire.AfterResponse) -> None:
@@ -114,6 +124,7 @@ class Runner:
         if conn.hello is not None and conn.hello.wrapped:
             with self._state:
                 self._wrapped_conns -= 1
+                self._reporting_conns -= conn.hello.posts
                 self._state.notify_all()
 
     def on_response_posted(self, request_id: str) -> None:
@@ -170,6 +181,13 @@ class Runner:
                 log.warning("the handler's connection closed before its end marker",
                             extra={"request_id": request_id})
                 return "closed"
+            if self._wrapped_conns > 0 and self._reporting_conns <= 0 and not self.telemetry_active \
+                    and not self.proxy_active:
+                # Its runtime does not say when each response is posted (not awslambdaric, or
+                # one of another shape): an outer decorator that answers without calling the
+                # @defer handler would send no marker, and the wait would last to the deadline.
+                self._say_unreported()
+                return "unreported"
             left = stop_at - time.monotonic()
             if left <= 0:
                 if request_id in self._after:
@@ -181,6 +199,14 @@ class Runner:
                                 extra={"request_id": request_id})
                 return "deadline"
             self._state.wait(left)
+
+    def _say_unreported(self) -> None:
+        if not self._said_unreported:
+            self._said_unreported = True
+            log.warning("the function's runtime does not report when it posts a response, and there is "
+                        "neither Telemetry nor the Runtime API proxy: each invoke is drained at once, and "
+                        "items deferred after that ride on the next drain; set AWS_LAMBDA_EXEC_WRAPPER="
+                        "/opt/defer-runner/exec-wrapper to drain each invoke's items in it")
 
     def on_shutdown(self, event: ShutdownEvent) -> DrainReport:
         """Drain within the budget; on a spin-down, dead-letter the rest, and log at ERROR (and

@@ -51,9 +51,10 @@ class ChannelStalled(ChannelUnavailable):
 
 
 class SocketChannel:
-    def __init__(self, path: str, *, wrapped: bool) -> None:
+    def __init__(self, path: str, *, wrapped: bool, posts: bool = False) -> None:
         self.path = path
         self._wrapped = wrapped
+        self._posts = posts  # the process reports its runtime's posts (an end marker for every invoke)
         self._sock: Optional[socket.socket] = None
         self._lock = threading.Lock()
         self._pid = 0
@@ -70,11 +71,12 @@ class SocketChannel:
     def connected(self) -> bool:
         return self._sock is not None and self._pid == os.getpid()
 
-    def mark_wrapped(self) -> None:
-        """Tell the extension (again, on a live connection) that the handler sends end markers."""
-        if self._wrapped:
+    def mark_wrapped(self, posts: bool = False) -> None:
+        """Tell the extension (again, on a live connection) that the handler sends end markers
+        (``posts``: for every invoke, as the runtime posts its response)."""
+        if self._wrapped and self._posts == posts:
             return
-        self._wrapped = True
+        self._wrapped, self._posts = True, posts
         with self._lock:
             if self._sock is not None and self._pid == os.getpid():
                 try:
@@ -247,8 +249,7 @@ class SocketChannel:
         return frames
 
     def _hello(self) -> wire.Hello:
-        return wire.Hello(pid=os.getpid(),
-                          wrapped=self._wrapped)
+        return wire.Hello(pid=os.getpid(), wrapped=self._wrapped, posts=self._posts)
 
     def _connect_locked(self) -> None:
         self._close_locked()
@@ -288,7 +289,7 @@ class SocketChannel:
         """In a forked child: the lock may be held by a parent thread that does not exist here;
         and its hello says it sends no end markers (no invoke ends in it)."""
         self._lock = threading.Lock()
-        self._wrapped = False
+        self._wrapped = self._posts = False
         if self._sock is not None:
             try:
                 self._sock.close()  # the child's copy of the descriptor; the parent's stays open

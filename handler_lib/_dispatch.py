@@ -19,6 +19,10 @@ over its memory bound, new items are delivered by the handler too, so the extens
 stays bounded; those of a FIFO group still go to the extension, which may hold the group's
 earlier items (delivered from here they would overtake them).
 
+Every invoke of a ``@defer`` process run by awslambdaric ends with an end marker: the
+handler's own, or, for an invoke it was never called for (an outer decorator answered
+without calling it), one sent when the runtime posts the response (``_runtime_hook``).
+
 What the function delivers itself goes in deferral order; for a FIFO group (target and group
 id) with any such item, it delivers all of the invoke's items of that group (those the
 extension holds too: a duplicate, never an overtaking). When the invoke ends after its
@@ -95,11 +99,15 @@ class Dispatcher:
         self._config: Optional[_config.Config] = None
         self._channel: Optional[SocketChannel] = None
         self._wrapped = False
+        self._posts = False  # the runtime's posts are reported here (_runtime_hook): every invoke gets a marker
         self._forked = False  # a forked child: no invoke ends in it, nothing confirms its loose items
         self._warned = ""  # the reason last warned about, so each new reason is said once
         self._current: Optional[Invoke] = None  # the handler's invoke
         self._local = threading.local()  # .invoke: the invoke a post-response thread works for
         self._invoked = False
+        # request ids of invokes a @defer handler began (they end with its marker) or that
+        # were ended at the runtime's post (an outer decorator answered without calling it)
+        self._seen: handoff.Recent[str, bool] = handoff.Recent()
         self._lock = threading.Lock()  # sends and an invoke's lists against its end
         self._loose: List[wire.WorkItem] = []  # sent outside any invoke, not confirmed yet ...
         self._loose_on: Optional[Connection] = None  # ... over this connection
@@ -135,8 +143,11 @@ class Dispatcher:
         self._wrapped = True
         if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
             _register_after_restore(self)
+        from ._runtime_hook import install  # a leaf; it wraps awslambdaric's posts, when it runs us
+
+        self._posts = install(_response_posted)
         if self._channel is not None:
-            self._channel.mark_wrapped()
+            self._channel.mark_wrapped(self._posts)
         elif self._uses_socket():
             self._try_connect()
 
@@ -146,7 +157,7 @@ class Dispatcher:
     def _try_connect(self) -> bool:
         if self._dial_after and time.monotonic() < self._dial_after:
             return False  # the extension hung a moment ago: each try would wait again
-        channel = SocketChannel(self.config.socket_path, wrapped=self._wrapped)
+        channel = SocketChannel(self.config.socket_path, wrapped=self._wrapped, posts=self._posts)
         try:
             channel.connect()
         except ChannelUnavailable as exc:
@@ -189,10 +200,28 @@ class Dispatcher:
         invoke = Invoke(request_id, clock)
         invoke.give_up_at = self._give_up_at(invoke.clock)
         self._current = invoke
+        if request_id:
+            self._seen[request_id] = True
         if self._channel is None and self._uses_socket() and self.local_sink is None:
             self._dial_after = 0.0  # each invoke tries once (an extension slow to start at init)
             self._try_connect()
         return invoke
+
+    def response_posted(self, request_id: str) -> None:
+        """The runtime posted the response (or error) of ``request_id`` (awslambdaric, see
+        ``_runtime_hook``). An invoke a ``@defer`` handler began ends with that handler's own
+        marker, after its post-response work; one it was never called for (an outer decorator
+        answered without calling it) ends now: the extension, which saw a ``@defer`` process
+        connect, would otherwise wait for a marker that never comes."""
+        if request_id in self._seen or not self._posts:
+            return
+        self._seen[request_id] = True  # once, whoever reports it again
+        channel = self._channel
+        if channel is None or self.capture is not None or self.local_sink is not None:
+            return  # no connection: the extension saw it close, and does not wait on it
+        # Nothing was sent for it: the marker counts 0 items (loose ones, if the outer
+        # decorator deferred any, are confirmed with the next @defer invoke's as before).
+        channel.end_invoke(wire.EndOfInvoke(request_id, 0, 0, 0), self.config.ack_timeout_ms / 1000)
 
     def _give_up_at(self, clock: Optional[InvokeClock]) -> Optional[float]:
         """When (monotonic) a wait on the extension must give up: the invoke's deadline less
@@ -423,6 +452,10 @@ class Dispatcher:
 DISPATCHER = Dispatcher()
 
 
+def _response_posted(request_id: str) -> None:
+    DISPATCHER.response_posted(request_id)
+
+
 def _register_after_restore(dispatcher: "Dispatcher") -> None:
     """SnapStart's runtime hook, where the runtime has it; the first invoke covers it elsewhere."""
     try:
@@ -445,6 +478,7 @@ def _after_fork_in_child() -> None:
     DISPATCHER._loose_sizes, DISPATCHER._loose_bytes = [], 0
     DISPATCHER._orphans = []
     DISPATCHER._wrapped = False  # nor are its loose ones: no end marker would come to release them
+    DISPATCHER._posts = False
     DISPATCHER._forked = True
     DISPATCHER._current = None
     DISPATCHER._local = threading.local()

@@ -8,9 +8,11 @@ code.
 
 Frames, by kind:
 
-- ``hello``  first frame of a connection: who is talking (pid, and whether the Lambda
+- ``hello``  first frame of a connection: who is talking (pid, whether the Lambda
   handler is wrapped by ``@defer``, which tells the extension to wait for end-of-invoke
-  markers). Nothing in it names code or paths: tasks are imported only from the function's
+  markers, and whether the process reports each response its runtime posts, so that every
+  invoke gets a marker, those an outer decorator answered without the ``@defer`` handler
+  too: ``posts``; absent in older hellos, read as False). Nothing in it names code or paths: tasks are imported only from the function's
   code as the extension itself knows it.
 - ``sqs`` / ``sns`` / ``event`` / ``task``  work items.
 - ``end``  end of one invoke: its request id and how many items it sent (and how many
@@ -82,6 +84,7 @@ class FrameDecodeError(ValueError):
 class _HelloFields(NamedTuple):
     pid: int
     wrapped: bool = False
+    posts: bool = False  # an end marker comes for every invoke, also one @defer was not called for
 
 
 class Hello(_HelloFields):
@@ -89,7 +92,8 @@ class Hello(_HelloFields):
     kind: ClassVar[Literal["hello"]] = "hello"
 
     def to_map(self) -> Dict[str, Any]:
-        return {"v": PROTOCOL_VERSION, "k": "hello", "pid": self.pid, "wrapped": self.wrapped}
+        return {"v": PROTOCOL_VERSION, "k": "hello", "pid": self.pid, "wrapped": self.wrapped,
+                "posts": self.posts}
 
 
 class _EndOfInvokeFields(NamedTuple):
@@ -348,7 +352,7 @@ def _common(payload: Dict[str, Any]) -> _Common:
 
 
 _BUILDERS: Dict[str, Callable[[Dict[str, Any]], Frame]] = {
-    "hello": lambda p: Hello(pid=int(p["pid"]), wrapped=bool(p.get("wrapped"))),
+    "hello": lambda p: Hello(pid=int(p["pid"]), wrapped=bool(p.get("wrapped")), posts=bool(p.get("posts"))),
     "end": lambda p: EndOfInvoke(request_id=_str(p, "rid"), count=int(p["n"]),
                                  after_run=_opt(p, "ar", int) or 0, after_failed=_opt(p, "af", int) or 0),
     "after": lambda p: AfterResponse(request_id=_str(p, "rid")),

@@ -39,14 +39,15 @@ def test_a_short_circuiting_outer_decorator_answers_at_once_under_rie(rie_factor
     assert '"runtime_proxy":"127.0.0.1:' in rie.logs().replace(" ", "")
 
 
-def test_without_the_wrapper_the_short_circuit_is_held_to_the_deadline(rie_factory, built_layer,
-                                                                       aws_resources, tmp_path):
-    """What the wrapper fixes (and what a function without it still gets under RIE)."""
+def test_without_the_wrapper_the_short_circuit_is_not_held_either(rie_factory, built_layer,
+                                                                  aws_resources, tmp_path):
+    """Without the wrapper (this used to hold the invoke to its deadline, 2.7 s of 3): the
+    function's process reports the runtime's post itself (see test_r3_outer_decorator.py)."""
     res = aws_resources()
     rie = start(rie_factory, built_layer, res, tmp_path, wrapper=False, timeout_s=3)
     rie.invoke({"tag": "first"})
     _, _, elapsed = rie.invoke({"tag": "hit", "cached": True})
-    assert elapsed > 2.0
+    assert elapsed < 1.5
 
 
 def test_an_unwrapped_handler_is_drained_in_its_own_invoke_under_rie(rie_factory, built_layer,
