@@ -134,8 +134,8 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
         port = listener.start()
         status, reply = extension.subscribe_telemetry(port, ["platform"])
         runner.telemetry_active = status == 200
-        if not runner.telemetry_active:
-            listener.stop()
+        if not runner.telemetry_active:  # stop() waits for the server's poll (0.5 s): not here
+            threading.Thread(target=listener.stop, name="defer-telemetry-stop", daemon=True).start()
     if not config.dlq_url:
         log.warning("DEFER_DLQ_URL is not set: items that exhaust their attempts are logged and counted only")
     log.info("defer-runner ready", extra={"socket": config.socket_path, "telemetry": runner.telemetry_active,
