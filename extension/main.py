@@ -260,6 +260,10 @@ def _loop(extension: RegisteredExtension, runner: Any, sdk: Optional[SdkLoader] 
         if sdk is not None:  # the first event: the init is over (started in init, a no-op)
             sdk.start()
         if isinstance(event, InvokeEvent):
+            try:  # a new invoke: an endpoint that was unreachable is tried again at once
+                runner.drainer.probe_unreachable()
+            except Exception:  # noqa: BLE001 - the invoke is handled all the same
+                log.exception("could not reschedule the items of an unreachable endpoint")
             try:
                 runner.on_invoke(event)
             except Exception:  # noqa: BLE001 - never let one invoke end the extension

@@ -161,3 +161,19 @@ def test_a_transport_error_is_what_a_failed_load_becomes() -> None:
 
     code, _, sender_fault = describe_exception(RuntimeError("cannot load the SDK"))
     assert code == TRANSPORT and not sender_fault
+
+
+def test_a_new_invoke_tries_an_unreachable_endpoint_again_but_keeps_a_throttles_backoff() -> None:
+    """Once the SDK loads after init, the first invoke has its whole window for retries, and an
+    endpoint down for all of it leaves backoffs (up to 5 s) that a short next invoke would not
+    outlast; ``probe_unreachable`` (called by the extension at each INVOKE) makes those due."""
+    queue = PendingQueue()
+    drainer = Drainer(queue, {}, TaskRunner(), Config())
+    for n, code in enumerate((TRANSPORT, "ThrottlingException", TRANSPORT)):
+        queue.add(sqs_item(n))
+        queue.retry_later(f"q{n}", time.monotonic() + 60, code, "scripted", uses_attempt=False)
+    assert len(queue.take_ready(time.monotonic() + 61, lambda e: e.item.id == "q2")) == 1  # now in flight
+    assert drainer.probe_unreachable() == 1
+    due = {e.item.id: e.not_before <= time.monotonic() for e in queue.snapshot()}
+    assert due == {"q0": True, "q1": False, "q2": False}
+    assert {e.item.id: e.stalls for e in queue.snapshot()} == {"q0": 1, "q1": 1, "q2": 1}  # backoff grows on
