@@ -1,10 +1,17 @@
 """Start-up and the event loop of the defer-runner extension.
 
 Order matters: the socket is opened before ``register`` (the runtime starts as soon as every
-extension has registered, and the handler may dial at once), botocore and Powertools load only
-after registering (the AWS clients are made before the first ``next``), and the loop ends
-only on SHUTDOWN: any failure inside an invoke is logged and the loop calls ``next`` again,
-because an extension that exits is a crash that resets the environment.
+extension has registered, and the handler may dial at once), Powertools loads only after
+registering, and the loop ends only on SHUTDOWN: any failure inside an invoke is logged and
+the loop calls ``next`` again, because an extension that exits is a crash that resets the
+environment.
+
+The AWS SDK (botocore and the clients, most of the extension's start) loads where it costs
+no caller anything (``SdkLoader``): on demand, init is the cold start a caller waits for, so
+it loads on a thread started when the first event arrives, beside the first invoke, and a
+drain that needs a client meanwhile waits for it, never past its stop; where init runs ahead
+of any request (provisioned concurrency, SnapStart, Managed Instances), inside init, as the
+snapshot or the warm pool then holds it. docs/performance.md has the measurements.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from handler_lib import config as cfg
 
@@ -25,6 +32,9 @@ from .listener import listen
 EVENTS = ["INVOKE", "SHUTDOWN"]
 NEXT_RETRIES = 5
 WARMUP_WAIT_S = 3.0
+#: AWS_LAMBDA_INITIALIZATION_TYPE values whose init runs ahead of any request: there the AWS
+#: SDK loads inside init. On demand (and when unset) it loads once the first event arrives.
+SDK_IN_INIT = frozenset({"provisioned-concurrency", "snap-start", "lambda-managed-instances"})
 
 
 def main() -> None:
@@ -51,14 +61,15 @@ def main() -> None:
         _fail_init(extension, *problem)
     if proxy is not None:
         proxy.start()  # the runtime starts now, and may call through it at once
+    sdk = SdkLoader(in_init=on_lmi or sdk_in_init())
     try:
-        runner = _build(config, listener, extension, proxy, telemetry=not on_lmi)
+        runner = _build(config, listener, extension, proxy, telemetry=not on_lmi, sdk=sdk)
     except Exception as exc:  # noqa: BLE001 - reported to Lambda, which fails the init
         _fail_init(extension, ERR_INIT, f"{type(exc).__name__}: {exc}")
     if on_lmi:  # Managed Instances: no INVOKE events, deliver as items arrive
         runner = continuous.ContinuousDelivery(runner)
         runner.start()
-    _loop(extension, runner)
+    _loop(extension, runner, sdk)
 
 
 def _fail_init(extension: RegisteredExtension, error_type: str, message: str) -> None:
@@ -83,10 +94,81 @@ def _runtime_proxy(runtime_api: str, config: cfg.Config) -> Any:
         return None
 
 
+def sdk_in_init() -> bool:
+    """Whether this environment's init runs ahead of any request (``SDK_IN_INIT``)."""
+    return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE", "") in SDK_IN_INIT
+
+
+class SdkLoader:
+    """Loads botocore, then the clients the queued items need, on a thread of its own.
+
+    In init (``in_init``): every sink's client, before the first ``next`` (bounded by
+    WARMUP_WAIT_S; the drain finishes what is left). Otherwise, from the first event on:
+    botocore and the session, then the clients of the kinds queued by then (the first
+    invoke's items, as a rule); a client no item has asked for yet is made on first use.
+    A failure is logged; each sink then tries again on its next batch, whose items back off
+    as for an unreachable endpoint (``Defer.TransportError``).
+    """
+
+    def __init__(self, in_init: Optional[bool] = None) -> None:
+        self.in_init = sdk_in_init() if in_init is None else in_init
+        self._factory: Any = None
+        self._sinks: Dict[str, Any] = {}
+        self._queue: Any = None
+        self._thread: Optional[threading.Thread] = None
+
+    def bind(self, factory: Any, sinks: Dict[str, Any], queue: Any) -> None:
+        self._factory, self._sinks, self._queue = factory, sinks, queue
+
+    def start(self) -> None:
+        """Start loading, once (later calls do nothing; one that found no thread to be had
+        tries again, and meanwhile each sink loads what it needs when it first sends)."""
+        if self._thread is not None or self._factory is None:
+            return
+        thread = threading.Thread(target=self._run, name="defer-sdk", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError as exc:  # no thread to be had: never a reason to stop the extension
+            _log().warning("could not start loading the AWS SDK: %s", exc)
+            return
+        self._thread = thread
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _wanted(self) -> List[str]:
+        if self.in_init:
+            return list(self._sinks)
+        return sorted({entry.item.kind for entry in self._queue.snapshot()} & set(self._sinks))
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        made: Set[str] = set()
+        try:
+            self._factory.preload()
+            loaded_ms = (time.monotonic() - started) * 1000
+            while True:  # items may arrive while a client is made
+                wanted = [kind for kind in self._wanted() if kind not in made]
+                if not wanted:
+                    break
+                for kind in wanted:
+                    self._sinks[kind].client  # noqa: B018 - made now, kept by the sink
+                made.update(wanted)
+        except Exception as exc:  # noqa: BLE001 - a thread of its own: nothing may escape it
+            _log().warning("could not load the AWS SDK (%s: %s); each sink tries again when it sends",
+                           type(exc).__name__, exc)
+            return
+        _log().info("AWS SDK loaded", extra={"sdk_in_init": self.in_init, "sdk_loaded_ms": round(loaded_ms, 1),
+                                             "sdk_ready_ms": round((time.monotonic() - started) * 1000, 1),
+                                             "clients": sorted(made)})
+
+
 def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, proxy: Any = None,
-           telemetry: bool = True) -> Any:
+           telemetry: bool = True, sdk: Optional[SdkLoader] = None) -> Any:
     """Everything but the registration. `telemetry=False` on Managed Instances: they send no
-    `platform.runtimeDone` and take only schema 2025-01-29, so a subscription buys nothing."""
+    `platform.runtimeDone` and take only schema 2025-01-29, so a subscription buys nothing.
+    `sdk` says where the AWS SDK loads (default: from AWS_LAMBDA_INITIALIZATION_TYPE)."""
     from handler_lib import wire
     from handler_lib._dispatch import DISPATCHER
 
@@ -109,10 +191,12 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
     queue = PendingQueue(journal, config.max_queued_bytes)
     for item in journal.replayed:
         queue.add(item, journal=False)
-    sinks = make_sinks(ClientFactory(config))
-    warmup = threading.Thread(target=lambda: [s.client for s in sinks.values()], name="defer-warmup",
-                              daemon=True)
-    warmup.start()  # beside the rest of the set-up
+    factory = ClientFactory(config)
+    sinks = make_sinks(factory)
+    sdk = sdk if sdk is not None else SdkLoader()
+    sdk.bind(factory, sinks, queue)
+    if sdk.in_init:
+        sdk.start()  # beside the rest of the set-up
     # Task modules come from the function's code and the layers' python folders: those of
     # Lambda's /opt and of the layer this extension came with (its launcher says where).
     layers = [p for p in (os.environ.get("DEFER_LAYER_ROOT"), LAMBDA_LAYERS_ROOT) if p]
@@ -134,19 +218,16 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
         port = listener.start()
         status, reply = extension.subscribe_telemetry(port, ["platform"])
         runner.telemetry_active = status == 200
-        if not runner.telemetry_active:
-            listener.stop()
+        if not runner.telemetry_active:  # stop() waits for the server's poll (0.5 s): not here
+            threading.Thread(target=listener.stop, name="defer-telemetry-stop", daemon=True).start()
     if not config.dlq_url:
         log.warning("DEFER_DLQ_URL is not set: items that exhaust their attempts are logged and counted only")
     log.info("defer-runner ready", extra={"socket": config.socket_path, "telemetry": runner.telemetry_active,
                                           "runtime_proxy": proxy.address if proxy is not None else None,
                                           "replayed": len(journal.replayed), "max_attempts": config.max_attempts,
                                           "deadline_margin_ms": config.deadline_margin_ms})
-    # The clients are made before the first `next`, inside init, which overlaps the runtime's
-    # own start; made after it, they raced the first invoke and the first drain (billed) paid
-    # for most of them (bench/coldstart.py). Bounded: a slow start must not fail the init, the
-    # drain finishes the clients itself.
-    warmup.join(WARMUP_WAIT_S)
+    if sdk.in_init:  # bounded: a slow start must not fail the init, the drain finishes the clients
+        sdk.join(WARMUP_WAIT_S)
     return runner
 
 
@@ -157,7 +238,7 @@ def _log() -> Any:
     return logging.getLogger("defer_runner")
 
 
-def _loop(extension: RegisteredExtension, runner: Any) -> None:
+def _loop(extension: RegisteredExtension, runner: Any, sdk: Optional[SdkLoader] = None) -> None:
     log = _log()
     failures = 0
     while True:
@@ -176,7 +257,13 @@ def _loop(extension: RegisteredExtension, runner: Any) -> None:
                     _exit(1)
             time.sleep(0.05 * failures)
             continue
+        if sdk is not None:  # the first event: the init is over (started in init, a no-op)
+            sdk.start()
         if isinstance(event, InvokeEvent):
+            try:  # a new invoke: an endpoint that was unreachable is tried again at once
+                runner.drainer.probe_unreachable()
+            except Exception:  # noqa: BLE001 - the invoke is handled all the same
+                log.exception("could not reschedule the items of an unreachable endpoint")
             try:
                 runner.on_invoke(event)
             except Exception:  # noqa: BLE001 - never let one invoke end the extension

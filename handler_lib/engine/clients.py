@@ -1,4 +1,5 @@
-"""botocore clients for the sinks (botocore loads after registering, never before).
+"""botocore clients for the sinks (botocore loads after registering, never before; on demand,
+after the first ``next``: see extension/main.py).
 
 botocore directly, not through boto3: boto3 adds nothing to these three clients but its
 import (measured here: ~40 ms and ~3 MB of RSS), paid on every cold start.
@@ -24,12 +25,24 @@ class ClientFactory:
         self._lock = threading.Lock()
         self._session: Any = None
 
+    def preload(self) -> None:
+        """Import botocore and make the session: what every client needs first (most of the
+        cost). A client asked for meanwhile waits for it (the lock), never past the drain's
+        stop: the drain leaves a call that has not returned in flight."""
+        with self._lock:
+            self._ensure_session()
+
+    def _ensure_session(self) -> None:
+        if self._session is None:
+            import botocore.config  # noqa: F401 - every client's; loaded with the rest
+
+            self._session = _session()
+
     def __call__(self, service: str) -> Any:
         with self._lock:
             from botocore.config import Config as BotoConfig
 
-            if self._session is None:
-                self._session = _session()
+            self._ensure_session()
             # One quick retry inside botocore for a dropped connection; every other retry is
             # ours, per entry and bounded by the invoke's deadline (botocore's throttle
             # backoff can sleep for seconds inside one call).

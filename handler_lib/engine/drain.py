@@ -24,7 +24,7 @@ from ..config import Config
 
 from . import dead_letters
 from .batching import FifoGroup, admissible, fifo_group, group_by, split_batches
-from .outcome import TASK_FAILED, TASK_TIMEOUT, UNKNOWN_KIND, Outcome
+from .outcome import TASK_FAILED, TASK_TIMEOUT, TRANSPORT, UNKNOWN_KIND, Outcome
 from .pending import Entry, PendingQueue
 from .sinks import Sink
 from .tasks import TaskRunner, TaskThreads
@@ -132,6 +132,25 @@ class Drainer:
         report.tasks_hung = self.task_threads.hung()
         report.duration_ms = (self.clock() - started) * 1000
         return report
+
+    def probe_unreachable(self) -> int:
+        """At a new invoke: each item waiting out a backoff because its endpoint was unreachable
+        (``Defer.TransportError``) is due at once; returns how many. A backoff set before the
+        freeze says nothing of the network after the thaw, and the invoke's own window is
+        what delivery has (its backoff, up to BACKOFF_CAP_S after a long outage, could
+        otherwise outlast a short invoke). One probe each: the stall count stays, so an
+        endpoint still down backs off as long as before. Throttled items keep their backoff:
+        the service asked for it."""
+        now = self.clock()
+        probed = 0
+        with self.queue.changed:
+            for entry in self.queue.snapshot():
+                if not entry.in_flight and entry.last_code == TRANSPORT and entry.not_before > now:
+                    entry.not_before = now
+                    probed += 1
+            if probed:
+                self.queue.changed.notify_all()
+        return probed
 
     def _limits(self, entry: Entry) -> Tuple[int, int, int]:
         sink = self.sinks.get(entry.item.kind)

@@ -1,6 +1,7 @@
-"""The defer-runner's set-up before its first ``next``: the AWS clients are made inside init.
-
-Made after ``next``, they raced the first invoke, and the first drain (billed) paid for them.
+"""The defer-runner's set-up before its first ``next`` where init runs ahead of any request
+(provisioned concurrency, SnapStart): the AWS clients are made inside init, so the snapshot
+or the pre-initialised environment holds them. On demand they load after the first ``next``
+(tests/integration/test_coldstart_sdk.py).
 """
 
 from __future__ import annotations
@@ -59,9 +60,11 @@ def telemetry_not_supported() -> Iterator[str]:
     server.server_close()
 
 
+@pytest.mark.parametrize("initialization_type", ["provisioned-concurrency", "snap-start"])
 def test_clients_exist_when_the_first_next_is_called(tmp_path: Path, aws_env: dict[str, str],
-                                                      telemetry_not_supported: str) -> None:
+                                                      telemetry_not_supported: str, initialization_type: str) -> None:
     env = {**aws_env, "PATH": "/usr/bin:/bin", "AWS_LAMBDA_RUNTIME_API": telemetry_not_supported,
+           "AWS_LAMBDA_INITIALIZATION_TYPE": initialization_type,
            "DEFER_SOCKET": str(tmp_path / "defer.sock"), "DEFER_JOURNAL_DIR": str(tmp_path / "journal"),
            "AWS_LAMBDA_FUNCTION_NAME": "fn"}
     proc = subprocess.run([sys.executable, "-c", BUILD], cwd=REPO, env=env, capture_output=True, text=True,
