@@ -7,7 +7,7 @@ VENV_STAMP := $(VENV)/.installed
 RIE := .cache/rie/aws-lambda-rie-x86_64
 LAYER_STAMP := dist/layer/.built
 
-.PHONY: test typecheck demo layer package bench venv rie clean
+.PHONY: test typecheck demo layer package bench docs venv rie clean
 
 venv: $(VENV_STAMP)
 
@@ -60,6 +60,12 @@ demo: $(VENV_STAMP) layer
 bench: $(VENV_STAMP) layer
 	$(PY) -c 'import matplotlib' 2>/dev/null || $(PY) -m pip install -q matplotlib
 	$(PY) -m bench $(BENCH_ARGS)
+
+# The documentation site (mkdocs.yml): strict, so a broken link or anchor, a page left out
+# of the navigation or a public name docs/api.md does not name stops it. tests/docs checks it too.
+docs: $(VENV_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
+	@echo "site: dist/site/index.html"
 
 clean:
 	rm -rf dist .cache .pytest_cache
