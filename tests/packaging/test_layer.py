@@ -343,3 +343,16 @@ def test_the_deploy_guide_names_everything_in_the_layers_extension_folder(layer_
     table = (REPO / "docs" / "deploy.md").read_text().split("## What is in the layer", 1)[1].split("\n## ", 1)[0]
     named = set(re.findall(r"`defer-runner/([^/`]+)/?`", table))
     assert {p.name for p in (layer_dir / "defer-runner").iterdir()} - named == set()
+
+
+def test_the_deploy_guide_states_the_layers_size_as_built(layer_build: tuple[Path, Path, str],
+                                                          build_layer_module: ModuleType) -> None:
+    layer_dir, layer_zip, _ = layer_build
+    text = (REPO / "docs" / "deploy.md").read_text()
+    stated = re.search(r"Layer size: about (\d+) MB unzipped, (\d+) MB zipped", text)
+    assert stated, "docs/deploy.md no longer states the layer's size in the form this test reads"
+    unzipped_mb = build_layer_module.tree_size(layer_dir) / 1e6
+    zipped_mb = layer_zip.stat().st_size / 1e6
+    # "about": within 10 % of what make layer builds today
+    assert abs(int(stated[1]) - unzipped_mb) <= 0.1 * unzipped_mb, f"built: {unzipped_mb:.0f} MB unzipped"
+    assert abs(int(stated[2]) - zipped_mb) <= 0.1 * zipped_mb, f"built: {zipped_mb:.0f} MB zipped"
