@@ -42,6 +42,7 @@ RETRYABLE_CODES = STALL_CODES | frozenset({
     "ServiceUnavailable", "ServiceUnavailableException", "InternalError",
     "InternalFailure", "InternalServerError", "RequestTimeout", "RequestTimeoutException",
     "AWS.SimpleQueueService.InternalError", "TransactionInProgressException",
+    "ExecutionLimitExceeded", "ResourceConflictException",  # Step Functions' and Lambda's "not now"
     TRANSPORT, TASK_FAILED, TASK_TIMEOUT,
 })
 
