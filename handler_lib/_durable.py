@@ -13,7 +13,7 @@ checkpointed, so items deferred inside it go out once per run of the step.
 
 from __future__ import annotations
 
-import logging
+import warnings
 from contextvars import ContextVar, Token
 from typing import Any, Callable, Optional
 
@@ -35,7 +35,8 @@ def watch(event: Any, context: Any) -> Optional[Token[Optional[Callable[[], bool
     is_replaying = getattr(context, "is_replaying", None)
     if callable(is_replaying):
         return _replaying.set(is_replaying)
-    if isinstance(event, dict) and "DurableExecutionArn" in event and "CheckpointToken" in event:
+    if (isinstance(event, dict) and "DurableExecutionArn" in event and "CheckpointToken" in event) \
+            or hasattr(event, "durable_execution_arn"):  # the service's input, or the SDK runner's
         _warn_outside()
     return None
 
@@ -55,7 +56,7 @@ def _warn_outside() -> None:
     global _warned
     if not _warned:
         _warned = True
-        logging.getLogger("handler_lib").warning(
+        warnings.warn(
             "@defer wraps a durable execution handler from outside @durable_execution: it cannot see "
             "replays, so items deferred outside steps go out again on each one; put @defer under "
-            "@durable_execution (next to the function)")
+            "@durable_execution (next to the function)", RuntimeWarning, stacklevel=4)

@@ -79,3 +79,21 @@ def test_an_item_deferred_inside_a_step_goes_out_once_for_the_step(inline, aws_r
     assert len(step_runs) == 1  # the step body ran once; the replay took its checkpointed result
     assert drain_queue(res.queue_url, 1, timeout=5) == [{"charged": True}]
     assert _queue_is_empty(res.queue_url)
+
+
+def test_outside_durable_execution_the_guard_cannot_see_replays_and_says_so(inline, aws_resources):
+    res = aws_resources()
+
+    @defer
+    @durable_execution
+    def handler(event: Any, context: DurableContext) -> str:
+        defer.sqs(res.queue_url, {"where": "before the wait"})
+        context.wait(Duration.from_seconds(1))
+        return "done"
+
+    with pytest.warns(RuntimeWarning) as warned, DurableFunctionTestRunner(handler=handler) as runner:
+        result = runner.run(input="{}", execution_timeout=30)
+    assert result.status is InvocationStatus.SUCCEEDED
+    outside = [w for w in warned if "put @defer under @durable_execution" in str(w.message)]
+    assert len(outside) == 1  # the documented limit, said once, not a silent one
+    assert len(drain_queue(res.queue_url, 2, timeout=5)) == 2  # once per invocation: what the guard prevents

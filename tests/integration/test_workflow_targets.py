@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +21,7 @@ from handler_lib.testing import capture
 from tests.support.lambda_endpoint import LambdaEndpoint
 from tests.support.moto_server import client, drain_queue
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PASS_DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
 
 
@@ -65,7 +69,8 @@ def test_an_invoke_is_an_event_named_for_durable_execution_with_its_tenant(env):
                               defer.invoke("billing", {"order": 2}, durable_name="order-2")))
     report = drain(items)
     assert report.delivered == 2 and report.dead_lettered == 0
-    first, second = api.of("Invoke")
+    by_name = {r.header("X-Amz-Durable-Execution-Name"): r for r in api.of("Invoke")}  # sent side by side
+    first, second = by_name[items[0].id], by_name["order-2"]
     assert first.header("X-Amz-Invocation-Type") == "Event" and first.query == {"Qualifier": "live"}
     assert first.header("X-Amz-Durable-Execution-Name") == items[0].id  # the defer_id, name-shaped
     assert first.header("X-Amz-Tenant-Id") == "acme" and json.loads(first.body) == {"order": 1}
@@ -164,3 +169,37 @@ def test_callbacks_complete_with_a_result_or_an_error(env):
     assert api.completed["cb2"] == ("failure", {"ErrorType": "PermissionError", "ErrorMessage": "rejected by a person"})
     (letter,) = drain_queue(res.dlq_url, 1, timeout=3)
     assert letter["kind"] == "callback" and letter["error"]["code"] == "ResourceNotFoundException"
+
+
+def test_payloads_and_names_at_their_limits_arrive_whole(env, moto_endpoint):
+    _, api = env
+    api.add_function("big", durable=True)
+    api.add_callback("Y2I=")
+    arn = state_machine(moto_endpoint)
+    pad = len('{"x":""}')
+    items = deferred(lambda: (
+        defer.invoke("big", {"x": "é" * ((1_048_576 - pad) // 2)}),  # 1 MiB of 2-byte characters
+        defer.invoke("big", {"x": "y" * (262_144 - pad)}, durable_name="n" * 64),
+        defer.callback("Y2I=", result={"x": "z" * (1_048_576 - pad)}),
+        defer.sfn(arn, {"x": "w" * (262_144 - pad)}, name="s" * 80)))
+    report = drain(items)
+    assert report.delivered == 4 and report.dead_lettered == 0
+    by_name = {r.header("X-Amz-Durable-Execution-Name"): r for r in api.of("Invoke")}  # sent side by side
+    first, second = by_name[items[0].id], by_name["n" * 64]
+    assert len(first.body) == 1_048_576 and first.body.decode() == items[0].payload
+    assert second.header("X-Amz-Durable-Execution-Name") == "n" * 64 and len(second.body) == 262_144
+    assert len(api.completed["Y2I="][1]) == 1_048_576
+    sfn = client("stepfunctions", moto_endpoint)
+    (execution,) = sfn.list_executions(stateMachineArn=arn)["executions"]
+    assert execution["name"] == "s" * 80
+
+
+def test_a_dead_lettered_invoke_is_redriven_once_the_function_exists(env):
+    res, api = env
+    (item,) = deferred(lambda: defer.invoke("late-function", {"n": 1}))
+    assert drain([item]).dead_lettered == 1
+    api.add_function("late-function", durable=True)
+    out = subprocess.run([sys.executable, "-m", "handler_lib.redrive", "--dlq", res.dlq_url], cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    assert out.returncode == 0 and f"redriven {item.id}" in out.stdout, out.stdout + out.stderr
+    assert list(api.executions("late-function")) == [item.id]  # the same item: the same name
