@@ -6,7 +6,8 @@ import functools
 import os
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, TypeVar, overload
 
-from . import _durable, _items
+from . import _durable
+from . import _items
 from . import _workflow_items
 from ._dispatch import DISPATCHER
 from ._tasks import P, R, Task, make_task, task_options

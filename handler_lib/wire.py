@@ -14,8 +14,9 @@ Frames, by kind:
   invoke gets a marker, those an outer decorator answered without the ``@defer`` handler
   too: ``posts``; absent in older hellos, read as False). Nothing in it names code or paths: tasks are imported only from the function's
   code as the extension itself knows it.
-- ``sqs`` / ``sns`` / ``event`` / ``task``  work items; ``invoke`` / ``sfn`` / ``callback``
-  (Lambda async invoke, Step Functions start, durable callback) too.
+- ``sqs`` / ``sns`` / ``event`` / ``task``  work items.
+- ``invoke`` / ``sfn`` / ``callback``  work items too: a Lambda async invoke, a Step Functions
+  start, a durable callback's completion.
 - ``end``  end of one invoke: its request id and how many items it sent (and how many
   post-response callables ran and failed).
 - ``after``  the handler has returned, and post-response work (``defer.after``) runs now:
