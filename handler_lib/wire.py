@@ -430,6 +430,18 @@ def _common(payload: Dict[str, Any]) -> _Common:
     return {"id": _str(payload, "id"), "request_id": _str(payload, "rid"), "enqueued_us": ts}
 
 
+def _callback_error(payload: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """A callback failure's Error: str fields, and StackTrace a list of str."""
+    error = _opt(payload, "error", dict)
+    for key, value in (error or {}).items():
+        if key == "StackTrace":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise TypeError("error StackTrace must be a list of str")
+        elif key not in ("ErrorMessage", "ErrorType", "ErrorData") or not isinstance(value, str):
+            raise TypeError(f"error field {key!r} is not a str field of a callback error")
+    return error
+
+
 _BUILDERS: Dict[str, Callable[[Dict[str, Any]], Frame]] = {
     "hello": lambda p: Hello(pid=int(p["pid"]), wrapped=bool(p.get("wrapped")), posts=bool(p.get("posts"))),
     "end": lambda p: EndOfInvoke(request_id=_str(p, "rid"), count=int(p["n"]),
@@ -455,11 +467,11 @@ _BUILDERS: Dict[str, Callable[[Dict[str, Any]], Frame]] = {
                                timeout_s=_opt(p, "timeout", (int, float))),
     "invoke": lambda p: InvokeItem(**_common(p), function=_str(p, "fn"), payload=_str(p, "body"),
                                    qualifier=_opt(p, "qualifier", str), durable_name=_opt(p, "name", str),
-                                   tenant_id=_opt(p, "tenant", str), durable=bool(p.get("durable"))),
+                                   tenant_id=_opt(p, "tenant", str), durable=p.get("durable") is True),
     "sfn": lambda p: SfnItem(**_common(p), state_machine_arn=_str(p, "arn"), input=_str(p, "body"),
                              name=_str(p, "name"), trace=_opt(p, "trace", str)),
     "callback": lambda p: CallbackItem(**_common(p), callback_id=_str(p, "cb"), result=_opt(p, "body", str),
-                                       error=_opt(p, "error", dict)),
+                                       error=_callback_error(p)),
 }
 
 

@@ -203,3 +203,15 @@ def test_a_dead_lettered_invoke_is_redriven_once_the_function_exists(env):
                          capture_output=True, text=True, timeout=120, env=dict(os.environ))
     assert out.returncode == 0 and f"redriven {item.id}" in out.stdout, out.stdout + out.stderr
     assert list(api.executions("late-function")) == [item.id]  # the same item: the same name
+
+
+def test_a_forged_item_botocore_refuses_is_dead_lettered_not_retried_forever(env):
+    res, api = env
+    from handler_lib import wire
+
+    forged = wire.SfnItem(f"forged-{uuid.uuid4().hex[:8]}", "req", time.time_ns() // 1000,
+                          "arn:aws:states:us-east-1:123456789012:stateMachine:x", "{}", "")  # name: 1-80
+    report = drain([forged], budget_s=5)
+    assert report.dead_lettered == 1 and report.delivered == 0
+    (letter,) = drain_queue(res.dlq_url, 1, timeout=3)
+    assert letter["error"]["code"] == "Defer.InvalidRequest" and "name" in letter["error"]["message"]

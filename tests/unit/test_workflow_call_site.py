@@ -4,6 +4,8 @@ becomes the item the sinks send (what reaches the services is in tests/integrati
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from handler_lib import defer, wire
 from handler_lib._workflow_items import durable_name_for
@@ -83,3 +85,20 @@ def test_capture_shows_each_new_kind_as_the_extension_would_read_it():
 def test_a_name_is_shaped_from_any_id():
     assert durable_name_for("3f2a-1") == "3f2a-1"
     assert durable_name_for("a.b:c/" + "x" * 80) == "a_b_c_" + "x" * 58
+
+
+FIELDS = ["id", "rid", "ts", "fn", "body", "qualifier", "name", "tenant", "durable", "arn", "cb", "error", "trace"]
+VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.text(max_size=8), st.binary(max_size=8),
+                   st.lists(st.text(max_size=4), max_size=2), st.dictionaries(st.text(max_size=4), st.text(max_size=4),
+                                                                               max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["invoke", "sfn", "callback"]), st.dictionaries(st.sampled_from(FIELDS), VALUES))
+def test_a_forged_workflow_frame_is_a_frame_decode_error_or_an_item(kind, fields):
+    body = wire.pack_map({**fields, "v": wire.PROTOCOL_VERSION, "k": kind})
+    try:
+        item = wire.decode(body)
+    except wire.FrameDecodeError:
+        return
+    assert item.kind == kind and isinstance(item.target, str) and isinstance(item.id, str)
