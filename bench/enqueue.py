@@ -77,6 +77,11 @@ def run(moto_url: str, queue_url: str, quick: bool = False) -> Dict[str, Any]:
         results["ack"] = _stats(_worker("ack", n // 5, 5, {"DEFER_SOCKET": ext.socket_path,
                                                          "DEFER_MODE": "extension",
                                                          "BENCH_QUEUE_URL": queue_url}))
+        log(f"enqueue: sqs, invoke, sfn and callback interleaved, {n // 4} items each x 5 reps")
+        kinds = _worker("kinds", n // 4, 5, {"DEFER_SOCKET": ext.socket_path, "DEFER_MODE": "extension",
+                                            "BENCH_QUEUE_URL": queue_url})
+        results["kinds"] = {kind: _stats({**kinds, "samples_ns": samples})
+                            for kind, samples in kinds["samples_ns"].items()}
         ext_alive = ext.proc is not None and ext.proc.poll() is None
     finally:
         ext.stop()
@@ -119,5 +124,8 @@ def run(moto_url: str, queue_url: str, quick: bool = False) -> Dict[str, Any]:
         "speedup_vs_thread_queue": round(results["thread_queue"]["p50_us"] / ours, 3),
         "ack_roundtrip_p50_us": results["ack"]["p50_us"],
         "ack_roundtrip_p99_us": results["ack"]["p99_us"],
+        # each new kind's p50 over defer.sqs's, same run, interleaved (target: at most 1.10)
+        "enqueue_kinds_vs_sqs": {kind: round(stats["p50_us"] / results["kinds"]["sqs"]["p50_us"], 3)
+                                 for kind, stats in results["kinds"].items() if kind != "sqs"},
         "enqueue_detail": results,
     }

@@ -12,6 +12,9 @@ of per-call latencies in ns, and per-repetition wall times. Modes:
 - ``ack``    the end of a ``@defer`` invoke that deferred 5 items: the end marker and the wait
   for the extension's confirmation that it holds them (one sample per invoke).
 - ``boto3``  publishing inline: ``sqs.send_message`` to ``$AWS_ENDPOINT_URL`` (moto server).
+- ``kinds``  ``defer.sqs``, ``defer.invoke``, ``defer.sfn`` and ``defer.callback`` of the same
+  payload, interleaved call by call in one ``@defer`` handler (so a slower moment of the
+  machine costs each kind alike): samples per kind.
 
 Every mode gets the same ~1 KB dict payloads (distinct dicts, built before timing).
 """
@@ -49,7 +52,44 @@ class Ctx:
         self.aws_request_id = rid
 
 
+def run_kinds(n: int, reps: int) -> Dict[str, Any]:
+    """Each kind's enqueue, interleaved item by item; the reported ratio is per repetition."""
+    from handler_lib import defer
+
+    calls = {"sqs": lambda p: defer.sqs(QUEUE_URL, p),
+             "invoke": lambda p: defer.invoke("bench-function", p),
+             "sfn": lambda p: defer.sfn("arn:aws:states:us-east-1:123456789012:stateMachine:bench", p),
+             "callback": lambda p: defer.callback("YmVuY2gtY2FsbGJhY2s=", result=p)}
+    per_kind: Dict[str, List[List[int]]] = {kind: [] for kind in calls}
+
+    @defer
+    def handler(event: Any, context: Any) -> None:
+        clock = time.perf_counter_ns
+        out: Dict[str, List[int]] = {kind: [] for kind in calls}
+        for p in event:
+            for kind, call in calls.items():
+                t0 = clock()
+                call(p)
+                out[kind].append(clock() - t0)
+        context.samples = out
+
+    warm = Ctx("warmup")
+    handler(payloads(WARMUP // 4), warm)
+    walls = []
+    gc.collect()
+    for r in range(reps):
+        ctx = Ctx(f"rep-{r}")
+        t0 = time.perf_counter()
+        handler(payloads(n), ctx)
+        walls.append(time.perf_counter() - t0)
+        for kind, samples in ctx.samples.items():  # type: ignore[attr-defined]
+            per_kind[kind].append(samples)
+    return {"mode": "kinds", "n": n, "reps": reps, "samples_ns": per_kind, "wall_s": walls}
+
+
 def run(mode: str, n: int, reps: int) -> Dict[str, Any]:
+    if mode == "kinds":
+        return run_kinds(n, reps)
     items = payloads(n)
     if mode == "ours":
         from handler_lib import defer

@@ -6,7 +6,9 @@ import functools
 import os
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, TypeVar, overload
 
+from . import _durable
 from . import _items
+from . import _workflow_items
 from ._dispatch import DISPATCHER
 from ._tasks import P, R, Task, make_task, task_options
 
@@ -39,12 +41,15 @@ class Defer:
                 # response work, an app call): it joins that invoke, which ends once, with it.
                 return handler(event, context)
             _items.invoke_trace = os.environ.get(_items.ENV_TRACE_ID) or None
+            lambda_context = _durable.lambda_context(context)  # under a DurableContext too
             # the context's clock: inline delivery at the invoke's end must stop before it does
-            invoke = DISPATCHER.begin(getattr(context, "aws_request_id", "") or "",
-                                      getattr(context, "get_remaining_time_in_millis", None))
+            invoke = DISPATCHER.begin(getattr(lambda_context, "aws_request_id", "") or "",
+                                      getattr(lambda_context, "get_remaining_time_in_millis", None))
+            replay = _durable.watch(event, context)
             try:
                 return handler(event, context)
             finally:
+                _durable.unwatch(replay)
                 try:
                     DISPATCHER.finish(invoke)
                 finally:
@@ -89,6 +94,30 @@ class Defer:
         """Put an EventBridge event after the response (PutEvents); ``bus`` defaults to "default"."""
         return DISPATCHER.submit(_items.event_item(
             DISPATCHER.request_id, detail_type, detail, source=source, bus=bus, resources=resources))
+
+    def invoke(self, function: str, payload: Any, qualifier: Optional[str] = None,
+               durable_name: Optional[str] = None, tenant_id: Optional[str] = None) -> str:
+        """Invoke a Lambda function asynchronously after the response (Invoke, InvocationType=Event).
+
+        The request carries DurableExecutionName: ``durable_name``, or this item's id, so a
+        durable function started twice by a retried delivery runs once. Pass ``durable_name``
+        for a durable function to have its 256 KB input limit checked here (1 MB otherwise).
+        """
+        return DISPATCHER.submit(_workflow_items.invoke_item(
+            DISPATCHER.request_id, function, payload, qualifier=qualifier, durable_name=durable_name,
+            tenant_id=tenant_id))
+
+    def sfn(self, state_machine_arn: str, input: Any, name: Optional[str] = None) -> str:
+        """Start a Step Functions execution after the response (StartExecution).
+
+        ``name`` defaults to this item's id: a second delivery of the item starts nothing new.
+        """
+        return DISPATCHER.submit(_workflow_items.sfn_item(DISPATCHER.request_id, state_machine_arn, input, name=name))
+
+    def callback(self, callback_id: str, result: Any = None, error: Any = None) -> str:
+        """Complete a durable function's callback after the response: with ``result``
+        (SendDurableExecutionCallbackSuccess) or, given ``error``, as failed (...Failure)."""
+        return DISPATCHER.submit(_workflow_items.callback_item(DISPATCHER.request_id, callback_id, result, error))
 
     def call(self, task: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
         """Run a ``@defer.task`` after the response; the same as ``task.defer(*args, **kwargs)``."""

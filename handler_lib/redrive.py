@@ -67,7 +67,7 @@ def _item_of(body: Dict[str, Any]) -> Tuple[Optional[wire.WorkItem], str]:
 
 
 def _work_item(frame: wire.Frame) -> wire.WorkItem:
-    if not isinstance(frame, (wire.SqsItem, wire.SnsItem, wire.EventItem, wire.TaskItem)):
+    if not isinstance(frame, wire.ITEM_TYPES):
         raise ValueError("the letter does not hold a work item")
     return frame
 

@@ -6,6 +6,7 @@ Example
 >>> with capture() as deferred:
 ...     handler(event, context)
 >>> assert deferred.sqs[0].body == '{"order_id":"o-1"}'
+>>> assert deferred.invokes[0].function == "billing"   # also .executions, .callbacks
 >>> deferred.run_tasks()        # run the captured @defer.task calls here, now
 >>> deferred.run_after()        # and the captured defer.after callables
 """
@@ -62,6 +63,21 @@ class Captured(List[wire.WorkItem]):
     @property
     def tasks(self) -> List[wire.TaskItem]:
         return [i for i in self if isinstance(i, wire.TaskItem)]
+
+    @property
+    def invokes(self) -> List[wire.InvokeItem]:
+        """``defer.invoke`` calls: function, payload (JSON text), qualifier, durable_name, tenant_id."""
+        return [i for i in self if isinstance(i, wire.InvokeItem)]
+
+    @property
+    def executions(self) -> List[wire.SfnItem]:
+        """``defer.sfn`` calls: state_machine_arn, input (JSON text), name."""
+        return [i for i in self if isinstance(i, wire.SfnItem)]
+
+    @property
+    def callbacks(self) -> List[wire.CallbackItem]:
+        """``defer.callback`` calls: callback_id, and result (JSON text) or error."""
+        return [i for i in self if isinstance(i, wire.CallbackItem)]
 
     def run_tasks(self) -> List[Any]:
         """Run every captured task in this process, in order; return their results."""

@@ -15,6 +15,8 @@ Frames, by kind:
   too: ``posts``; absent in older hellos, read as False). Nothing in it names code or paths: tasks are imported only from the function's
   code as the extension itself knows it.
 - ``sqs`` / ``sns`` / ``event`` / ``task``  work items.
+- ``invoke`` / ``sfn`` / ``callback``  work items too: a Lambda async invoke, a Step Functions
+  start, a durable callback's completion.
 - ``end``  end of one invoke: its request id and how many items it sent (and how many
   post-response callables ran and failed).
 - ``after``  the handler has returned, and post-response work (``defer.after``) runs now:
@@ -260,8 +262,85 @@ class TaskItem(_TaskItemFields):
                 "timeout": self.timeout_s}
 
 
-WorkItem = Union[SqsItem, SnsItem, EventItem, TaskItem]
-Frame = Union[Hello, EndOfInvoke, AfterResponse, Ack, Backlog, SqsItem, SnsItem, EventItem, TaskItem]
+class _InvokeItemFields(NamedTuple):
+    id: str
+    request_id: str
+    enqueued_us: int
+    function: str  # a function name, partial ARN or ARN
+    payload: str  # JSON
+    qualifier: Optional[str] = None
+    durable_name: Optional[str] = None  # DurableExecutionName: given, or shaped from the id
+    tenant_id: Optional[str] = None
+    durable: bool = False  # the caller named the execution: the target is a durable function
+
+
+class InvokeItem(_InvokeItemFields):
+    __slots__ = ()
+    kind: ClassVar[Literal["invoke"]] = "invoke"
+
+    @property
+    def target(self) -> str:
+        return self.function if self.qualifier is None else f"{self.function}:{self.qualifier}"
+
+    def to_map(self) -> Dict[str, Any]:
+        return {"v": PROTOCOL_VERSION, "k": "invoke", "id": self.id, "rid": self.request_id,
+                "ts": self.enqueued_us, "fn": self.function, "body": self.payload,
+                "qualifier": self.qualifier, "name": self.durable_name, "tenant": self.tenant_id,
+                "durable": self.durable}
+
+
+class _SfnItemFields(NamedTuple):
+    id: str
+    request_id: str
+    enqueued_us: int
+    state_machine_arn: str
+    input: str  # JSON
+    name: str  # the execution name: given, or the item id
+    trace: Optional[str] = None
+
+
+class SfnItem(_SfnItemFields):
+    __slots__ = ()
+    kind: ClassVar[Literal["sfn"]] = "sfn"
+
+    @property
+    def target(self) -> str:
+        return self.state_machine_arn
+
+    def to_map(self) -> Dict[str, Any]:
+        return {"v": PROTOCOL_VERSION, "k": "sfn", "id": self.id, "rid": self.request_id,
+                "ts": self.enqueued_us, "arn": self.state_machine_arn, "body": self.input,
+                "name": self.name, "trace": self.trace}
+
+
+class _CallbackItemFields(NamedTuple):
+    id: str
+    request_id: str
+    enqueued_us: int
+    callback_id: str
+    result: Optional[str] = None  # success: the result (JSON text), or None for none
+    error: Optional[Dict[str, Any]] = None  # failure: ErrorMessage/ErrorType/ErrorData/StackTrace
+
+
+class CallbackItem(_CallbackItemFields):
+    __slots__ = ()
+    kind: ClassVar[Literal["callback"]] = "callback"
+
+    @property
+    def target(self) -> str:
+        return self.callback_id
+
+    def to_map(self) -> Dict[str, Any]:
+        return {"v": PROTOCOL_VERSION, "k": "callback", "id": self.id, "rid": self.request_id,
+                "ts": self.enqueued_us, "cb": self.callback_id, "body": self.result,
+                "error": self.error}
+
+
+WorkItem = Union[SqsItem, SnsItem, EventItem, TaskItem, InvokeItem, SfnItem, CallbackItem]
+Frame = Union[Hello, EndOfInvoke, AfterResponse, Ack, Backlog, SqsItem, SnsItem, EventItem, TaskItem,
+              InvokeItem, SfnItem, CallbackItem]
+#: Every work item class: what a journal record or a dead letter may hold.
+ITEM_TYPES = (SqsItem, SnsItem, EventItem, TaskItem, InvokeItem, SfnItem, CallbackItem)
 
 
 def pack_map(payload: Dict[str, Any]) -> bytes:
@@ -351,6 +430,18 @@ def _common(payload: Dict[str, Any]) -> _Common:
     return {"id": _str(payload, "id"), "request_id": _str(payload, "rid"), "enqueued_us": ts}
 
 
+def _callback_error(payload: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """A callback failure's Error: str fields, and StackTrace a list of str."""
+    error = _opt(payload, "error", dict)
+    for key, value in (error or {}).items():
+        if key == "StackTrace":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise TypeError("error StackTrace must be a list of str")
+        elif key not in ("ErrorMessage", "ErrorType", "ErrorData") or not isinstance(value, str):
+            raise TypeError(f"error field {key!r} is not a str field of a callback error")
+    return error
+
+
 _BUILDERS: Dict[str, Callable[[Dict[str, Any]], Frame]] = {
     "hello": lambda p: Hello(pid=int(p["pid"]), wrapped=bool(p.get("wrapped")), posts=bool(p.get("posts"))),
     "end": lambda p: EndOfInvoke(request_id=_str(p, "rid"), count=int(p["n"]),
@@ -374,6 +465,13 @@ _BUILDERS: Dict[str, Callable[[Dict[str, Any]], Frame]] = {
                                kwargs=dict(p.get("kwargs") or {}),
                                max_attempts=_opt(p, "max_attempts", int),
                                timeout_s=_opt(p, "timeout", (int, float))),
+    "invoke": lambda p: InvokeItem(**_common(p), function=_str(p, "fn"), payload=_str(p, "body"),
+                                   qualifier=_opt(p, "qualifier", str), durable_name=_opt(p, "name", str),
+                                   tenant_id=_opt(p, "tenant", str), durable=p.get("durable") is True),
+    "sfn": lambda p: SfnItem(**_common(p), state_machine_arn=_str(p, "arn"), input=_str(p, "body"),
+                             name=_str(p, "name"), trace=_opt(p, "trace", str)),
+    "callback": lambda p: CallbackItem(**_common(p), callback_id=_str(p, "cb"), result=_opt(p, "body", str),
+                                       error=_callback_error(p)),
 }
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, List
+from typing import Any, Dict, List
 
 from .. import config as cfg
 
-#: The services the sinks call; the only clients a ClientFactory makes.
-SERVICES = ("sqs", "sns", "events")
+#: The services the sinks call; the only clients a ClientFactory makes (Lambda serves both
+#: async invokes and durable callbacks: one client for the two sinks).
+SERVICES = ("sqs", "sns", "events", "lambda", "stepfunctions")
 
 
 class ClientFactory:
@@ -24,6 +25,7 @@ class ClientFactory:
         self._config = config
         self._lock = threading.Lock()
         self._session: Any = None
+        self._clients: Dict[str, Any] = {}  # one per service, shared by the sinks that call it
 
     def preload(self) -> None:
         """Import botocore and make the session: what every client needs first (most of the
@@ -40,6 +42,8 @@ class ClientFactory:
 
     def __call__(self, service: str) -> Any:
         with self._lock:
+            if service in self._clients:
+                return self._clients[service]
             from botocore.config import Config as BotoConfig
 
             self._ensure_session()
@@ -49,7 +53,8 @@ class ClientFactory:
             boto_config = BotoConfig(retries={"mode": "standard", "total_max_attempts": 2},
                                      connect_timeout=2, read_timeout=5,
                                      max_pool_connections=max(10, self._config.concurrency))
-            return self._session.create_client(service, config=boto_config)
+            client = self._clients[service] = self._session.create_client(service, config=boto_config)
+            return client
 
 
 def _session() -> Any:

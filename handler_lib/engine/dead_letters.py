@@ -50,7 +50,8 @@ log = logging.getLogger("defer_runner.dead_letters")
 DLQ_SUFFIX = "~dlq"
 #: SQS's message limit, less room for the message attributes the SQS sink adds.
 LETTER_MAX_BYTES = 1_048_576 - 4_096
-_PAYLOAD_KEYS = {"sqs": "body", "sns": "body", "event": "detail", "task": "args"}
+_PAYLOAD_KEYS = {"sqs": "body", "sns": "body", "event": "detail", "task": "args", "invoke": "body",
+                 "sfn": "body", "callback": "body"}
 # Characters SQS refuses in a message body; a letter holding one is sent ASCII-escaped.
 _NOT_SQS_TEXT = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -87,7 +88,7 @@ def _payload(item: wire.WorkItem) -> Tuple[str, str]:
     if isinstance(item, wire.TaskItem):
         return key, json.dumps(_json_keys({"args": item.args, "kwargs": item.kwargs}), default=_bytes_as_base64,
                                ensure_ascii=False)
-    return key, item.to_map()[key]
+    return key, item.to_map()[key] or ""  # a callback's success may carry no result
 
 
 def _header(item: wire.WorkItem, code: str, message: str, attempts: int, traceback: str) -> Dict[str, Any]:

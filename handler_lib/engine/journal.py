@@ -216,7 +216,7 @@ class Journal:
         for key, (_, _, item_body) in list(records.items()):
             try:
                 frame = wire.from_map(msgpack.unpackb(item_body, raw=False, strict_map_key=False))
-                if not isinstance(frame, (wire.SqsItem, wire.SnsItem, wire.EventItem, wire.TaskItem)):
+                if not isinstance(frame, wire.ITEM_TYPES):
                     raise wire.FrameDecodeError(f"a {frame.kind} frame is not an item")
             except Exception:  # noqa: BLE001
                 self.corrupt_records += 1

@@ -15,6 +15,7 @@ TRANSPORT = "Defer.TransportError"
 SHUTDOWN_UNDELIVERED = "Defer.ShutdownUndelivered"
 API_GONE_UNDELIVERED = "Defer.ApiGoneUndelivered"
 UNKNOWN_KIND = "Defer.UnknownKind"
+INVALID_REQUEST = "Defer.InvalidRequest"  # botocore's own validation refused the request: never sent
 
 # Failures that say nothing about the item (the service was unreachable or shed load):
 # they back off and carry over, but never use up the item's attempts, so an outage
@@ -42,6 +43,7 @@ RETRYABLE_CODES = STALL_CODES | frozenset({
     "ServiceUnavailable", "ServiceUnavailableException", "InternalError",
     "InternalFailure", "InternalServerError", "RequestTimeout", "RequestTimeoutException",
     "AWS.SimpleQueueService.InternalError", "TransactionInProgressException",
+    "ExecutionLimitExceeded", "ResourceConflictException",  # Step Functions' and Lambda's "not now"
     TRANSPORT, TASK_FAILED, TASK_TIMEOUT,
 })
 

@@ -110,7 +110,7 @@ def test_in_init_the_loader_makes_every_client(engine) -> None:
     loader, _, _, _ = engine(maker, in_init=True)
     loader.start()
     loader.join(BOUND_S)
-    assert sorted(maker.session.created) == ["events", "sns", "sqs"]
+    assert sorted(maker.session.created) == ["events", "lambda", "sns", "sqs", "stepfunctions"]
 
 
 def test_a_drain_waits_for_the_sdk_being_loaded_but_never_past_its_stop(engine) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ... import wire
 
-from ..outcome import TRANSPORT, Outcome
+from ..outcome import INVALID_REQUEST, TRANSPORT, Outcome
 
 # (code, message, sender_fault) per entry id that failed.
 EntryFailures = Dict[str, Tuple[str, str, bool]]
@@ -85,6 +85,8 @@ def describe_exception(exc: BaseException) -> Tuple[str, str, bool]:
         status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0
         sender_fault = error.get("Type") == "Sender" or 400 <= int(status) < 500
         return code, str(error.get("Message") or exc), sender_fault
+    if type(exc).__name__ == "ParamValidationError":  # botocore refused the request before sending it
+        return INVALID_REQUEST, str(exc), True
     return TRANSPORT, f"{type(exc).__name__}: {exc}", False
 
 
