@@ -64,7 +64,7 @@ bench: $(VENV_STAMP) layer
 # The documentation site (mkdocs.yml): strict, so a broken link or anchor, a page left out
 # of the navigation or a public name docs/api.md does not name stops it. tests/docs checks it too.
 docs: $(VENV_STAMP)
-	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict 2>&1 | grep -v "^INFO" ; test $${PIPESTATUS[0]} -eq 0
 	@echo "site: dist/site/index.html"
 
 clean:
