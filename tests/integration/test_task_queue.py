@@ -26,6 +26,7 @@ def boxes(built_layer: Path, aws_resources: Any, tmp_path: Path) -> Iterator[Tup
     try:
         for role, handler in (("producer", "app.handler"), ("worker", "handler_lib.worker.handler")):
             env = {**res.env(), "TASK_QUEUE_URL": res.queue_url,
+                   "TASK_FIFO_QUEUE_URL": res.fifo_queue_url,
                    "DEFER_SOCKET": str(tmp_path / f"{role}.sock"),
                    "DEFER_JOURNAL_DIR": str(tmp_path / f"{role}-journal")}
             started.append(Sandbox(built_layer, FUNCTION, handler, timeout_s=10, env=env).start())
@@ -72,13 +73,15 @@ def _settle(queue_url: str, messages: List[Dict[str, Any]], failures: List[Dict[
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
-def _work(worker: Sandbox, res: Any, messages: List[Dict[str, Any]], extra: List[Dict[str, Any]] = ()) -> List[str]:
-    records = [_record(m, res.queue_arn) for m in messages] + list(extra)
+def _work(worker: Sandbox, res: Any, messages: List[Dict[str, Any]], extra: List[Dict[str, Any]] = (),
+          fifo: bool = False) -> List[str]:
+    queue_url, queue_arn = (res.fifo_queue_url, res.fifo_queue_arn) if fifo else (res.queue_url, res.queue_arn)
+    records = [_record(m, queue_arn) for m in messages] + list(extra)
     result = worker.invoke({"Records": records})
     assert result.function_error is None, result.json()
     worker.wait_for_report(result.request_id)
     failures = result.json()["batchItemFailures"]
-    _settle(res.queue_url, messages, failures)
+    _settle(queue_url, messages, failures)
     return [f["itemIdentifier"] for f in failures]
 
 
@@ -161,3 +164,15 @@ def test_a_task_the_worker_does_not_have_is_dead_lettered_at_once(boxes):
     assert (body["error"]["code"], body["attempts"]) == ("Defer.TaskNotFound", 1)
     assert "jobs:retired_task" in body["error"]["message"]
     assert isinstance(wire.decode(base64.b64decode(body["wire"])), wire.TaskItem)
+
+
+def test_on_a_fifo_queue_nothing_after_a_failed_record_runs_before_it(boxes):
+    producer, worker, res = boxes
+    ids = producer.invoke({"calls": [["in_order", 1, 1], ["in_order", 2], ["in_order", 3]]}).json()["ids"]
+    first = _receive(res.fifo_queue_url, 3)
+    assert [json.loads(m["Body"])["defer_id"] for m in first] == ids
+    assert _work(worker, res, first, fifo=True) == [m["MessageId"] for m in first]
+    second = _receive(res.fifo_queue_url, 3)
+    assert _work(worker, res, second, fifo=True) == []
+    runs = [line.text for line in worker.logs if line.text.startswith("in_order ")]
+    assert runs == ["in_order 1 run 1", "in_order 1 run 2", "in_order 2 run 1", "in_order 3 run 1"]

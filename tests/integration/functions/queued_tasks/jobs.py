@@ -25,3 +25,11 @@ def always_fails(day: str) -> None:
 @defer.task(queue=QUEUE, max_attempts=3)
 def exits(day: str) -> None:
     raise SystemExit(f"exit while rebuilding {day}")
+
+
+@defer.task(queue=os.environ["TASK_FIFO_QUEUE_URL"], pass_item_id=True)
+def in_order(n: int, fail_first: int = 0, *, defer_id: str) -> None:
+    _runs[defer_id] = _runs.get(defer_id, 0) + 1
+    print(f"in_order {n} run {_runs[defer_id]}", flush=True)
+    if _runs[defer_id] <= fail_first:
+        raise RuntimeError(f"in_order {n} not yet")
