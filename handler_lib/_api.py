@@ -166,15 +166,26 @@ class Defer:
 
     @overload
     def task(self, *, max_attempts: Optional[int] = None, timeout: Optional[float] = None,
-             pass_item_id: bool = False) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+             pass_item_id: bool = False, queue: Optional[str] = None) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(self, fn: Any = None, *, max_attempts: Optional[int] = None,
-             timeout: Optional[float] = None, pass_item_id: bool = False) -> Any:
-        """Mark a module-level function as deferrable: ``@defer.task`` or ``@defer.task(max_attempts=3, timeout=10.0)``."""
+             timeout: Optional[float] = None, pass_item_id: bool = False,
+             queue: Optional[str] = None) -> Any:
+        """Mark a module-level function as deferrable: ``@defer.task`` or ``@defer.task(max_attempts=3, timeout=10.0)``.
+
+        With ``queue`` (an SQS queue URL) each ``.defer()`` sends the call there, after the
+        response, and ``handler_lib.worker.handler`` runs it in the function that queue feeds:
+        work too long for the response window scales with Lambda instead.
+        """
+        if queue is not None:
+            from ._task_queue import check_queue_url  # at the decorator's line, before any function
+
+            check_queue_url(queue)
         if fn is not None:
-            return make_task(fn, max_attempts=max_attempts, timeout=timeout, pass_item_id=pass_item_id)
+            return make_task(fn, max_attempts=max_attempts, timeout=timeout, pass_item_id=pass_item_id,
+                             queue=queue)
         return functools.partial(make_task, max_attempts=max_attempts, timeout=timeout,
-                                 pass_item_id=pass_item_id)
+                                 pass_item_id=pass_item_id, queue=queue)
 
 
 defer = Defer()

@@ -339,6 +339,22 @@ def sqs_item(request_id: str, queue_url: str, message: Any, *, group_id: Optiona
                         delay_seconds, attrs, _trace())
 
 
+
+def queued_task_item(queue_url: str, task: wire.TaskItem) -> wire.SqsItem:
+    """The SQS message of a ``@defer.task(queue=...)`` call: the task item in its wire form,
+    under the task item's own id (the worker passes it as ``defer_id``). FIFO queues get one
+    message group per task, deduplicated by the id."""
+    from . import _task_queue
+
+    body = _task_queue.body_of(task)
+    fifo = queue_url.endswith(".fifo")
+    group_id = task.function[-128:] if fifo else None
+    dedup_id = task.id if fifo else None
+    body, attrs = _message("SQS", "queue", queue_url, body, None, group_id, dedup_id,
+                           SQS_MAX_MESSAGE_BYTES, task.id)
+    return wire.SqsItem(task.id, task.request_id, task.enqueued_us, queue_url, body, group_id, dedup_id,
+                        None, attrs, _trace())
+
 # SNS Subject: "no line breaks or control characters" (C0, DEL, C1), nor what no text may hold.
 _CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 

@@ -50,6 +50,8 @@ class Task(Generic[P, R]):
             check_call(self.fn, args, kwargs)
         item = _items.task_item(DISPATCHER.request_id, opts.name, args, kwargs,
                                 max_attempts=opts.max_attempts, timeout_s=opts.timeout_s)
+        if opts.queue is not None:  # another function runs it: one SQS message per call
+            return DISPATCHER.submit(_items.queued_task_item(opts.queue, item))
         return DISPATCHER.submit(item)
 
     def __repr__(self) -> str:
@@ -99,7 +101,8 @@ def check_call(fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, 
 
 
 def make_task(fn: Callable[P, R], *, max_attempts: Optional[int] = None,
-              timeout: Optional[float] = None, pass_item_id: bool = False) -> Task[P, R]:
+              timeout: Optional[float] = None, pass_item_id: bool = False,
+              queue: Optional[str] = None) -> Task[P, R]:
     if not callable(fn):
         raise TypeError(f"@defer.task decorates a function, not {type(fn).__name__}")
     qualname = getattr(fn, "__qualname__", "")
@@ -113,8 +116,12 @@ def make_task(fn: Callable[P, R], *, max_attempts: Optional[int] = None,
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                 or not 0 < timeout <= MAX_TASK_TIMEOUT_S):
         raise ValueError(f"timeout must be seconds in (0, {MAX_TASK_TIMEOUT_S:g}]")
+    if queue is not None:
+        from ._task_queue import check_queue_url
+
+        check_queue_url(queue)
     options = TaskOptions(f"{module}:{qualname}", max_attempts,
-                          float(timeout) if timeout is not None else None, pass_item_id)
+                          float(timeout) if timeout is not None else None, pass_item_id, queue)
     return Task(fn, options)
 
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import importlib
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, List, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from . import _items, wire
 from ._dispatch import DISPATCHER
 from ._invoke import AfterCall
+from ._task_queue import task_of
 from ._tasks import task_options
 
 __all__ = ["Captured", "capture"]
@@ -79,10 +80,17 @@ class Captured(List[wire.WorkItem]):
         """``defer.callback`` calls: callback_id, and result (JSON text) or error."""
         return [i for i in self if isinstance(i, wire.CallbackItem)]
 
+    @property
+    def queued_tasks(self) -> List[wire.TaskItem]:
+        """``@defer.task(queue=...)`` calls, read back from their SQS messages (in ``.sqs`` too)."""
+        return [task for task in map(_queued_task, self) if task is not None]
+
     def run_tasks(self) -> List[Any]:
-        """Run every captured task in this process, in order; return their results."""
+        """Run every captured task in this process, in order (queued ones too); return their results."""
         results = []
-        for item in self.tasks:
+        for item in [i if isinstance(i, wire.TaskItem) else _queued_task(i) for i in self]:
+            if item is None:
+                continue
             module_name, _, qualname = item.function.partition(":")
             target: Any = importlib.import_module(module_name)
             for part in qualname.split("."):
@@ -95,6 +103,15 @@ class Captured(List[wire.WorkItem]):
                 kwargs["defer_id"] = item.id
             results.append(target.fn(*item.args, **kwargs))
         return results
+
+
+def _queued_task(item: wire.WorkItem) -> Optional[wire.TaskItem]:
+    if not isinstance(item, wire.SqsItem):
+        return None
+    try:
+        return task_of(item.body)
+    except ValueError:  # another message, not a queued task
+        return None
 
 
 @contextmanager

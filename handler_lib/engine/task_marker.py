@@ -14,6 +14,7 @@ class TaskOptions(NamedTuple):
     max_attempts: Optional[int] = None  # None: DEFER_MAX_ATTEMPTS
     timeout_s: Optional[float] = None  # None: bounded only by the invoke's deadline
     pass_item_id: bool = False  # call with defer_id=<item id>, the idempotency key
+    queue: Optional[str] = None  # an SQS queue URL: calls go there, for handler_lib.worker to run
 
 
 def task_options(obj: Any) -> Optional[TaskOptions]:

@@ -1,0 +1,128 @@
+"""A Lambda handler that runs ``@defer.task(queue=...)`` calls from an SQS event source.
+
+Set ``handler_lib.worker.handler`` as the handler of a function whose code holds the task
+modules (the same code as the producer, or the part of it that defines the tasks), fed by
+the task's queue with ``ReportBatchItemFailures`` on. Each record is one call; the answer
+lists the records that failed, so SQS delivers only those again, after the queue's
+visibility timeout. Retries are SQS's: a failed run is retried while its receive count is
+under the task's ``max_attempts`` (default ``DEFER_MAX_ATTEMPTS``); then, and at once for a
+task this function does not have, it is dead-lettered as the extension does it (a letter in
+``DEFER_DLQ_URL``, which ``python -m handler_lib.redrive`` reads) and removed from the queue,
+or, without ``DEFER_DLQ_URL``, left to the queue's own redrive policy. A message that is not
+a queued task, or one that does not decode, is never run and never deleted: it is reported
+failed, with an ERROR, for the queue's redrive policy to move.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Dict, List, Mapping, Optional
+
+from . import config as _config
+from ._task_queue import NotAQueuedTask, task_of
+from .engine.dead_letters import dead_letter_body
+from .engine.tasks import TaskRunner
+
+__all__ = ["handler"]
+
+log = logging.getLogger("lambda_defer.worker")
+
+_runner: Optional[TaskRunner] = None
+_sqs: Any = None
+_lock = threading.Lock()
+
+
+def handler(event: Mapping[str, Any], context: Any) -> Dict[str, List[Dict[str, str]]]:
+    """Run each record's task; return ``{"batchItemFailures": [...]}`` for those to run again."""
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    if not isinstance(records, list):
+        raise ValueError("handler_lib.worker.handler takes an SQS event: {\"Records\": [...]} from an "
+                         "SQS event source mapping")
+    failures: List[Dict[str, str]] = []
+    for record in records:
+        message_id = str(record.get("messageId", "")) if isinstance(record, Mapping) else ""
+        if failures and _is_fifo(record):
+            # A FIFO queue keeps a group's order only if nothing after a failure runs first.
+            failures.append({"itemIdentifier": message_id})
+            continue
+        try:
+            done = _run(record)
+        except Exception:  # noqa: BLE001 - one record's failure never costs the others
+            log.exception("queued task of message %s could not be run", message_id)
+            done = False
+        if not done:
+            failures.append({"itemIdentifier": message_id})
+    return {"batchItemFailures": failures}
+
+
+def _run(record: Any) -> bool:
+    """True when the record is done with: run, or dead-lettered."""
+    if not isinstance(record, Mapping):
+        raise ValueError(f"an SQS record is an object, not {type(record).__name__}")
+    attributes = record.get("attributes") or {}
+    attempt = max(1, int(attributes.get("ApproximateReceiveCount", 1) or 1))
+    try:
+        item = task_of(record.get("body"))
+    except NotAQueuedTask as exc:
+        log.error("message %s is not a queued task; left to the queue's redrive policy: %s",
+                  record.get("messageId"), exc)
+        return False
+    except ValueError as exc:
+        log.error("message %s is a queued task that does not decode; left to the queue's redrive policy: %s",
+                  record.get("messageId"), exc)
+        return False
+    outcome = _task_runner().run(item, attempt)
+    if outcome.ok:
+        return True
+    settings = _config.load()
+    limit = item.max_attempts or settings.max_attempts
+    if outcome.retryable and attempt < limit:
+        return False  # SQS delivers it again after the visibility timeout
+    return _dead_letter(item, outcome.code, outcome.message, attempt, outcome.traceback, settings.dlq_url)
+
+
+def _dead_letter(item: Any, code: str, message: str, attempts: int, traceback: str,
+                 dlq_url: Optional[str]) -> bool:
+    if not dlq_url:
+        log.error("task %s (item %s) gave up after %d attempts: %s: %s; no DEFER_DLQ_URL, so the message "
+                  "stays on its queue for the queue's redrive policy", item.function, item.id, attempts,
+                  code, message, extra={"item_id": item.id})
+        return False
+    arguments: Dict[str, Any] = {"QueueUrl": dlq_url,
+                                 "MessageBody": dead_letter_body(item, code, message, attempts, traceback)}
+    if dlq_url.endswith(".fifo"):
+        arguments.update(MessageGroupId=item.id, MessageDeduplicationId=item.id)
+    try:
+        _sqs_client(_config.load()).send_message(**arguments)
+    except Exception:  # noqa: BLE001 - not dead-lettered: the queue delivers it again
+        log.exception("task %s (item %s) could not be dead-lettered to %s; it stays on its queue",
+                      item.function, item.id, dlq_url)
+        return False
+    log.error("task %s (item %s) dead-lettered after %d attempts: %s: %s", item.function, item.id,
+              attempts, code, message, extra={"item_id": item.id})
+    return True
+
+
+def _is_fifo(record: Any) -> bool:
+    return isinstance(record, Mapping) and str(record.get("eventSourceARN", "")).endswith(".fifo")
+
+
+def _task_runner() -> TaskRunner:
+    global _runner
+    with _lock:
+        if _runner is None:
+            _runner = TaskRunner()
+        return _runner
+
+
+def _sqs_client(settings: _config.Config) -> Any:
+    """The engine's SQS client (botocore loads only for a letter: a worker that never gives up
+    never loads it)."""
+    global _sqs
+    with _lock:
+        if _sqs is None:
+            from .engine.clients import ClientFactory
+
+            _sqs = ClientFactory(settings)("sqs")
+        return _sqs
