@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, TypeVar, overload
+from typing import Any, Callable, Dict, Literal, Mapping, Optional, Sequence, TypeVar, overload
 
 from . import _durable
 from . import _items
@@ -166,7 +166,12 @@ class Defer:
 
     @overload
     def task(self, *, max_attempts: Optional[int] = None, timeout: Optional[float] = None,
-             pass_item_id: bool = False, queue: Optional[str] = None) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+             pass_item_id: Literal[True], queue: Optional[str] = None) -> Callable[[Callable[..., R]], Task[..., R]]: ...
+
+    @overload
+    def task(self, *, max_attempts: Optional[int] = None, timeout: Optional[float] = None,
+             pass_item_id: Literal[False] = False,
+             queue: Optional[str] = None) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(self, fn: Any = None, *, max_attempts: Optional[int] = None,
              timeout: Optional[float] = None, pass_item_id: bool = False,
@@ -176,6 +181,10 @@ class Defer:
         With ``queue`` (an SQS queue URL) each ``.defer()`` sends the call there, after the
         response, and ``handler_lib.worker.handler`` runs it in the function that queue feeds:
         work too long for the response window scales with Lambda instead.
+
+        With ``pass_item_id=True`` the runner passes ``defer_id``, so ``.defer()`` takes the
+        other arguments only; Python's types cannot say "the function's parameters less one
+        keyword", so such a task's ``.defer()`` is checked at the call, at run time, instead.
         """
         if queue is not None:
             from ._task_queue import check_queue_url  # at the decorator's line, before any function

@@ -31,6 +31,16 @@ def audit(order_id: str) -> int:
     return len(order_id)
 
 
+@defer.task(max_attempts=3, pass_item_id=True)
+def charge(order_id: str, *, defer_id: str) -> str:
+    return f"{order_id}:{defer_id}"  # defer_id: the idempotency key, passed by the runner
+
+
+@defer.task(queue=QUEUE_URL)
+def rebuild_report(day: str) -> None:
+    print(f"report for {day}")
+
+
 def encode_set(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(value)
@@ -49,15 +59,19 @@ def handler(event: Dict[str, Any], context: Any) -> Dict[str, Any]:
         defer.event("OrderCreated", {"order_id": order.order_id}, source="shop.orders"),
         send_receipt.defer(order.order_id, "buyer@example.com"),
         defer.call(audit, order.order_id),
+        charge.defer(order.order_id),
+        rebuild_report.defer("2026-12-04"),
     ]
     task: Task[[str], int] = audit
-    return {"statusCode": 201, "body": ",".join(ids), "audited": task(order.order_id)}
+    return {"statusCode": 201, "body": ",".join(ids), "audited": task(order.order_id),
+            "charged": charge(order.order_id, defer_id="manual")}
 
 
 def test_handler() -> None:
     with capture() as deferred:
         handler({"order_id": "o-1", "total": "9.90"}, None)
     captured: Captured = deferred
-    assert [item.kind for item in captured] == ["sqs", "sns", "event", "task", "task"]
+    assert [item.kind for item in captured] == ["sqs", "sns", "event", "task", "task", "task", "sqs"]
+    assert [task.function for task in captured.queued_tasks] == ["app:rebuild_report"]
     assert isinstance(ConfigError("x"), ValueError)
     assert issubclass(ExtensionUnavailableError, ConnectionError)

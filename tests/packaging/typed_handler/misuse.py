@@ -13,3 +13,4 @@ def send_receipt(order_id: str, email: str) -> None:
 send_receipt.defer("o-1")  # missing email
 send_receipt.defer("o-1", 2)  # email is a str
 defer.sqs(42, "message")  # queue_url is a str
+defer.task(pass_item_id=True)(42)  # not a function
