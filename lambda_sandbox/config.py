@@ -11,6 +11,7 @@ account `012345678912`), and Lambda where it does (3 s timeout, 128 MB, 10 s ini
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Tuple
@@ -79,6 +80,9 @@ class SandboxConfig:
             raise SandboxConfigError(f"runtime {self.runtime!r} must be one of {', '.join(RUNTIMES)}")
         if self.runtime == "provided" and self.bootstrap is None:
             raise SandboxConfigError(f"no bootstrap in {self.task_dir} or {self.opt_dir}")
+        if self.runtime == "python" and find_spec("awslambdaric") is None:
+            raise SandboxConfigError("runtime python runs AWS's awslambdaric, which is not installed: "
+                                     "pip install 'lambda-defer[sandbox]' (or awslambdaric)")
         if self.runtime == "python" and "." not in self.handler:
             raise SandboxConfigError(f"handler {self.handler!r} must be MODULE.FUNCTION")
         if not 1 <= self.timeout_s <= 900:

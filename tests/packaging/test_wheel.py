@@ -16,7 +16,7 @@ from tests.support.moto_server import drain_queue
 
 from .conftest import REPO, run
 
-PACKAGES = ("handler_lib", "extension", "lambda_sandbox")
+PACKAGES = ("handler_lib", "_defer_runner", "lambda_sandbox")
 TYPED_HANDLER = Path(__file__).parent / "typed_handler"
 
 
@@ -41,6 +41,13 @@ def venv_python(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return python
 
 
+def test_the_wheel_installs_only_lambda_defers_own_top_level_names(wheel: Path):
+    """Not `extension`: many projects have a package of that name (the repository's extension/
+    ships as _defer_runner, as in the layer)."""
+    tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert {t for t in tops if not t.endswith(".dist-info")} == set(PACKAGES)
+
+
 def run_inline(venv_python: Path, script: str, queue_url: str, tmp_path: Path) -> dict:
     """Run ``script`` (it prints one JSON line) in the wheel's venv, in inline mode, away from the repo."""
     env = {**os.environ, "DEFER_MODE": "inline", "DEFER_SOCKET": str(tmp_path / "none.sock")}
@@ -51,11 +58,16 @@ def run_inline(venv_python: Path, script: str, queue_url: str, tmp_path: Path) -
     return json.loads(out.stdout)
 
 
+SOURCES = {"handler_lib": "handler_lib", "_defer_runner": "extension", "lambda_sandbox": "lambda_sandbox"}
+
+
 def test_the_wheel_ships_every_package_and_the_typed_marker(wheel: Path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for top in PACKAGES:
-        for init in (REPO / top).rglob("__init__.py"):
-            assert init.relative_to(REPO).as_posix() in names
+        source = REPO / SOURCES[top]
+        for module in source.rglob("*.py"):
+            if "__pycache__" not in module.parts:
+                assert f"{top}/{module.relative_to(source).as_posix()}" in names
     assert "handler_lib/engine/sinks/sqs.py" in names
     assert "handler_lib/py.typed" in names
 
@@ -65,13 +77,13 @@ def test_inline_delivery_runs_from_the_installed_wheel(venv_python: Path, aws_re
     script = (
         "import json, sys\n"
         "from types import SimpleNamespace\n"
-        "import extension, handler_lib\n"
+        "import _defer_runner, handler_lib\n"
         "from handler_lib import defer\n"
         "@defer\n"
         "def handler(event, context):\n"
         "    return defer.sqs(sys.argv[1], {'from': 'wheel'})\n"
         "item_id = handler({}, SimpleNamespace(aws_request_id='r-wheel'))\n"
-        "print(json.dumps({'id': item_id, 'files': [handler_lib.__file__, extension.__file__]}))\n")
+        "print(json.dumps({'id': item_id, 'files': [handler_lib.__file__, _defer_runner.__file__]}))\n")
     result = run_inline(venv_python, script, res.queue_url, tmp_path)
     venv = str(venv_python.parent.parent)
     assert all(path.startswith(venv) for path in result["files"])  # not the repo's sources
@@ -114,3 +126,21 @@ def test_defer_change_needs_no_sqlalchemy(venv_python: Path, aws_resources, tmp_
     (message,) = drain_queue(res.queue_url, 1, timeout=3)
     (record,) = message["Records"]
     assert record["eventName"] == "MODIFY" and record["dynamodb"]["Keys"] == {"id": {"N": "7"}}
+
+
+def test_the_sandbox_without_its_extra_says_what_to_install(venv_python: Path, tmp_path: Path):
+    """The wheel alone has no awslambdaric (it comes with lambda-defer[sandbox]): the sandbox
+    refuses to start with one line that says so, instead of a Runtime.ExitError in a log."""
+    task = tmp_path / "task"
+    task.mkdir()
+    (task / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    (tmp_path / "opt").mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    assert subprocess.run([str(venv_python), "-c", "import awslambdaric"], cwd=tmp_path, env=env,
+                          capture_output=True).returncode != 0
+    out = subprocess.run([str(venv_python), "-m", "lambda_sandbox", "--opt", str(tmp_path / "opt"),
+                          "--task", str(task), "--handler", "app.handler"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "pip install 'lambda-defer[sandbox]'" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
