@@ -197,11 +197,31 @@ def compile_tree(root: Path, interpreters: dict[str, str]) -> None:
     every module it imports (boto3 and botocore: hundreds of ms). Unchecked-hash .pyc files,
     because the zip's fixed timestamps defeat timestamp checks and a layer never changes in
     place. A file that one interpreter cannot compile simply stays source-only for it."""
+    failed: dict[str, dict[str, str]] = {}  # file -> {version: why}
     for version, exe in sorted(interpreters.items()):
         proc = subprocess.run([exe, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
                                "unchecked-hash", str(root)], capture_output=True, text=True)
         if proc.returncode != 0:
-            log(f"python{version} could not compile every file under {root.name}/ (those stay source-only)")
+            for path, why in compile_errors(proc.stdout + proc.stderr):
+                failed.setdefault(path, {})[version] = why
+    if failed:  # once per tree, each file with the Pythons it does not compile for and why
+        files = "; ".join(f"{Path(path).relative_to(root) if Path(path).is_relative_to(root) else path} "
+                          f"(python{', '.join(sorted(whys))}: {next(iter(whys.values()))})"
+                          for path, whys in sorted(failed.items()))
+        log(f"{len(failed)} file(s) under {root.name}/ stay source-only, as they do not compile: {files}")
+
+
+def compile_errors(output: str) -> list[tuple[str, str]]:
+    """(file, first error line) of each file ``compileall -q`` reports it could not compile."""
+    found: list[tuple[str, str]] = []
+    lines = output.splitlines()
+    for n, line in enumerate(lines):
+        if line.startswith("*** Error compiling '"):
+            path = line[len("*** Error compiling '"):].rsplit("'", 1)[0]
+            why = next((later.strip() for later in lines[n + 1:n + 8]
+                        if later and not later.startswith(" ") and ":" in later), "no reason given")
+            found.append((path, why))
+    return found
 
 
 def is_shipped_bytecode(pyc: Path) -> bool:

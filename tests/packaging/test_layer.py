@@ -356,3 +356,17 @@ def test_the_deploy_guide_states_the_layers_size_as_built(layer_build: tuple[Pat
     # "about": within 10 % of what make layer builds today
     assert abs(int(stated[1]) - unzipped_mb) <= 0.1 * unzipped_mb, f"built: {unzipped_mb:.0f} MB unzipped"
     assert abs(int(stated[2]) - zipped_mb) <= 0.1 * zipped_mb, f"built: {zipped_mb:.0f} MB zipped"
+
+
+def test_files_that_do_not_compile_are_named_once_with_their_reason(build_layer_module: ModuleType, tmp_path: Path,
+                                                                       capfd: pytest.CaptureFixture[str]) -> None:
+    tree = tmp_path / "deps"
+    (tree / "pkg").mkdir(parents=True)
+    (tree / "pkg" / "ok.py").write_text("x = 1\n")
+    (tree / "pkg" / "py2.py").write_text("print 'hello'\n")
+    interpreters = {"3.11": sys.executable, "3.11-again": sys.executable}
+    build_layer_module.compile_tree(tree, interpreters)
+    lines = [line for line in capfd.readouterr().err.splitlines() if "source-only" in line]
+    assert len(lines) == 1, lines
+    assert "pkg/py2.py (python3.11, 3.11-again: SyntaxError" in lines[0]
+    assert (tree / "pkg" / "__pycache__").is_dir()  # the others are compiled
