@@ -33,6 +33,7 @@ keeps the environment thawed until then.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import warnings
@@ -316,7 +317,7 @@ class Dispatcher:
         rest = [i for i in _with_their_groups(ordered, own) if i.id not in done]
         self._deliver_inline(first + missing_loose + rest, invoke.clock)  # never past the invoke's end
         for note in filter(None, notes):  # after the delivery: warnings turned into errors lose nothing
-            warnings.warn(note, RuntimeWarning, stacklevel=3)
+            warnings.warn(note, RuntimeWarning, stacklevel=_user_stacklevel())
 
     def _take_loose_locked(self) -> Tuple[List[wire.WorkItem], List[wire.WorkItem], Optional[SocketChannel]]:
         """(loose items to confirm, loose items nothing can confirm any more, the channel)."""
@@ -442,7 +443,7 @@ class Dispatcher:
         self._deliver_inline(earlier + [item])
         if say:
             warnings.warn(f"lambda-defer: {why}; deferred work runs inline after the handler returns",
-                          RuntimeWarning, stacklevel=4)
+                          RuntimeWarning, stacklevel=_user_stacklevel())
 
     @staticmethod
     def _deliver_inline(items: List[wire.WorkItem], clock: Optional[Callable[[], int]] = None) -> None:
@@ -453,6 +454,19 @@ class Dispatcher:
 
 
 DISPATCHER = Dispatcher()
+
+_LIBRARY = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside this library: the
+    line of the caller's code that called the handler or deferred the item, not ours."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_LIBRARY):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 def _response_posted(request_id: str) -> None:

@@ -11,6 +11,7 @@ lost. The engine is an ordinary subpackage of this library, so nothing is looked
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Callable, Iterable, List, Optional, Tuple
 
@@ -18,6 +19,7 @@ from . import config as cfg
 from . import wire
 from .engine.clients import ClientFactory
 from .engine.drain import DrainReport, Drainer
+from .engine.outcome import TRANSPORT as TRANSPORT_CODE
 from .engine.pending import Entry, PendingQueue
 from .engine.sinks import make_sinks
 from .engine.tasks import TaskRunner
@@ -57,7 +59,7 @@ def deliver(items: Iterable[wire.WorkItem], stop_at: float, hard_stop: Optional[
         return DrainReport()
     _draining += 1
     try:
-        report = _drainer.drain(stop_at)
+        report = _drainer.drain(stop_at, give_up_unreachable=outside_lambda())
     finally:
         _draining -= 1
     # In flight too: the call may still land (a duplicate, at least once), but nothing waits
@@ -67,17 +69,28 @@ def deliver(items: Iterable[wire.WorkItem], stop_at: float, hard_stop: Optional[
         # Sent now, not with the next inline delivery, which may never come; a letter that
         # still fails waits for that one (its item already has its ERROR line).
         until = time.monotonic() + LETTERS_S
-        report.merge(_drainer.drain(until if hard_stop is None else min(until, hard_stop)))
+        report.merge(_drainer.drain(until if hard_stop is None else min(until, hard_stop),
+                                    give_up_unreachable=outside_lambda()))
     return report
 
 
+def outside_lambda() -> bool:
+    """No Runtime API: a script, a test or a REPL calling the handler (Lambda, RIE and the
+    sandbox all set it). There, an endpoint that cannot be reached is not waited for."""
+    return not os.environ.get("AWS_LAMBDA_RUNTIME_API")
+
+
+LOCAL_HINT = ("this process runs outside Lambda and the endpoint could not be reached, so it did not wait for it: "
+              "in tests, call the handler inside handler_lib.testing.capture(); to deliver for real, point "
+              "AWS_ENDPOINT_URL at a local endpoint (moto server) or run with network and credentials")
+
+
 def _over_budget(entry: Entry, last: str) -> str:
-    item = entry.item
-    reason = (f"not delivered within the inline budget{' (a call was still in flight)' if entry.in_flight else ''}; "
-              f"last error: {last or 'none'}")
-    log.error("lambda-defer inline: gave up on %s %s to %s after %d attempts: %s",
-              item.kind, item.id, item.target, entry.attempts, reason)
-    return reason
+    """The reason on the item's one ERROR line (the engine's give-up line) and its letter."""
+    if outside_lambda() and last.startswith(TRANSPORT_CODE) and not entry.in_flight:
+        return f"not delivered: {LOCAL_HINT}; last error: {last}"
+    return (f"not delivered within the inline budget{' (a call was still in flight)' if entry.in_flight else ''}; "
+            f"last error: {last or 'none'}")
 
 
 def limits_s(clock: Optional[Callable[[], int]] = None) -> Tuple[float, Optional[float]]:

@@ -103,8 +103,12 @@ class Drainer:
         self.letters_queued = 0
 
     # -- the loop -----------------------------------------------------------------------
-    def drain(self, stop_at: float) -> DrainReport:
-        """Deliver until nothing is waiting or in flight, or until ``stop_at`` (monotonic)."""
+    def drain(self, stop_at: float, give_up_unreachable: bool = False) -> DrainReport:
+        """Deliver until nothing is waiting or in flight, or until ``stop_at`` (monotonic).
+
+        ``give_up_unreachable``: stop as soon as everything left waits out a backoff because
+        its endpoint could not be reached, instead of waiting for it to come back (a process
+        outside Lambda with no endpoint it can reach: waiting only holds the caller)."""
         report = self._report = DrainReport()
         started = self.clock()
         while True:
@@ -122,6 +126,8 @@ class Drainer:
                               default=None)
                     if flying == 0 and (due is None or due >= stop_at):
                         break  # nothing left, or nothing can be tried again before the stop
+                    if give_up_unreachable and flying == 0 and all(e.last_code == TRANSPORT for e in entries):
+                        break
                     self._watch_saturation(entries)
                     self.queue.changed.wait(self._idle_wait(now, stop_at, due))
                     continue
