@@ -36,6 +36,7 @@ The journal uses the same maps, so a carried-over item is byte-for-byte what was
 from __future__ import annotations
 
 import struct
+import sys
 from typing import (Any, Callable, ClassVar, Dict, List, Literal, NamedTuple, Optional, Tuple, Type, TypedDict,
                     TypeVar, Union)
 
@@ -70,10 +71,44 @@ class _UnpackOptions(TypedDict):
     strict_map_key: bool
     max_bin_len: int
     max_str_len: int
+    ext_hook: Callable[[int, bytes], Any]
+
+
+# Values a task argument may be besides msgpack's own types, each as an extension type, so a
+# task receives what ``.defer()`` was given (JSON payloads carry them as text: a queue's
+# consumer reads JSON, a task reads Python). Codes 1 and 2; any other code reads back as the
+# ExtType it is.
+EXT_UUID = 1
+EXT_DECIMAL = 2
+
+
+def _ext_default(value: Any) -> Any:
+    modules = sys.modules  # a value of a class exists only once its module is loaded
+    uuid, decimal = modules.get("uuid"), modules.get("decimal")
+    if uuid is not None and isinstance(value, uuid.UUID):
+        return msgpack.ExtType(EXT_UUID, value.bytes)
+    if decimal is not None and isinstance(value, decimal.Decimal):
+        return msgpack.ExtType(EXT_DECIMAL, str(value).encode("ascii"))
+    raise TypeError(f"can not serialize {type(value).__name__!r} object")
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == EXT_UUID and len(data) == 16:
+        import uuid
+
+        return uuid.UUID(bytes=data)
+    if code == EXT_DECIMAL:
+        import decimal
+
+        try:
+            return decimal.Decimal(data.decode("ascii"))
+        except (UnicodeDecodeError, decimal.InvalidOperation):
+            pass  # not one this module wrote: kept as it came
+    return msgpack.ExtType(code, data)
 
 
 _UNPACK_OPTIONS: _UnpackOptions = {"raw": False, "strict_map_key": False, "max_bin_len": MAX_FRAME_BYTES,
-                      "max_str_len": MAX_FRAME_BYTES}
+                      "max_str_len": MAX_FRAME_BYTES, "ext_hook": _ext_hook}
 
 
 class FrameDecodeError(ValueError):
@@ -346,10 +381,10 @@ ITEM_TYPES = (SqsItem, SnsItem, EventItem, TaskItem, InvokeItem, SfnItem, Callba
 def pack_map(payload: Dict[str, Any]) -> bytes:
     """msgpack-encode one map; ``TypeError`` names the value that cannot be sent."""
     try:
-        return msgpack.packb(payload, use_bin_type=True)
+        return msgpack.packb(payload, use_bin_type=True, default=_ext_default)
     except (TypeError, ValueError, OverflowError) as exc:
         raise TypeError(f"cannot serialize for deferral (msgpack: {exc}); "
-                        "use str, int, float, bool, None, bytes, list and dict values") from exc
+                        "use str, int, float, bool, None, bytes, list, dict, UUID and Decimal values") from exc
 
 
 def encode(frame: Frame) -> bytes:
@@ -379,6 +414,13 @@ def decode(body: bytes) -> Frame:
         payload = msgpack.unpackb(body, **_UNPACK_OPTIONS)
     except Exception as exc:  # msgpack raises several unrelated types for bad input
         raise FrameDecodeError(f"not a msgpack frame: {exc}") from exc
+    return from_map(payload)
+
+
+def decode_stored(body: bytes) -> Frame:
+    """Decode an item a journal stored: as ``decode``, without the frame size cap (a journal
+    may hold a record written under a larger one; it replays all the same)."""
+    payload = msgpack.unpackb(body, raw=False, strict_map_key=False, ext_hook=_ext_hook)
     return from_map(payload)
 
 

@@ -39,7 +39,7 @@ import json
 import re
 import logging
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 
 import msgpack
 
@@ -218,10 +218,12 @@ def describe_letter(letter: wire.WorkItem, log_payloads: bool) -> Dict[str, Any]
     return fields
 
 
-def _bytes_as_base64(value: Any) -> Optional[Dict[str, Any]]:
+def _bytes_as_base64(value: Any) -> Union[Dict[str, Any], str, None]:
     if isinstance(value, (bytes, bytearray)):
         return {"base64": base64.b64encode(bytes(value)).decode()}
     if isinstance(value, msgpack.Timestamp):
         stamp: Any = value  # msgpack-types leaves out Timestamp's attributes
         return {"msgpack_timestamp": [stamp.seconds, stamp.nanoseconds]}
+    if type(value).__name__ in ("UUID", "Decimal") and type(value).__module__ in ("uuid", "decimal"):
+        return str(value)  # readable; the letter's wire form keeps the type
     raise TypeError(f"{type(value).__name__} is not JSON serializable")

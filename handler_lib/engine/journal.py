@@ -215,7 +215,7 @@ class Journal:
         items: Dict[str, wire.WorkItem] = {}
         for key, (_, _, item_body) in list(records.items()):
             try:
-                frame = wire.from_map(msgpack.unpackb(item_body, raw=False, strict_map_key=False))
+                frame = wire.decode_stored(item_body)  # the frame's codec (task argument types too)
                 if not isinstance(frame, wire.ITEM_TYPES):
                     raise wire.FrameDecodeError(f"a {frame.kind} frame is not an item")
             except Exception:  # noqa: BLE001
