@@ -8,7 +8,6 @@ from typing import Any, Callable, Dict, Literal, Mapping, Optional, Sequence, Ty
 
 from . import _durable
 from . import _items
-from . import _workflow_items
 from ._dispatch import DISPATCHER
 from ._tasks import P, R, Task, make_task, task_options
 
@@ -103,6 +102,8 @@ class Defer:
         durable function started twice by a retried delivery runs once. Pass ``durable_name``
         for a durable function to have its 256 KB input limit checked here (1 MB otherwise).
         """
+        from . import _workflow_items  # loaded by the first call: most handlers never make one
+
         return DISPATCHER.submit(_workflow_items.invoke_item(
             DISPATCHER.request_id, function, payload, qualifier=qualifier, durable_name=durable_name,
             tenant_id=tenant_id))
@@ -112,11 +113,15 @@ class Defer:
 
         ``name`` defaults to this item's id: a second delivery of the item starts nothing new.
         """
+        from . import _workflow_items
+
         return DISPATCHER.submit(_workflow_items.sfn_item(DISPATCHER.request_id, state_machine_arn, input, name=name))
 
     def callback(self, callback_id: str, result: Any = None, error: Any = None) -> str:
         """Complete a durable function's callback after the response: with ``result``
         (SendDurableExecutionCallbackSuccess) or, given ``error``, as failed (...Failure)."""
+        from . import _workflow_items
+
         return DISPATCHER.submit(_workflow_items.callback_item(DISPATCHER.request_id, callback_id, result, error))
 
     def call(self, task: Callable[..., Any], *args: Any, **kwargs: Any) -> str:

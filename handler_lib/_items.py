@@ -173,13 +173,14 @@ def _not_unicode(what: str, exc: UnicodeEncodeError) -> ValueError:
 # that wide); lone surrogates fail the UTF-8 encoding. JSON written by ``to_text`` escapes
 # every C0 control, so an ASCII one needs no check at all.
 SERVICE_TEXT = "#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF"
-_NOT_SERVICE_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_NOT_SERVICE_TEXT = "[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"  # compiled on first refusal:
+# its compile is 5 ms, more than the rest of this module's import, and only an error needs it
 _CONTROLS = frozenset(range(0x20)) - {0x09, 0x0A, 0x0D}
 _CONTROLS_TO_NUL = bytes(0 if b in _CONTROLS else b for b in range(256))
 
 
 def _bad_text(what: str, text: str, service: str) -> ValueError:
-    found = _NOT_SERVICE_TEXT.search(text)
+    found = re.search(_NOT_SERVICE_TEXT, text)
     where = f"U+{ord(found.group()):04X} at position {found.start()}" if found else "a character"
     return ValueError(f"{what} holds {where}, which {service} does not accept "
                       f"(allowed: {SERVICE_TEXT})")
