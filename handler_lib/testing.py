@@ -21,9 +21,11 @@ from . import _items, wire
 from ._dispatch import DISPATCHER
 from ._invoke import AfterCall
 from ._task_queue import task_of
+from ._test_events import alb_event, api_gateway_rest_event, function_url_event, http_api_event, sqs_event
 from ._tasks import task_options
 
-__all__ = ["Captured", "capture"]
+__all__ = ["Captured", "capture", "api_gateway_rest_event", "http_api_event", "function_url_event",
+           "alb_event", "sqs_event"]
 
 
 class Captured(List[wire.WorkItem]):
