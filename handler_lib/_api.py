@@ -12,6 +12,8 @@ from ._dispatch import DISPATCHER
 from ._tasks import P, R, Task, make_task, task_options
 
 H = TypeVar("H", bound=Callable[..., Any])
+F = TypeVar("F", bound=Callable[[], Any])  # a periodic hook
+
 
 class Defer:
     """Decorate the Lambda handler with ``@defer``; enqueue with ``defer.sqs/sns/event/call``.
@@ -123,6 +125,17 @@ class Defer:
         from . import _workflow_items
 
         return DISPATCHER.submit(_workflow_items.callback_item(DISPATCHER.request_id, callback_id, result, error))
+
+    def every(self, seconds: float, *, jitter: float = 0.0, run_first: bool = False) -> Callable[[F], F]:
+        """Run a module-level function after a response, at most once per ``seconds``: the
+        function's own upkeep (refresh a secret, a cache, a pool) that no request should wait
+        for. It runs in this process as ``defer.after`` work does, never during a request;
+        ``jitter`` (seconds, up to ``seconds``) spreads environments' runs; ``run_first`` runs
+        it after the first response too. A run that raises is logged and counted, and the
+        hook runs again at its next interval."""
+        from . import _hooks
+
+        return _hooks.every(seconds, jitter=jitter, run_first=run_first)
 
     def call(self, task: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
         """Run a ``@defer.task`` after the response; the same as ``task.defer(*args, **kwargs)``."""

@@ -39,7 +39,7 @@ import time
 import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
-from . import _durable
+from . import _durable, _hooks
 from . import _ids, handoff
 from . import config as _config
 from . import wire
@@ -242,6 +242,9 @@ class Dispatcher:
         """The handler returned: end the invoke now, or after its post-response work."""
         if self._current is invoke:
             self._current = None
+        if self.capture is None and self.capture_after is None:
+            # periodic hooks whose interval has passed run as this invoke's post-response work
+            invoke.after.extend((run, (), {}) for run in _hooks.due())
         if not invoke.after:
             self.end_invoke(invoke)
         elif self._channel is not None and self._channel.connected and self._announce_after(invoke):
@@ -334,6 +337,7 @@ class Dispatcher:
         Nor its loose items: the extension, snapshotted with them, holds what came over it,
         which the new connection's confirmation cannot count (each restore delivered them again)."""
         _ids.reseed()
+        _hooks.restart_schedule()
         with self._lock:
             self._loose, self._loose_sizes, self._loose_bytes, self._orphans = [], [], 0, []
         if self._channel is not None:

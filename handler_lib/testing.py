@@ -25,7 +25,7 @@ from ._test_events import alb_event, api_gateway_rest_event, function_url_event,
 from ._tasks import task_options
 
 __all__ = ["Captured", "capture", "api_gateway_rest_event", "http_api_event", "function_url_event",
-           "alb_event", "sqs_event"]
+           "alb_event", "sqs_event", "periodic_hooks", "run_hooks"]
 
 
 class Captured(List[wire.WorkItem]):
@@ -105,6 +105,21 @@ class Captured(List[wire.WorkItem]):
                 kwargs["defer_id"] = item.id
             results.append(target.fn(*item.args, **kwargs))
         return results
+
+
+def periodic_hooks() -> List[str]:
+    """The ``@defer.every`` hooks registered in this process, as ``module:qualname``."""
+    from . import _hooks
+
+    return [hook.name for hook in _hooks.registered()]
+
+
+def run_hooks() -> List[Any]:
+    """Run every ``@defer.every`` hook here, now, in the order they were registered; return
+    their results. A hook's exception propagates (in production it is logged and counted)."""
+    from . import _hooks
+
+    return [hook.fn() for hook in _hooks.registered()]
 
 
 def _queued_task(item: wire.WorkItem) -> Optional[wire.TaskItem]:

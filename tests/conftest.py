@@ -90,6 +90,19 @@ def clean_environ() -> Iterator[None]:
             os.environ.update(saved)
 
 
+@pytest.fixture(autouse=True)
+def no_leftover_periodic_hooks() -> Iterator[None]:
+    """A @defer.every hook a test (or a docs sample) registers would run after the responses
+    of every later in-process invoke: each test gets the registry back as it found it."""
+    from handler_lib import _hooks
+
+    saved = _hooks._hooks[:]
+    try:
+        yield
+    finally:
+        _hooks._hooks[:] = saved
+
+
 @pytest.fixture
 def aws_resources(moto_endpoint: str) -> Callable[..., AwsResources]:
     """Factory: aws_resources(prefix=None) creates a fresh, uniquely named set of queues,

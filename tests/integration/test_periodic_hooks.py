@@ -1,0 +1,78 @@
+"""@defer.every in the local Lambda sandbox with the built layer: hooks run after responses,
+never inside one, at most once per interval, and a failing hook costs its run only."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from lambda_sandbox import Sandbox
+from tests.support.waiting import wait_until
+
+FUNCTION = Path(__file__).parent / "functions" / "periodic"
+
+
+@pytest.fixture
+def box(built_layer: Path, tmp_path: Path):
+    def start(**env: str) -> Sandbox:
+        full = {"DEFER_SOCKET": str(tmp_path / "defer.sock"), "DEFER_JOURNAL_DIR": str(tmp_path / "journal"), **env}
+        started.append(Sandbox(built_layer, FUNCTION, "app.handler", timeout_s=10, env=full).start())
+        return started[-1]
+
+    started: list = []
+    yield start
+    for sandbox in started:
+        sandbox.stop()
+
+
+def _lines(sandbox: Sandbox, text: str) -> list:
+    return [line.text for line in sandbox.logs if text in line.text]
+
+
+def test_a_hook_runs_after_responses_at_most_once_per_interval(box):
+    sandbox = box(HOOK_INTERVAL_S="1")
+    sandbox.wait_for_report(sandbox.invoke({}).request_id)  # init: the module (and its hooks) load
+    started = time.monotonic()
+    responses = []
+    while time.monotonic() - started < 1.6:  # quick invokes over 1.6 s of a 1 s interval
+        result = sandbox.invoke({})
+        assert result.status == 200 and result.function_error is None
+        responses.append(result.elapsed_s)
+        sandbox.wait_for_report(result.request_id)
+    assert len(responses) >= 5
+    wait_until(lambda: _lines(sandbox, "started"), 5, message="the hook never ran")
+    runs = _lines(sandbox, "started")
+    assert 1 <= len(runs) <= 2, runs  # not at init, not before its interval, at most once per interval
+    # the caller never waited for the 0.5 s refresh: every response came back long before it
+    assert max(responses) < 0.4, responses
+    wait_until(lambda: len(_lines(sandbox, "done")) == len(runs), 5, message="a refresh never finished")
+    # after another interval the next response starts it again
+    before = len(runs)
+    time.sleep(1.05)
+    sandbox.wait_for_report(sandbox.invoke({}).request_id)
+    wait_until(lambda: len(_lines(sandbox, "started")) == before + 1, 5, message="the hook did not run again")
+
+
+def test_a_failing_hook_is_logged_once_per_run_and_the_invoke_succeeds(box):
+    sandbox = box(HOOK_INTERVAL_S="1")
+    sandbox.wait_for_report(sandbox.invoke({}).request_id)  # init: the module (and its hooks) load
+    time.sleep(1.05)
+    for _ in range(3):
+        result = sandbox.invoke({})
+        assert result.status == 200 and result.function_error is None
+        sandbox.wait_for_report(result.request_id)
+    wait_until(lambda: _lines(sandbox, "flag service down"), 5, message="the failing hook was not logged")
+    failures = _lines(sandbox, "periodic hook app:flaky_flags raised")
+    assert len(failures) == 1, failures  # ran once (one interval passed), logged once, traceback and all
+
+
+def test_run_first_runs_after_the_first_response_not_before_it(box):
+    sandbox = box(HOOK_INTERVAL_S="60", HOOK_RUN_FIRST="1")
+    result = sandbox.invoke({})
+    assert result.json() == {"refreshes": 0}  # the first response did not wait for the hook
+    wait_until(lambda: _lines(sandbox, "refresh 1 done"), 5, message="run_first did not run")
+    sandbox.wait_for_report(result.request_id)
+    assert sandbox.invoke({}).json() == {"refreshes": 1}
+    assert len(_lines(sandbox, "started")) == 1  # and not again within the 60 s interval
