@@ -57,6 +57,8 @@ STALL_BACKOFF_S = 5.0
 #: handler without ``@defer``); past either bound the oldest are no longer kept.
 EARLY_LOOSE_ITEMS = handoff.LOOSE_IDS_KEPT
 EARLY_LOOSE_BYTES = 1 << 20
+#: Hooks between two requests on Managed Instances, when the context tells no timeout.
+HOOK_BUDGET_MS = 60_000
 
 
 class ExtensionUnavailableError(ConnectionError):
@@ -102,6 +104,8 @@ class Dispatcher:
         self._channel: Optional[SocketChannel] = None
         self._wrapped = False
         self._posts = False  # the runtime's posts are reported here (_runtime_hook): every invoke gets a marker
+        # Managed Instances: the due hooks of each invoke, run once the runtime posted its response
+        self._hooks_after_post: Dict[str, Tuple[List[Callable[[], None]], float]] = {}
         self._forked = False  # a forked child: no invoke ends in it, nothing confirms its loose items
         self._warned = ""  # the reason last warned about, so each new reason is said once
         self._current: Optional[Invoke] = None  # the handler's invoke
@@ -215,6 +219,9 @@ class Dispatcher:
         marker, after its post-response work; one it was never called for (an outer decorator
         answered without calling it) ends now: the extension, which saw a ``@defer`` process
         connect, would otherwise wait for a marker that never comes."""
+        hooks = self._hooks_after_post.pop(request_id, None)
+        if hooks is not None:
+            _hooks.run_between_requests(*hooks)
         if request_id in self._seen or not self._posts:
             return
         self._seen[request_id] = True  # once, whoever reports it again
@@ -243,8 +250,13 @@ class Dispatcher:
         if self._current is invoke:
             self._current = None
         if self.capture is None and self.capture_after is None:
-            # periodic hooks whose interval has passed run as this invoke's post-response work
-            invoke.after.extend((run, (), {}) for run in _hooks.due())
+            # periodic hooks whose interval has passed run as this invoke's post-response work;
+            # on Managed Instances, in the runtime's thread once it posted the response (_hooks)
+            runs = _hooks.due()
+            if runs and self._posts and invoke.request_id and _managed_instances():
+                self._hooks_after_post[invoke.request_id] = (runs, _hook_budget_s(invoke))
+            else:
+                invoke.after.extend((run, (), {}) for run in runs)
         if not invoke.after:
             self.end_invoke(invoke)
         elif self._channel is not None and self._channel.connected and self._announce_after(invoke):
@@ -471,6 +483,17 @@ def _user_stacklevel() -> int:
         frame = frame.f_back  # type: ignore[assignment]
         level += 1
     return level
+
+
+def _managed_instances() -> bool:
+    return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "lambda-managed-instances"
+
+
+def _hook_budget_s(invoke: Invoke) -> float:
+    """Hooks between two requests of a Managed Instances worker: as long as an invoke may run
+    (the function's timeout), so a hook that hangs takes its worker out for that long only."""
+    window_ms = invoke.clock.window_ms if invoke.clock is not None else None
+    return (window_ms if window_ms else HOOK_BUDGET_MS) / 1000
 
 
 def _response_posted(request_id: str) -> None:

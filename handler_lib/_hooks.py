@@ -12,10 +12,18 @@ interval (plus jitter) ahead, never by adding up missed intervals, so an environ
 after hours runs a due hook once, not once per interval it slept through. A hook still
 running (it outlived its invoke, frozen and thawed with the environment) is not started
 again until it returns.
+
+On Lambda Managed Instances nothing freezes and each worker process serves one request at a
+time, taking the next as soon as it asks for one: work on a post-response thread would run
+beside that next request. There the due hooks run in the runtime's own thread right after it
+posted the response, before it asks for the next request (``run_between_requests``): the
+worker takes no request while its hooks run (the others serve), and a hook that outlasts its
+budget is left running on its thread, abandoned for that round.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, TypeVar
@@ -63,6 +71,12 @@ class _HookRun:
         self.hook = hook
         self.__qualname__ = f"periodic hook {hook.name}"
 
+    def skip(self) -> None:
+        """Not run after all: due again at the next chance, not one interval later."""
+        with _lock:
+            self.hook.running = False
+            self.hook.next_due = 0.0
+
     def __call__(self) -> None:
         hook = self.hook
         try:
@@ -81,6 +95,36 @@ class _HookRun:
 
 _hooks: List[Hook] = []
 _lock = threading.Lock()
+log = logging.getLogger("handler_lib")
+
+
+def run_between_requests(runs: List[Callable[[], None]], budget_s: float) -> None:
+    """Run ``runs`` (from ``due``) one after another, each on a thread joined for what is left of
+    ``budget_s``; a failure is logged with its traceback (and counted on its hook), a run still
+    going at the budget's end is abandoned: it stays marked running, so it is not started again
+    until it returns."""
+    give_up_at = time.monotonic() + max(0.0, budget_s)
+    for run in runs:
+        def logged(run: Callable[[], None] = run) -> None:
+            try:
+                run()
+            except BaseException:  # noqa: BLE001 - a hook's failure is its own run's (see _HookRun)
+                log.exception("lambda-defer: post-response work %s raised (between requests)",
+                              getattr(run, "__qualname__", repr(run)))
+
+        left = give_up_at - time.monotonic()
+        if left <= 0:
+            log.warning("lambda-defer: %s not run: the hooks' budget (%.1f s) is spent",
+                        getattr(run, "__qualname__", repr(run)), budget_s)
+            if isinstance(run, _HookRun):
+                run.skip()
+            continue
+        thread = threading.Thread(target=logged, name="lambda-defer-hook", daemon=True)
+        thread.start()
+        thread.join(left)
+        if thread.is_alive():
+            log.warning("lambda-defer: %s still running after the hooks' budget (%.1f s): abandoned "
+                        "for this round", getattr(run, "__qualname__", repr(run)), budget_s)
 
 
 def every(seconds: float, *, jitter: float = 0.0, run_first: bool = False) -> Callable[[F], F]:

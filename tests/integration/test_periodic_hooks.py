@@ -76,3 +76,53 @@ def test_run_first_runs_after_the_first_response_not_before_it(box):
     sandbox.wait_for_report(result.request_id)
     assert sandbox.invoke({}).json() == {"refreshes": 1}
     assert len(_lines(sandbox, "started")) == 1  # and not again within the 60 s interval
+
+
+def _spans(sandbox: Sandbox, kind: str) -> dict:
+    """pid -> [(start, end)] of each request or hook run a worker printed."""
+    spans: dict = {}
+    for line in _lines(sandbox, f"{kind} "):
+        word, pid, start, end = line.split()[-4:]
+        if word == kind:
+            spans.setdefault(int(pid), []).append((float(start), float(end)))
+    return spans
+
+
+def test_on_managed_instances_a_hook_never_overlaps_a_request_of_its_worker(built_layer: Path, tmp_path: Path):
+    # GIVEN two workers of a Managed Instances environment, each with a 0.5 s hook every 1 s
+    sandbox = Sandbox(built_layer, Path(__file__).parent / "functions" / "periodic_workers", "app.handler",
+                      timeout_s=10, echo=False, mode="managed-instances", max_concurrency=2,
+                      env={"DEFER_SOCKET": str(tmp_path / "defer.sock"),
+                           "DEFER_JOURNAL_DIR": str(tmp_path / "journal"),
+                           "AWS_LAMBDA_EXEC_WRAPPER": "/opt/defer-runner/exec-wrapper"}).start()
+    try:
+        # WHEN requests keep both workers busy for 2.6 s
+        stop_at = time.monotonic() + 2.6
+
+        def keep_calling() -> int:
+            served = 0
+            while time.monotonic() < stop_at:
+                result = sandbox.invoke({"work_s": 0.05})
+                assert result.status == 200 and result.function_error is None, result.body
+                served += 1
+            return served
+
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(4) as pool:
+            served = sum(pool.map(lambda _: keep_calling(), range(4)))
+        wait_until(lambda: sum(map(len, _spans(sandbox, "request").values())) == served, 10,
+                   message="a request's line never came")
+        wait_until(lambda: _spans(sandbox, "hook"), 5, message="no hook ran")
+        requests, hooks = _spans(sandbox, "request"), _spans(sandbox, "hook")
+        # THEN hooks ran, in the workers that served requests, at most once per interval each
+        assert set(hooks) <= set(requests)
+        for pid, runs in hooks.items():
+            assert len(runs) <= 3, runs  # 2.6 s of 1 s intervals (the first due after one)
+            starts = [start for start, _ in runs]
+            assert all(b - a >= 0.99 for a, b in zip(starts, starts[1:])), starts
+        # AND no hook ran while its worker served a request (the worker takes none meanwhile)
+        overlaps = [(pid, hook, request) for pid, runs in hooks.items() for hook in runs
+                    for request in requests[pid] if request[0] < hook[1] and request[1] > hook[0]]
+        assert overlaps == []
+    finally:
+        sandbox.stop()

@@ -103,3 +103,42 @@ def test_what_cannot_be_a_hook_is_refused_at_the_decorator(fn, error):
     with pytest.raises(error):
         defer.every(10)(fn)
     assert _hooks.registered() == []
+
+
+release = __import__("threading").Event()
+
+
+def hangs() -> None:
+    release.wait(10)
+    calls.append("hangs returned")
+
+
+def test_between_requests_a_hook_past_its_budget_is_abandoned_and_not_started_again_until_it_returns(caplog):
+    """Managed Instances: the runtime's thread waits for the hooks up to their budget, no longer."""
+    calls.clear()
+    defer.every(10)(hangs)
+    defer.every(10)(refresh)
+    (hook, second) = _hooks.registered()
+    runs = _hooks.due(second.next_due)
+    assert len(runs) == 2
+    _hooks.run_between_requests(runs, budget_s=0.2)
+    # the hanging hook was left on its thread; the budget was spent, so the next one did not run ...
+    assert calls == []
+    assert "still running after the hooks' budget" in caplog.text and "budget (0.2 s) is spent" in caplog.text
+    # ... and is due again at once, while the abandoned one is not started a second time
+    assert [r.hook.name for r in _hooks.due(second.next_due)] == [second.name]  # type: ignore[attr-defined]
+    release.set()
+    __import__("tests.support.waiting", fromlist=["wait_until"]).wait_until(
+        lambda: not hook.running, 5, message="the abandoned hook never returned")
+    assert calls == ["hangs returned"]
+
+
+def test_between_requests_a_failing_hook_is_logged_and_the_next_one_runs(caplog):
+    calls.clear()
+    defer.every(10)(fails)
+    defer.every(10)(refresh)
+    (hook, second) = _hooks.registered()
+    _hooks.run_between_requests(_hooks.due(second.next_due), budget_s=5)
+    assert calls == ["refresh"]
+    assert f"periodic hook {hook.name} raised SystemExit: 3" in caplog.text
+    assert hook.failures == 1 and hook.runs == 1 and not hook.running
