@@ -126,3 +126,32 @@ def test_on_managed_instances_a_hook_never_overlaps_a_request_of_its_worker(buil
         assert overlaps == []
     finally:
         sandbox.stop()
+
+
+def test_under_rie_a_hook_runs_after_responses_and_a_failing_one_costs_its_run_only(rie_factory, built_layer: Path,
+                                                                                   tmp_path: Path):
+    # GIVEN AWS's Runtime Interface Emulator with the built layer, a 0.5 s hook and a failing one, every 1 s
+    rie = rie_factory(built_layer, FUNCTION, "app.handler", timeout_s=10,
+                      env={"HOOK_INTERVAL_S": "1", "DEFER_SOCKET": str(tmp_path / "defer.sock"),
+                           "DEFER_JOURNAL_DIR": str(tmp_path / "journal")})
+    status, body, first = rie.invoke_json({})
+    assert (status, body) == (200, {"refreshes": 0})
+    rie.wait_for_log("REPORT RequestId", count=1)
+    # WHEN quick invokes come for 1.6 s, each once the one before ended
+    started, answers = time.monotonic(), []
+    while time.monotonic() - started < 1.6:
+        status, body, elapsed = rie.invoke_json({})
+        assert status == 200, body
+        answers.append(elapsed)
+        rie.wait_for_log("REPORT RequestId", count=len(answers) + 1, timeout=5)
+    # THEN the hook ran once or twice, and only as post-response work: RIE holds an answer until
+    # the extension is done (docs/testing.md, "AWS.s emulator"), so the answer of each invoke that ran it waited
+    # for its 0.5 s, and every other answer came back at once
+    rie.wait_for_log("refresh 1 done", timeout=5)
+    runs = rie.logs().count("started")
+    assert 1 <= runs <= 2
+    assert len([a for a in answers if a > 0.4]) == runs, answers
+    assert all(a < 0.4 or 0.5 <= a < 1.0 for a in answers), answers
+    # AND the failing hook was logged with its traceback once per run, and no invoke failed
+    assert 1 <= rie.logs().count("periodic hook app:flaky_flags raised") <= 2
+    assert "ConnectionError: flag service down" in rie.logs()
