@@ -3,11 +3,14 @@
 ``POST /orders`` validates the body, stores the order (SQLAlchemy) and answers 201 at once;
 the confirmation (SNS), the fulfilment message (SQS FIFO, grouped by order), ``OrderCreated``
 (EventBridge) and the receipt (a ``@defer.task``) are sent by the defer-runner extension
-after the response. ``DEFER_MODE=inline`` runs the same side effects in this process before
-the response is released, which is what the demo compares against.
+after the response; the invoice (``archive_invoice``, a task on a queue) goes to
+``INVOICES_QUEUE_URL``, where the invoices function (``handler_lib.worker.handler``) runs it.
+``DEFER_MODE=inline`` runs the same side effects in this process before the response is
+released, which is what the demo compares against.
 
 Environment: ``ORDERS_TOPIC_ARN``, ``FULFILMENT_QUEUE_URL``, ``EVENT_BUS_NAME``,
-``ORDERS_EVENT_SOURCE`` (default ``shop.orders``), ``DATABASE_URL`` (default SQLite in /tmp),
+``ORDERS_EVENT_SOURCE`` (default ``shop.orders``), ``INVOICES_QUEUE_URL`` and ``INVOICES_BUCKET``
+(the invoices worker's), ``DATABASE_URL`` (default SQLite in /tmp),
 ``POWERTOOLS_SERVICE_NAME``, ``POWERTOOLS_METRICS_NAMESPACE``.
 """
 
@@ -23,7 +26,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from handler_lib import defer
 
 import orders
-from tasks import send_receipt
+from tasks import archive_invoice, send_receipt
 from validation import InvalidOrder, parse_order
 
 DEFAULT_EVENT_SOURCE = "shop.orders"
@@ -57,7 +60,7 @@ def read_order(order_id: str) -> Response:
 
 
 def _defer_side_effects(order: orders.Order) -> None:
-    """Hand the four side effects to the extension: microseconds here, delivered after the response."""
+    """Hand the side effects to the extension: microseconds here, delivered after the response."""
     summary = {"order_id": order.id, "email": order.email, "total_cents": order.total_cents}
     defer.sns(os.environ["ORDERS_TOPIC_ARN"], summary, subject="Order confirmed")
     defer.sqs(os.environ["FULFILMENT_QUEUE_URL"], {**summary, "items": order.items()},
@@ -65,6 +68,7 @@ def _defer_side_effects(order: orders.Order) -> None:
     defer.event("OrderCreated", summary, source=os.environ.get("ORDERS_EVENT_SOURCE", DEFAULT_EVENT_SOURCE),
                 bus=os.environ.get("EVENT_BUS_NAME") or None)
     send_receipt.defer(order.id)
+    archive_invoice.defer(order.id, order.email, order.total_cents, order.items())
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:

@@ -104,6 +104,32 @@ def run_burst(mode: str, env: dict[str, str], count: int, workdir: Path) -> tupl
         raise
 
 
+def run_invoices_worker(run: Run, res: demo_aws.Resources, endpoint: str, env: dict[str, str], workdir: Path,
+                        timeout_s: float) -> tuple[int, int]:
+    """The invoices function: handler_lib.worker.handler in a second sandbox, fed by the invoices
+    queue as Lambda's event source mapping would; returns (calls it ran, invoices in S3)."""
+    from lambda_sandbox import Sandbox
+    from lambda_sandbox.sqs_source import SqsEventSource
+
+    sqs, s3 = demo_aws.client("sqs", endpoint), demo_aws.client("s3", endpoint)
+    expected = {f"invoices/{r.order_id}.txt" for r in run.requests if r.order_id}
+    env = {**env, "DEFER_SOCKET": str(workdir / "worker.sock"), "DEFER_JOURNAL_DIR": str(workdir / "worker-journal"),
+           "DATABASE_URL": f"sqlite:///{workdir / 'worker.db'}", "POWERTOOLS_LOG_LEVEL": "WARNING"}
+    ran = 0
+    with Sandbox(REPO_ROOT / "dist" / "layer", TASK_DIR, "handler_lib.worker.handler", timeout_s=10,
+                 memory_mb=512, env=env, echo=False) as worker:
+        source = SqsEventSource(worker, sqs, res.invoices_queue_url)
+        deadline = time.monotonic() + timeout_s
+        stored: set[str] = set()
+        while stored != expected and time.monotonic() < deadline:
+            ran += sum(batch.done for batch in source.drain())
+            listing = s3.list_objects_v2(Bucket=res.invoices_bucket, Prefix="invoices/").get("Contents", [])
+            stored = {o["Key"] for o in listing} & expected
+            if stored != expected:
+                time.sleep(0.1)
+    return ran, len(stored)
+
+
 def collect(run: Run, res: demo_aws.Resources, endpoint: str, db_url: str, timeout_s: float) -> None:
     """Read every observing queue, the change records and the receipts table until all landed or the time is up."""
     from sqlalchemy import create_engine, text
@@ -225,6 +251,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     moto = demo_aws.Moto()
     boxes: list[Any] = []
     runs: list[Run] = []
+    invoices: list[tuple[str, int, int, int]] = []  # mode, calls the worker ran, invoices stored, orders
     print(f"lambda-defer demo: {args.requests} x POST /orders, deferred vs inline side effects")
     try:
         moto.start()
@@ -238,6 +265,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             run, box = run_burst(mode, {**env, **res.function_env()}, args.requests, workdir)
             boxes.append(box)
             collect(run, res, moto.endpoint_url, f"sqlite:///{workdir / 'orders.db'}", timeout_s=20)
+            ran, stored = run_invoices_worker(run, res, moto.endpoint_url, {**env, **res.function_env()}, workdir,
+                                              timeout_s=20)
+            invoices.append((mode, ran, stored, len(run.requests)))
             dead = demo_aws.receive_all(demo_aws.client("sqs", moto.endpoint_url), res.dlq_url)
             if dead:
                 print(f"  ! {len(dead)} item(s) dead-lettered in {mode} mode")
@@ -246,6 +276,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         for run in runs:
             print_run(run)
         print_summary(runs)
+        for mode, ran, stored, orders in invoices:
+            print(f"  {mode:<8}  queued task archive_invoice: {orders} deferred to the invoices queue, {ran} run by "
+                  f"the worker function (handler_lib.worker), {stored} invoices in S3")
         plot = Path(args.plot).resolve()
         try:
             write_timeline(runs, plot)
@@ -258,6 +291,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         moto.stop()
     bad = [f"{run.mode}: {', '.join(run.missing())}" for run in runs if run.missing()]
     bad += [f"{run.mode} #{r.n}: HTTP {r.status}" for run in runs for r in run.requests if r.status != 201]
+    bad += [f"{mode}: {orders - stored} invoice(s) not in S3" for mode, _, stored, orders in invoices if stored != orders]
     if bad:
         print("\nFAILED, not landed or not created: " + "; ".join(bad))
         return 1

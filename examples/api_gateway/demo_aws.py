@@ -92,11 +92,14 @@ class Resources:
     confirmations_queue_url: str  # subscribed to the topic
     events_queue_url: str  # target of the bus's rule
     changes_queue_url: str  # the orders table's change records
+    invoices_queue_url: str  # archive_invoice's calls, for the invoices worker
+    invoices_bucket: str
 
     def function_env(self) -> dict[str, str]:
         return {"ORDERS_TOPIC_ARN": self.topic_arn, "FULFILMENT_QUEUE_URL": self.fulfilment_queue_url,
                 "EVENT_BUS_NAME": self.bus_name, "ORDERS_EVENT_SOURCE": self.event_source,
-                "DEFER_DLQ_URL": self.dlq_url, "ORDER_CHANGES_QUEUE_URL": self.changes_queue_url}
+                "DEFER_DLQ_URL": self.dlq_url, "ORDER_CHANGES_QUEUE_URL": self.changes_queue_url,
+                "INVOICES_QUEUE_URL": self.invoices_queue_url, "INVOICES_BUCKET": self.invoices_bucket}
 
 
 def create_resources(endpoint_url: str, prefix: str) -> Resources:
@@ -121,7 +124,11 @@ def create_resources(endpoint_url: str, prefix: str) -> Resources:
                     EventPattern=json.dumps({"source": [source], "detail-type": ["OrderCreated"]}))
     events.put_targets(Rule=f"{prefix}-order-created", EventBusName=bus, Targets=[{"Id": "q", "Arn": events_arn}])
     changes_url, _ = queue(f"{prefix}-order-changes")
-    return Resources(topic_arn, fulfilment_url, bus, source, dlq_url, confirmations_url, events_url, changes_url)
+    invoices_url, _ = queue(f"{prefix}-invoices")
+    bucket = f"{prefix}-invoices".lower()
+    client("s3", endpoint_url).create_bucket(Bucket=bucket)
+    return Resources(topic_arn, fulfilment_url, bus, source, dlq_url, confirmations_url, events_url, changes_url,
+                     invoices_url, bucket)
 
 
 def receive_all(sqs: Any, queue_url: str) -> list[dict[str, Any]]:

@@ -50,14 +50,23 @@ TARGETS = {
     "ORDERS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:orders",
     "FULFILMENT_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/fulfilment.fifo",
     "EVENT_BUS_NAME": "orders-bus",
+    "INVOICES_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/invoices",
 }
 
 
 @pytest.fixture
 def example_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    """``app`` imported fresh from examples/api_gateway, with its own SQLite file."""
+    """``app`` imported fresh from examples/api_gateway, with its own SQLite file and, in moto,
+    its own invoices bucket (a captured archive_invoice run by ``run_tasks`` writes there)."""
+    import uuid
+
+    import boto3
+
     for key, value in TARGETS.items():
         monkeypatch.setenv(key, value)
+    bucket = f"invoices-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    monkeypatch.setenv("INVOICES_BUCKET", bucket)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'orders.db'}")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ShopTest")
     saved = {name: sys.modules.pop(name) for name in _MODULES if name in sys.modules}

@@ -20,15 +20,17 @@ from .conftest import EXAMPLE_DIR, http_events, order_created_queue
 @pytest.fixture
 def orders_api(rie_factory, built_layer, aws_resources, tmp_path):
     res = aws_resources()
+    invoices = aws_resources()  # its queue stands for the invoices queue (the worker is not run here)
     queue_url = order_created_queue(res)  # the example's OrderCreated events, readable
     db = tmp_path / "orders.db"
     env = {"ORDERS_TOPIC_ARN": res.topic_arn, "FULFILMENT_QUEUE_URL": res.fifo_queue_url,
            "EVENT_BUS_NAME": res.bus_name, "DEFER_DLQ_URL": res.dlq_url, "DATABASE_URL": f"sqlite:///{db}",
            "DEFER_SOCKET": str(tmp_path / "defer.sock"), "DEFER_JOURNAL_DIR": str(tmp_path / "journal"),
            "DEFER_RUNNER_PYTHON": sys.executable, "POWERTOOLS_METRICS_NAMESPACE": "ShopE2E",
-           "ORDER_CHANGES_QUEUE_URL": res.queue_url}
+           "ORDER_CHANGES_QUEUE_URL": res.queue_url, "INVOICES_QUEUE_URL": invoices.queue_url,
+           "INVOICES_BUCKET": "unused-here"}
     rie = rie_factory(built_layer, EXAMPLE_DIR, "app.handler", env=env, timeout_s=10)
-    return rie, res, queue_url, f"sqlite:///{db}"
+    return rie, res, queue_url, f"sqlite:///{db}", invoices.queue_url
 
 
 def _receipts(db_url: str) -> dict[str, int]:
@@ -41,7 +43,7 @@ def _receipts(db_url: str) -> dict[str, int]:
 
 
 def test_every_side_effect_of_each_order_lands_before_the_invoke_returns(orders_api):
-    rie, res, events_queue, db_url = orders_api
+    rie, res, events_queue, db_url, invoices_queue = orders_api
     for n in (1, 2, 3):
         # WHEN an order is posted
         status, reply, _ = rie.invoke_json(http_events.post_order(http_events.sample_order(n)))
@@ -63,6 +65,9 @@ def test_every_side_effect_of_each_order_lands_before_the_invoke_returns(orders_
             ("INSERT", oid), ("MODIFY", oid)]
         assert next(c for c in changes if c["eventName"] == "MODIFY")["dynamodb"]["NewImage"]["status"] == {
             "S": "receipt_sent"}
+        # AND the invoice is a task on the invoices queue, for the invoices function
+        (invoice,) = drain_queue(invoices_queue, 1, timeout=2)
+        assert invoice["lambda_defer"] == "task" and invoice["task"] == "tasks:archive_invoice"
         # AND the order reads back
         status, got, _ = rie.invoke_json(http_events.get_order(oid))
         assert got["statusCode"] == 200 and json.loads(got["body"])["id"] == oid
@@ -72,7 +77,7 @@ def test_every_side_effect_of_each_order_lands_before_the_invoke_returns(orders_
 
 
 def test_a_bad_order_is_a_400_and_sends_nothing(orders_api):
-    rie, res, events_queue, db_url = orders_api
+    rie, res, events_queue, db_url, invoices_queue = orders_api
     status, reply, _ = rie.invoke_json(http_events.post_order({"email": "nope", "items": []}))
     assert reply["statusCode"] == 400
     assert json.loads(reply["body"])["errors"] == ["email must be an e-mail address like name@example.com",

@@ -22,7 +22,7 @@ def _call(app: ModuleType, event: dict[str, Any]) -> tuple[int, Any]:
     return response["statusCode"], json.loads(response["body"])
 
 
-def test_post_defers_the_four_side_effects_and_answers_201(example_app):
+def test_post_defers_the_five_side_effects_and_answers_201(example_app):
     # GIVEN a valid order
     # WHEN it is posted
     with capture() as deferred:
@@ -31,9 +31,14 @@ def test_post_defers_the_four_side_effects_and_answers_201(example_app):
     assert status == 201, body
     oid = body["id"]
     assert body["email"] == "customer1@example.com" and body["total_cents"] == 2 * 1250 + 2 * 499
-    # AND exactly four side effects were deferred, one of each kind, in this order
-    assert [type(i) for i in deferred] == [wire.SnsItem, wire.SqsItem, wire.EventItem, wire.TaskItem]
-    (sns,), (sqs,), (event,), (task,) = deferred.sns, deferred.sqs, deferred.events, deferred.tasks
+    # AND exactly five side effects were deferred, one of each kind, in this order: the last
+    # a task on the invoices queue (an SQS message the invoices function runs)
+    assert [type(i) for i in deferred] == [wire.SnsItem, wire.SqsItem, wire.EventItem, wire.TaskItem, wire.SqsItem]
+    (sns,), (event,), (task,) = deferred.sns, deferred.events, deferred.tasks
+    sqs = deferred.sqs[0]
+    (invoice,) = deferred.queued_tasks
+    assert invoice.function == "tasks:archive_invoice" and invoice.args[:3] == [body["id"], "customer1@example.com", 3498]
+    assert deferred.sqs[1].queue_url == TARGETS["INVOICES_QUEUE_URL"]
     assert sns.topic_arn == TARGETS["ORDERS_TOPIC_ARN"] and sns.subject == "Order confirmed"
     assert json.loads(sns.message) == {"order_id": oid, "email": "customer1@example.com",
                                        "total_cents": 3498}
@@ -56,6 +61,23 @@ def test_the_captured_receipt_task_writes_the_receipt(example_app):
     assert receipt is not None and "Total: 47.48" in receipt.text
     deferred.run_tasks()  # a retried run is harmless
     assert orders.get_receipt(body["id"]).written_at_us == receipt.written_at_us
+
+
+def test_the_captured_invoice_task_writes_the_invoice_to_s3(example_app):
+    """What the invoices function does with the queued call, here, from the captured item."""
+    import os
+
+    import boto3
+
+    with capture() as deferred:
+        _, body = _call(example_app, post_order(sample_order(2)))
+    s3 = boto3.client("s3")
+    key = f"invoices/{body['id']}.txt"
+    assert s3.list_objects_v2(Bucket=os.environ["INVOICES_BUCKET"]).get("KeyCount") == 0  # not in the request
+    deferred.run_tasks()
+    text = s3.get_object(Bucket=os.environ["INVOICES_BUCKET"], Key=key)["Body"].read().decode()
+    assert text.splitlines()[:2] == [f"Invoice for order {body['id']}", "Bill to: customer2@example.com"]
+    assert text.endswith("Total: 47.48")
 
 
 def test_orders_changes_go_to_the_changes_queue_after_commit(example_app, monkeypatch):

@@ -16,6 +16,9 @@ def test_the_demo_runs_and_reports_every_item_landed(built_layer, tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "every deferred item landed" in proc.stdout
     assert "side effects landed 18/18" in proc.stdout  # deferred and inline: 3 orders x 6 effects (2 are DB changes)
+    # and the queued task of each order ran in the second function (the worker), in both modes
+    assert proc.stdout.count("queued task archive_invoice: 3 deferred to the invoices queue, 3 run by the worker "
+                             "function (handler_lib.worker), 3 invoices in S3") == 2
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

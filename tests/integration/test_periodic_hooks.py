@@ -18,7 +18,7 @@ FUNCTION = Path(__file__).parent / "functions" / "periodic"
 def box(built_layer: Path, tmp_path: Path):
     def start(**env: str) -> Sandbox:
         full = {"DEFER_SOCKET": str(tmp_path / "defer.sock"), "DEFER_JOURNAL_DIR": str(tmp_path / "journal"), **env}
-        started.append(Sandbox(built_layer, FUNCTION, "app.handler", timeout_s=10, env=full).start())
+        started.append(Sandbox(built_layer, FUNCTION, "app.handler", timeout_s=10, env=full, echo=False).start())
         return started[-1]
 
     started: list = []

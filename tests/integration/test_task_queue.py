@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from lambda_sandbox import Sandbox
+from lambda_sandbox.sqs_source import record_of
 from tests.support.waiting import wait_until
 
 FUNCTION = Path(__file__).parent / "functions" / "queued_tasks"
@@ -51,16 +52,6 @@ def _receive(queue_url: str, count: int) -> List[Dict[str, Any]]:
     return got
 
 
-def _record(message: Dict[str, Any], queue_arn: str) -> Dict[str, Any]:
-    """One record of Lambda's SQS event, as the event source mapping builds it."""
-    return {"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"], "attributes": message.get("Attributes", {}),
-            "messageAttributes": {k: {"stringValue": v.get("StringValue"), "dataType": v["DataType"]}
-                                  for k, v in message.get("MessageAttributes", {}).items()},
-            "md5OfBody": message["MD5OfBody"], "eventSource": "aws:sqs",
-            "eventSourceARN": queue_arn, "awsRegion": "us-east-1"}
-
-
 def _settle(queue_url: str, messages: List[Dict[str, Any]], failures: List[Dict[str, str]]) -> None:
     """What the event source mapping does with the worker's answer."""
     sqs = boto3.client("sqs")
@@ -76,7 +67,7 @@ def _settle(queue_url: str, messages: List[Dict[str, Any]], failures: List[Dict[
 def _work(worker: Sandbox, res: Any, messages: List[Dict[str, Any]], extra: List[Dict[str, Any]] = (),
           fifo: bool = False) -> List[str]:
     queue_url, queue_arn = (res.fifo_queue_url, res.fifo_queue_arn) if fifo else (res.queue_url, res.queue_arn)
-    records = [_record(m, queue_arn) for m in messages] + list(extra)
+    records = [record_of(m, queue_arn) for m in messages] + list(extra)
     result = worker.invoke({"Records": records})
     assert result.function_error is None, result.json()
     worker.wait_for_report(result.request_id)
@@ -129,10 +120,10 @@ def test_a_batch_of_mixed_outcomes_reports_exactly_the_records_to_run_again(boxe
     ours = json.loads(messages[0]["Body"])
     unknown = dict(ours, task="jobs:no_such_task")
     hostile = [
-        dict(_record(messages[0], res.queue_arn), messageId="not-ours", body='{"order": 1}'),
-        dict(_record(messages[0], res.queue_arn), messageId="damaged",
+        dict(record_of(messages[0], res.queue_arn), messageId="not-ours", body='{"order": 1}'),
+        dict(record_of(messages[0], res.queue_arn), messageId="damaged",
              body=json.dumps(dict(ours, wire=base64.b64encode(b"\xc1garbage").decode()))),
-        dict(_record(messages[0], res.queue_arn), messageId="forged-name", body=json.dumps(unknown)),
+        dict(record_of(messages[0], res.queue_arn), messageId="forged-name", body=json.dumps(unknown)),
     ]
     failures = _work(worker, res, messages, hostile)
     # odd days fail their first run; SystemExit is a failed run like any other (attempt 1 of 3);

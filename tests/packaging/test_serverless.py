@@ -20,9 +20,14 @@ pytestmark = pytest.mark.timeout(900)
 TEMPLATE = "cloudformation-template-update-stack.json"
 # The only AWS resources the function may touch, per action.
 EXPECTED_GRANTS = {
-    "sqs:SendMessage": {"OrdersQueue", "FulfilmentQueue", "DeferDeadLetterQueue"},
+    "sqs:SendMessage": {"OrdersQueue", "FulfilmentQueue", "DeferDeadLetterQueue", "InvoicesQueue"},
     "sns:Publish": {"OrdersTopic"},
     "events:PutEvents": {"OrdersEventBus"},
+    "s3:PutObject": {"InvoicesBucket/invoices/*"},
+    # the invoices function's event source mapping (added by the framework for its sqs event)
+    "sqs:ReceiveMessage": {"InvoicesQueue"},
+    "sqs:DeleteMessage": {"InvoicesQueue"},
+    "sqs:GetQueueAttributes": {"InvoicesQueue"},
 }
 
 
@@ -114,6 +119,12 @@ def _logical_id(ref: Any) -> str | None:
         return ref["Ref"]
     if isinstance(ref, dict) and set(ref) == {"Fn::GetAtt"} and ref["Fn::GetAtt"][1] == "Arn":
         return ref["Fn::GetAtt"][0]
+    if isinstance(ref, dict) and set(ref) == {"Fn::Join"} and ref["Fn::Join"][0] == "":
+        # objects under a prefix of a bucket defined here: "<logical id><prefix>"
+        head, *rest = ref["Fn::Join"][1]
+        logical = _logical_id(head)
+        if logical is not None and all(isinstance(part, str) for part in rest):
+            return logical + "".join(rest)
     return None
 
 
@@ -135,7 +146,8 @@ def test_iam_grants_only_the_defined_resources(sls_package: Path) -> None:
         for a in actions:
             for r in resources:
                 logical = _logical_id(r)
-                assert logical in t["Resources"], f"{a} on something not defined here: {r}"
+                assert logical is not None and logical.split("/")[0] in t["Resources"], \
+                    f"{a} on something not defined here: {r}"
                 grants.setdefault(a, set()).add(logical)
     assert grants == EXPECTED_GRANTS
 
@@ -188,6 +200,25 @@ def test_fastapi_example_function(sls_package: Path) -> None:
     assert {"app.py", "fastapi/__init__.py", "mangum/__init__.py"} <= names
     cores = {n.rsplit("/", 1)[-1] for n in names if n.startswith("pydantic_core/_pydantic_core")}
     assert any("x86_64" in c for c in cores) and any("aarch64" in c for c in cores), cores
+
+
+def test_the_invoices_worker_runs_the_apis_queued_task(sls_package: Path) -> None:
+    """The example's task on a queue: lambda-defer's worker as the handler, the same zip, fed by
+    InvoicesQueue with partial batch failures, the queue redriving to its own DLQ."""
+    res = template(sls_package)["Resources"]
+    fn = res["InvoicesLambdaFunction"]["Properties"]
+    assert (fn["Handler"], fn["Runtime"], fn["Timeout"]) == ("handler_lib.worker.handler", "python3.12", 30)
+    assert fn["Layers"] == [{"Ref": "DeferRunnerLambdaLayer"}]
+    assert fn["Environment"]["Variables"]["INVOICES_BUCKET"] == {"Ref": "InvoicesBucket"}
+    api = res["ApiLambdaFunction"]["Properties"]["Environment"]["Variables"]
+    assert api["INVOICES_QUEUE_URL"] == {"Ref": "InvoicesQueue"}
+    (mapping,) = [r["Properties"] for r in res.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["InvoicesQueue", "Arn"]}
+    assert mapping["FunctionName"] == {"Fn::GetAtt": ["InvoicesLambdaFunction", "Arn"]}
+    assert (mapping["BatchSize"], mapping["FunctionResponseTypes"]) == (10, ["ReportBatchItemFailures"])
+    queue = res["InvoicesQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * fn["Timeout"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["InvoicesDeadLetterQueue", "Arn"]}
 
 
 def test_prod_stage_params(sls_package: Path, tmp_path: Path) -> None:
