@@ -32,10 +32,12 @@ def translated() -> dict[str, Any]:
     # What `sam package` does: upload the local artifacts (built by make layer / make package)
     # and point the template at them.
     layer = template["Resources"]["DeferRunnerLayer"]["Properties"]
-    function = template["Resources"]["ApiFunction"]["Properties"]
-    assert (layer["ContentUri"], function["CodeUri"]) == ("dist/layer", "dist/example-api.zip")
     layer["ContentUri"] = "s3://artifacts/defer-runner-layer.zip"
-    function["CodeUri"] = "s3://artifacts/example-api.zip"
+    for name in ("ApiFunction", "InvoicesFunction"):
+        function = template["Resources"][name]["Properties"]
+        assert (layer["ContentUri"], function["CodeUri"]) == ("s3://artifacts/defer-runner-layer.zip",
+                                                             "dist/example-api.zip")
+        function["CodeUri"] = "s3://artifacts/example-api.zip"
     region = os.environ.get("AWS_DEFAULT_REGION")
     os.environ["AWS_DEFAULT_REGION"] = region or "eu-west-1"
     try:
@@ -65,17 +67,40 @@ def test_the_function_runs_with_the_layer_on_every_supported_runtime(translated:
     assert translated["Outputs"]["DeferRunnerLayerArn"]["Value"] == {"Ref": layer_id}
 
 
-def test_the_function_may_touch_only_its_targets(translated: dict[str, Any]) -> None:
+def test_the_functions_may_touch_only_their_targets(translated: dict[str, Any]) -> None:
+    """The API's and the invoices worker's roles together grant what serverless.yml's one role
+    does; the worker's queue polling comes, as SAM gives every SQS event source, from AWS's
+    managed AWSLambdaSQSQueueExecutionRole."""
     grants: dict[str, set[str]] = {}
-    for policy in translated["Resources"]["ApiFunctionRole"]["Properties"]["Policies"]:
-        for statement in policy["PolicyDocument"]["Statement"]:
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            for action in actions:
-                grants.setdefault(action.split("*")[0], set()).update(_resource_names(statement["Resource"]))
-    assert grants == {action: names for action, names in EXPECTED_GRANTS.items()}
+    for role in ("ApiFunctionRole", "InvoicesFunctionRole"):
+        for policy in translated["Resources"][role]["Properties"]["Policies"]:
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                for action in actions:
+                    grants.setdefault(action.split("*")[0], set()).update(_resource_names(statement["Resource"]))
+    polling = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+    assert grants == {action: names for action, names in EXPECTED_GRANTS.items() if action not in polling}
+    managed = translated["Resources"]["InvoicesFunctionRole"]["Properties"]["ManagedPolicyArns"]
+    assert sorted(managed) == ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+                               "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"]
+
+
+def test_the_invoices_worker_is_fed_by_its_queue(translated: dict[str, Any]) -> None:
+    resources = translated["Resources"]
+    function = resources["InvoicesFunction"]["Properties"]
+    assert (function["Handler"], function["Timeout"]) == ("handler_lib.worker.handler", 30)
+    (mapping,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["InvoicesQueue", "Arn"]}
+    assert (mapping["BatchSize"], mapping["FunctionResponseTypes"]) == (10, ["ReportBatchItemFailures"])
 
 
 def _resource_names(resource: Any) -> set[str]:
-    """The logical ids a policy resource refers to (Ref / GetAtt, inside Fn::Sub too)."""
+    """The logical ids a policy resource refers to (Ref / GetAtt, inside Fn::Sub too); a
+    name with a path (``Bucket/prefix/*``) when the resource is under that path of it."""
     text = repr(resource)
-    return {name for names in EXPECTED_GRANTS.values() for name in names if f"'{name}" in text or f"{name}." in text}
+    found = set()
+    for name in (n for names in EXPECTED_GRANTS.values() for n in names):
+        logical, _, path = name.partition("/")
+        if (f"'{logical}" in text or f"{logical}." in text) and (not path or f"/{path}" in text):
+            found.add(name)
+    return found

@@ -39,17 +39,20 @@ def shipped_layer(sls_package: Path, tmp_path: Path) -> Path:
 def order_env(aws_resources, tmp_path):
     res = aws_resources()
     queue_url = order_created_queue(res)
+    invoices = aws_resources().queue_url  # stands for the invoices worker's queue
     env = {"ORDERS_TOPIC_ARN": res.topic_arn, "FULFILMENT_QUEUE_URL": res.fifo_queue_url,
-           "EVENT_BUS_NAME": res.bus_name, "DEFER_DLQ_URL": res.dlq_url,
+           "EVENT_BUS_NAME": res.bus_name, "DEFER_DLQ_URL": res.dlq_url, "INVOICES_QUEUE_URL": invoices,
            "DATABASE_URL": f"sqlite:///{tmp_path / 'orders.db'}", "DEFER_SOCKET": str(tmp_path / "defer.sock"),
            "DEFER_JOURNAL_DIR": str(tmp_path / "journal"), "DEFER_RUNNER_PYTHON": sys.executable}
     return env, res, queue_url
 
 
-def assert_side_effects_landed(res, events_queue: str, oid: str) -> None:
+def assert_side_effects_landed(res, events_queue: str, oid: str, env: dict) -> None:
     assert [m["order_id"] for m in drain_queue(res.topic_queue_url, 1, timeout=3)] == [oid]
     assert [json.loads(m["Body"])["order_id"] for m in drain_messages(res.fifo_queue_url, 1, timeout=3)] == [oid]
     assert [e["detail"]["order_id"] for e in drain_queue(events_queue, 1, timeout=3)] == [oid]
+    (invoice,) = drain_queue(env["INVOICES_QUEUE_URL"], 1, timeout=3)  # the task on a queue
+    assert invoice["task"] == "tasks:archive_invoice"
 
 
 def test_the_packaged_layer_runs_the_example_under_rie(rie_factory, shipped_layer, order_env):
@@ -57,7 +60,7 @@ def test_the_packaged_layer_runs_the_example_under_rie(rie_factory, shipped_laye
     rie = rie_factory(shipped_layer, EXAMPLE_DIR, "app.handler", env=env, timeout_s=10)
     status, reply, _ = rie.invoke_json(http_events.post_order(http_events.sample_order(1)))
     assert status == 200 and reply["statusCode"] == 201, reply
-    assert_side_effects_landed(res, events_queue, json.loads(reply["body"])["id"])
+    assert_side_effects_landed(res, events_queue, json.loads(reply["body"])["id"], env)
     assert "defer-runner ready" in rie.logs()  # the extension came from the shipped zip
 
 
@@ -68,4 +71,4 @@ def test_the_packaged_layer_runs_the_example_in_the_sandbox(shipped_layer, order
         reply = result.json()
         assert result.status == 200 and reply["statusCode"] == 201, reply
         box.wait_for_report(result.request_id)
-        assert_side_effects_landed(res, events_queue, json.loads(reply["body"])["id"])
+        assert_side_effects_landed(res, events_queue, json.loads(reply["body"])["id"], env)
