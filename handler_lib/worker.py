@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Set
 
 from . import config as _config
 from ._task_queue import NotAQueuedTask, task_of
@@ -27,6 +27,9 @@ from .engine.tasks import TaskRunner
 __all__ = ["handler"]
 
 log = logging.getLogger("lambda_defer.worker")
+
+#: The group of a FIFO record that names none: ordered against every other record.
+ANY_GROUP = "\x00any"
 
 _runner: Optional[TaskRunner] = None
 _sqs: Any = None
@@ -40,10 +43,14 @@ def handler(event: Mapping[str, Any], context: Any) -> Dict[str, List[Dict[str, 
         raise ValueError("handler_lib.worker.handler takes an SQS event: {\"Records\": [...]} from an "
                          "SQS event source mapping")
     failures: List[Dict[str, str]] = []
+    failed_groups: Set[str] = set()  # FIFO message groups with a failed record in this batch
     for record in records:
         message_id = str(record.get("messageId", "")) if isinstance(record, Mapping) else ""
-        if failures and _is_fifo(record):
-            # A FIFO queue keeps a group's order only if nothing after a failure runs first.
+        group = _fifo_group(record)
+        if group is not None and failed_groups and (group in failed_groups or ANY_GROUP in failed_groups
+                                                    or group == ANY_GROUP):
+            # A FIFO group keeps its order only if nothing after its failed record runs first;
+            # other groups run (each is received again only for a failure of its own).
             failures.append({"itemIdentifier": message_id})
             continue
         try:
@@ -53,6 +60,8 @@ def handler(event: Mapping[str, Any], context: Any) -> Dict[str, List[Dict[str, 
             done = False
         if not done:
             failures.append({"itemIdentifier": message_id})
+            if group is not None:
+                failed_groups.add(group)
     return {"batchItemFailures": failures}
 
 
@@ -104,8 +113,14 @@ def _dead_letter(item: Any, code: str, message: str, attempts: int, traceback: s
     return True
 
 
-def _is_fifo(record: Any) -> bool:
-    return isinstance(record, Mapping) and str(record.get("eventSourceARN", "")).endswith(".fifo")
+def _fifo_group(record: Any) -> Optional[str]:
+    """The record's FIFO message group; None on a standard queue, ANY_GROUP when a FIFO
+    record does not say (it then orders after every failure, and every record after it)."""
+    if not isinstance(record, Mapping) or not str(record.get("eventSourceARN", "")).endswith(".fifo"):
+        return None
+    attributes = record.get("attributes")
+    group = attributes.get("MessageGroupId") if isinstance(attributes, Mapping) else None
+    return group if isinstance(group, str) and group else ANY_GROUP
 
 
 def _task_runner() -> TaskRunner:
