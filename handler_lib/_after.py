@@ -11,13 +11,15 @@ the next one still runs: ``SystemExit`` and ``KeyboardInterrupt`` too (a DB sess
 a later callable is still closed). On the post-response thread there is nobody to raise such
 an exception to (in a thread it would only have ended the thread); run before the response
 (no extension), the first one is raised again once every callable ran and the invoke's items
-were delivered. What a callable defers belongs to the same invoke, and is handed over and
-confirmed with it.
+were delivered. A child process a callable forked that ends with ``SystemExit`` ends there: the
+invoke's other work, its items and its end are the parent's. What a callable defers belongs
+to the same invoke, and is handed over and confirmed with it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Callable, Optional
 
@@ -33,6 +35,7 @@ def run_after_work(invoke: Invoke, bind: BindThread) -> Optional[BaseException]:
     """Run the invoke's post-response callables here, now, in order (and those they add);
     return the first ``BaseException`` that is not an ``Exception`` one of them raised."""
     fatal: Optional[BaseException] = None
+    pid = os.getpid()
     bind(invoke)
     try:
         while invoke.after:
@@ -41,6 +44,8 @@ def run_after_work(invoke: Invoke, bind: BindThread) -> Optional[BaseException]:
             try:
                 fn(*args, **kwargs)
             except BaseException as exc:  # noqa: BLE001 - one failing callable must not stop the others
+                if os.getpid() != pid and not isinstance(exc, Exception):
+                    raise  # a child the callable forked exits: the invoke's other work is the parent's
                 invoke.after_failed += 1
                 log.exception("lambda-defer: post-response work %s raised (request %s)",
                               getattr(fn, "__qualname__", repr(fn)), invoke.request_id)
@@ -55,9 +60,11 @@ def run_after_response(invoke: Invoke, bind: BindThread, end: Callable[[Invoke],
     """Run the work on a thread of its own and ``end`` the invoke when it is done."""
 
     def work() -> None:
+        pid = os.getpid()
         try:
             run_after_work(invoke, bind)  # a SystemExit is logged and counted: nobody to raise it to
         finally:
-            end(invoke)
+            if os.getpid() == pid:  # not in a child forked by the work: its parent ends the invoke
+                end(invoke)
 
     threading.Thread(target=work, name=f"defer-after-{invoke.request_id}", daemon=True).start()

@@ -24,6 +24,7 @@ budget is left running on its thread, abandoned for that round.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, TypeVar
@@ -79,6 +80,7 @@ class _HookRun:
 
     def __call__(self) -> None:
         hook = self.hook
+        pid = os.getpid()
         try:
             hook.fn()
         except Exception:
@@ -86,6 +88,8 @@ class _HookRun:
             raise
         except BaseException as exc:  # noqa: BLE001 - see the class docstring
             hook.failures += 1
+            if os.getpid() != pid:
+                raise  # a child the hook forked exits (see _after): nothing of the invoke is its own
             raise RuntimeError(f"periodic hook {hook.name} raised {type(exc).__name__}: {exc}") from exc
         finally:
             hook.runs += 1
