@@ -12,6 +12,7 @@ own; a task's timeout counts from its start, and a task that never started is ca
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -240,9 +241,12 @@ class Drainer:
             with self.queue.changed:
                 self._task_deadlines[item.id] = (self.clock() + item.timeout_s, attempt, threading.get_ident())
                 self.queue.changed.notify_all()
+        pid = os.getpid()
         try:
             outcome = self.tasks.run(item, attempt)
         except BaseException as exc:  # noqa: BLE001 - never leave the item in flight
+            if os.getpid() != pid:
+                raise  # a child the task forked: it settles nothing (the journal is its parent's)
             outcome = Outcome.failure(item.id, TASK_FAILED, f"{type(exc).__name__}: {exc}")
         self.task_threads.finish(threading.get_ident())
         with self.queue.changed:

@@ -7,7 +7,8 @@ elsewhere) or the layers' ``python`` folders, checked before anything is importe
 frame can never run the top-level code of another module (the standard library included).
 Paths sent by the handler are never used. Only objects carrying the ``@defer.task`` marker
 run. Any exception while resolving or running a task (``SystemExit`` included) becomes the
-item's outcome: an item is never left in flight by its task.
+item's outcome: an item is never left in flight by its task. In a child process the task
+forked, a ``SystemExit`` ends the child: the outcome is the parent's.
 """
 
 from __future__ import annotations
@@ -182,9 +183,12 @@ class TaskRunner:
         kwargs = dict(item.kwargs)
         if task.__defer_task__.pass_item_id:  # type: ignore[attr-defined]
             kwargs["defer_id"] = item.id
+        pid = os.getpid()
         try:
             task.fn(*item.args, **kwargs)  # type: ignore[attr-defined]
         except BaseException as exc:  # noqa: BLE001 - a failing task is an outcome, never a crash
+            if os.getpid() != pid and not isinstance(exc, Exception):
+                raise  # a child the task forked exits: the outcome is its parent's to report
             trace = task_traceback(exc)
             log.warning("task %s failed on attempt %d for item %s: %s: %s\n%s", item.function, attempt,
                         item.id, type(exc).__name__, exc, trace,
