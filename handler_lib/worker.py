@@ -5,8 +5,8 @@ modules (the same code as the producer, or the part of it that defines the tasks
 the task's queue with ``ReportBatchItemFailures`` on. Each record is one call; the answer
 lists the records that failed, so SQS delivers only those again, after the queue's
 visibility timeout. Retries are SQS's: a failed run is retried while its receive count is
-under the task's ``max_attempts`` (default ``DEFER_MAX_ATTEMPTS``); then, and at once for a
-task this function does not have, it is dead-lettered as the extension does it (a letter in
+under the task's ``max_attempts`` (default ``DEFER_MAX_ATTEMPTS``), never past it; then, and
+at once for a task this function does not have, it is dead-lettered as the extension does it (a letter in
 ``DEFER_DLQ_URL``, which ``python -m handler_lib.redrive`` reads) and removed from the queue,
 or, without ``DEFER_DLQ_URL``, left to the queue's own redrive policy. A message that is not
 a queued task, or one that does not decode, is never run and never deleted: it is reported
@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Mapping, Optional, Set
 from . import config as _config
 from ._task_queue import NotAQueuedTask, task_of
 from .engine.dead_letters import dead_letter_body
+from .engine.outcome import TASK_FAILED
 from .engine.tasks import TaskRunner
 
 __all__ = ["handler"]
@@ -81,11 +82,14 @@ def _run(record: Any) -> bool:
         log.error("message %s is a queued task that does not decode; left to the queue's redrive policy: %s",
                   record.get("messageId"), exc)
         return False
+    settings = _config.load()
+    limit = item.max_attempts or settings.max_attempts
+    if attempt > limit:  # its attempts were used; its letter could not be sent, or there is no DLQ
+        return _dead_letter(item, TASK_FAILED, f"not run again: its {limit} attempts were used "
+                            f"(received {attempt} times)", attempt, "", settings.dlq_url)
     outcome = _task_runner().run(item, attempt)
     if outcome.ok:
         return True
-    settings = _config.load()
-    limit = item.max_attempts or settings.max_attempts
     if outcome.retryable and attempt < limit:
         return False  # SQS delivers it again after the visibility timeout
     return _dead_letter(item, outcome.code, outcome.message, attempt, outcome.traceback, settings.dlq_url)

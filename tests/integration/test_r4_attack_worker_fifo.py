@@ -76,3 +76,23 @@ def test_a_call_behind_a_poison_call_of_its_task_still_gets_its_max_attempts(wor
     SqsEventSource(box, boto3.client("sqs"), res.fifo_queue_url).drain(max_polls=10)
     assert _runs(box, "counted 2") == ["counted 2 run 1", "counted 2 run 2"]
     assert _letters(res.dlq_url) == [poison]
+
+
+def test_without_a_dead_letter_queue_a_task_runs_no_more_than_its_max_attempts(built_layer, aws_resources, tmp_path):
+    """No DEFER_DLQ_URL: past its max_attempts the record is left to the queue's redrive policy,
+    which moves it after the queue's maxReceiveCount (set above max_attempts): the deliveries
+    in between must not run the task again."""
+    res = aws_resources()
+    env = {**res.env(), "TASK_QUEUE_URL": res.queue_url, "TASK_FIFO_QUEUE_URL": res.fifo_queue_url,
+           "OUT_QUEUE_URL": res.queue_url, "DEFER_SOCKET": str(tmp_path / "w.sock"),
+           "DEFER_JOURNAL_DIR": str(tmp_path / "journal")}
+    del env["DEFER_DLQ_URL"]
+    box = Sandbox(built_layer, FUNCTION, "handler_lib.worker.handler", timeout_s=10, env=env).start()
+    try:
+        item = wire.TaskItem(f"r4-noletter-{time.monotonic_ns()}", "", 0, "jobs:always_fails", [7], {}, 2)
+        boto3.client("sqs").send_message(QueueUrl=res.queue_url, MessageBody=_task_queue.body_of(item))
+        results = SqsEventSource(box, boto3.client("sqs"), res.queue_url).drain(max_polls=5)
+        assert [len(r.failed) for r in results] == [1] * 5  # never deleted: the queue's redrive moves it
+        assert _runs(box, "always_fails 7") == ["always_fails 7 run"] * 2
+    finally:
+        box.stop()

@@ -23,3 +23,9 @@ def counted(n: int, fail_first: int = 1, *, defer_id: str) -> None:
     print(f"counted {n} run {_runs[defer_id]}", flush=True)
     if _runs[defer_id] <= fail_first:
         raise RuntimeError(f"counted {n} fails run {_runs[defer_id]}")
+
+
+@defer.task(queue=os.environ["TASK_QUEUE_URL"], max_attempts=2)
+def always_fails(n: int) -> None:
+    print(f"always_fails {n} run", flush=True)
+    raise RuntimeError(f"always_fails {n}")
