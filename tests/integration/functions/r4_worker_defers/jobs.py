@@ -29,3 +29,11 @@ def counted(n: int, fail_first: int = 1, *, defer_id: str) -> None:
 def always_fails(n: int) -> None:
     print(f"always_fails {n} run", flush=True)
     raise RuntimeError(f"always_fails {n}")
+
+
+@defer.task(queue=os.environ["TASK_QUEUE_URL"])
+def slow(n: int) -> None:
+    import time
+
+    time.sleep(1.5)
+    print(f"slow {n} done", flush=True)
