@@ -37,8 +37,9 @@ _DURABLE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9_-]")
 _TENANT_ID = re.compile(r"[a-zA-Z0-9._:/=+\-@ ]{1,256}")
 _SFN_ARN = re.compile(r"arn:aws[a-zA-Z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[^:\s]+(?::[^:\s]+)?")
-# Step Functions names: no white space, brackets, wildcards, the listed punctuation or control characters.
-_SFN_NAME_REFUSED = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]")
+# Step Functions names: no white space, brackets, wildcards, the listed punctuation, control
+# characters, surrogates or the non-characters U+FFFE and U+FFFF.
+_SFN_NAME_REFUSED = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _CALLBACK_ID = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _ERROR_FIELDS = ("ErrorMessage", "ErrorType", "ErrorData", "StackTrace")
 
@@ -120,7 +121,7 @@ def sfn_item(request_id: str, state_machine_arn: Any, input: Any, *, name: Optio
     if name is not None and (not isinstance(name, str) or not 0 < len(name) <= SFN_NAME_MAX_CHARS
                              or _SFN_NAME_REFUSED.search(name)):
         raise ValueError(f"name must be 1-{SFN_NAME_MAX_CHARS} characters without white space, brackets, "
-                         f"wildcards, control characters or any of \" # % \\ ^ | ~ ` $ & , ; : /, not {name!r}")
+                         f"wildcards, control characters, surrogates or any of \" # % \\ ^ | ~ ` $ & , ; : /, not {name!r}")
     text = _json_text(input, "Step Functions input")
     size = _size(text, "Step Functions input")
     if size > SFN_MAX_INPUT_BYTES:
