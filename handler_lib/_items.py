@@ -344,12 +344,13 @@ def sqs_item(request_id: str, queue_url: str, message: Any, *, group_id: Optiona
 def queued_task_item(queue_url: str, task: wire.TaskItem) -> wire.SqsItem:
     """The SQS message of a ``@defer.task(queue=...)`` call: the task item in its wire form,
     under the task item's own id (the worker passes it as ``defer_id``). FIFO queues get one
-    message group per task, deduplicated by the id."""
+    message group per task (its name, each character past ASCII as ``_``), deduplicated by the id."""
     from . import _task_queue
 
     body = _task_queue.body_of(task)
     fifo = queue_url.endswith(".fifo")
-    group_id = task.function[-128:] if fifo else None
+    # the task's name, whose letters may be any Unicode (a group id's are printable ASCII)
+    group_id = "".join(c if "!" <= c <= "~" else "_" for c in task.function)[-MAX_GROUP_ID_CHARS:] if fifo else None
     dedup_id = task.id if fifo else None
     body, attrs = _message("SQS", "queue", queue_url, body, None, group_id, dedup_id,
                            SQS_MAX_MESSAGE_BYTES, task.id)
