@@ -94,7 +94,7 @@ class SqsEventSource:
             if any(n not in ids for n in named):
                 outcome.function_error = f"batchItemFailures names no message of the batch: {named}"
             else:
-                outcome.failed = [str(n) for n in named]
+                outcome.failed = list(dict.fromkeys(str(n) for n in named))  # a record named twice fails once
         if outcome.function_error is not None:
             outcome.failed = ids
         self._settle(messages, set(outcome.failed))
