@@ -53,6 +53,7 @@ def handler(event: Mapping[str, Any], context: Any) -> Dict[str, List[Dict[str, 
             # A FIFO group keeps its order only if nothing after its failed record runs first;
             # other groups run (each is received again only for a failure of its own).
             failures.append({"itemIdentifier": message_id})
+            failed_groups.add(group)  # one that names no group holds back every later record
             continue
         try:
             done = _run(record)
