@@ -157,9 +157,13 @@ def every(seconds: float, *, jitter: float = 0.0, run_first: bool = False) -> Ca
         if required:
             raise TypeError(f"@defer.every calls {fn.__qualname__}() with no arguments; it requires "
                             f"{', '.join(p.name for p in required)}")
+        name = f"{fn.__module__}:{fn.__qualname__}"
         with _lock:
-            _hooks[:] = [h for h in _hooks if h.name != f"{fn.__module__}:{fn.__qualname__}"]  # a reload
-            _hooks.append(Hook(fn, float(seconds), float(jitter), run_first))
+            known = next((h for h in _hooks if h.name == name), None)
+            if known is None:
+                _hooks.append(Hook(fn, float(seconds), float(jitter), run_first))
+            else:  # a reload: the same hook, whose run may be going on (never two at once)
+                known.fn, known.seconds, known.jitter, known.run_first = fn, float(seconds), float(jitter), run_first
         return fn
 
     return register
