@@ -117,3 +117,29 @@ def test_a_batch_longer_than_the_worker_s_timeout_still_makes_progress(built_lay
         assert sum(r.done for r in results) >= 2, results  # two 1.5 s tasks fit in each 4 s invoke
     finally:
         box.stop()
+
+
+def test_a_letter_that_could_not_be_sent_is_sent_at_the_next_delivery_without_running_again(
+        built_layer, aws_resources, fault_proxy, tmp_path):
+    """The fault proxy fails the worker's first SendMessage to the dead-letter queue: the record
+    stays; at its next delivery the letter goes, and the task, past its max_attempts, does not run."""
+    res = aws_resources()
+    env = {**res.env(), "TASK_QUEUE_URL": res.queue_url, "TASK_FIFO_QUEUE_URL": res.fifo_queue_url,
+           "OUT_QUEUE_URL": res.queue_url, "DEFER_SOCKET": str(tmp_path / "w.sock"),
+           "DEFER_JOURNAL_DIR": str(tmp_path / "journal"), "AWS_ENDPOINT_URL": fault_proxy.endpoint_url}
+    box = Sandbox(built_layer, FUNCTION, "handler_lib.worker.handler", timeout_s=10, env=env).start()
+    try:
+        item = wire.TaskItem(f"r4-letter-{time.monotonic_ns()}", "", 0, "jobs:always_fails", [8], {}, 2)
+        sqs = boto3.client("sqs")
+        sqs.send_message(QueueUrl=res.queue_url, MessageBody=_task_queue.body_of(item))
+        fault_proxy.error("SendMessage", "InternalError", 500, calls=5)  # botocore retries a 500 itself
+        source = SqsEventSource(box, sqs, res.queue_url)
+        first, second = source.poll(), source.poll()
+        assert (len(first.failed), len(second.failed)) == (1, 1)  # run 1 failed; run 2's letter failed
+        fault_proxy.clear()
+        third = source.poll()
+        assert third.failed == [] and third.function_error is None
+        assert _runs(box, "always_fails 8") == ["always_fails 8 run"] * 2
+        assert _letters(res.dlq_url) == [item.id]
+    finally:
+        box.stop()
