@@ -8,13 +8,10 @@ operation an item becomes, and which error codes mean its work is already done.
 
 from __future__ import annotations
 
-import logging
 from abc import abstractmethod
 from typing import Any, Dict, FrozenSet, List, Tuple
 
 from .base import Sink, describe_exception
-
-log = logging.getLogger("defer_runner.sinks")
 
 
 class SingleCallSink(Sink):
@@ -35,14 +32,7 @@ class SingleCallSink(Sink):
         try:
             response: Dict[str, Any] = getattr(self.client, entry["operation"])(**entry["arguments"])
         except Exception as exc:  # noqa: BLE001 - base.send maps whatever is not "already done"
-            code, message = describe_exception(exc)[:2]
-            if code not in self.already_done:
+            if describe_exception(exc)[0] not in self.already_done:
                 raise
-            # A second delivery of this item, or a name the caller reused for another start
-            # (which the service refused): said, since in the second case that start never ran.
-            name = entry["arguments"].get("name")
-            log.warning("%s %s%s: %s (%s); counted as delivered: a second delivery of the item, or a name "
-                        "another start already took", entry["operation"], target,
-                        f" (name {name})" if name else "", code, message, extra={"target": target})
             return {}
         return response
