@@ -56,6 +56,8 @@ class Context:
     make_resources: Any
     tmp: Path
     log: List[Dict[str, Any]] = field(default_factory=list)  # every example's steps, for the report
+    #: run the runtime under the layer's exec wrapper (its Runtime API proxy in the extension)
+    exec_wrapper: bool = False
 
 
 class Verdict(AssertionError):
@@ -88,7 +90,9 @@ def machine(ctx: Context) -> type:
             run.mkdir(parents=True, exist_ok=True)
             env = {**self.res.env(), "AWS_ENDPOINT_URL": ctx.proxy.endpoint_url,
                    "DEFER_SOCKET": str(run / "defer.sock"), "DEFER_JOURNAL_DIR": str(run / "journal"),
-                   "DEFER_MAX_QUEUED_MB": "1", "AWS_LAMBDA_EXEC_WRAPPER": "/opt/defer-runner/exec-wrapper"}
+                   "DEFER_MAX_QUEUED_MB": "1"}
+            if ctx.exec_wrapper:
+                env["AWS_LAMBDA_EXEC_WRAPPER"] = "/opt/defer-runner/exec-wrapper"
             self.box = Sandbox(ctx.layer, FUNCTION, "app.handler", timeout_s=TIMEOUT_S, env=env, echo=False).start()
             self.record = {"steps": [], "started": time.time()}
             ctx.log.append(self.record)

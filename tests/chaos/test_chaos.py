@@ -18,7 +18,8 @@ from .model import Context, machine
 @pytest.fixture
 def chaos(built_layer: Path, moto_endpoint: str, fault_proxy: Any, aws_resources: Any,
           tmp_path: Path) -> Iterator[Context]:
-    ctx = Context(built_layer, moto_endpoint, fault_proxy, aws_resources, tmp_path)
+    ctx = Context(built_layer, moto_endpoint, fault_proxy, aws_resources, tmp_path,
+                  exec_wrapper=os.environ.get("CHAOS_EXEC_WRAPPER") == "1")
     try:
         yield ctx
     finally:
