@@ -58,6 +58,7 @@ class LambdaEndpoint:
         self.completed: Dict[str, Tuple[str, Any]] = {}  # callback id -> ("success"|"failure", body)
         self._faults: List[Tuple[int, str, Optional[str]]] = []  # (status, code, message) for the next calls
         self._hold_s = 0.0
+        self.arrivals = 0  # requests come in, counted before any hold
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.endpoint = self  # type: ignore[attr-defined]
@@ -104,6 +105,8 @@ class LambdaEndpoint:
 
     # -- answering ----------------------------------------------------------------------
     def answer(self, request: LambdaRequest) -> Tuple[int, Dict[str, str], bytes]:
+        with self._lock:
+            self.arrivals += 1
         if self._hold_s:
             time.sleep(self._hold_s)
         with self._lock:
