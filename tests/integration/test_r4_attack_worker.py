@@ -23,7 +23,8 @@ def boxes(built_layer: Path, aws_resources: Any, tmp_path: Path) -> Iterator[Tup
     started: List[Sandbox] = []
     try:
         for role, handler in (("producer", "app.handler"), ("worker", "handler_lib.worker.handler")):
-            env = {**res.env(), "TASK_FIFO_QUEUE_URL": res.fifo_queue_url,
+            env = {**res.env(), "TASK_FIFO_QUEUE_URL": res.fifo_queue_url, "TASK_QUEUE_URL": res.queue_url,
+                   "OUT_QUEUE_URL": res.topic_queue_url,
                    "DEFER_SOCKET": str(tmp_path / f"{role}.sock"),
                    "DEFER_JOURNAL_DIR": str(tmp_path / f"{role}-journal")}
             started.append(Sandbox(built_layer, FUNCTION, handler, timeout_s=10, env=env).start())
@@ -52,3 +53,13 @@ def test_r4_on_a_fifo_queue_a_task_held_back_behind_a_failing_one_keeps_its_atte
     assert letters == [], [(letter["id"], letter["attempts"]) for letter in letters]
     (again,) = _receive(res.fifo_queue_url, 1)
     assert json.loads(again["Body"])["defer_id"] == ids[1]
+
+
+def test_r4_what_a_queued_task_defers_in_the_worker_goes_out(boxes):
+    producer, worker, res = boxes
+    producer.invoke({"calls": [["notify", n] for n in range(3)]})
+    messages = _receive(res.queue_url, 3)
+    assert _work(worker, res, messages) == []
+    assert sum("deferred its message" in line.text for line in worker.logs) == 3
+    got = drain_queue(res.topic_queue_url, 3, timeout=10)
+    assert sorted(m["notified"] for m in got) == [0, 1, 2]
