@@ -13,12 +13,9 @@ from tests.integration.test_workflow_targets import deferred, drain, env, lambda
 from tests.support.moto_server import client, drain_queue
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a defer.sfn whose name an execution with another input already took is counted as delivered: "
-    "ExecutionAlreadyExists is taken for 'this item started it', so the second call's work is lost "
-    "without a dead letter (the invoke sink dead-letters the same case, "
-    "DurableExecutionAlreadyStartedException)"))
 def test_r4_a_start_refused_for_a_name_taken_by_another_input_is_not_delivered(env, moto_endpoint):  # noqa: F811
+    """A name the caller gave, taken by an execution of another input: ExecutionAlreadyExists
+    must not count as delivered (it was, silently: found by the fourth attack)."""
     res, _ = env
     arn = state_machine(moto_endpoint)
     sfn = client("stepfunctions", moto_endpoint)
@@ -68,4 +65,20 @@ def test_r4_a_redelivered_callback_completion_is_not_dead_lettered(env):  # noqa
     assert api.completed["Y2Iz"] == ("success", b'{"approved":true}')
     report = drain([item])  # the same item again, as the journal replays it after a kill
     assert report.dead_lettered == 0
+    assert drain_queue(res.dlq_url, 0, timeout=0.5) == []
+
+
+def test_r4_a_redelivered_start_under_a_name_the_caller_gave_is_delivered_once(env, moto_endpoint):  # noqa: F811
+    """The same name and the same input, the execution closed since: the start this item asked
+    for happened, so the second delivery is not a failure (the input is read back)."""
+    res, _ = env
+    arn = state_machine(moto_endpoint)
+    sfn = client("stepfunctions", moto_endpoint)
+    (item,) = deferred(lambda: (defer.sfn(arn, {"order": 2}, name="order-2"),))
+    assert drain([item]).delivered == 1
+    (execution,) = sfn.list_executions(stateMachineArn=arn)["executions"]
+    sfn.stop_execution(executionArn=execution["executionArn"])
+    report = drain([item])
+    assert (report.delivered, report.dead_lettered) == (1, 0)
+    assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 1
     assert drain_queue(res.dlq_url, 0, timeout=0.5) == []
