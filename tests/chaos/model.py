@@ -81,6 +81,7 @@ def machine(ctx: Context) -> type:
             self.n = 0
             self.started = time.monotonic()
             self.box: Optional[Sandbox] = None
+            self.faults_on = False
 
         @initialize()
         def start(self) -> None:
@@ -221,6 +222,7 @@ def machine(ctx: Context) -> type:
               calls=st.integers(1, 4))
         def aws_fault(self, kind, action, calls) -> None:
             self._note(f"AWS fault: {kind} on {action} x{calls}")
+            self.faults_on = True
             proxy = ctx.proxy
             if kind == "throttle":
                 proxy.throttle(action, calls=calls)
@@ -231,8 +233,10 @@ def machine(ctx: Context) -> type:
             elif kind == "latency":
                 proxy.set_latency(0.4, action)
 
+        @precondition(lambda self: self.faults_on)
         @rule()
         def faults_end(self) -> None:
+            self.faults_on = False
             self._note("AWS faults cleared")
             ctx.proxy.clear()
 

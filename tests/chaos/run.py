@@ -49,7 +49,8 @@ def main(argv: List[str] | None = None) -> int:
             env["DEFER_TEST_LAYER"] = args.layer
         print(f"chaos: seed {seed} ({args.examples} environments, up to {args.steps} steps each)", flush=True)
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
-                               "tests/chaos/test_chaos.py", "-k", "random", f"--hypothesis-seed={seed}"],
+                               "tests/chaos/test_chaos.py", "-k", "random", f"--hypothesis-seed={seed}",
+                               "--timeout=0"],  # shrinking a long sequence outlasts the suite's 300 s
                               cwd=ROOT, env=env, capture_output=True, text=True)
         envs = json.loads(report.read_text()) if report.exists() else []
         verdict = ""

@@ -38,3 +38,14 @@ def test_a_stopped_extension_holds_the_response_under_the_exec_wrapper(
             ("stop_the_extension_during_an_invoke", {"spec": [
                 ("sns", "g2", True), ("sns", "g2", True), ("sns", "g2", False), ("sqs", "g2", True),
                 ("sqs", "g2", False), ("task", "g2", True)]}))
+
+
+def test_post_response_work_of_a_handler_that_called_a_nested_one_runs_and_delivers(
+        built_layer: Path, moto_endpoint: str, fault_proxy: Any, aws_resources: Any, tmp_path: Path) -> None:
+    """Re-found on the layer of 46de408 (round 3, item 16: a nested @defer handler ended the
+    invoke, and the outer one's defer.after work and its items were lost), by `make chaos`
+    seed 1452437919, shrunk to this one step."""
+    ctx = Context(built_layer, moto_endpoint, fault_proxy, aws_resources, tmp_path)
+    _replay(ctx, ("invoke", {"after": 2, "after_raise": None, "nested": True, "spec": [
+        ("sqs", "g1", True), ("sqs", "g1", True), ("sqs", "g1", False), ("sqs", "g1", False),
+        ("task", "g2", True), ("fifo", "g2", False)]}))
