@@ -7,7 +7,7 @@ VENV_STAMP := $(VENV)/.installed
 RIE := .cache/rie/aws-lambda-rie-x86_64
 LAYER_STAMP := dist/layer/.built
 
-.PHONY: test typecheck demo layer package bench docs venv rie clean
+.PHONY: test typecheck demo layer package bench docs venv rie clean chaos
 
 venv: $(VENV_STAMP)
 
@@ -63,6 +63,11 @@ bench: $(VENV_STAMP) layer
 
 # The documentation site (mkdocs.yml): strict, so a broken link or anchor, a page left out
 # of the navigation or a public name docs/api.md does not name stops it. tests/docs checks it too.
+# The attack machine with random seeds (tests/chaos/run.py): CHAOS_MINUTES (default 30),
+# DEFER_TEST_LAYER for another layer; dist/chaos/report.json and timeline.png.
+chaos: $(VENV_STAMP) $(POSTGRES_STAMP) layer
+	$(PY) -m tests.chaos.run
+
 docs: $(VENV_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict 2>&1 | grep -v "^INFO" ; test $${PIPESTATUS[0]} -eq 0
 	@echo "site: dist/site/index.html"

@@ -249,6 +249,7 @@ class Dispatcher:
         """The handler returned: end the invoke now, or after its post-response work."""
         if self._current is invoke:
             self._current = None
+        hooks: List[Callable[[], None]] = []
         if self.capture is None and self.capture_after is None:
             # periodic hooks whose interval has passed run as this invoke's post-response work;
             # on Managed Instances, in the runtime's thread once it posted the response (_hooks)
@@ -256,21 +257,32 @@ class Dispatcher:
             if runs and self._posts and invoke.request_id and _managed_instances():
                 self._hooks_after_post[invoke.request_id] = (runs, _hook_budget_s(invoke))
             else:
-                invoke.after.extend((run, (), {}) for run in runs)
-        if not invoke.after:
+                hooks = runs
+        if not invoke.after and not hooks:
             self.end_invoke(invoke)
         elif self._channel is not None and self._channel.connected and self._announce_after(invoke):
             from ._after import run_after_response  # loaded only by invokes that use defer.after
 
+            invoke.after.extend((run, (), {}) for run in hooks)
             run_after_response(invoke, self.after_thread_invoke,
                                lambda ended: self.end_invoke(ended, marker_last=True))
         else:  # no extension to keep the environment thawed: the work runs before the response
             from ._after import run_after_work
 
-            fatal = run_after_work(invoke, self.after_thread_invoke)
+            fatal = run_after_work(invoke, self.after_thread_invoke) if invoke.after else None
             self.end_invoke(invoke)
+            if hooks:  # the function's own upkeep: bounded, as inline delivery is, abandoned past it
+                _hooks.run_between_requests(hooks, self._inline_hook_budget_s(invoke))
             if fatal is not None:  # SystemExit, KeyboardInterrupt: once every callable ran
                 raise fatal
+
+    def _inline_hook_budget_s(self, invoke: Invoke) -> float:
+        """Hooks run before the handler returns (no extension): the inline budget, cut to what
+        is left of the invoke less the margin."""
+        budget = max(0, self.config.inline_budget_ms) / 1000
+        if invoke.give_up_at is not None:
+            budget = min(budget, max(0.0, invoke.give_up_at - time.monotonic()))
+        return budget
 
     def _announce_after(self, invoke: Invoke) -> bool:
         """Tell the extension to wait for this invoke's end marker, which comes after the work."""

@@ -36,9 +36,11 @@ _QUALIFIER = re.compile(r"\$LATEST(?:\.PUBLISHED)?|[a-zA-Z0-9_$-]{1,128}")
 _DURABLE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9_-]")
 _TENANT_ID = re.compile(r"[a-zA-Z0-9._:/=+\-@ ]{1,256}")
-_SFN_ARN = re.compile(r"arn:aws[a-zA-Z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[^:\s]+(?::[^:\s]+)?")
-# Step Functions names: no white space, brackets, wildcards, the listed punctuation, control
-# characters, surrogates or the non-characters U+FFFE and U+FFFF.
+_SFN_ARN = re.compile(r"arn:aws[a-zA-Z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[^:\s\ud800-\udfff]+"
+                     r"(?::[^:\s\ud800-\udfff]+)?")
+# Step Functions names: no white space, brackets, wildcards, the listed punctuation or control
+# characters; nor a lone surrogate, which no request can carry, nor the non-characters U+FFFE
+# and U+FFFF, which Step Functions refuses.
 _SFN_NAME_REFUSED = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _CALLBACK_ID = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _ERROR_FIELDS = ("ErrorMessage", "ErrorType", "ErrorData", "StackTrace")

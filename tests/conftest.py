@@ -192,6 +192,7 @@ def rie_factory(rie_binary: Path, tmp_path: Path) -> Iterator[Callable[..., Rie]
 LAYER_OF_FOLDER = {
     "unit": "unit", "asgi": "unit",
     "integration": "integration", "changes": "integration", "docs": "integration", "examples": "integration",
+    "chaos": "integration",
     "sandbox": "sandbox", "harness": "sandbox",
     "packaging": "packaging",
 }

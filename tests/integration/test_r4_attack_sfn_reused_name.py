@@ -1,9 +1,8 @@
 """defer.sfn with a name the caller reuses for another input: Step Functions refuses the second
 start with ExecutionAlreadyExists, which the sink counted as delivered (it is how a redelivered
 item's start looks): a start the caller asked for, with its own input, never happened and
-nothing said so. Fixed on main by 6e3584a (the item is dead-lettered); this test asks only
-that it is not silent. Real engine and botocore over HTTP to moto server."""
-# Fails on this branch until it is merged with main (6e3584a).
+nothing said so. Fixed by 6e3584a (the item is dead-lettered); this test asks only that it is
+not silent. Real engine and botocore over HTTP to moto server."""
 
 from __future__ import annotations
 
@@ -12,8 +11,6 @@ import logging
 import os
 import time
 import uuid
-
-import pytest
 
 from handler_lib import config as cfg
 from handler_lib import defer
@@ -24,7 +21,6 @@ from tests.support.moto_server import client, drain_queue
 PASS = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
 
 
-@pytest.mark.xfail(strict=False, reason="fixed on main by 6e3584a; passes once merged")
 def test_a_reused_execution_name_with_another_input_is_not_dropped_silently(aws_resources, moto_endpoint, caplog):
     res = aws_resources()
     os.environ.update({"AWS_ENDPOINT_URL": moto_endpoint, "DEFER_DLQ_URL": res.dlq_url})

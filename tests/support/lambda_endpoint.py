@@ -8,7 +8,7 @@ them as in production; point ``AWS_ENDPOINT_URL_LAMBDA`` at ``endpoint_url``.
 What it knows: the functions added with ``add_function`` (durable ones start one execution
 per DurableExecutionName; a plain one may be told to refuse the name), the callback ids
 added with ``add_callback``. Faults: ``throttle(n)`` (429 TooManyRequestsException),
-``fail(n, status, code)``, ``hold(seconds)`` before answering. Every request is recorded.
+``fail(n, status, code, message=None)``, ``hold(seconds)`` before answering. Every request is recorded.
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ class LambdaEndpoint:
         self._functions: Dict[str, _Function] = {}
         self._callbacks: Set[str] = set()
         self.completed: Dict[str, Tuple[str, Any]] = {}  # callback id -> ("success"|"failure", body)
-        self._faults: List[Tuple[int, str]] = []  # (status, code) to answer the next calls with
+        self._faults: List[Tuple[int, str, Optional[str]]] = []  # (status, code, message) for the next calls
         self._hold_s = 0.0
+        self.arrivals = 0  # requests come in, counted before any hold
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.endpoint = self  # type: ignore[attr-defined]
@@ -91,9 +92,9 @@ class LambdaEndpoint:
     def throttle(self, calls: int) -> None:
         self.fail(calls, 429, "TooManyRequestsException")
 
-    def fail(self, calls: int, status: int, code: str) -> None:
+    def fail(self, calls: int, status: int, code: str, message: Optional[str] = None) -> None:
         with self._lock:
-            self._faults.extend([(status, code)] * calls)
+            self._faults.extend([(status, code, message)] * calls)
 
     def hold(self, seconds: float) -> None:
         self._hold_s = seconds
@@ -104,13 +105,15 @@ class LambdaEndpoint:
 
     # -- answering ----------------------------------------------------------------------
     def answer(self, request: LambdaRequest) -> Tuple[int, Dict[str, str], bytes]:
+        with self._lock:
+            self.arrivals += 1
         if self._hold_s:
             time.sleep(self._hold_s)
         with self._lock:
             self.requests.append(request)
             if self._faults:
-                status, code = self._faults.pop(0)
-                return _error(status, code, "Rate Exceeded." if status == 429 else "Service error.")
+                status, code, message = self._faults.pop(0)
+                return _error(status, code, message or ("Rate Exceeded." if status == 429 else "Service error."))
             if request.operation == "Invoke":
                 return self._invoke(request)
             return self._callback(request)

@@ -1,0 +1,333 @@
+"""The attack machine: random invokes and faults against the real parts, and a checker of the
+one invariant (docs/guarantees.md, "The invariant").
+
+Each Hypothesis example is one Lambda environment: the local sandbox with the built layer
+(``DEFER_TEST_LAYER`` names another, e.g. an older build, to measure the harness's teeth),
+every AWS call through the fault proxy to moto server. Rules defer items of every kind
+(SQS, SNS, FIFO groups, tasks, oversize calls that must be refused, nested handlers,
+``defer.after`` work behind a callable raising a BaseException) and inject faults (SIGKILL
+and SIGSTOP of the extension, throttling, 5xx, failed batch entries, latency, function
+timeouts). At the end the environment is shut down (SHUTDOWN) and the checker reads what
+actually happened: the queues and the dead-letter queue in moto, the sandbox's REPORT lines,
+the ids each call returned. It never reads the extension's own counters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import boto3
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+
+from lambda_sandbox import Sandbox
+
+FUNCTION = Path(__file__).parent / "function"
+TIMEOUT_S = 3
+KINDS = ("sqs", "sns", "fifo", "task", "refused")
+GROUPS = ("g1", "g2")
+
+
+@dataclass
+class Item:
+    k: str
+    kind: str
+    step: int
+    group: Optional[str] = None
+    id: Optional[str] = None
+    refused: Optional[str] = None
+    soft: bool = False  # deferred by defer.after work: its id is never seen by the caller
+
+
+@dataclass
+class Context:
+    """What one example needs from the test session: where moto and the proxy are."""
+
+    layer: Path
+    moto_endpoint: str
+    proxy: Any  # tests.support.fault_proxy.FaultProxy
+    make_resources: Any
+    tmp: Path
+    log: List[Dict[str, Any]] = field(default_factory=list)  # every example's steps, for the report
+    #: run the runtime under the layer's exec wrapper (its Runtime API proxy in the extension)
+    exec_wrapper: bool = False
+
+
+class Verdict(AssertionError):
+    pass
+
+
+items_strategy = st.lists(
+    st.tuples(st.sampled_from(KINDS), st.sampled_from(GROUPS), st.booleans()), min_size=1, max_size=6)
+
+
+def machine(ctx: Context) -> type:
+    """The state machine class for this session (Hypothesis builds one instance per example)."""
+
+    class Chaos(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.items: List[Item] = []
+            self.steps: List[str] = []
+            self.faulted = False  # a kill, a stop or a timeout: defer.after work may be lost
+            self.expected_timeouts: set = set()
+            self.n = 0
+            self.started = time.monotonic()
+            self.box: Optional[Sandbox] = None
+            self.faults_on = False
+
+        @initialize()
+        def start(self) -> None:
+            ctx.proxy.reset()
+            self.res = ctx.make_resources()
+            run = ctx.tmp / f"env-{len(ctx.log)}-{os.getpid()}"
+            run.mkdir(parents=True, exist_ok=True)
+            env = {**self.res.env(), "AWS_ENDPOINT_URL": ctx.proxy.endpoint_url,
+                   "DEFER_SOCKET": str(run / "defer.sock"), "DEFER_JOURNAL_DIR": str(run / "journal"),
+                   "DEFER_MAX_QUEUED_MB": "1"}
+            if ctx.exec_wrapper:
+                env["AWS_LAMBDA_EXEC_WRAPPER"] = "/opt/defer-runner/exec-wrapper"
+            self.box = Sandbox(ctx.layer, FUNCTION, "app.handler", timeout_s=TIMEOUT_S, env=env, echo=False).start()
+            self.record = {"steps": [], "started": time.time()}
+            ctx.log.append(self.record)
+
+        # -- helpers ------------------------------------------------------------------------
+        def _note(self, text: str) -> None:
+            self.steps.append(text)
+            self.record["steps"].append({"t": round(time.monotonic() - self.started, 3), "step": text})
+
+        def _items(self, spec: List[Tuple[str, str, bool]]) -> List[Dict[str, Any]]:
+            out = []
+            for kind, group, big in spec:
+                self.n += 1
+                item = Item(f"k{self.n}", kind, len(self.steps), group if kind == "fifo" else None)
+                self.items.append(item)
+                out.append({"k": item.k, "kind": kind, "g": group, "big": big and kind in ("sqs", "sns")})
+            return out
+
+        def _invoke(self, event: Dict[str, Any], background_fault: Optional[Any] = None) -> Optional[str]:
+            assert self.box is not None
+            result = self.box.invoke(event)
+            if result.status == 200 and result.function_error is None:
+                reply = result.json()
+                by_k = {i.k: i for i in self.items}
+                for k, item_id in reply.get("ids", {}).items():
+                    by_k[k].id = item_id
+                for k, why in reply.get("refused", {}).items():
+                    by_k[k].refused = why
+            if result.request_id:
+                try:
+                    self.box.wait_for_report(result.request_id, timeout=TIMEOUT_S + 10)
+                except TimeoutError:
+                    pass
+            return result.request_id
+
+        def _extension(self) -> Optional[Any]:
+            env = self.box._host.env if self.box is not None else None  # the rig's own state
+            if env is None:
+                return None
+            return next((s.process for s in env.extensions if s.process is not None and s.process.alive), None)
+
+        # -- rules ---------------------------------------------------------------------------
+        @rule(spec=items_strategy, nested=st.booleans(), after=st.integers(0, 2),
+              after_raise=st.sampled_from([None, "SystemExit", "KeyboardInterrupt"]))
+        def invoke(self, spec, nested, after, after_raise) -> None:
+            event = {"items": self._items(spec), "nested": nested}
+            if after:
+                soft = self._items([("sqs", "g1", False)] * after)
+                for entry in soft:
+                    next(i for i in self.items if i.k == entry["k"]).soft = True
+                event.update(after=soft, after_raise=after_raise)
+            self._note(f"invoke {[(i['kind'], i['g'] if i['kind'] == 'fifo' else '') for i in event['items']]}"
+                       f"{' nested' if nested else ''}{f' after={after} raise={after_raise}' if after else ''}")
+            self._invoke(event)
+
+        @rule(spec=items_strategy)
+        def invoke_past_its_timeout(self, spec) -> None:
+            event = {"items": self._items(spec), "sleep": TIMEOUT_S + 0.5}
+            self._note(f"invoke that times out {[i['kind'] for i in event['items']]}")
+            self.faulted = True
+            request_id = self._invoke(event)
+            self.expected_timeouts.add(request_id)
+
+        @precondition(lambda self: self.box is not None)
+        @rule()
+        def kill_extension(self) -> None:
+            process = self._extension()
+            self._note("SIGKILL the extension" + ("" if process else " (none running)"))
+            if process is not None:
+                self.faulted = True
+                try:
+                    os.kill(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+        @rule(spec=items_strategy)
+        def stop_the_extension_during_an_invoke(self, spec) -> None:
+            """SIGSTOP once the environment is thawed for the invoke, SIGCONT after its response."""
+            event = {"items": self._items(spec), "pre_sleep": 0.3}
+            self._note(f"SIGSTOP the extension during an invoke {[i['kind'] for i in event['items']]}")
+            self.faulted = True
+            done = threading.Event()
+            stopped: List[int] = []
+
+            def stop_when_thawed() -> None:
+                deadline = time.monotonic() + 2
+                while time.monotonic() < deadline and not done.is_set():
+                    process = self._extension()
+                    if process is not None and not self.box.frozen:
+                        time.sleep(0.1)
+                        try:
+                            os.kill(process.pid, signal.SIGSTOP)
+                            stopped.append(process.pid)
+                        except ProcessLookupError:
+                            pass
+                        return
+                    time.sleep(0.01)
+
+            stopper = threading.Thread(target=stop_when_thawed, daemon=True)
+            stopper.start()
+            try:
+                result = self.box.invoke(event)
+            finally:
+                done.set()
+                stopper.join(3)
+                for pid in stopped:
+                    try:
+                        os.kill(pid, signal.SIGCONT)
+                    except ProcessLookupError:
+                        pass
+            if result.status == 200 and result.function_error is None:
+                reply = result.json()
+                by_k = {i.k: i for i in self.items}
+                for k, item_id in reply.get("ids", {}).items():
+                    by_k[k].id = item_id
+                for k, why in reply.get("refused", {}).items():
+                    by_k[k].refused = why
+            if result.request_id:
+                try:
+                    self.box.wait_for_report(result.request_id, timeout=TIMEOUT_S + 10)
+                except TimeoutError:
+                    pass
+
+        @rule(kind=st.sampled_from(["throttle", "5xx", "fail_entries", "latency"]),
+              action=st.sampled_from(["SendMessageBatch", "PublishBatch", "SendMessage"]),
+              calls=st.integers(1, 4))
+        def aws_fault(self, kind, action, calls) -> None:
+            self._note(f"AWS fault: {kind} on {action} x{calls}")
+            self.faults_on = True
+            proxy = ctx.proxy
+            if kind == "throttle":
+                proxy.throttle(action, calls=calls)
+            elif kind == "5xx":
+                proxy.error(action, "InternalError", 500, calls=calls)
+            elif kind == "fail_entries" and action.endswith("Batch"):
+                proxy.fail_entries(action, indexes={0}, calls=calls)
+            elif kind == "latency":
+                proxy.set_latency(0.4, action)
+
+        @precondition(lambda self: self.faults_on)
+        @rule()
+        def faults_end(self) -> None:
+            self.faults_on = False
+            self._note("AWS faults cleared")
+            ctx.proxy.clear()
+
+        def teardown(self) -> None:
+            if self.box is None:
+                return
+            ctx.proxy.clear()
+            try:
+                self.box.stop()  # SHUTDOWN: what is left is delivered or dead-lettered
+            finally:
+                reports = list(self.box.reports)
+                self.box = None
+            verdicts = judge(self, reports)
+            self.record.update(items=len(self.items), verdicts=verdicts,
+                               faults=sum(1 for s in self.steps if not s.startswith("invoke ")))
+            if verdicts:
+                raise Verdict("the invariant does not hold:\n  " + "\n  ".join(verdicts)
+                              + "\nsteps:\n  " + "\n  ".join(self.steps))
+
+    return Chaos
+
+
+# -- the checker ----------------------------------------------------------------------------
+def _drain(sqs: Any, url: str) -> List[Dict[str, Any]]:
+    got = []
+    while True:
+        reply = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                    AttributeNames=["All"])
+        messages = reply.get("Messages", [])
+        if not messages:
+            return got
+        got.extend(messages)
+        sqs.delete_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)])
+
+
+def judge(machine: Any, reports: List[Any], settle_s: float = 15.0) -> List[str]:
+    """Every verdict against the invariant, from moto's queues and the REPORT lines."""
+    res = machine.res
+    sqs = boto3.client("sqs", endpoint_url=res.endpoint_url)
+    seen: Dict[str, List[str]] = {}  # k -> the queues it arrived on
+    fifo_order: Dict[str, List[str]] = {}
+    letters = ""
+    known = {i.k: i for i in machine.items}
+    required = [i for i in machine.items if i.id is not None and i.kind != "refused"]
+    required += [i for i in machine.items if i.soft and not machine.faulted]
+
+    def accounted(item: Item) -> bool:
+        return item.k in seen or (item.id is not None and item.id in letters)
+
+    deadline = time.monotonic() + settle_s
+    while True:
+        for name, url in (("sqs", res.queue_url), ("sns", res.topic_queue_url), ("fifo", res.fifo_queue_url)):
+            for message in _drain(sqs, url):
+                try:
+                    k = json.loads(message["Body"]).get("k")
+                except (ValueError, AttributeError):
+                    k = None
+                seen.setdefault(str(k), []).append(name)
+                if name == "fifo":
+                    group = message.get("Attributes", {}).get("MessageGroupId", "?")
+                    fifo_order.setdefault(group, []).append(str(k))
+        letters += "".join(m["Body"] for m in _drain(sqs, res.dlq_url))
+        if all(accounted(i) for i in required) or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+
+    verdicts = []
+    for item in required:
+        if not accounted(item):
+            how = "its defer.after callable's item" if item.soft else f"id {item.id}"
+            verdicts.append(f"LOST: item {item.k} ({item.kind}{' ' + item.group if item.group else ''}, "
+                            f"{how}, step {item.step}) was neither delivered nor dead-lettered")
+    for item in machine.items:
+        if item.kind == "refused" and item.id is not None:
+            verdicts.append(f"NOT REFUSED: item {item.k} over the size limit got id {item.id} at the call")
+        if item.kind != "refused" and item.refused is not None:
+            verdicts.append(f"REFUSED: item {item.k} ({item.kind}) raised at the call: {item.refused}")
+    for k, where in seen.items():
+        if k not in known:
+            verdicts.append(f"FORGED: a message {k!r} arrived on {where} that was never deferred")
+    for group, order in fifo_order.items():
+        firsts: List[str] = []
+        for k in order:
+            if k not in firsts:
+                firsts.append(k)
+        deferred = [i.k for i in machine.items if i.kind == "fifo" and i.group == group and i.k in firsts]
+        if firsts != deferred:
+            verdicts.append(f"REORDERED: FIFO group {group} arrived as {firsts}, deferred as {deferred}")
+    for report in reports:
+        if report.status == "timeout" and report.request_id not in machine.expected_timeouts:
+            verdicts.append(f"PAST ITS DEADLINE: invoke {report.request_id} timed out "
+                            f"({report.duration_ms:.0f} ms) though its handler returned at once")
+    return verdicts
