@@ -1,16 +1,15 @@
 """Split a target's items into API calls (at most N entries and B bytes per call, order kept),
 and decide which waiting items may start now.
 
-FIFO order: within one (target, MessageGroupId) at most one batch is in flight, and it holds
-the group's items in the order of the calls. The group's oldest waiting item goes first: while
-it backs off after a failure, the items behind it wait too (across retries and carry-over,
-which keep arrival order). Other groups and non-FIFO targets stay parallel; a batch may mix
-groups, but each group's items travel in one batch.
+FIFO order: within one (target, MessageGroupId) one item is in flight at a time, the group's
+oldest waiting one; while it backs off after a failure, the items behind it wait too (across
+retries and carry-over, which keep arrival order). Other groups and non-FIFO targets stay
+parallel, and a batch mixes groups freely.
 
-What order cannot survive: SQS and SNS report entries of a batch one by one, so an entry can
-fail while a later entry of its group in the same call succeeds. The later one is already
-delivered; the failed one is retried (or dead-lettered) after it. The drain logs that at
-WARNING naming the group, and it is the one case where a group's order is broken.
+Why one item of a group per call, not a batch of them: SQS and SNS report the entries of a
+batch one by one, so an entry can fail while a later entry of its group in the same call
+lands, and that later one has overtaken it for good (the attack machine found it). A group
+with many items pays one call per item; the calls of different groups still share batches.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ def split_batches(items: Iterable[T], max_entries: int, max_bytes: int,
     """Greedy split in order. An item bigger than ``max_bytes`` travels alone (the service
     then rejects it as an entry failure, which is dead-lettered, rather than blocking others).
     With ``group_of``, the items of one group (a key other than None) are kept in one batch
-    (the drain never starts more of a group than one batch holds)."""
+    (the drain starts one item of a FIFO group at a time; this keeps any caller's group whole)."""
     if max_entries < 1 or max_bytes < 1:
         raise ValueError("max_entries and max_bytes must be positive")
     units: List[List[T]] = []
@@ -74,31 +73,22 @@ def fifo_group(item: wire.WorkItem) -> Optional[FifoGroup]:
     return None if group is None else (item.kind, item.target, group)
 
 
-def admissible(entries: Sequence[Any], now: float, task_slots: int,
-               limits: Callable[[Any], Tuple[int, int, int]]) -> Set[str]:
+def admissible(entries: Sequence[Any], now: float, task_slots: int) -> Set[str]:
     """Ids of the waiting entries that may start now, given every entry in arrival order.
 
-    A task needs a free worker. A FIFO group starts nothing while one of its items is in
-    flight or its oldest waiting item is not due; otherwise it starts its items in order, as
-    many as one batch holds (``limits(entry)`` is (max entries, max bytes, the entry's size)).
-    """
+    A task needs a free worker. A FIFO group starts its oldest waiting item, and only when
+    none of its items is in flight and that one is due; nothing else of the group."""
     admitted: Set[str] = set()
-    groups: Dict[FifoGroup, List[int]] = {}  # group -> [open, entries, bytes]
+    closed: Set[FifoGroup] = set()  # groups that start nothing more this round
     for entry in entries:
         item = entry.item
         key = fifo_group(item)
         if key is not None:
-            state = groups.setdefault(key, [1, 0, 0])
-            if not state[0]:
+            if key in closed:
                 continue
-            max_entries, max_bytes, size = limits(entry)
-            full = state[1] >= max_entries or (state[1] > 0 and state[2] + size > max_bytes)
-            if entry.in_flight or entry.not_before > now or full:
-                state[0] = 0
-                continue
-            state[1] += 1
-            state[2] += size
-            admitted.add(item.id)
+            closed.add(key)
+            if not entry.in_flight and entry.not_before <= now:
+                admitted.add(item.id)
         elif entry.in_flight or entry.not_before > now:
             continue
         elif item.kind == "task":

@@ -24,7 +24,7 @@ from .. import wire
 from ..config import Config
 
 from . import dead_letters
-from .batching import FifoGroup, admissible, fifo_group, group_by, split_batches
+from .batching import admissible, fifo_group, group_by, split_batches
 from .outcome import TASK_FAILED, TASK_TIMEOUT, TRANSPORT, UNKNOWN_KIND, Outcome
 from .pending import Entry, PendingQueue
 from .sinks import Sink
@@ -119,7 +119,7 @@ class Drainer:
                 if now >= stop_at:
                     break
                 entries = self.queue.snapshot()
-                allowed = admissible(entries, now, self.task_threads.free(), self._limits)
+                allowed = admissible(entries, now, self.task_threads.free())
                 ready = self.queue.take_ready(now, lambda e: e.item.id in allowed) if allowed else []
                 if not ready:
                     flying = sum(1 for e in entries if e.in_flight)
@@ -158,12 +158,6 @@ class Drainer:
             if probed:
                 self.queue.changed.notify_all()
         return probed
-
-    def _limits(self, entry: Entry) -> Tuple[int, int, int]:
-        sink = self.sinks.get(entry.item.kind)
-        if sink is None:
-            return 1, 1, 0
-        return sink.max_entries, sink.max_batch_bytes, sink.entry_size(entry.item)
 
     def _idle_wait(self, now: float, stop_at: float, due: Optional[float]) -> float:
         wake = stop_at if due is None else min(stop_at, due)
@@ -205,25 +199,8 @@ class Drainer:
         except Exception as exc:  # noqa: BLE001 - a bug in an adapter must not strand items
             log.exception("sink %s failed unexpectedly", sink.service)
             outcomes = [Outcome.failure(e.item.id, "Defer.SinkError", repr(exc)) for e in batch]
-        self._warn_reordered(batch, outcomes)
         for entry, outcome in zip(batch, outcomes):
             self._settle(entry, outcome)
-
-    @staticmethod
-    def _warn_reordered(batch: List[Entry], outcomes: List[Outcome]) -> None:
-        """A FIFO entry that failed while a later one of its group succeeded: order is lost."""
-        failed: Dict[FifoGroup, str] = {}
-        for entry, outcome in zip(batch, outcomes):
-            group = fifo_group(entry.item)
-            if group is None:
-                continue
-            if not outcome.ok:
-                failed.setdefault(group, entry.item.id)
-            elif group in failed:
-                log.warning("FIFO order broken in group %s of %s: %s failed (%s) after a later item of "
-                            "the group was delivered", group[2], group[1], failed.pop(group),
-                            outcome.code or "entry failure",
-                            extra={"group_id": group[2], "target": group[1]})
 
     def _start_task(self, entry: Entry) -> None:
         attempt = entry.attempts

@@ -123,10 +123,9 @@ def test_a_fifo_group_starts_nothing_behind_an_item_in_flight_or_backing_off():
         item = wire.SqsItem(item_id, "r", 0, "https://sqs/q.fifo", "m", group)
         return Entry(item, in_flight=in_flight, not_before=not_before)
 
-    limits = lambda e: (3, 1000, 1)  # noqa: E731 - three entries per batch
     entries = [entry("a0", "A", not_before=5.0), entry("a1", "A"),  # A's head backs off
-               entry("b0", "B", in_flight=True), entry("b1", "B"),  # B has a batch in flight
-               entry("c0", "C"), entry("c1", "C"), entry("c2", "C"), entry("c3", "C"),  # C: one batch
+               entry("b0", "B", in_flight=True), entry("b1", "B"),  # B has its head in flight
+               entry("c0", "C"), entry("c1", "C"), entry("c2", "C"),  # C: its oldest item only
                *(Entry(i) for i in items(2))]  # a standard queue: no order to keep
-    assert admissible([*entries], 1.0, 0, limits) == {"c0", "c1", "c2", "i0", "i1"}
-    assert admissible([*entries], 6.0, 0, limits) == {"a0", "a1", "c0", "c1", "c2", "i0", "i1"}
+    assert admissible([*entries], 1.0, 0) == {"c0", "i0", "i1"}
+    assert admissible([*entries], 6.0, 0) == {"a0", "c0", "i0", "i1"}
