@@ -49,3 +49,66 @@ def test_post_response_work_of_a_handler_that_called_a_nested_one_runs_and_deliv
     _replay(ctx, ("invoke", {"after": 2, "after_raise": None, "nested": True, "spec": [
         ("sqs", "g1", True), ("sqs", "g1", True), ("sqs", "g1", False), ("sqs", "g1", False),
         ("task", "g2", True), ("fifo", "g2", False)]}))
+
+
+def test_work_after_a_defer_after_callable_that_raised_keyboardinterrupt_runs(
+        built_layer: Path, moto_endpoint: str, fault_proxy: Any, aws_resources: Any, tmp_path: Path) -> None:
+    """Re-found on the layer of 46de408 (round 3, item 5: a KeyboardInterrupt or SystemExit
+    raised by one defer.after callable silently skipped the ones after it), by `make chaos`
+    seed 3877744353; its shrunk sequence, cut by hand to the step that loses the items."""
+    ctx = Context(built_layer, moto_endpoint, fault_proxy, aws_resources, tmp_path)
+    _replay(ctx, ("invoke", {"after": 2, "after_raise": "KeyboardInterrupt", "nested": False,
+                             "spec": [("sqs", "g1", False)]}))
+
+
+def test_a_fifo_entry_that_failed_in_a_batch_is_not_overtaken_by_its_group(
+        built_layer: Path, moto_endpoint: str, fault_proxy: Any, aws_resources: Any, tmp_path: Path) -> None:
+    """Found on main by `make chaos` seed 2097122062: SQS failed the first entry of a batch
+    (k1, group g2) and accepted a later one of its group (k4), which so landed first."""
+    ctx = Context(built_layer, moto_endpoint, fault_proxy, aws_resources, tmp_path)
+    _replay(ctx,
+            ("aws_fault", {"action": "SendMessageBatch", "calls": 2, "kind": "fail_entries"}),
+            ("invoke", {"after": 2, "after_raise": "SystemExit", "nested": False, "spec": [
+                ("fifo", "g2", False), ("refused", "g2", True), ("fifo", "g1", False), ("fifo", "g2", True),
+                ("refused", "g1", False)]}),
+            ("aws_fault", {"action": "SendMessageBatch", "calls": 2, "kind": "5xx"}),
+            ("kill_extension", {}),
+            ("faults_end", {}),
+            ("aws_fault", {"action": "SendMessageBatch", "calls": 3, "kind": "5xx"}))
+
+
+@pytest.mark.xfail(strict=False, raises=Verdict, reason=(
+    "found on main by the kill-during-invoke rule (most runs lose some items): the extension is "
+    "SIGKILLed right after the handler's defer calls returned; Lambda (and the sandbox) answers "
+    "Extension.Crash and resets the environment, killing the function with it. What the extension "
+    "had not yet written to its journal lived only in the function's memory, which held it to deliver "
+    "at the end of the invoke, an end that never comes. Not fixed: the hand-off confirms items "
+    "after the call returns, by design (a call costs microseconds); docs/guarantees.md says so, and the "
+    "checker exempts such items unless strict_crashes is set, as here"))
+def test_items_the_extension_had_not_journaled_when_it_crashed_during_the_invoke(
+        built_layer: Path, moto_endpoint: str, fault_proxy: Any, aws_resources: Any, tmp_path: Path) -> None:
+    ctx = Context(built_layer, moto_endpoint, fault_proxy, aws_resources, tmp_path, strict_crashes=True)
+    _replay(ctx, ("kill_the_extension_during_an_invoke", {"spec": [
+        ("fifo", "g1", False), ("fifo", "g1", False), ("sqs", "g1", False), ("sqs", "g1", False)]}))
+
+
+@pytest.mark.xfail(strict=False, raises=Verdict, reason=(
+    "found on main by the short profile once forked children were in its mix: with the extension "
+    "stopped (SIGSTOP) during invokes, an invoke whose handler forks a child that defers logs nothing "
+    "for 3 s and times out (the invokes before it, the same shape, answered in about 2.1 s: 1 s for "
+    "the child's unanswered hello, then everything delivered inline). Not yet understood: a lock "
+    "another thread held at the fork is the first suspect. The kind 'forked' stays out of the random "
+    "mix until this is fixed"))
+def test_a_forked_child_under_a_stopped_extension_does_not_hold_the_invoke_past_its_deadline(
+        built_layer: Path, moto_endpoint: str, fault_proxy: Any, aws_resources: Any, tmp_path: Path) -> None:
+    ctx = Context(built_layer, moto_endpoint, fault_proxy, aws_resources, tmp_path)
+    _replay(ctx, *[("stop_the_extension_during_an_invoke", {"spec": spec}) for spec in [
+        [("sns", "g2", False), ("sqs", "g1", False), ("fifo", "g2", False), ("fifo", "g2", False),
+         ("refused", "g2", False), ("forked", "g2", False)],
+        [("sns", "g2", False), ("fifo", "g1", False), ("sqs", "g2", False), ("forked", "g1", False),
+         ("refused", "g2", False), ("task", "g2", False)],
+        [("forbidden", "g1", False), ("sns", "g1", False), ("sns", "g1", False), ("refused", "g1", False),
+         ("forked", "g1", False), ("fifo", "g2", False)],
+        [("fifo", "g1", False)],
+        [("task", "g1", False), ("refused", "g1", False), ("refused", "g1", False), ("fifo", "g2", False),
+         ("task", "g2", False), ("forked", "g2", False)]]])

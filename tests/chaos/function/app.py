@@ -2,6 +2,7 @@
 each call returned and which calls raised. Written against the API every lambda-defer
 version since the first layer has (so the harness can attack an older layer too)."""
 
+import json
 import os
 import time
 
@@ -10,7 +11,8 @@ from handler_lib import defer
 QUEUE_URL = os.environ["TEST_QUEUE_URL"]
 FIFO_QUEUE_URL = os.environ["TEST_FIFO_QUEUE_URL"]
 TOPIC_ARN = os.environ["TEST_TOPIC_ARN"]
-PAD = "x" * 100_000
+PAD = "x" * 100_000  # a big SNS message (its limit is 256 KB)
+BIG_SQS_PAD = "x" * 400_000  # three of them pass the extension's 1 MB bound (DEFER_MAX_QUEUED_MB)
 
 
 @defer.task
@@ -19,9 +21,27 @@ def chaos_task(k):
     defer.sqs(QUEUE_URL, {"k": k, "via": "task"})
 
 
+def _defer_in_a_child(k):
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: defer, say the id, and end without the parent's exit handlers
+        try:
+            os.close(read_end)
+            os.write(write_end, defer.sqs(QUEUE_URL, {"k": k, "via": "fork"}).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        said = pipe.read().decode()
+    os.waitpid(pid, 0)
+    if not said:
+        raise RuntimeError("the forked child deferred nothing")
+    return said
+
+
 def _defer_one(item, out):
     k, kind = item["k"], item["kind"]
-    body = {"k": k, "pad": PAD} if item.get("big") else {"k": k}
+    body = {"k": k, "pad": BIG_SQS_PAD if kind == "sqs" else PAD} if item.get("big") else {"k": k}
     try:
         if kind == "sqs":
             out["ids"][k] = defer.sqs(QUEUE_URL, body)
@@ -33,6 +53,10 @@ def _defer_one(item, out):
             out["ids"][k] = chaos_task.defer(k)
         elif kind == "refused":  # over SQS's limit: must raise at the call
             out["ids"][k] = defer.sqs(QUEUE_URL, {"k": k, "pad": "x" * 1_100_000})
+        elif kind == "forked":  # deferred by a child the handler forks; the child says the id
+            out["ids"][k] = _defer_in_a_child(k)
+        elif kind == "forbidden":  # a character SQS refuses: must raise at the call
+            out["ids"][k] = defer.sqs(QUEUE_URL, {"k": k, "text": "\uffff"})
     except Exception as exc:  # noqa: BLE001 - the harness records what a call refused
         out["refused"][k] = f"{type(exc).__name__}: {str(exc)[:200]}"
 
@@ -66,8 +90,14 @@ def handler(event, context):
         _defer_one(item, out)
     for call in _after(event.get("after", []), event.get("after_raise")):
         defer.after(call)
+    if event.get("then") and event.get("nonce"):  # the ids so far, for the harness (in the log)
+        print(f"chaos-out {event['nonce']} {json.dumps(out)}", flush=True)
     if event.get("sleep"):
         time.sleep(event["sleep"])
+    for item in event.get("then", []):  # deferred after the sleep (an extension killed in it)
+        _defer_one(item, out)
+    if event.get("nonce"):  # the ids, for the harness, should the response not reach it
+        print(f"chaos-out {event['nonce']} {json.dumps(out)}", flush=True)
     return out
 
 
