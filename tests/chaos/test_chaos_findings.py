@@ -112,3 +112,22 @@ def test_a_forked_child_under_a_stopped_extension_does_not_hold_the_invoke_past_
         [("fifo", "g1", False)],
         [("task", "g1", False), ("refused", "g1", False), ("refused", "g1", False), ("fifo", "g2", False),
          ("task", "g2", False), ("forked", "g2", False)]]])
+
+
+def test_items_outlive_an_episode_of_expired_credentials(
+        built_layer: Path, moto_endpoint: str, fault_proxy: Any, aws_resources: Any, tmp_path: Path) -> None:
+    """Fails on the layer of 46de408 (round 3, item 9: ExpiredToken counted as permanent, so
+    the items were dead-lettered and their letters failed the same way: all three lost)."""
+    ctx = Context(built_layer, moto_endpoint, fault_proxy, aws_resources, tmp_path)
+    _replay(ctx,
+            ("aws_fault", {"action": "SendMessageBatch", "calls": 4, "kind": "expired_token"}),
+            ("invoke", {"after": 0, "after_raise": None, "nested": False, "spec": [
+                ("sqs", "g1", False), ("sns", "g1", False), ("sqs", "g1", False)]}))
+
+
+def test_a_body_sqs_refuses_raises_at_the_call(
+        built_layer: Path, moto_endpoint: str, fault_proxy: Any, aws_resources: Any, tmp_path: Path) -> None:
+    """Fails on the layer of 46de408 (round 3, item 18: U+FFFF in a body got an id)."""
+    ctx = Context(built_layer, moto_endpoint, fault_proxy, aws_resources, tmp_path)
+    _replay(ctx, ("invoke", {"after": 0, "after_raise": None, "nested": False, "spec": [
+        ("forbidden", "g1", False), ("sqs", "g1", False)]}))
