@@ -74,6 +74,18 @@ def deliver(items: Iterable[wire.WorkItem], stop_at: float, hard_stop: Optional[
     return report
 
 
+def _after_fork_in_child() -> None:
+    """A forked child builds its own engine: the parent's send pool has its threads in the
+    parent only (a batch handed to it here would wait for a worker that does not exist, to
+    the end of the budget), and its clients' connections are the parent's."""
+    global _drainer, _draining
+    _drainer = None
+    _draining = 0
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def outside_lambda() -> bool:
     """No Runtime API: a script, a test or a REPL calling the handler (Lambda, RIE and the
     sandbox all set it). There, an endpoint that cannot be reached is not waited for."""
