@@ -53,6 +53,8 @@ Connection = Tuple[SocketChannel, int]
 #: connection is tried for this long, nor before the next invoke: each try would cost the
 #: wait again.
 STALL_BACKOFF_S = 5.0
+#: The shortest wait for the extension's ack at the end of an invoke (see Dispatcher._ack_wait_s).
+ACK_FLOOR_S = 0.05
 #: Loose items kept before a ``@defer`` handler exists (it may never exist: a script, a
 #: handler without ``@defer``); past either bound the oldest are no longer kept.
 EARLY_LOOSE_ITEMS = handoff.LOOSE_IDS_KEPT
@@ -107,6 +109,10 @@ class Dispatcher:
         # Managed Instances: the due hooks of each invoke, run once the runtime posted its response
         self._hooks_after_post: Dict[str, Tuple[List[Callable[[], None]], float]] = {}
         self._forked = False  # a forked child: no invoke ends in it, nothing confirms its loose items
+        # a forked child's bounds: the invoke its parent's forking thread worked for (the child
+        # holds no invoke, but its waits and inline work must end with that one)
+        self._fork_clock: Optional[InvokeClock] = None
+        self._fork_give_up_at: Optional[float] = None
         self._warned = ""  # the reason last warned about, so each new reason is said once
         self._current: Optional[Invoke] = None  # the handler's invoke
         self._local = threading.local()  # .invoke: the invoke a post-response thread works for
@@ -163,6 +169,9 @@ class Dispatcher:
     def _try_connect(self) -> bool:
         if self._dial_after and time.monotonic() < self._dial_after:
             return False  # the extension hung a moment ago: each try would wait again
+        if self._fork_give_up_at is not None and time.monotonic() >= self._fork_give_up_at:
+            self._why_down = "a forked child whose parent's invoke is past its deadline less the margin"
+            return False  # the hello's wait would run past the end of the parent's invoke
         channel = SocketChannel(self.config.socket_path, wrapped=self._wrapped, posts=self._posts)
         try:
             channel.connect()
@@ -294,6 +303,16 @@ class Dispatcher:
             self._down(exc, channel)
             return False
 
+    def _ack_wait_s(self, invoke: Invoke) -> float:
+        """DEFER_ACK_TIMEOUT_MS, cut to what is left of the invoke less the margin (an end that
+        comes late, after forked children or slow handlers took the time, must still leave by
+        then), but at least ACK_FLOOR_S: a healthy extension answers within a millisecond,
+        and an item taken for unconfirmed is delivered twice or, with no time left, given up."""
+        wait = self.config.ack_timeout_ms / 1000
+        if invoke.give_up_at is not None:
+            wait = min(wait, max(ACK_FLOOR_S, invoke.give_up_at - time.monotonic()))
+        return wait
+
     def end_invoke(self, invoke: Invoke, marker_last: bool = False) -> None:
         """Learn which items the extension holds, deliver the others and the inline work.
 
@@ -328,13 +347,13 @@ class Dispatcher:
         if (channel is not None or sent or loose) and self.capture is None and self.local_sink is None:
             # No channel any more (it broke mid-invoke): what went out on it is unconfirmed too.
             end = wire.EndOfInvoke(invoke.request_id, len(sent), invoke.after_run, invoke.after_failed)
-            ack = channel.end_invoke(end, self.config.ack_timeout_ms / 1000) if channel is not None else None
+            ack = channel.end_invoke(end, self._ack_wait_s(invoke)) if channel is not None else None
             missing = handoff.unconfirmed(sent, ack)
             if missing:
                 notes.append(handoff.shortfall(sent, ack, len(missing)))
             if loose:  # one more round trip, only when something was sent outside an invoke
                 loose_end = wire.EndOfInvoke("", len(loose), 0, 0)
-                loose_ack = (channel.end_invoke(loose_end, self.config.ack_timeout_ms / 1000)
+                loose_ack = (channel.end_invoke(loose_end, self._ack_wait_s(invoke))
                              if channel is not None and ack is not None else None)
                 missing_loose = _with_their_groups(loose, {i.id for i in handoff.unconfirmed(loose, loose_ack)})
                 if missing_loose:
@@ -431,7 +450,8 @@ class Dispatcher:
                 # Built for an invoke that has ended since (a thread racing its end): loose.
                 item = item._replace(request_id="")
                 frame = wire.encode(item)
-            connection = (channel, channel.send(frame, invoke.give_up_at if invoke is not None else None))
+            connection = (channel, channel.send(frame, invoke.give_up_at if invoke is not None
+                                                else self._fork_give_up_at))
             if item.request_id:
                 invoke.unacked.append(item)  # type: ignore[union-attr]
             elif self._wrapped or not self._forked:  # an end marker may come to confirm it
@@ -468,7 +488,7 @@ class Dispatcher:
             if gone:
                 earlier += self._loose
                 self._loose, self._loose_sizes, self._loose_bytes = [], [], 0
-        self._deliver_inline(earlier + [item])
+        self._deliver_inline(earlier + [item], self._fork_clock)  # a forked child: its parent's invoke's end
         if say:
             warnings.warn(f"lambda-defer: {why}; deferred work runs inline after the handler returns",
                           RuntimeWarning, stacklevel=_user_stacklevel())
@@ -528,7 +548,11 @@ def _register_after_restore(dispatcher: "Dispatcher") -> None:
 
 def _after_fork_in_child() -> None:
     """A forked child owns none of the parent's locks or invokes: nothing ends them in the child,
-    so its items are never held for an end (inline work goes at once)."""
+    so its items are never held for an end (inline work goes at once), but its waits on the
+    extension and its inline work end with the invoke the forking thread worked for."""
+    invoke = DISPATCHER.invoke  # the forking thread's (the only thread left)
+    DISPATCHER._fork_clock = invoke.clock if invoke is not None else DISPATCHER._fork_clock
+    DISPATCHER._fork_give_up_at = invoke.give_up_at if invoke is not None else DISPATCHER._fork_give_up_at
     DISPATCHER._lock = threading.Lock()
     DISPATCHER._loose = []  # sent on the parent's connection: the parent confirms them
     DISPATCHER._loose_sizes, DISPATCHER._loose_bytes = [], 0

@@ -4,8 +4,8 @@ one invariant (docs/guarantees.md, "The invariant").
 Each Hypothesis example is one Lambda environment: the local sandbox with the built layer
 (``DEFER_TEST_LAYER`` names another, e.g. an older build, to measure the harness's teeth),
 every AWS call through the fault proxy to moto server. Rules defer items of every kind
-(SQS, SNS, FIFO groups, tasks, calls that must be refused: oversize or with a character SQS
-refuses, nested handlers, ``defer.after`` work behind a callable raising a BaseException) and
+(SQS, SNS, FIFO groups, tasks, an SQS message from a forked child, calls that must be
+refused: oversize or with a character SQS refuses, nested handlers, ``defer.after`` work behind a callable raising a BaseException) and
 inject faults (SIGKILL of the extension between and during invokes, SIGSTOP during one,
 throttling, 5xx, failed batch entries, latency, expired credentials on every call, function
 timeouts). At the end the environment is shut down (SHUTDOWN) and the checker reads what
@@ -32,10 +32,7 @@ from lambda_sandbox import Sandbox
 
 FUNCTION = Path(__file__).parent / "function"
 TIMEOUT_S = 3
-KINDS = ("sqs", "sns", "fifo", "task", "refused", "forbidden")
-#: also understood by the function, and left out of the random mix while its finding is open
-#: (test_chaos_findings: a forked child under a stopped extension holds its invoke past the deadline)
-MORE_KINDS = ("forked",)
+KINDS = ("sqs", "sns", "fifo", "task", "refused", "forbidden", "forked")
 #: kinds whose call must raise: over SQS's size limit, and a body SQS refuses (U+FFFF)
 REFUSED_KINDS = ("refused", "forbidden")
 GROUPS = ("g1", "g2")

@@ -92,15 +92,14 @@ def test_items_the_extension_had_not_journaled_when_it_crashed_during_the_invoke
         ("fifo", "g1", False), ("fifo", "g1", False), ("sqs", "g1", False), ("sqs", "g1", False)]}))
 
 
-@pytest.mark.xfail(strict=False, raises=Verdict, reason=(
-    "found on main by the short profile once forked children were in its mix: with the extension "
-    "stopped (SIGSTOP) during invokes, an invoke whose handler forks a child that defers logs nothing "
-    "for 3 s and times out (the invokes before it, the same shape, answered in about 2.1 s: 1 s for "
-    "the child's unanswered hello, then everything delivered inline). Not yet understood: a lock "
-    "another thread held at the fork is the first suspect. The kind 'forked' stays out of the random "
-    "mix until this is fixed"))
 def test_a_forked_child_under_a_stopped_extension_does_not_hold_the_invoke_past_its_deadline(
         built_layer: Path, moto_endpoint: str, fault_proxy: Any, aws_resources: Any, tmp_path: Path) -> None:
+    """Found on main by the short profile once forked children were in its mix (shrunk by
+    Hypothesis, big payloads cut by hand): the handler's own inline delivery of an earlier
+    invoke left the process an engine whose send threads a forked child does not have; the
+    child's defer.sqs, inline because the extension was stopped, waited for them to the end of
+    the inline budget, and the handler waiting on the child timed out. Fixed in
+    handler_lib._inline (tests/integration/test_fork_after_inline_delivery.py)."""
     ctx = Context(built_layer, moto_endpoint, fault_proxy, aws_resources, tmp_path)
     _replay(ctx, *[("stop_the_extension_during_an_invoke", {"spec": spec}) for spec in [
         [("sns", "g2", False), ("sqs", "g1", False), ("fifo", "g2", False), ("fifo", "g2", False),
@@ -131,3 +130,22 @@ def test_a_body_sqs_refuses_raises_at_the_call(
     ctx = Context(built_layer, moto_endpoint, fault_proxy, aws_resources, tmp_path)
     _replay(ctx, ("invoke", {"after": 0, "after_raise": None, "nested": False, "spec": [
         ("forbidden", "g1", False), ("sqs", "g1", False)]}))
+
+
+def test_forked_children_under_a_stopped_extension_leave_by_the_parent_s_deadline(
+        built_layer: Path, moto_endpoint: str, fault_proxy: Any, aws_resources: Any, tmp_path: Path) -> None:
+    """Found on main by the short profile once forked children were in its mix, after the
+    fix above: a child holds no invoke, so its wait for the stopped extension's hello (1 s
+    each) and its inline delivery knew no deadline, and two children and the parent's ack wait
+    ran an invoke past its timeout. A child's waits and inline work now end with the invoke its
+    parent's forking thread worked for, and the ack wait with the invoke's deadline less the
+    margin."""
+    ctx = Context(built_layer, moto_endpoint, fault_proxy, aws_resources, tmp_path)
+    _replay(ctx, *[("stop_the_extension_during_an_invoke", {"spec": spec}) for spec in [
+        [("sqs", "g2", True), ("refused", "g1", True), ("forbidden", "g1", False), ("refused", "g2", False),
+         ("sqs", "g2", False), ("sns", "g1", False)],
+        [("forbidden", "g2", False), ("forked", "g2", True), ("sqs", "g1", False), ("sns", "g2", True)],
+        [("forked", "g2", True)],
+        [("fifo", "g1", True), ("forked", "g2", False), ("forked", "g1", False), ("sqs", "g2", False),
+         ("sns", "g1", False), ("forbidden", "g2", False)],
+        [("sns", "g1", False)]]])
