@@ -42,7 +42,7 @@ EXTRA = ["drain_ratio_to_ideal_moto", "drain_speedup_vs_sequential_moto", "idle_
          "asgi_post_runtime_p50_ms_mangum", "asgi_post_runtime_p50_ms_defer", "lmi_items_per_api_call",
          "lmi_items_per_api_call_on_demand", "lmi_delivery_lag_p50_ms", "lmi_delivery_lag_p99_ms",
          "first_request_after_expiry_ms_without_hook", "first_request_after_expiry_ms_with_hook"]
-PARTS = ("startup", "enqueue", "drain", "sandbox", "asgi", "lmi", "coldstart", "hooks")
+PARTS = ("startup", "enqueue", "drain", "sandbox", "asgi", "lmi", "coldstart", "hooks", "fifo")
 
 
 def verdicts(results: Dict[str, Any]) -> Dict[str, Any]:
@@ -117,6 +117,10 @@ def main() -> int:
             from . import hooks_bench
 
             results.update(hooks_bench.run(moto.endpoint_url, args.quick))
+        if "fifo" in parts:
+            from . import fifo_bench
+
+            results.update(fifo_bench.run(moto.endpoint_url, args.quick))
     results["targets"] = verdicts(results)
     results["bench_seconds"] = round(time.monotonic() - started, 1)
     with open(args.out, "w") as fh:

@@ -159,7 +159,11 @@ def test_a_task_the_worker_does_not_have_is_dead_lettered_at_once(boxes):
 
 def test_on_a_fifo_queue_nothing_after_a_failed_record_runs_before_it(boxes):
     producer, worker, res = boxes
-    ids = producer.invoke({"calls": [["in_order", 1, 1], ["in_order", 2], ["in_order", 3]]}).json()["ids"]
+    result = producer.invoke({"calls": [["in_order", 1, 1], ["in_order", 2], ["in_order", 3]]})
+    ids = result.json()["ids"]
+    # The group's messages land one call each: receiving before the last one landed would put
+    # the first in flight, which holds the rest of its group back on a FIFO queue.
+    producer.wait_for_report(result.request_id)
     first = _receive(res.fifo_queue_url, 3)
     assert [json.loads(m["Body"])["defer_id"] for m in first] == ids
     assert _work(worker, res, first, fifo=True) == [m["MessageId"] for m in first]
