@@ -150,7 +150,11 @@ def install_merged(req: Path, wheels: Path, dest: Path, work: Path,
     dest.mkdir(parents=True, exist_ok=True)
     for python, arch in targets:
         one = work / f"{req.stem}-{python}-{arch}"
-        pip("install", "-q", "--no-index", "--find-links", str(wheels), "--no-compile",
+        # --no-warn-conflicts: after a --target install pip checks the *running* interpreter's
+        # packages (this build's virtualenv) against the new ones and prints "ERROR: pip's
+        # dependency resolver ..." about them, though the target is complete and the build
+        # succeeds; the target's own resolution is still checked (a missing pin fails).
+        pip("install", "-q", "--no-index", "--find-links", str(wheels), "--no-compile", "--no-warn-conflicts",
             *target_args(python, arch), "--target", str(one), "-r", str(req))
         merge_tree(one, dest)
         shutil.rmtree(one)
