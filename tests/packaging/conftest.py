@@ -7,6 +7,7 @@ on a machine is slow.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import shutil
@@ -74,3 +75,24 @@ def sls_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     snapshot = tmp_path_factory.mktemp("sls") / ".serverless"
     shutil.copytree(REPO / ".serverless", snapshot)
     return snapshot
+
+
+# The SAM CLI, in a virtualenv of its own (its pins conflict with the project's), installed
+# from PyPI on first use; the version fetch_rie.sh takes RIE from.
+SAM_CLI_VERSION = "1.170.0"
+
+
+@pytest.fixture(scope="session")
+def sam_cli() -> Path:
+    """`sam`, from .cache/sam-cli-<version>/, installed once (a lock: parallel runs share it)."""
+    home = REPO / ".cache" / f"sam-cli-{SAM_CLI_VERSION}"
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with open(home.parent / f"sam-cli-{SAM_CLI_VERSION}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (home / ".complete").exists():
+            shutil.rmtree(home, ignore_errors=True)  # a venv's scripts name its folder: built in place
+            run([sys.executable, "-m", "venv", str(home)])
+            run([str(home / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                 f"aws-sam-cli=={SAM_CLI_VERSION}"])
+            (home / ".complete").touch()
+    return home / "bin" / "sam"

@@ -28,7 +28,8 @@ def packaged(layer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run(["make", NPM_STAMP], env={k: v for k, v in os.environ.items() if not k.startswith("MAKE")})
     project = tmp_path_factory.mktemp("own-function-sls")
     assert not project.is_relative_to(REPO)
-    for name in ("app.py", "requirements.txt", "serverless.yml", "package.json"):
+    shutil.copytree(EXAMPLE / "greetings", project / "greetings")
+    for name in ("serverless.yml", "package.json"):
         shutil.copy(EXAMPLE / name, project)
     shutil.copy(REPO / "scripts" / "with-local-aws.sh", project)
     shutil.copytree(layer_dir, project / "defer-runner-layer", symlinks=True)
@@ -51,7 +52,7 @@ def test_the_example_pins_what_the_repository_installs() -> None:
 def test_the_function_zip_holds_the_code_and_its_requirements(packaged: Path) -> None:
     with zipfile.ZipFile(packaged / "greetings.zip") as zf:
         names = set(zf.namelist())
-    assert "app.py" in names
+    assert "greetings/app.py" in names
     assert "aws_lambda_powertools/__init__.py" in names
     assert not {n for n in names if n.startswith(("defer-runner-layer/", "node_modules/", "handler_lib/"))}
     assert "with-local-aws.sh" not in names
@@ -69,4 +70,4 @@ def test_the_template_attaches_the_layer(packaged: Path) -> None:
     function = resources["GreetLambdaFunction"]["Properties"]
     assert resources["DeferRunnerLambdaLayer"]["Type"] == "AWS::Lambda::LayerVersion"
     assert function["Layers"] == [{"Ref": "DeferRunnerLambdaLayer"}]
-    assert (function["Handler"], function["Runtime"]) == ("app.handler", "python3.12")
+    assert (function["Handler"], function["Runtime"]) == ("greetings/app.handler", "python3.12")
