@@ -23,37 +23,34 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from importlib import metadata
 from pathlib import Path
 from typing import Callable, Tuple
 
 from .config import SandboxConfig
 from .errors import SandboxStartError
 
-__all__ = ["BOTO3_VERSION", "AWSLAMBDARIC_VERSION", "runtime_pins", "runtime_dir", "ensure_runtime_packages",
+__all__ = ["BOTO3_VERSION", "AWSLAMBDARIC_VERSION", "RUNTIME_PINS", "runtime_dir", "ensure_runtime_packages",
            "describe", "prepare_runtime_packages"]
 
 #: the SDK the runtime bundles (a stand-in: the real one moves with the runtime's version)
 BOTO3_VERSION = "1.44.8"
-#: awslambdaric when the sandbox's interpreter has none installed (the dev extra's pin)
+#: the runtime interface client, as the [sandbox] extra pins it
 AWSLAMBDARIC_VERSION = "4.2.2"
+#: everything the folder holds, transitive dependencies included: a new release on PyPI
+#: changes nothing here (tests/sandbox/test_host_packages.py checks the folder holds exactly these)
+RUNTIME_PINS: Tuple[str, ...] = (
+    f"awslambdaric=={AWSLAMBDARIC_VERSION}", "simplejson==4.3.0", "snapshot-restore-py==1.0.0",
+    f"boto3=={BOTO3_VERSION}", f"botocore=={BOTO3_VERSION}", "s3transfer==0.19.3", "jmespath==1.1.0",
+    "python-dateutil==2.9.0.post0", "six==1.17.0", "urllib3==2.8.0",
+)
 _CACHE_ENV = "LAMBDA_SANDBOX_RUNTIME_CACHE"
 _DONE = ".complete"
 _INSTALL_TIMEOUT_S = 600
 
 
-def runtime_pins() -> Tuple[str, ...]:
-    """What goes into the folder: the awslambdaric the sandbox's interpreter runs, and boto3."""
-    try:
-        ric = metadata.version("awslambdaric")
-    except metadata.PackageNotFoundError:
-        ric = AWSLAMBDARIC_VERSION
-    return (f"awslambdaric=={ric}", f"boto3=={BOTO3_VERSION}")
-
-
 def _cache_root() -> Path:
     """`LAMBDA_SANDBOX_RUNTIME_CACHE`, else `.cache/` of the checkout the sandbox runs from,
-    else beside the interpreter (a folder the sandbox already makes reachable for uid 993)."""
+    else beside the interpreter. The sandbox shows it to uid 993 wherever it lies (filesystem.py)."""
     configured = os.environ.get(_CACHE_ENV)
     if configured:
         return Path(configured)
@@ -66,7 +63,7 @@ def _cache_root() -> Path:
 def runtime_dir() -> Path:
     """The folder for this interpreter's version and the current pins (may not exist yet)."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    key = hashlib.sha256("\n".join(runtime_pins()).encode()).hexdigest()[:12]
+    key = hashlib.sha256("\n".join(RUNTIME_PINS).encode()).hexdigest()[:12]
     return _cache_root() / f"{version}-{key}"
 
 
@@ -75,8 +72,8 @@ def describe(allow_host_packages: bool) -> str:
     if allow_host_packages:
         return (f"lambda_sandbox: packages: the host's ({sys.prefix}) are visible to the function "
                 "(--allow-host-packages); on Lambda only its zip, its layers and the runtime's are")
-    return (f"lambda_sandbox: packages: task root, layers' python/, runtime ({', '.join(runtime_pins())}); "
-            "--allow-host-packages to see the host's")
+    return (f"lambda_sandbox: packages: task root, layers' python/, runtime (awslambdaric=={AWSLAMBDARIC_VERSION}, "
+            f"boto3=={BOTO3_VERSION}: {runtime_dir()}); --allow-host-packages to see the host's")
 
 
 def ensure_runtime_packages() -> Path:
@@ -95,19 +92,20 @@ def ensure_runtime_packages() -> Path:
 def _install(target: Path) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input",
-           "--only-binary=:all:", "--target", str(staging), *runtime_pins()]
+           "--only-binary=:all:", "--target", str(staging), *RUNTIME_PINS]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=_INSTALL_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired) as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        raise SandboxStartError(f"cannot install the runtime's packages ({' '.join(runtime_pins())}): {exc}") from exc
+        raise SandboxStartError(f"cannot install the runtime's packages ({' '.join(RUNTIME_PINS)}): {exc}") from exc
     if proc.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
-        raise SandboxStartError(f"cannot install the runtime's packages ({' '.join(runtime_pins())}) into "
+        raise SandboxStartError(f"cannot install the runtime's packages ({' '.join(RUNTIME_PINS)}) into "
                                 f"{target}: pip exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+    shutil.rmtree(staging / "bin", ignore_errors=True)  # console scripts with the host's shebang
     for path in (staging, *staging.rglob("*")):  # readable by Lambda's user (uid 993), as /var/lang is
         path.chmod(path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
-    (staging / _DONE).write_text("\n".join(runtime_pins()) + "\n")
+    (staging / _DONE).write_text("\n".join(RUNTIME_PINS) + "\n")
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
 
