@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from types import ModuleType
 
@@ -96,3 +97,30 @@ def sam_cli() -> Path:
                  f"aws-sam-cli=={SAM_CLI_VERSION}"])
             (home / ".complete").touch()
     return home / "bin" / "sam"
+
+
+def unpack(archive: Path, dest: Path) -> Path:
+    """Extract keeping each entry's Unix mode (zipfile drops it), as Lambda does for layers."""
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            target = Path(zf.extract(info, dest))
+            mode = (info.external_attr >> 16) & 0o777
+            if mode and not info.is_dir():
+                os.chmod(target, mode)
+    return dest
+
+
+def greet_in_the_sandbox(layer: Path, task: Path, handler: str, queue_url: str, tmp_path: Path) -> None:
+    """Run examples/own_function's greeting as its build left it, with the layer, in the sandbox
+    (which, as Lambda, shows the function only its task root, the layer and the runtime's
+    packages): it answers, logs through its bundled Powertools, and its deferred message lands."""
+    from lambda_sandbox import Sandbox
+    from tests.support.moto_server import drain_queue
+
+    env = {"GREETINGS_QUEUE_URL": queue_url, "DEFER_SOCKET": str(tmp_path / "defer.sock"),
+           "DEFER_JOURNAL_DIR": str(tmp_path / "journal")}
+    with Sandbox(layer, task, handler, timeout_s=10, env=env, echo=False) as box:
+        result = box.invoke({"name": "ada"})
+        assert result.status == 200 and result.json() == {"statusCode": 200, "body": "hello ada"}, result.body
+        assert drain_queue(queue_url, 1, timeout=5) == [{"greeted": "ada"}]
+        assert any('"service":"greetings"' in line.text.replace(" ", "") for line in box.logs)

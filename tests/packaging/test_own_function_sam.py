@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import REPO, run
+from .conftest import REPO, greet_in_the_sandbox, run
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -37,7 +37,8 @@ def sam_build(sam: Path, project: Path) -> dict[str, Any]:
     return yaml.safe_load((project / ".aws-sam" / "build" / "template.yaml").read_text())
 
 
-def test_a_users_own_function_builds_with_the_layer(sam_cli: Path, layer_dir: Path, tmp_path: Path) -> None:
+def test_a_users_own_function_builds_with_the_layer_and_runs(sam_cli: Path, layer_dir: Path, aws_resources,
+                                                              tmp_path: Path) -> None:
     project = tmp_path / "greetings-sam"
     assert not project.is_relative_to(REPO)
     example = REPO / "examples" / "own_function"
@@ -52,6 +53,8 @@ def test_a_users_own_function_builds_with_the_layer(sam_cli: Path, layer_dir: Pa
     assert not (code / "defer-runner-layer").exists() and not (code / "handler_lib").exists()
     layer = (project / ".aws-sam" / "build" / built["Resources"]["DeferRunnerLayer"]["Properties"]["ContentUri"])
     assert os.access(layer.resolve() / "extensions" / "defer-runner", os.X_OK)
+    # what sam deploy would upload runs: the built folder and the layer, nothing of this virtualenv
+    greet_in_the_sandbox(layer.resolve(), code, "app.handler", aws_resources().queue_url, tmp_path)
 
 
 def test_the_repositorys_template_builds_the_fastapi_function_without_npm(sam_cli: Path, layer_dir: Path,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, run
+from .conftest import REPO, greet_in_the_sandbox, run, unpack
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -71,3 +71,9 @@ def test_the_template_attaches_the_layer(packaged: Path) -> None:
     assert resources["DeferRunnerLambdaLayer"]["Type"] == "AWS::Lambda::LayerVersion"
     assert function["Layers"] == [{"Ref": "DeferRunnerLambdaLayer"}]
     assert (function["Handler"], function["Runtime"]) == ("greetings/app.handler", "python3.12")
+
+
+def test_the_packaged_function_runs_with_the_packaged_layer(packaged: Path, aws_resources, tmp_path: Path) -> None:
+    layer = unpack(packaged / "deferRunner.zip", tmp_path / "opt")
+    task = unpack(packaged / "greetings.zip", tmp_path / "task")
+    greet_in_the_sandbox(layer, task, "greetings/app.handler", aws_resources().queue_url, tmp_path)

@@ -15,5 +15,5 @@ logger = Logger(service="greetings")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     name = event.get("name", "world")
     defer.sqs(os.environ["GREETINGS_QUEUE_URL"], {"greeted": name})
-    logger.info("greeted", extra={"name": name})
+    logger.info("greeted", extra={"greeted": name})  # not "name": a LogRecord attribute
     return {"statusCode": 200, "body": f"hello {name}"}
