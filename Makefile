@@ -7,7 +7,7 @@ VENV_STAMP := $(VENV)/.installed
 RIE := .cache/rie/aws-lambda-rie-x86_64
 LAYER_STAMP := dist/layer/.built
 
-.PHONY: test typecheck demo layer package bench docs venv rie clean chaos
+.PHONY: test typecheck demo layer package bench docs venv rie runtime-packages clean chaos
 
 venv: $(VENV_STAMP)
 
@@ -21,6 +21,12 @@ rie: $(RIE)
 
 $(RIE): scripts/fetch_rie.sh | $(VENV_STAMP)
 	PY=$(PY) scripts/fetch_rie.sh $(dir $@)
+
+# What Lambda's Python runtime brings (awslambdaric, boto3; pinned in lambda_sandbox/runtime_packages.py),
+# from PyPI into .cache/lambda-runtime/ once: the sandbox's functions import only these, their
+# task folder and their layers' python/ (--allow-host-packages: the host's virtualenv too).
+runtime-packages: $(VENV_STAMP)
+	@$(PY) -c 'from lambda_sandbox.runtime_packages import ensure_runtime_packages; ensure_runtime_packages()'
 
 layer: $(VENV_STAMP)
 	$(PY) scripts/build_layer.py --out dist/layer
@@ -50,10 +56,10 @@ $(POSTGRES_STAMP):
 typecheck: $(VENV_STAMP)
 	$(PY) -m mypy --strict handler_lib extension lambda_sandbox
 
-test: typecheck $(VENV_STAMP) $(RIE) $(POSTGRES_STAMP) layer
+test: typecheck $(VENV_STAMP) $(RIE) $(POSTGRES_STAMP) runtime-packages layer
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-demo: $(VENV_STAMP) layer
+demo: $(VENV_STAMP) runtime-packages layer
 	$(PY) -m examples.api_gateway.demo
 	$(PY) -m examples.fastapi.demo
 

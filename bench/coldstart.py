@@ -23,11 +23,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
-from .common import AWS_ENV, BENCH, LAYER, ROOT, log, median, summary
+from .common import AWS_ENV, BENCH, LAYER, bench_functions, example_api, log, median, summary
 from .proxy_proc import ProxyProcess
-from .sandbox_bench import FUNCTIONS, _resources
-
-EXAMPLE = ROOT / "examples" / "api_gateway"
+from .sandbox_bench import _resources
 
 
 def _cold_env(tmp: str, extra: Dict[str, str]) -> Dict[str, str]:
@@ -48,7 +46,7 @@ def one_environment(opt: Path, handler: str, env: Dict[str, str], warm: int) -> 
     from lambda_sandbox import Sandbox
 
     rows = []
-    with Sandbox(opt, FUNCTIONS, handler, timeout_s=10, memory_mb=256, env=env, echo=False) as box:
+    with Sandbox(opt, bench_functions(), handler, timeout_s=10, memory_mb=256, env=env, echo=False) as box:
         for i in range(1 + warm):
             sent = time.monotonic()
             result = box.invoke({"i": i})
@@ -122,7 +120,7 @@ def billed_ratio(moto_url: str, quick: bool) -> Dict[str, Any]:
                    "POWERTOOLS_LOG_LEVEL": "WARNING"}
             log(f"billing: {n} warm POST /orders of the example, side effects {mode}, AWS calls +20 ms")
             rows[mode] = []
-            with Sandbox(opt, EXAMPLE, "app.handler", timeout_s=10, memory_mb=512, env=env, echo=False) as box:
+            with Sandbox(opt, example_api(), "app.handler", timeout_s=10, memory_mb=512, env=env, echo=False) as box:
                 for i in range(3 + n):
                     sent = time.monotonic()
                     result = box.invoke(post_order(sample_order(i)))

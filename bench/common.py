@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import math
 import os
 import platform
@@ -21,6 +22,24 @@ PY = sys.executable
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+@functools.cache
+def bench_functions() -> Path:
+    """bench/functions as deployed (dist/bench/functions): its code with its requirements.txt
+    beside it. The sandbox, as Lambda, lets a function import nothing of this virtualenv."""
+    from examples.api_gateway.demo_package import task_root
+
+    return task_root(BENCH / "functions", BENCH / "functions" / "requirements.txt", ROOT / "dist" / "bench" / "functions")
+
+
+@functools.cache
+def example_api() -> Path:
+    """examples/api_gateway as deployed (dist/demo/api, as make demo builds it)."""
+    from examples.api_gateway.demo_package import task_root
+
+    return task_root(ROOT / "examples" / "api_gateway", ROOT / "layer" / "requirements-example.txt",
+                     ROOT / "dist" / "demo" / "api")
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

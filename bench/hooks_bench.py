@@ -16,7 +16,7 @@ import tempfile
 import time
 from typing import Any, Dict, List
 
-from .common import AWS_ENV, BENCH, LAYER, log, median, summary
+from .common import AWS_ENV, LAYER, bench_functions, log, median, summary
 from .proxy_proc import ProxyProcess
 
 CADENCE_S = 0.4
@@ -38,7 +38,7 @@ def run(moto_url: str, quick: bool = False) -> Dict[str, Any]:
             env = {**AWS_ENV, "DEFER_SOCKET": os.path.join(tmp, "defer.sock"),
                    "DEFER_JOURNAL_DIR": os.path.join(tmp, "journal"), "AWS_ENDPOINT_URL": proxy.endpoint_url,
                    "BENCH_SECRET_NAME": name, "SECRET_TTL_S": "1", "BENCH_REFRESH": refresh}
-            boxes[mode] = Sandbox(LAYER, BENCH / "functions", f"secret_app.{mode}", timeout_s=10, env=env,
+            boxes[mode] = Sandbox(LAYER, bench_functions(), f"secret_app.{mode}", timeout_s=10, env=env,
                                   echo=False).start()
         log(f"hooks: {n} interleaved request pairs every {CADENCE_S} s, secret TTL 1 s, AWS calls +20 ms")
         rows: List[Dict[str, Dict[str, Any]]] = []

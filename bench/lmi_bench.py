@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List
 
-from .common import AWS_ENV, BENCH, LAYER, log, percentile
+from .common import AWS_ENV, LAYER, bench_functions, log, percentile
 from .proxy_proc import ProxyProcess
 
 CONCURRENCY = 8
@@ -39,7 +39,7 @@ def _run_mode(moto_url: str, proxy: ProxyProcess, mode: str, rounds: int) -> Dic
            "DEFER_SOCKET": os.path.join(tmp, "defer.sock"), "DEFER_JOURNAL_DIR": os.path.join(tmp, "journal")}
     kwargs: Dict[str, Any] = {"mode": mode, "max_concurrency": CONCURRENCY} if mode == "managed-instances" else {}
     try:
-        with Sandbox(LAYER, BENCH / "functions", "lmi_app.handler", timeout_s=10, env=env, echo=False,
+        with Sandbox(LAYER, bench_functions(), "lmi_app.handler", timeout_s=10, env=env, echo=False,
                      **kwargs) as box, ThreadPoolExecutor(CONCURRENCY) as pool:
             def burst() -> None:
                 for result in pool.map(lambda _: box.invoke({"items": ITEMS}), range(CONCURRENCY)):

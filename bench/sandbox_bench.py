@@ -19,11 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
 
-from .common import AWS_ENV, BENCH, LAYER, log, median, percentile, summary
+from .common import AWS_ENV, BENCH, LAYER, bench_functions, log, median, percentile, summary
 from .proxy_proc import ProxyProcess
-
-FUNCTIONS = BENCH / "functions"
-
 
 def _resources(moto_url: str) -> Dict[str, str]:
     import boto3
@@ -48,7 +45,7 @@ def _invokes(opt: Path, handler: str, env: Dict[str, str], n: int, warmup: int =
     from lambda_sandbox import Sandbox
 
     rows = []
-    with Sandbox(opt, FUNCTIONS, handler, timeout_s=10, env=env, echo=False) as box:
+    with Sandbox(opt, bench_functions(), handler, timeout_s=10, env=env, echo=False) as box:
         for i in range(warmup + n):
             sent = time.monotonic()
             result = box.invoke(payload(i))

@@ -70,6 +70,9 @@ class SandboxConfig:
     #: as root, run the function and extensions as Lambda's unprivileged user: None where the
     #: sandbox can (else root, with a WARNING), True or SandboxStartError, False never (as root)
     unprivileged: Optional[bool] = None
+    #: the function may import from the sandbox's own interpreter's site-packages (the host's
+    #: virtualenv); False (default): only the task root, the layers' python/ and the runtime's
+    allow_host_packages: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "opt_dir", Path(self.opt_dir).resolve())

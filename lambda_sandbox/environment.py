@@ -18,6 +18,7 @@ from typing import Dict, List, Mapping
 
 from .config import SandboxConfig
 from .filesystem import Filesystem
+from .runtime_packages import runtime_dir
 
 __all__ = ["runtime_env", "extension_env", "runtime_argv", "discover_extensions", "RUNTIME_ONLY_VARS",
            "HOST_ONLY_VARS", "HOST_ONLY_PREFIXES"]
@@ -91,6 +92,8 @@ def runtime_env(config: SandboxConfig, runtime_api: str, fs: Filesystem, log_str
     paths = [str(fs.task), str(opt_python / "lib" / f"python{version}" / "site-packages"), str(opt_python)]
     if config.env.get("PYTHONPATH"):
         paths.append(config.env["PYTHONPATH"])
+    if not config.allow_host_packages:  # after the function's own, as the runtime's site-packages on Lambda
+        paths.append(str(runtime_dir()))
     env.update({"AWS_EXECUTION_ENV": f"AWS_Lambda_python{version}", "PYTHONPATH": os.pathsep.join(paths)})
     return env
 
@@ -109,7 +112,10 @@ def runtime_argv(config: SandboxConfig, env: Mapping[str, str], fs: Filesystem) 
     bootstrap = config.bootstrap
     if config.runtime == "provided" and bootstrap is not None:
         return [str(fs.task / "bootstrap" if bootstrap.parent == config.task_dir else fs.opt / "bootstrap")]
-    argv = [sys.executable, "-m", "awslambdaric", config.handler]
+    # -S: none of the interpreter's site-packages (the host's virtualenv); the runtime's own
+    # packages come from PYTHONPATH (runtime_packages), unless the host's are allowed
+    no_site = [] if config.allow_host_packages else ["-S"]
+    argv = [sys.executable, *no_site, "-m", "awslambdaric", config.handler]
     wrapper = env.get("AWS_LAMBDA_EXEC_WRAPPER")
     return [wrapper, *argv] if wrapper else argv
 

@@ -120,7 +120,7 @@ class Filesystem:
     """One sandbox's private /tmp and, where it can, the mount namespace around it."""
 
     def __init__(self, opt_dir: Path, task_dir: Path, env_values: Iterable[str], share: Sequence[Path] = (),
-                 namespace: Optional[bool] = None) -> None:
+                 namespace: Optional[bool] = None, runtime_packages: Sequence[Path] = ()) -> None:
         self.opt_dir = opt_dir
         self.task_dir = task_dir
         self.namespaced = namespaces_available() if namespace is None else namespace and namespaces_available()
@@ -130,8 +130,10 @@ class Filesystem:
         self.tmp.mkdir()
         self.tmp.chmod(0o1777)
         env_values = list(env_values)
-        self._interpreter = [Path(os.path.realpath(p)) for p in (sys.prefix, sys.base_prefix,
-                                                                 os.path.dirname(os.path.realpath(sys.executable)))]
+        # the interpreter and the runtime's packages (runtime_packages.py), reached as /var/lang
+        # and /var/runtime are: wherever they lie, even under /tmp or a directory uid 993 may not enter
+        interpreter = [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))]
+        self._interpreter = [Path(os.path.realpath(p)) for p in [*interpreter, *map(str, runtime_packages)]]
         self._links = [*_link_targets(opt_dir), *_link_targets(task_dir)]
         self.shared = shared_dirs(env_values, [*share, *self._interpreter, *self._links])
         # what the caller handed the function (a path in its variables, `share`): writable for it
@@ -275,8 +277,8 @@ class Filesystem:
         return None if self.namespaced else self.user
 
     def _needed(self) -> List[Path]:
-        """What the processes need besides the task and the layer: the interpreter (awslambdaric
-        in its site-packages) and where links in the task and the layer point."""
+        """What the processes need besides the task and the layer: the interpreter, the runtime's
+        packages (awslambdaric, boto3) and where links in the task and the layer point."""
         return _outermost(p for p in [*self._interpreter, *self._links] if p.is_dir())
 
     def _reachable(self, user: SandboxUser, paths: Iterable[Path]) -> Optional[str]:

@@ -25,6 +25,7 @@ from .memory import MemoryCgroup
 from .metrics import report_record
 from .processes import ManagedProcess
 from .report import Report
+from .runtime_packages import runtime_dir
 from .state import Environment, Invocation, InvokeOutcome, InvokeRequest, Phase
 
 __all__ = ["Host"]
@@ -54,8 +55,9 @@ class Host:
     def open(self, runtime_api: str) -> None:
         """Create the filesystem view and, where there is one, the memory cgroup."""
         self.runtime_api = runtime_api
+        runtime = () if self.config.allow_host_packages or self.config.runtime != "python" else (runtime_dir(),)
         self.fs = Filesystem(self.config.opt_dir, self.config.task_dir, self.config.env.values(),
-                             self.config.share, self.config.namespace)
+                             self.config.share, self.config.namespace, runtime_packages=runtime)
         if self.fs.warning:
             self.log(self.fs.warning)
         try:

@@ -22,6 +22,7 @@ from .httpserver import HttpServer, Router
 from .lifecycle import Lifecycle
 from .logsink import LogLine, LogSink
 from .report import Report
+from .runtime_packages import prepare_runtime_packages
 
 __all__ = ["Sandbox", "InvokeResult"]
 
@@ -74,6 +75,10 @@ class Sandbox:
     unprivileged : as root, the function and extensions run as Lambda's user (sbx_user1051,
         uid 993, gid 990): None (default) where the sandbox can, else as root with a WARNING;
         True, or `start()` raises SandboxStartError saying why not; False runs them as root.
+    allow_host_packages : the function may import what the sandbox's own interpreter has
+        installed (the host's virtualenv). False (default): only the task root, the layers'
+        `python/` and the runtime's packages (awslambdaric, boto3; runtime_packages), as on
+        Lambda, so a dependency missing from the function's zip fails here too.
     stream : where START/END/REPORT and process output go (stdout by default);
         `echo=False` keeps them only in `logs`.
     """
@@ -85,14 +90,15 @@ class Sandbox:
                  shutdown_budget_s: float = 2.0, init: str = "on-invoke", runtime: str = "python",
                  isolated_env: bool = False,
                  share: Sequence[PathLike] = (), namespace: Optional[bool] = None, mode: str = "on-demand",
-                 max_concurrency: Optional[int] = None, unprivileged: Optional[bool] = None) -> None:
+                 max_concurrency: Optional[int] = None, unprivileged: Optional[bool] = None,
+                 allow_host_packages: bool = False) -> None:
         self.config = SandboxConfig(Path(opt_dir), Path(task_dir), handler, timeout_s=timeout_s,
                                     memory_mb=memory_mb, env=dict(env or {}), port=port,
                                     runtime_api_port=runtime_api_port, function_name=function_name,
                                     init_budget_s=init_budget_s, shutdown_budget_s=shutdown_budget_s,
                                     init=init, runtime=runtime, isolated_env=isolated_env,
                                     share=tuple(Path(p) for p in share), namespace=namespace, mode=mode,
-                                    unprivileged=unprivileged,
+                                    unprivileged=unprivileged, allow_host_packages=allow_host_packages,
                                     max_concurrency=max_concurrency if max_concurrency is not None
                                     else (DEFAULT_MAX_CONCURRENCY if mode == "managed-instances" else 1))
         self._sink = LogSink(stream, echo=echo)
@@ -106,6 +112,7 @@ class Sandbox:
     def start(self, wait_init: bool = True) -> "Sandbox":
         """Bind both servers; with `init="eager"` run the first init (waits for it unless
         `wait_init=False`)."""
+        prepare_runtime_packages(self.config, self._host.log)
         api_router, invoke_router = Router(), Router()
         runtime_api.install(api_router, self._host)
         extensions_api.install(api_router, self._host)

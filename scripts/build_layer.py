@@ -150,7 +150,11 @@ def install_merged(req: Path, wheels: Path, dest: Path, work: Path,
     dest.mkdir(parents=True, exist_ok=True)
     for python, arch in targets:
         one = work / f"{req.stem}-{python}-{arch}"
-        pip("install", "-q", "--no-index", "--find-links", str(wheels), "--no-compile",
+        # --no-warn-conflicts: after a --target install pip checks the *running* interpreter's
+        # packages (this build's virtualenv) against the new ones and prints "ERROR: pip's
+        # dependency resolver ..." about them, though the target is complete and the build
+        # succeeds; the target's own resolution is still checked (a missing pin fails).
+        pip("install", "-q", "--no-index", "--find-links", str(wheels), "--no-compile", "--no-warn-conflicts",
             *target_args(python, arch), "--target", str(one), "-r", str(req))
         merge_tree(one, dest)
         shutil.rmtree(one)
@@ -448,16 +452,20 @@ def build(out: Path, zip_out: Path, cache: Path, trim: bool, force: bool = False
 
 
 def build_function(src: Path, req: Path | None, zip_out: Path, cache: Path,
-                   python: str) -> None:
+                   python: str, dir_out: Path | None = None) -> None:
     """Zip a function folder with its files at the root plus its dependencies.
 
     Serverless v3 cannot re-root ``package.patterns``; this makes ``app.handler`` resolve.
     Dependencies are installed for ``python`` on both architectures and merged, like the
-    layer's, so one zip serves x86_64 and arm64.
+    layer's, so one zip serves x86_64 and arm64. With ``dir_out`` the same files go to that
+    folder instead of a zip: a task root for lambda_sandbox, which, as Lambda, lets the
+    function import only its own folder, its layers and the runtime's packages.
     """
     t0 = time.monotonic()
     targets = [(python, arch) for arch in ARCHES]
-    stage = Path(tempfile.mkdtemp(prefix="fn-", dir=cache))
+    if dir_out is not None:  # staged beside it: replace_dir renames
+        dir_out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".fn-", dir=dir_out.parent if dir_out is not None else cache))
     try:
         if req is not None:
             h = hashlib.sha256(f"{BUILD_FORMAT}|{targets}|".encode() + req.read_bytes())
@@ -483,6 +491,10 @@ def build_function(src: Path, req: Path | None, zip_out: Path, cache: Path,
         if not any(stage.glob("*.py")):
             raise SystemExit(f"{src} has no Python module at its top level")
         normalize_modes(stage, set())
+        if dir_out is not None:
+            replace_dir(stage, dir_out)
+            log(f"function: {dir_out} ({time.monotonic() - t0:.1f}s)")
+            return
         zip_out.parent.mkdir(parents=True, exist_ok=True)
         write_zip(stage, zip_out)
     finally:
@@ -509,15 +521,21 @@ def main(argv: list[str] | None = None) -> None:
                     help="pinned pure-Python requirements bundled with --function-src")
     ap.add_argument("--function-zip", type=Path, default=REPO / "dist" / "example-api.zip",
                     help="zip written for --function-src (default dist/example-api.zip)")
-    ap.add_argument("--function-python", default="3.12",
-                    help="Python version of the function's runtime (default 3.12)")
+    ap.add_argument("--function-dir", type=Path, default=None,
+                    help="write the function's files to this folder instead of a zip: a task root"
+                         " for lambda_sandbox")
+    ap.add_argument("--function-python", default=None,
+                    help="Python version of the function's runtime (default 3.12; with --function-dir,"
+                         " this interpreter's, the one lambda_sandbox runs the function with)")
     ap.add_argument("--force", action="store_true", help="rebuild even if up to date")
     args = ap.parse_args(argv)
     if args.function_src is not None:
         cache = args.cache.resolve()
         cache.mkdir(parents=True, exist_ok=True)
-        build_function(args.function_src, args.function_requirements, args.function_zip, cache,
-                       args.function_python)
+        python = args.function_python or ("3.12" if args.function_dir is None
+                                          else f"{sys.version_info.major}.{sys.version_info.minor}")
+        build_function(args.function_src, args.function_requirements, args.function_zip, cache, python,
+                       args.function_dir)
         return
     out = args.out if args.out.is_absolute() else Path.cwd() / args.out
     zip_out = args.zip or out.with_name(out.name + ".zip")

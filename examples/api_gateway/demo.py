@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from . import demo_aws
+from . import demo_aws, demo_package
 from .http_events import get_order, post_order, sample_order
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TASK_DIR = Path(__file__).resolve().parent
+SOURCE_DIR = Path(__file__).resolve().parent
+TASK_DIR = REPO_ROOT / "dist" / "demo" / "api"  # SOURCE_DIR and its requirements, as deployed (main builds it)
 KINDS = ("sns", "sqs", "event", "receipt", "insert", "update")
 KIND_TITLES = {"sns": "SNS confirm", "sqs": "SQS fulfil", "event": "EventBridge", "receipt": "receipt task",
                "insert": "DB INSERT", "update": "DB MODIFY"}
@@ -247,6 +248,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not (REPO_ROOT / "dist" / "layer" / "extensions" / "defer-runner").exists():
         print("dist/layer is not built: run `make layer` (or `make demo`)", file=sys.stderr)
         return 2
+    demo_package.task_root(SOURCE_DIR, REPO_ROOT / "layer" / "requirements-example.txt", TASK_DIR)
     work = Path(tempfile.mkdtemp(prefix="defer-demo-"))
     moto = demo_aws.Moto()
     boxes: list[Any] = []
@@ -261,7 +263,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             res = demo_aws.create_resources(moto.endpoint_url, f"{mode}-{uuid.uuid4().hex[:6]}")
             workdir = work / mode
             workdir.mkdir()
-            print(f"  sandbox ({mode:<8}) dist/layer + examples/api_gateway, app.handler")
+            print(f"  sandbox ({mode:<8}) dist/layer + dist/demo/api (examples/api_gateway and its requirements), "
+                  "app.handler")
             run, box = run_burst(mode, {**env, **res.function_env()}, args.requests, workdir)
             boxes.append(box)
             collect(run, res, moto.endpoint_url, f"sqlite:///{workdir / 'orders.db'}", timeout_s=20)

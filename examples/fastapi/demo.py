@@ -17,12 +17,13 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from ..api_gateway import demo_aws
+from ..api_gateway import demo_aws, demo_package
 from ..api_gateway.http_events import post_order, sample_order
 from .shipping_api import ShippingApi
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TASK_DIR = Path(__file__).resolve().parent
+SOURCE_DIR = Path(__file__).resolve().parent
+TASK_DIR = REPO_ROOT / "dist" / "demo" / "fastapi"  # SOURCE_DIR and its requirements, as deployed (main builds it)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -34,6 +35,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     from lambda_sandbox import Sandbox
 
+    demo_package.task_root(SOURCE_DIR, SOURCE_DIR / "requirements.txt", TASK_DIR)
     work = Path(tempfile.mkdtemp(prefix="defer-demo-fastapi-"))
     moto, api = demo_aws.Moto(), ShippingApi(delay_s=0.2)
     box: Any = None

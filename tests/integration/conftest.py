@@ -6,7 +6,25 @@ from typing import Any, Callable, Tuple
 
 import pytest
 
+from tests.support.function_package import task_root
 from tests.support.rie import Rie
+
+FUNCTIONS = Path(__file__).parent / "functions"
+
+
+@pytest.fixture(scope="session")
+def packaged_function(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """packaged_function(name) -> functions/<name> with the packages of its requirements.txt
+    beside its code, as its deployment package would hold them (built once a session): the
+    sandbox shows a function nothing of this virtualenv."""
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            built[name] = task_root(FUNCTIONS / name, tmp_path_factory.mktemp(f"function-{name}") / "task")
+        return built[name]
+
+    return get
 
 
 @pytest.fixture

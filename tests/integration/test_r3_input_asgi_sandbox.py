@@ -14,7 +14,9 @@ from __future__ import annotations
 import textwrap
 
 from lambda_sandbox import Sandbox
+from tests.integration.conftest import FUNCTIONS
 from tests.integration.test_sandbox_asgi import url_event
+from tests.support.function_package import task_root
 from tests.support.moto_server import drain_queue
 from tests.support.waiting import wait_until
 
@@ -66,9 +68,10 @@ def logs_of(box: Sandbox) -> str:
 def test_cancelled_exit_and_interrupt_end_their_invoke_with_a_500_and_the_environment_goes_on(
         built_layer, aws_resources, tmp_path):
     res = aws_resources()
-    function_dir = tmp_path / "function"
-    function_dir.mkdir()
-    (function_dir / "app.py").write_text(APP)
+    source = tmp_path / "function"
+    source.mkdir()
+    (source / "app.py").write_text(APP)
+    function_dir = task_root(source, tmp_path / "task", FUNCTIONS / "asgi" / "requirements.txt")  # Starlette, Mangum
     env = {**res.env(), "DEFER_SOCKET": str(tmp_path / "defer.sock"), "DEFER_JOURNAL_DIR": str(tmp_path / "journal")}
     box = Sandbox(built_layer, function_dir, "app.handler", timeout_s=TIMEOUT_S, env=env).start()
     try:

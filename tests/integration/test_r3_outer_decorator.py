@@ -120,14 +120,14 @@ def test_where_the_runtime_cannot_report_its_posts_each_invoke_is_drained_at_onc
     assert HELD not in logs
 
 
-def test_powertools_idempotent_repeat_in_the_sandbox(built_layer, aws_resources, tmp_path):
+def test_powertools_idempotent_repeat_in_the_sandbox(built_layer, aws_resources, packaged_function, tmp_path):
     """Where Telemetry is delivered (the sandbox, as Lambda), the repeat ended before too (at
     runtimeDone); now the runtime's post ends it, and nothing is delivered twice."""
     from lambda_sandbox import Sandbox
 
     res = aws_resources()
     env = {**res.env(), "DEFER_SOCKET": str(tmp_path / "defer.sock"), "DEFER_JOURNAL_DIR": str(tmp_path / "journal")}
-    box = Sandbox(built_layer, FUNCTION_DIR, "app.idempotent_handler", timeout_s=TIMEOUT_S, env=env,
+    box = Sandbox(built_layer, packaged_function("outer"), "app.idempotent_handler", timeout_s=TIMEOUT_S, env=env,
                   echo=False).start()
     try:
         for order, call in [("o-1", 1), ("o-1", 1), ("o-2", 2), ("o-2", 2), ("o-1", 1)]:

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from lambda_sandbox import Sandbox
 from tests.support.moto_server import drain_queue
 from tests.support.waiting import wait_until
-
-FUNCTION_DIR = Path(__file__).parent / "functions" / "asgi"
-
 
 def url_event(path: str, query: str = "") -> dict:
     """A function URL event (payload 2.0)."""
@@ -23,10 +18,10 @@ def url_event(path: str, query: str = "") -> dict:
 
 
 def test_async_background_work_runs_after_the_response_and_its_failure_is_counted(
-        built_layer, aws_resources, tmp_path):
+        built_layer, aws_resources, packaged_function, tmp_path):
     res = aws_resources()
     env = {**res.env(), "DEFER_SOCKET": str(tmp_path / "defer.sock"), "DEFER_JOURNAL_DIR": str(tmp_path / "journal")}
-    box = Sandbox(built_layer, FUNCTION_DIR, "app.handler", timeout_s=10, env=env).start()
+    box = Sandbox(built_layer, packaged_function("asgi"), "app.handler", timeout_s=10, env=env).start()
     try:
         box.invoke(url_event("/orders/warm"))
         box.wait_idle()

@@ -7,11 +7,13 @@ on a machine is slow.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from types import ModuleType
 
@@ -74,3 +76,51 @@ def sls_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     snapshot = tmp_path_factory.mktemp("sls") / ".serverless"
     shutil.copytree(REPO / ".serverless", snapshot)
     return snapshot
+
+
+# The SAM CLI, in a virtualenv of its own (its pins conflict with the project's), installed
+# from PyPI on first use; the version fetch_rie.sh takes RIE from.
+SAM_CLI_VERSION = "1.170.0"
+
+
+@pytest.fixture(scope="session")
+def sam_cli() -> Path:
+    """`sam`, from .cache/sam-cli-<version>/, installed once (a lock: parallel runs share it)."""
+    home = REPO / ".cache" / f"sam-cli-{SAM_CLI_VERSION}"
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with open(home.parent / f"sam-cli-{SAM_CLI_VERSION}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (home / ".complete").exists():
+            shutil.rmtree(home, ignore_errors=True)  # a venv's scripts name its folder: built in place
+            run([sys.executable, "-m", "venv", str(home)])
+            run([str(home / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                 f"aws-sam-cli=={SAM_CLI_VERSION}"])
+            (home / ".complete").touch()
+    return home / "bin" / "sam"
+
+
+def unpack(archive: Path, dest: Path) -> Path:
+    """Extract keeping each entry's Unix mode (zipfile drops it), as Lambda does for layers."""
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            target = Path(zf.extract(info, dest))
+            mode = (info.external_attr >> 16) & 0o777
+            if mode and not info.is_dir():
+                os.chmod(target, mode)
+    return dest
+
+
+def greet_in_the_sandbox(layer: Path, task: Path, handler: str, queue_url: str, tmp_path: Path) -> None:
+    """Run examples/own_function's greeting as its build left it, with the layer, in the sandbox
+    (which, as Lambda, shows the function only its task root, the layer and the runtime's
+    packages): it answers, logs through its bundled Powertools, and its deferred message lands."""
+    from lambda_sandbox import Sandbox
+    from tests.support.moto_server import drain_queue
+
+    env = {"GREETINGS_QUEUE_URL": queue_url, "DEFER_SOCKET": str(tmp_path / "defer.sock"),
+           "DEFER_JOURNAL_DIR": str(tmp_path / "journal")}
+    with Sandbox(layer, task, handler, timeout_s=10, env=env, echo=False) as box:
+        result = box.invoke({"name": "ada"})
+        assert result.status == 200 and result.json() == {"statusCode": 200, "body": "hello ada"}, result.body
+        assert drain_queue(queue_url, 1, timeout=5) == [{"greeted": "ada"}]
+        assert any('"service":"greetings"' in line.text.replace(" ", "") for line in box.logs)

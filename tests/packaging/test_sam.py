@@ -38,6 +38,9 @@ def translated() -> dict[str, Any]:
         assert (layer["ContentUri"], function["CodeUri"]) == ("s3://artifacts/defer-runner-layer.zip",
                                                              "dist/example-api.zip")
         function["CodeUri"] = "s3://artifacts/example-api.zip"
+    fastapi = template["Resources"]["FastapiFunction"]["Properties"]
+    assert fastapi["CodeUri"] == "examples/fastapi"  # sam build installs its requirements.txt
+    fastapi["CodeUri"] = "s3://artifacts/example-fastapi.zip"
     region = os.environ.get("AWS_DEFAULT_REGION")
     os.environ["AWS_DEFAULT_REGION"] = region or "eu-west-1"
     try:
@@ -61,18 +64,21 @@ def test_the_function_runs_with_the_layer_on_every_supported_runtime(translated:
     assert layer["CompatibleArchitectures"] == ["x86_64", "arm64"]
     function = resources["ApiFunction"]["Properties"]
     assert function["Layers"] == [{"Ref": layer_id}]
-    assert function["Handler"] == "app.handler" and function["Runtime"] == "python3.12"
+    assert function["Handler"] == "app.handler" and function["Runtime"] == {"Ref": "PythonRuntime"}
+    assert translated["Parameters"]["PythonRuntime"]["Default"] == "python3.12"
+    fastapi = resources["FastapiFunction"]["Properties"]
+    assert fastapi["Layers"] == [{"Ref": layer_id}] and fastapi["Runtime"] == {"Ref": "PythonRuntime"}
     assert {"DEFER_DLQ_URL", "DEFER_MAX_ATTEMPTS", "DEFER_DEADLINE_MARGIN_MS"} <= set(
         function["Environment"]["Variables"])
     assert translated["Outputs"]["DeferRunnerLayerArn"]["Value"] == {"Ref": layer_id}
 
 
 def test_the_functions_may_touch_only_their_targets(translated: dict[str, Any]) -> None:
-    """The API's and the invoices worker's roles together grant what serverless.yml's one role
-    does; the worker's queue polling comes, as SAM gives every SQS event source, from AWS's
+    """The API's, the FastAPI example's and the invoices worker's roles together grant what
+    serverless.yml's one role does (the FastAPI example only sends to the orders queue); the worker's queue polling comes, as SAM gives every SQS event source, from AWS's
     managed AWSLambdaSQSQueueExecutionRole."""
     grants: dict[str, set[str]] = {}
-    for role in ("ApiFunctionRole", "InvoicesFunctionRole"):
+    for role in ("ApiFunctionRole", "InvoicesFunctionRole", "FastapiFunctionRole"):
         for policy in translated["Resources"][role]["Properties"]["Policies"]:
             for statement in policy["PolicyDocument"]["Statement"]:
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -80,6 +86,10 @@ def test_the_functions_may_touch_only_their_targets(translated: dict[str, Any]) 
                     grants.setdefault(action.split("*")[0], set()).update(_resource_names(statement["Resource"]))
     polling = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
     assert grants == {action: names for action, names in EXPECTED_GRANTS.items() if action not in polling}
+    fastapi_grants = [statement for policy in translated["Resources"]["FastapiFunctionRole"]["Properties"]["Policies"]
+                      for statement in policy["PolicyDocument"]["Statement"]]
+    assert [(s["Action"], _resource_names(s["Resource"])) for s in fastapi_grants] == [
+        (["sqs:SendMessage*"], {"OrdersQueue"})]
     managed = translated["Resources"]["InvoicesFunctionRole"]["Properties"]["ManagedPolicyArns"]
     assert sorted(managed) == ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
                                "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"]

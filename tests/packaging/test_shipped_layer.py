@@ -7,25 +7,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from lambda_sandbox import Sandbox
+from tests.conftest import REPO_ROOT
 from tests.examples.conftest import EXAMPLE_DIR, http_events, order_created_queue
 from tests.support.moto_server import drain_messages, drain_queue
 
-
-def unpack(archive: Path, dest: Path) -> Path:
-    """Extract keeping each entry's Unix mode (zipfile drops it), as Lambda does for layers."""
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            target = Path(zf.extract(info, dest))
-            mode = (info.external_attr >> 16) & 0o777
-            if mode and not info.is_dir():
-                os.chmod(target, mode)
-    return dest
+from .conftest import unpack
 
 
 @pytest.fixture
@@ -33,6 +24,14 @@ def shipped_layer(sls_package: Path, tmp_path: Path) -> Path:
     layer = unpack(sls_package / "deferRunner.zip", tmp_path / "opt")
     assert os.access(layer / "extensions" / "defer-runner", os.X_OK)
     return layer
+
+
+@pytest.fixture
+def shipped_function(sls_package: Path, tmp_path: Path) -> Path:
+    """The example's zip as `make package` built it (dist/example-api.zip), unpacked as Lambda
+    unpacks it into /var/task: the sandbox, as Lambda, lets it import only that, the layer and
+    the runtime's packages (its dependencies are pure Python, so the python3.12 build runs here)."""
+    return unpack(REPO_ROOT / "dist" / "example-api.zip", tmp_path / "task")
 
 
 @pytest.fixture
@@ -64,9 +63,9 @@ def test_the_packaged_layer_runs_the_example_under_rie(rie_factory, shipped_laye
     assert "defer-runner ready" in rie.logs()  # the extension came from the shipped zip
 
 
-def test_the_packaged_layer_runs_the_example_in_the_sandbox(shipped_layer, order_env):
+def test_the_packaged_layer_runs_the_packaged_example_in_the_sandbox(shipped_layer, shipped_function, order_env):
     env, res, events_queue = order_env
-    with Sandbox(shipped_layer, EXAMPLE_DIR, "app.handler", timeout_s=10, env=env) as box:
+    with Sandbox(shipped_layer, shipped_function, "app.handler", timeout_s=10, env=env) as box:
         result = box.invoke(http_events.post_order(http_events.sample_order(2)))
         reply = result.json()
         assert result.status == 200 and reply["statusCode"] == 201, reply

@@ -79,7 +79,7 @@ def test_runtime_starts_through_the_exec_wrapper(lambda_dirs, sandbox_factory):
     env = box.invoke({}).json()
     # THEN the runtime ran under it: wrapper <runtime command...>
     assert env["WRAPPED"] == "yes"
-    assert args_file.read_text().splitlines() == [sys.executable, "-m", "awslambdaric", "app.handler"]
+    assert args_file.read_text().splitlines() == [sys.executable, "-S", "-m", "awslambdaric", "app.handler"]
 
 
 BOOTSTRAP = """

@@ -8,6 +8,8 @@
                   refused connections; per-action request counts
 - rie.py          Rie(layer_dir, task_dir, handler, env=..., timeout_s=...): AWS's RIE outside
                   Docker (private mount + PID namespace), invoke()/logs()/stop(); write_files()
+- function_package.py  task_root(src, dest, requirements=None): a function's code with its pinned
+                  requirements beside it, the way the sandbox (as Lambda) lets it import them
 
 Fixtures wrapping them live in tests/conftest.py.
 """

@@ -62,6 +62,48 @@ def test_dates_ids_enums_dataclasses_and_models_become_json():
     assert json.loads(sqs_body(Line(sku, Decimal(1)))) == {"sku": str(sku), "price": 1}
 
 
+class Invoice(pydantic.BaseModel):
+    id: str
+    total: Decimal
+
+
+AMOUNTS = (Decimal("19.90"), Decimal("12345678901234567890.123456789"), Decimal("1E-7"))
+
+
+def test_a_decimal_is_a_number_in_a_dict_and_a_string_in_a_model_in_one_body():
+    body = sqs_body({"total": Decimal("19.90"), "invoice": Invoice(id="i-1", total=Decimal("19.90")),
+                     "line": Line(uuid.UUID(int=1), Decimal("19.90"))})
+    assert body == ('{"total":19.90,"invoice":{"id":"i-1","total":"19.90"},'
+                    '"line":{"sku":"00000000-0000-0000-0000-000000000001","price":19.90}}')
+
+
+@pytest.mark.parametrize("amount", AMOUNTS)
+def test_each_form_reads_back_exactly_with_its_reader(amount):
+    # exactly: the same digits (Decimal("19.9") == Decimal("19.90"), so compared as text)
+    # a model, by the same model (pydantic, Powertools' parser)
+    assert str(Invoice.model_validate_json(sqs_body(Invoice(id="i-1", total=amount))).total) == str(amount)
+    # a dict, by json with Decimal for numbers; EventBridge's detail the same way
+    assert str(json.loads(sqs_body({"total": amount}), parse_float=Decimal)["total"]) == str(amount)
+    with capture() as deferred:
+        defer.event("InvoiceIssued", {"total": amount}, source="shop")
+    assert str(json.loads(deferred.events[0].detail, parse_float=Decimal)["total"]) == str(amount)
+
+
+def test_a_models_numbers_go_as_numbers_through_its_model_dump():
+    invoice = Invoice(id="i-1", total=Decimal("19.90"))
+    assert sqs_body(invoice.model_dump()) == '{"id":"i-1","total":19.90}'
+
+
+def test_why_a_model_keeps_its_decimals_as_strings():
+    """pydantic reads a Decimal field exactly from a string only; a JSON number goes through
+    float. If pydantic ever reads numbers exactly, models could send numbers too (docs/api.md)."""
+    big = "12345678901234567890.123456789"
+    assert str(Invoice.model_validate_json('{"id": "i-1", "total": "19.90"}').total) == "19.90"
+    assert str(Invoice.model_validate_json(f'{{"id": "i-1", "total": "{big}"}}').total) == big
+    assert str(Invoice.model_validate_json('{"id": "i-1", "total": 19.90}').total) == "19.9"
+    assert str(Invoice.model_validate_json(f'{{"id": "i-1", "total": {big}}}').total) != big
+
+
 def test_event_detail_from_a_model_gets_its_defer_id():
     with capture() as deferred:
         item_id = defer.event("OrderPlaced", Order(id="o-2", placed=datetime.datetime(2026, 1, 1), total=Decimal(1)),
