@@ -535,7 +535,7 @@ def _response_posted(request_id: str) -> None:
 def _register_after_restore(dispatcher: "Dispatcher") -> None:
     """SnapStart's runtime hook, where the runtime has it; the first invoke covers it elsewhere."""
     try:
-        from snapshot_restore_py import register_after_restore
+        from snapshot_restore_py import register_after_restore  # type: ignore[import-untyped, unused-ignore]
     except ImportError:
         return
 

@@ -45,8 +45,8 @@ from typing import TYPE_CHECKING, Any, List
 from ._change_targets import ChangeTarget, defer_change
 from ._changes_records import EVENT_NAMES, Change, attribute_value
 
-if TYPE_CHECKING:
-    from ._changes_orm import ChangeCapture, capture_changes
+if TYPE_CHECKING:  # re-exported by name (``X as X``): mypy --strict reads no computed __all__
+    from ._changes_orm import ChangeCapture as ChangeCapture, capture_changes as capture_changes
 
 _ORM = ("ChangeCapture", "capture_changes")
 
