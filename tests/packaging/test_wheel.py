@@ -112,7 +112,7 @@ def test_a_users_handler_type_checks_strictly_against_the_installed_package(venv
     bad = mypy(TYPED_HANDLER / "misuse.py")
     assert bad.returncode == 1
     assert [line.split(":")[1] for line in bad.stdout.splitlines() if ": error:" in line] == ["13", "14", "15", "16"]
-    ran = subprocess.run([str(venv_python), "-c", "import app; app.test_handler()"], cwd=TYPED_HANDLER,
+    ran = subprocess.run([str(venv_python), "-c", "import app; app.test_handler(); app.test_workflow_handler()"], cwd=TYPED_HANDLER,
                          capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0, ran.stderr
 

@@ -75,3 +75,44 @@ def test_handler() -> None:
     assert [task.function for task in captured.queued_tasks] == ["app:rebuild_report"]
     assert isinstance(ConfigError("x"), ValueError)
     assert issubclass(ExtensionUnavailableError, ConnectionError)
+
+
+# The rest of the public API (defer.asgi aside: its app is typed by the ASGI framework, an
+# optional extra the clean venv does not have).
+from handler_lib import Defer, TaskOptions  # noqa: E402
+from handler_lib.changes import ChangeTarget, defer_change  # noqa: E402
+from handler_lib.testing import (  # noqa: E402
+    alb_event, api_gateway_rest_event, function_url_event, http_api_event, periodic_hooks, run_hooks, sqs_event)
+from handler_lib.worker import handler as worker_handler  # noqa: E402
+
+REFRESHED: List[int] = []
+
+
+@defer.every(300, jitter=30.0, run_first=True)
+def refresh() -> None:
+    REFRESHED.append(1)
+
+
+@defer
+def workflow_handler(event: Dict[str, Any], context: Any) -> Dict[str, str]:
+    closed: List[str] = []
+    defer.after(closed.append, "session")
+    started = defer.invoke("billing", {"order_id": "o-1"}, qualifier="live", durable_name=None)
+    flow = defer.sfn("arn:aws:states:us-east-1:123456789012:stateMachine:orders", {"order_id": "o-1"})
+    answered = defer.callback(str(event["callback_id"]), result={"ok": True})
+    changed = defer.change("orders", "INSERT", {"id": "o-1"}, {"id": "o-1", "total": 1},
+                           target=ChangeTarget.sqs(QUEUE_URL))
+    reported = defer_change("orders", "REMOVE", {"id": "o-0"}, target=ChangeTarget.sqs(QUEUE_URL))
+    return {"invoke": started, "sfn": flow, "callback": answered, "change": changed, "reported": reported}
+
+
+def test_workflow_handler() -> None:
+    events: List[Dict[str, Any]] = [api_gateway_rest_event("POST", "/orders", body={"a": 1}),
+                                    http_api_event(), function_url_event(), alb_event(), sqs_event({"a": 1})]
+    assert all(isinstance(e, dict) for e in events)
+    with capture() as deferred:
+        out = workflow_handler({"callback_id": "Y2FsbGJhY2stMQ=="}, None)
+        assert deferred.run_after() == [None]
+    assert sorted(out) == ["callback", "change", "invoke", "reported", "sfn"]
+    assert "app:refresh" in periodic_hooks() and run_hooks() == [None] and REFRESHED
+    assert callable(worker_handler) and Defer is type(defer) and TaskOptions is not None
