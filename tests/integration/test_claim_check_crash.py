@@ -21,8 +21,10 @@ FUNCTION = Path(__file__).parent / "functions" / "large"
 
 
 def test_a_kill_between_the_put_and_the_send_loses_nothing_and_leaves_one_object(rie_function, moto_endpoint,
-                                                                                 tmp_path):
+                                                                                 tmp_path, monkeypatch):
     start, res, proxy = rie_function
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)  # this process reads from moto itself
+    monkeypatch.setattr(consumer, "_default_s3", None)
     bucket = f"payloads-{uuid.uuid4().hex[:12]}"
     s3 = client("s3", moto_endpoint)
     s3.create_bucket(Bucket=bucket)

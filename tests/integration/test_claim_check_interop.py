@@ -104,7 +104,9 @@ def test_awss_extended_client_reads_back_what_a_deferring_handler_sent(built_lay
     assert stored == sorted(KEY_PREFIX + ids[kind] for kind in ("sqs", "sns"))  # both went by S3
 
 
-def test_the_consumer_helper_reads_a_pointer_awss_extended_client_wrote(aws_resources, moto_endpoint):
+def test_the_consumer_helper_reads_a_pointer_awss_extended_client_wrote(aws_resources, moto_endpoint, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setattr(consumer, "_default_s3", None)  # made again, from this test's environment
     res = aws_resources()
     bucket = f"payloads-{uuid.uuid4().hex[:12]}"
     client("s3", moto_endpoint).create_bucket(Bucket=bucket)

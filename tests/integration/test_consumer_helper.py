@@ -31,7 +31,8 @@ def sent(aws_resources, moto_endpoint, tmp_path, monkeypatch):
     wrapped_url = sqs.create_queue(QueueName=f"{res.prefix}-wrapped")["QueueUrl"]
     wrapped_arn = sqs.get_queue_attributes(QueueUrl=wrapped_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=res.topic_arn, Protocol="sqs", Endpoint=wrapped_arn)  # SNS's JSON envelope
-    for name, value in {"DEFER_MODE": "inline", "DEFER_SOCKET": str(tmp_path / "nobody.sock"),
+    monkeypatch.setattr(consumer, "_default_s3", None)  # made again, from this test's environment
+    for name, value in {"AWS_ENDPOINT_URL": moto_endpoint, "DEFER_MODE": "inline", "DEFER_SOCKET": str(tmp_path / "nobody.sock"),
                         "DEFER_LARGE_PAYLOAD_BUCKET": bucket, "DEFER_LARGE_PAYLOAD_THRESHOLD": "262144"}.items():
         monkeypatch.setenv(name, value)
     DISPATCHER.reset()
