@@ -33,7 +33,7 @@ TARGETS = {
     "first_drain_extra_ms": (100, "max", "ms"),
     "billed_ratio_deferred_to_inline": (0.5, "max", "x"),
 }
-EXTRA = ["drain_ratio_to_ideal_moto", "drain_speedup_vs_sequential_moto", "idle_invoke_post_runtime_ms_floor",
+EXTRA = ["claimcheck_ratio_to_one_put", "claimcheck_ideal_ratio", "drain_ratio_to_ideal_moto", "drain_speedup_vs_sequential_moto", "idle_invoke_post_runtime_ms_floor",
          "idle_invoke_post_runtime_ms_unwrapped", "idle_invoke_post_runtime_ms_unwrapped_telemetry",
          "extension_ready_ms", "speedup_vs_thread_queue",
          "handler_lib_import_ms_without_pyc", "handler_lib_import_ms_after_runtime_without_pyc",
@@ -42,7 +42,7 @@ EXTRA = ["drain_ratio_to_ideal_moto", "drain_speedup_vs_sequential_moto", "idle_
          "asgi_post_runtime_p50_ms_mangum", "asgi_post_runtime_p50_ms_defer", "lmi_items_per_api_call",
          "lmi_items_per_api_call_on_demand", "lmi_delivery_lag_p50_ms", "lmi_delivery_lag_p99_ms",
          "first_request_after_expiry_ms_without_hook", "first_request_after_expiry_ms_with_hook"]
-PARTS = ("startup", "enqueue", "drain", "sandbox", "asgi", "lmi", "coldstart", "hooks", "fifo")
+PARTS = ("startup", "enqueue", "drain", "claimcheck", "sandbox", "asgi", "lmi", "coldstart", "hooks", "fifo")
 
 
 def verdicts(results: Dict[str, Any]) -> Dict[str, Any]:
@@ -97,6 +97,10 @@ def main() -> int:
             from . import drain_bench
 
             results.update(drain_bench.run(moto.endpoint_url, args.quick))
+        if "claimcheck" in parts:
+            from . import claim_check_bench
+
+            results.update(claim_check_bench.run(args.quick))
         if "sandbox" in parts:
             from . import sandbox_bench
 

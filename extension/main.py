@@ -192,7 +192,7 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
     for item in journal.replayed:
         queue.add(item, journal=False)
     factory = ClientFactory(config)
-    sinks = make_sinks(factory)
+    sinks = make_sinks(factory, config)
     sdk = sdk if sdk is not None else SdkLoader()
     sdk.bind(factory, sinks, queue)
     if sdk.in_init:

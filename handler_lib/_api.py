@@ -77,18 +77,22 @@ class Defer:
     def sqs(self, queue_url: str, message: Any, group_id: Optional[str] = None,
             dedup_id: Optional[str] = None, delay_seconds: Optional[int] = None,
             attributes: Optional[Mapping[str, Any]] = None) -> str:
-        """Send ``message`` to an SQS queue after the response (SendMessageBatch)."""
+        """Send ``message`` to an SQS queue after the response (SendMessageBatch); over
+        ``DEFER_LARGE_PAYLOAD_THRESHOLD``, with a bucket set, by S3 (the claim check)."""
         return DISPATCHER.submit(_items.sqs_item(
             DISPATCHER.request_id, queue_url, message, group_id=group_id, dedup_id=dedup_id,
-            delay_seconds=delay_seconds, attributes=attributes))
+            delay_seconds=delay_seconds, attributes=attributes,
+            offload_above=DISPATCHER.config.offload_above(_items.SQS_MAX_MESSAGE_BYTES)))
 
     def sns(self, topic_arn: str, message: Any, subject: Optional[str] = None,
             attributes: Optional[Mapping[str, Any]] = None, group_id: Optional[str] = None,
             dedup_id: Optional[str] = None) -> str:
-        """Publish ``message`` to an SNS topic after the response (PublishBatch)."""
+        """Publish ``message`` to an SNS topic after the response (PublishBatch); over
+        ``DEFER_LARGE_PAYLOAD_THRESHOLD``, with a bucket set, by S3 (the claim check)."""
         return DISPATCHER.submit(_items.sns_item(
             DISPATCHER.request_id, topic_arn, message, subject=subject, group_id=group_id,
-            dedup_id=dedup_id, attributes=attributes))
+            dedup_id=dedup_id, attributes=attributes,
+            offload_above=DISPATCHER.config.offload_above(_items.SNS_MAX_MESSAGE_BYTES)))
 
     def event(self, detail_type: str, detail: Any, source: str, bus: Optional[str] = None,
               resources: Optional[Sequence[str]] = None) -> str:

@@ -33,7 +33,7 @@ _draining = 0  # drains in progress: work deferred by a task they run joins them
 def make_drainer(config: cfg.Config) -> Drainer:
     """A Drainer without a journal: the extension's delivery path, in this process."""
     # Every task item here was made by a ``.defer()`` of a module this process imported.
-    return Drainer(PendingQueue(), make_sinks(ClientFactory(config)), TaskRunner(trust_loaded=True), config)
+    return Drainer(PendingQueue(), make_sinks(ClientFactory(config), config), TaskRunner(trust_loaded=True), config)
 
 
 def deliver_inline(items: List[wire.WorkItem], clock: Optional[Callable[[], int]] = None) -> None:

@@ -20,7 +20,10 @@ from ._ids import new_id
 #: Service limits (bytes are UTF-8 sizes, as the services count them).
 SQS_MAX_MESSAGE_BYTES = 1_048_576
 SNS_MAX_MESSAGE_BYTES = 262_144
-EVENT_MAX_ENTRY_BYTES = 262_144
+EVENT_MAX_ENTRY_BYTES = 1_048_576  # since 2026-01-29 (it was 256 KB)
+#: With DEFER_LARGE_PAYLOAD_BUCKET, the largest SQS or SNS payload (body and attributes): what
+#: one hand-off to the extension carries. Over the threshold it travels by S3.
+LARGE_PAYLOAD_MAX_BYTES = SQS_MAX_MESSAGE_BYTES
 TASK_MAX_ARGS_BYTES = 262_144
 MAX_ATTRIBUTES = 10
 #: The String message attribute that carries the item id on SQS and SNS, for consumers to
@@ -267,6 +270,9 @@ def _attributes(attributes: Optional[Mapping[str, Any]], item_id: str,
             raise TypeError(f"attribute name {name!r} must be a non-empty str")
         if name == ID_ATTRIBUTE:
             raise ValueError(f"attribute {ID_ATTRIBUTE!r} is set by lambda-defer to the item id; use another name")
+        if name == wire.POINTER_SIZE_ATTRIBUTE:
+            raise ValueError(f"attribute {name!r} marks a payload kept in S3 (the extended clients' claim check); "
+                             "lambda-defer sets it when DEFER_LARGE_PAYLOAD_BUCKET is set; use another name")
         if isinstance(value, bool) or not isinstance(value, (str, int, float, bytes)):
             raise TypeError(f"attribute {name!r} must be str, int, float or bytes, not {type(value).__name__}")
         _check_attribute_name(name)
@@ -312,25 +318,35 @@ def _check_target(value: Any, what: str) -> str:
 
 def _message(service: str, noun: str, target: str, message: Any, attributes: Optional[Mapping[str, Any]],
              group_id: Optional[str], dedup_id: Optional[str], limit: int,
-             item_id: str) -> tuple[str, Optional[Dict[str, Any]]]:
-    """The checks SQS and SNS messages share: target, body, attributes, size, FIFO group."""
+             item_id: str, offload_above: Optional[int] = None) -> tuple[str, Optional[Dict[str, Any]]]:
+    """The checks SQS and SNS messages share: target, body, attributes, size, FIFO group.
+    ``offload_above``: the claim check's threshold (a bucket is set), else None."""
     _check_target(target, "queue_url" if noun == "queue" else "topic_arn")
     what = f"{service} message"
     body = to_text(message, what)
     attrs, attrs_size = _attributes(attributes, item_id, service)
     size = _service_text(body, what, service, json_written=not isinstance(message, str)) + attrs_size
-    if size > limit:
-        raise ValueError(f"{service} message is {size} bytes with its attributes; {service} allows {limit}")
+    if offload_above is not None:
+        if size > offload_above and len(attrs or ()) + 2 > MAX_ATTRIBUTES:
+            raise ValueError(f"{service} message is {size} bytes, over {offload_above}: it goes by S3 with the "
+                             f"{wire.POINTER_SIZE_ATTRIBUTE} attribute, and with {ID_ATTRIBUTE} and yours that "
+                             f"would be {len(attrs or ()) + 2} attributes; {service} allows {MAX_ATTRIBUTES}")
+        if size > LARGE_PAYLOAD_MAX_BYTES:
+            raise ValueError(f"{service} message is {size} bytes with its attributes; through "
+                             f"DEFER_LARGE_PAYLOAD_BUCKET lambda-defer carries up to {LARGE_PAYLOAD_MAX_BYTES}")
+    elif size > limit:
+        raise ValueError(f"{service} message is {size} bytes with its attributes; {service} allows {limit} "
+                         "(set DEFER_LARGE_PAYLOAD_BUCKET to send larger ones by S3)")
     _check_group(target, group_id, dedup_id, noun)
     return body, attrs
 
 
 def sqs_item(request_id: str, queue_url: str, message: Any, *, group_id: Optional[str],
              dedup_id: Optional[str], delay_seconds: Optional[int],
-             attributes: Optional[Mapping[str, Any]]) -> wire.SqsItem:
+             attributes: Optional[Mapping[str, Any]], offload_above: Optional[int] = None) -> wire.SqsItem:
     item_id = new_id()
     body, attrs = _message("SQS", "queue", queue_url, message, attributes, group_id, dedup_id,
-                           SQS_MAX_MESSAGE_BYTES, item_id)
+                           SQS_MAX_MESSAGE_BYTES, item_id, offload_above)
     if delay_seconds is not None:
         if isinstance(delay_seconds, bool) or not isinstance(delay_seconds, int) or not 0 <= delay_seconds <= SQS_MAX_DELAY_SECONDS:
             raise ValueError(f"delay_seconds must be an int in 0..{SQS_MAX_DELAY_SECONDS}")
@@ -363,10 +379,10 @@ _CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 def sns_item(request_id: str, topic_arn: str, message: Any, *, subject: Optional[str],
              group_id: Optional[str], dedup_id: Optional[str],
-             attributes: Optional[Mapping[str, Any]]) -> wire.SnsItem:
+             attributes: Optional[Mapping[str, Any]], offload_above: Optional[int] = None) -> wire.SnsItem:
     item_id = new_id()
     body, attrs = _message("SNS", "topic", topic_arn, message, attributes, group_id, dedup_id,
-                           SNS_MAX_MESSAGE_BYTES, item_id)
+                           SNS_MAX_MESSAGE_BYTES, item_id, offload_above)
     if subject is not None and (not isinstance(subject, str) or not subject
                                 or len(subject) > SNS_MAX_SUBJECT_CHARS or _CONTROL_CHARACTER.search(subject)):
         raise ValueError(f"subject must be one line of 1..{SNS_MAX_SUBJECT_CHARS} characters, "

@@ -28,6 +28,10 @@ ENV_TASK_ROOT = "DEFER_TASK_ROOT"
 #: Inline mode (no extension): the most time delivery may add to an invoke, further bounded
 #: by the invoke's remaining time less DEFER_DEADLINE_MARGIN_MS.
 ENV_INLINE_BUDGET_MS = "DEFER_INLINE_BUDGET_MS"
+#: The claim check: an S3 bucket for SQS/SNS payloads over the threshold (bytes, body and
+#: attributes as the services count them; unset: each service's message limit).
+ENV_LARGE_PAYLOAD_BUCKET = "DEFER_LARGE_PAYLOAD_BUCKET"
+ENV_LARGE_PAYLOAD_THRESHOLD = "DEFER_LARGE_PAYLOAD_THRESHOLD"
 #: Set by the extension for its own process, so that tasks it imports never dial the socket.
 ENV_IN_RUNNER = "DEFER_RUNNER_PROCESS"
 #: The function's timeout in seconds where an emulator says it (RIE, ``sam local``); Lambda
@@ -46,6 +50,11 @@ DEFAULT_CONCURRENCY = 8
 DEFAULT_ACK_TIMEOUT_MS = 500
 DEFAULT_INLINE_BUDGET_MS = 10_000
 MODES = ("auto", "extension", "inline")
+#: The largest DEFER_LARGE_PAYLOAD_THRESHOLD: SQS's message limit (a larger one would never apply).
+MAX_LARGE_PAYLOAD_THRESHOLD = 1_048_576
+# S3's bucket naming rules (general purpose buckets): 3-63 of a-z 0-9 . -, starting and
+# ending with a letter or digit.
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 #: What DEFER_DEADLINE_MARGIN_MS always leaves of an invoke for delivery: this much, or half
 #: the invoke when it is shorter than twice this (``delivery_margin_ms``).
 MIN_DELIVERY_MS = 1_000
@@ -70,6 +79,16 @@ class Config(NamedTuple):
     ack_timeout_ms: int = DEFAULT_ACK_TIMEOUT_MS
     max_queued_bytes: int = (DEFAULT_MEMORY_MB // 4) << 20
     inline_budget_ms: int = DEFAULT_INLINE_BUDGET_MS
+    large_payload_bucket: Optional[str] = None
+    large_payload_threshold: Optional[int] = None  # None: each service's message limit
+
+    def offload_above(self, service_limit: int) -> Optional[int]:
+        """The claim check's threshold for a service (bytes, body and attributes): None without
+        a bucket; at most the service's limit, over which a message could not be sent."""
+        if self.large_payload_bucket is None:
+            return None
+        threshold = self.large_payload_threshold
+        return service_limit if threshold is None else min(threshold, service_limit)
 
 
 def load(environ: Optional[Mapping[str, str]] = None) -> Config:
@@ -97,6 +116,9 @@ def load(environ: Optional[Mapping[str, str]] = None) -> Config:
         ack_timeout_ms=_int(env, ENV_ACK_TIMEOUT_MS, DEFAULT_ACK_TIMEOUT_MS, 1, 60_000),
         max_queued_bytes=_int(env, ENV_MAX_QUEUED_MB, default_max_queued_mb(env), 1, 10_240) << 20,
         inline_budget_ms=_int(env, ENV_INLINE_BUDGET_MS, DEFAULT_INLINE_BUDGET_MS, 0, 900_000),
+        large_payload_bucket=_bucket(env.get(ENV_LARGE_PAYLOAD_BUCKET)),
+        large_payload_threshold=(None if not (env.get(ENV_LARGE_PAYLOAD_THRESHOLD) or "").strip() else
+                                 _int(env, ENV_LARGE_PAYLOAD_THRESHOLD, 0, 0, MAX_LARGE_PAYLOAD_THRESHOLD)),
     )
 
 
@@ -167,6 +189,16 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise ConfigError(f"{name}={value}: outside the allowed range {low}..{high}")
     return value
+
+
+def _bucket(raw: Optional[str]) -> Optional[str]:
+    name = (raw or "").strip()
+    if not name:
+        return None
+    if not _BUCKET_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(f"{ENV_LARGE_PAYLOAD_BUCKET}={name!r}: not an S3 bucket name (3 to 63 of a-z 0-9 . -, "
+                          "starting and ending with a letter or digit)")
+    return name
 
 
 def _truthy(raw: Optional[str]) -> bool:

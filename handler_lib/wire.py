@@ -52,6 +52,11 @@ AttributeValue = Union[str, int, float, bytes]
 #: The message attribute (SQS, SNS) and detail field (EventBridge) that carries the item id,
 #: the consumers' idempotency key.
 ID_ATTRIBUTE = "defer_id"
+#: The claim check, in the format of AWS's SQS and SNS extended clients: a payload kept in S3
+#: travels as a message whose body is ``[POINTER_CLASS, {"s3BucketName": ..., "s3Key": ...}]``
+#: and whose Number attribute ``POINTER_SIZE_ATTRIBUTE`` is the payload's size in bytes.
+POINTER_CLASS = "software.amazon.payloadoffloading.PayloadS3Pointer"
+POINTER_SIZE_ATTRIBUTE = "ExtendedPayloadSize"
 
 
 def attributes_size(item_id: str, attributes: Optional[Dict[str, Any]]) -> int:

@@ -68,7 +68,7 @@ ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 # The botocore data kept by --trim-botocore: the services the extension calls plus the
 # files botocore reads at client creation for any service.
-BOTOCORE_SERVICES_KEPT = frozenset({"sqs", "sns", "events", "sts"})
+BOTOCORE_SERVICES_KEPT = frozenset({"sqs", "sns", "events", "sts", "s3"})
 
 
 def log(msg: str) -> None:
@@ -513,7 +513,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="wheel and installed-dependency cache (default .cache/layer)")
     ap.add_argument("--trim-botocore", action="store_true",
                     default=os.environ.get("DEFER_TRIM_BOTOCORE") == "1",
-                    help="keep only the sqs/sns/events/sts botocore models; breaks deferred"
+                    help="keep only the sqs/sns/events/sts/s3 botocore models; breaks deferred"
                          " tasks that call other AWS services (env DEFER_TRIM_BOTOCORE=1)")
     ap.add_argument("--function-src", type=Path, default=None,
                     help="instead of the layer, zip this function folder (files at the root)")

@@ -31,7 +31,8 @@ _LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")
 _FENCE = re.compile(r"^(```|~~~)")
 
 # The public surface: every name here must have a docstring and be named in docs/api.md.
-PUBLIC_MODULES = ("handler_lib", "handler_lib.testing", "handler_lib.changes", "handler_lib.worker")
+PUBLIC_MODULES = ("handler_lib", "handler_lib.testing", "handler_lib.changes", "handler_lib.worker",
+                  "handler_lib.consumer")
 
 
 def _targets(markdown: str) -> Iterable[Tuple[int, int, str]]:

@@ -14,8 +14,9 @@ from typing import Any, Dict, List
 from .. import config as cfg
 
 #: The services the sinks call; the only clients a ClientFactory makes (Lambda serves both
-#: async invokes and durable callbacks: one client for the two sinks).
-SERVICES = ("sqs", "sns", "events", "lambda", "stepfunctions")
+#: async invokes and durable callbacks: one client for the two sinks; S3 holds the payloads
+#: of the claim check, DEFER_LARGE_PAYLOAD_BUCKET).
+SERVICES = ("sqs", "sns", "events", "lambda", "stepfunctions", "s3")
 
 
 class ClientFactory:

@@ -22,7 +22,7 @@ def plain_function(order_id: str) -> None:
 @pytest.mark.parametrize("call, error, match", [
     (lambda: defer.sqs(QUEUE, "x" * 1_048_577), ValueError, "SQS allows 1048576"),
     (lambda: defer.sns(TOPIC, "x" * 262_145), ValueError, "SNS allows 262144"),
-    (lambda: defer.event("T", {"x": "y" * 262_144}, source="s"), ValueError, "PutEvents allows"),
+    (lambda: defer.event("T", {"x": "y" * 1_048_576}, source="s"), ValueError, "PutEvents allows 1048576"),
     (lambda: defer.sqs(QUEUE, {"when": object()}), TypeError, "not JSON-serializable"),
     (lambda: defer.sqs(QUEUE, 42), TypeError, "must be a str, dict, list"),
     (lambda: defer.sqs(FIFO, "m"), ValueError, "pass group_id"),

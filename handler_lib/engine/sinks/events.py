@@ -11,7 +11,7 @@ from .base import EntryFailures, Sink
 
 class EventsSink(Sink):
     service = "events"
-    max_batch_bytes = 262_144
+    max_batch_bytes = 1_048_576  # PutEvents: 1 MB an entry and a request since 2026-01-29
 
     def entry(self, item: wire.EventItem, entry_id: str) -> Dict[str, Any]:
         entry: Dict[str, Any] = {"Source": item.source, "DetailType": item.detail_type,

@@ -8,21 +8,23 @@ from typing import Any, Dict, List, Optional, Sequence
 from ... import wire
 
 from ..outcome import Outcome
-from .base import Sink, attributes_size, fifo_fields, message_attributes
+from .base import attributes_size, fifo_fields, message_attributes
+from .claim_check import ClaimCheck, PayloadSink
 
 TRACE_HEADER = "X-Amzn-Trace-Id"
 
 
-class SnsSink(Sink):
+class SnsSink(PayloadSink):
     """SNS has no per-message trace field: X-Ray takes the trace from the publish request's
     ``X-Amzn-Trace-Id`` header. A batch whose items share one trace (the usual case: one
     invoke's items) is sent with it; a batch that mixes invokes' traces is sent without."""
 
     service = "sns"
     max_batch_bytes = 262_144
+    payload_field = "message"
 
-    def __init__(self, client_factory: Any) -> None:
-        super().__init__(client_factory)
+    def __init__(self, client_factory: Any, claim_check: Optional[ClaimCheck] = None) -> None:
+        super().__init__(client_factory, claim_check)
         self._batch = threading.local()  # the trace of the batch this thread is sending
         self._hooked = False
 
@@ -34,7 +36,7 @@ class SnsSink(Sink):
         entry.update(fifo_fields(item))
         return entry
 
-    def entry_size(self, item: wire.SnsItem) -> int:
+    def message_size(self, item: wire.SnsItem) -> int:
         return len(item.message.encode()) + attributes_size(item)
 
     def send(self, target: str, items: Sequence[wire.WorkItem]) -> List[Outcome]:

@@ -6,12 +6,14 @@ from typing import Any, Dict, List
 
 from ... import wire
 
-from .base import Sink, attributes_size, fifo_fields, message_attributes
+from .base import attributes_size, fifo_fields, message_attributes
+from .claim_check import PayloadSink
 
 
-class SqsSink(Sink):
+class SqsSink(PayloadSink):
     service = "sqs"
     max_batch_bytes = 1_048_576
+    payload_field = "body"
 
     def entry(self, item: wire.SqsItem, entry_id: str) -> Dict[str, Any]:
         entry: Dict[str, Any] = {"Id": entry_id, "MessageBody": item.body}
@@ -23,7 +25,7 @@ class SqsSink(Sink):
             entry["MessageSystemAttributes"] = {"AWSTraceHeader": {"DataType": "String", "StringValue": item.trace}}
         return entry
 
-    def entry_size(self, item: wire.SqsItem) -> int:
+    def message_size(self, item: wire.SqsItem) -> int:
         return len(item.body.encode()) + attributes_size(item)
 
     def call(self, target: str, entries: List[Dict[str, Any]]) -> Dict[str, Any]:
