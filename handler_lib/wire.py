@@ -52,6 +52,13 @@ AttributeValue = Union[str, int, float, bytes]
 #: The message attribute (SQS, SNS) and detail field (EventBridge) that carries the item id,
 #: the consumers' idempotency key.
 ID_ATTRIBUTE = "defer_id"
+#: Under Lambda tenant isolation: the attribute and detail field that carries the invoke's tenant.
+TENANT_ATTRIBUTE = "defer_tenant_id"
+#: The W3C trace context at the call (OpenTelemetry), as botocore's instrumentation names it.
+TRACEPARENT_ATTRIBUTE = "traceparent"
+TRACESTATE_ATTRIBUTE = "tracestate"
+#: Message attributes SQS and SNS take per message.
+MAX_ATTRIBUTES = 10
 
 
 def attributes_size(item_id: str, attributes: Optional[Dict[str, Any]]) -> int:
@@ -199,6 +206,8 @@ class _SqsItemFields(NamedTuple):
     delay_seconds: Optional[int] = None
     attributes: Optional[Dict[str, AttributeValue]] = None
     trace: Optional[str] = None  # the invoke's X-Ray trace header
+    traceparent: Optional[str] = None  # the W3C trace context at the call (OpenTelemetry), sent
+    tracestate: Optional[str] = None  # as message attributes where the user's leave room
 
 
 class SqsItem(_SqsItemFields):
@@ -213,7 +222,15 @@ class SqsItem(_SqsItemFields):
         return {"v": PROTOCOL_VERSION, "k": "sqs", "id": self.id, "rid": self.request_id,
                 "ts": self.enqueued_us, "url": self.queue_url, "body": self.body,
                 "group": self.group_id, "dedup": self.dedup_id, "delay": self.delay_seconds,
-                "attrs": self.attributes, "trace": self.trace}
+                "attrs": self.attributes, "trace": self.trace, **_trace_context(self)}
+
+
+def _trace_context(item: Union["SqsItem", "SnsItem"]) -> Dict[str, Optional[str]]:
+    """The W3C trace context's keys, only on an item that has one (most have none: their
+    frames stay as small as before)."""
+    if item.traceparent is None:
+        return {}
+    return {"tparent": item.traceparent, "tstate": item.tracestate}
 
 
 class _SnsItemFields(NamedTuple):
@@ -227,6 +244,8 @@ class _SnsItemFields(NamedTuple):
     dedup_id: Optional[str] = None
     attributes: Optional[Dict[str, AttributeValue]] = None
     trace: Optional[str] = None
+    traceparent: Optional[str] = None
+    tracestate: Optional[str] = None
 
 
 class SnsItem(_SnsItemFields):
@@ -241,7 +260,7 @@ class SnsItem(_SnsItemFields):
         return {"v": PROTOCOL_VERSION, "k": "sns", "id": self.id, "rid": self.request_id,
                 "ts": self.enqueued_us, "arn": self.topic_arn, "body": self.message,
                 "subject": self.subject, "group": self.group_id, "dedup": self.dedup_id,
-                "attrs": self.attributes, "trace": self.trace}
+                "attrs": self.attributes, "trace": self.trace, **_trace_context(self)}
 
 
 class _EventItemFields(NamedTuple):
@@ -494,11 +513,13 @@ _BUILDERS: Dict[str, Callable[[Dict[str, Any]], Frame]] = {
     "sqs": lambda p: SqsItem(**_common(p), queue_url=_str(p, "url"), body=_str(p, "body"),
                              group_id=_opt(p, "group", str), dedup_id=_opt(p, "dedup", str),
                              delay_seconds=_opt(p, "delay", int), attributes=_opt(p, "attrs", dict),
-                             trace=_opt(p, "trace", str)),
+                             trace=_opt(p, "trace", str), traceparent=_opt(p, "tparent", str),
+                             tracestate=_opt(p, "tstate", str)),
     "sns": lambda p: SnsItem(**_common(p), topic_arn=_str(p, "arn"), message=_str(p, "body"),
                              subject=_opt(p, "subject", str), group_id=_opt(p, "group", str),
                              dedup_id=_opt(p, "dedup", str), attributes=_opt(p, "attrs", dict),
-                             trace=_opt(p, "trace", str)),
+                             trace=_opt(p, "trace", str), traceparent=_opt(p, "tparent", str),
+                             tracestate=_opt(p, "tstate", str)),
     "event": lambda p: EventItem(**_common(p), detail_type=_str(p, "detail_type"),
                                  detail=_str(p, "detail"), source=_str(p, "source"),
                                  bus=_opt(p, "bus", str), resources=_opt(p, "resources", list),
