@@ -219,18 +219,13 @@ class SqsItem(_SqsItemFields):
         return self.queue_url
 
     def to_map(self) -> Dict[str, Any]:
-        return {"v": PROTOCOL_VERSION, "k": "sqs", "id": self.id, "rid": self.request_id,
-                "ts": self.enqueued_us, "url": self.queue_url, "body": self.body,
-                "group": self.group_id, "dedup": self.dedup_id, "delay": self.delay_seconds,
-                "attrs": self.attributes, "trace": self.trace, **_trace_context(self)}
-
-
-def _trace_context(item: Union["SqsItem", "SnsItem"]) -> Dict[str, Optional[str]]:
-    """The W3C trace context's keys, only on an item that has one (most have none: their
-    frames stay as small as before)."""
-    if item.traceparent is None:
-        return {}
-    return {"tparent": item.traceparent, "tstate": item.tracestate}
+        frame = {"v": PROTOCOL_VERSION, "k": "sqs", "id": self.id, "rid": self.request_id,
+                 "ts": self.enqueued_us, "url": self.queue_url, "body": self.body,
+                 "group": self.group_id, "dedup": self.dedup_id, "delay": self.delay_seconds,
+                 "attrs": self.attributes, "trace": self.trace}
+        if self.traceparent is not None:  # only on an item that has one: most frames stay as before
+            frame["tparent"], frame["tstate"] = self.traceparent, self.tracestate
+        return frame
 
 
 class _SnsItemFields(NamedTuple):
@@ -257,10 +252,13 @@ class SnsItem(_SnsItemFields):
         return self.topic_arn
 
     def to_map(self) -> Dict[str, Any]:
-        return {"v": PROTOCOL_VERSION, "k": "sns", "id": self.id, "rid": self.request_id,
-                "ts": self.enqueued_us, "arn": self.topic_arn, "body": self.message,
-                "subject": self.subject, "group": self.group_id, "dedup": self.dedup_id,
-                "attrs": self.attributes, "trace": self.trace, **_trace_context(self)}
+        frame = {"v": PROTOCOL_VERSION, "k": "sns", "id": self.id, "rid": self.request_id,
+                 "ts": self.enqueued_us, "arn": self.topic_arn, "body": self.message,
+                 "subject": self.subject, "group": self.group_id, "dedup": self.dedup_id,
+                 "attrs": self.attributes, "trace": self.trace}
+        if self.traceparent is not None:
+            frame["tparent"], frame["tstate"] = self.traceparent, self.tracestate
+        return frame
 
 
 class _EventItemFields(NamedTuple):
