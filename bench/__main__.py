@@ -32,6 +32,7 @@ TARGETS = {
     "init_extra_ms": (50, "max", "ms"),
     "first_drain_extra_ms": (100, "max", "ms"),
     "billed_ratio_deferred_to_inline": (0.5, "max", "x"),
+    "enqueue_otel_vs_no_span": (1.15, "max", "x"),
 }
 EXTRA = ["claimcheck_ratio_to_one_put", "claimcheck_ideal_ratio", "drain_ratio_to_ideal_moto", "drain_speedup_vs_sequential_moto", "idle_invoke_post_runtime_ms_floor",
          "idle_invoke_post_runtime_ms_unwrapped", "idle_invoke_post_runtime_ms_unwrapped_telemetry",
@@ -41,7 +42,8 @@ EXTRA = ["claimcheck_ratio_to_one_put", "claimcheck_ideal_ratio", "drain_ratio_t
          "response_p99_ms_inline", "ack_roundtrip_p50_us", "ack_roundtrip_p99_us",
          "asgi_post_runtime_p50_ms_mangum", "asgi_post_runtime_p50_ms_defer", "lmi_items_per_api_call",
          "lmi_items_per_api_call_on_demand", "lmi_delivery_lag_p50_ms", "lmi_delivery_lag_p99_ms",
-         "first_request_after_expiry_ms_without_hook", "first_request_after_expiry_ms_with_hook"]
+         "first_request_after_expiry_ms_without_hook", "first_request_after_expiry_ms_with_hook",
+         "enqueue_otel_new_span_vs_no_span", "enqueue_otel_vs_ours"]
 PARTS = ("startup", "enqueue", "drain", "claimcheck", "sandbox", "asgi", "lmi", "coldstart", "hooks", "fifo")
 
 

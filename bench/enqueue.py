@@ -82,6 +82,11 @@ def run(moto_url: str, queue_url: str, quick: bool = False) -> Dict[str, Any]:
                                             "BENCH_QUEUE_URL": queue_url})
         results["kinds"] = {kind: _stats({**kinds, "samples_ns": samples})
                             for kind, samples in kinds["samples_ns"].items()}
+        log(f"enqueue: defer.sqs with an OpenTelemetry span current and without, {n // 3} items each x 5 reps")
+        otel = _worker("otel", n // 3, 5, {"DEFER_SOCKET": ext.socket_path, "DEFER_MODE": "extension",
+                                          "BENCH_QUEUE_URL": queue_url})
+        results["otel"] = {kind: _stats({**otel, "samples_ns": samples})
+                           for kind, samples in otel["samples_ns"].items()}
         ext_alive = ext.proc is not None and ext.proc.poll() is None
     finally:
         ext.stop()
@@ -127,5 +132,11 @@ def run(moto_url: str, queue_url: str, quick: bool = False) -> Dict[str, Any]:
         # each new kind's p50 over defer.sqs's, same run, interleaved (target: at most 1.10)
         "enqueue_kinds_vs_sqs": {kind: round(stats["p50_us"] / results["kinds"]["sqs"]["p50_us"], 3)
                                  for kind, stats in results["kinds"].items() if kind != "sqs"},
+        # defer.sqs with an OpenTelemetry span current over without (same process, interleaved;
+        # target: at most 1.15), and over "ours" (a process that never loaded OpenTelemetry)
+        "enqueue_otel_vs_no_span": round(results["otel"]["otel"]["p50_us"] / results["otel"]["plain"]["p50_us"], 3),
+        "enqueue_otel_new_span_vs_no_span": round(results["otel"]["otel_new_span"]["p50_us"]
+                                                  / results["otel"]["plain"]["p50_us"], 3),
+        "enqueue_otel_vs_ours": round(results["otel"]["otel"]["p50_us"] / ours, 3),
         "enqueue_detail": results,
     }

@@ -15,6 +15,10 @@ of per-call latencies in ns, and per-repetition wall times. Modes:
 - ``kinds``  ``defer.sqs``, ``defer.invoke``, ``defer.sfn`` and ``defer.callback`` of the same
   payload, interleaved call by call in one ``@defer`` handler (so a slower moment of the
   machine costs each kind alike): samples per kind.
+- ``otel``   ``defer.sqs`` with an OpenTelemetry span current (opentelemetry-sdk, as a traced
+  handler has it: the item carries its traceparent) and without one, interleaved call by call
+  in one ``@defer`` handler; ``otel_new_span`` is the same call under a span of its own each
+  time (the worst case: nothing of the last call's context can be reused).
 
 Every mode gets the same ~1 KB dict payloads (distinct dicts, built before timing).
 """
@@ -30,6 +34,7 @@ from typing import Any, Callable, Dict, List
 
 QUEUE_URL = os.environ.get("BENCH_QUEUE_URL", "http://127.0.0.1:1/123456789012/bench-q")
 WARMUP = 300
+BLOCK = int(os.environ.get("BENCH_OTEL_BLOCK", "20"))
 
 
 def payloads(n: int) -> List[Dict[str, Any]]:
@@ -87,9 +92,60 @@ def run_kinds(n: int, reps: int) -> Dict[str, Any]:
     return {"mode": "kinds", "n": n, "reps": reps, "samples_ns": per_kind, "wall_s": walls}
 
 
+def run_otel(n: int, reps: int) -> Dict[str, Any]:
+    """defer.sqs with and without a current OpenTelemetry span, interleaved in blocks of BLOCK
+    calls (a handler's calls follow one another in one context; a busy moment of the machine
+    still costs each kind alike)."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from handler_lib import defer
+
+    tracer = TracerProvider().get_tracer("bench")
+    no_span = otel_context.Context()
+    kinds = ("otel", "otel_new_span", "plain")
+    per_kind: Dict[str, List[List[int]]] = {kind: [] for kind in kinds}
+
+    @defer
+    def handler(event: Any, context: Any) -> None:
+        clock = time.perf_counter_ns
+        out: Dict[str, List[int]] = {kind: [] for kind in kinds}
+        spans = [tracer.start_span(f"call-{i}") for i in range(len(event))]  # made before timing
+        own = [trace.set_span_in_context(span) for span in spans]
+        with tracer.start_as_current_span("handler"):
+            handler_span = otel_context.get_current()
+            for start in range(0, len(event), BLOCK):
+                for kind in kinds:
+                    for i in range(start, min(start + BLOCK, len(event))):
+                        ctx = handler_span if kind == "otel" else own[i] if kind == "otel_new_span" else no_span
+                        token = otel_context.attach(ctx)
+                        t0 = clock()
+                        defer.sqs(QUEUE_URL, event[i])
+                        out[kind].append(clock() - t0)
+                        otel_context.detach(token)
+        for span in spans:
+            span.end()
+        context.samples = out
+
+    handler(payloads(WARMUP // 3), Ctx("warmup"))
+    walls = []
+    gc.collect()
+    for r in range(reps):
+        ctx = Ctx(f"rep-{r}")
+        t0 = time.perf_counter()
+        handler(payloads(n), ctx)
+        walls.append(time.perf_counter() - t0)
+        for kind, samples in ctx.samples.items():  # type: ignore[attr-defined]
+            per_kind[kind].append(samples)
+    return {"mode": "otel", "n": n, "reps": reps, "samples_ns": per_kind, "wall_s": walls}
+
+
 def run(mode: str, n: int, reps: int) -> Dict[str, Any]:
     if mode == "kinds":
         return run_kinds(n, reps)
+    if mode == "otel":
+        return run_otel(n, reps)
     items = payloads(n)
     if mode == "ours":
         from handler_lib import defer

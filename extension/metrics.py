@@ -23,7 +23,7 @@ class DrainMetrics:
         m.add_dimension(name="function_name", value=self._function_name or "unknown")
         m.add_metric(name="enqueued", unit=MetricUnit.Count, value=report.received)
         for name in ("delivered", "retried", "carried_over", "dead_lettered", "given_up", "api_calls", "tasks_hung",
-                     "after_run", "after_failed"):
+                     "after_run", "after_failed", "trace_context_skipped"):
             m.add_metric(name=name, unit=MetricUnit.Count, value=getattr(report, name))
         m.add_metric(name="drain_duration", unit=MetricUnit.Milliseconds, value=report.duration_ms)
         for latency in report.delivery_latency_ms[:100]:  # EMF allows 100 values per metric

@@ -43,6 +43,7 @@ class Defer:
                 return handler(event, context)
             _items.invoke_trace = os.environ.get(_items.ENV_TRACE_ID) or None
             lambda_context = _durable.lambda_context(context)  # under a DurableContext too
+            _items.invoke_tenant = _items.tenant_of(lambda_context)
             # the context's clock: inline delivery at the invoke's end must stop before it does
             invoke = DISPATCHER.begin(getattr(lambda_context, "aws_request_id", "") or "",
                                       getattr(lambda_context, "get_remaining_time_in_millis", None))
@@ -55,6 +56,7 @@ class Defer:
                     DISPATCHER.finish(invoke)
                 finally:
                     _items.invoke_trace = _items.READ_AT_CALL
+                    _items.invoke_tenant = None
 
         DISPATCHER.wrapped_handler()
         return wrapper  # type: ignore[return-value]

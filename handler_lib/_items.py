@@ -25,7 +25,7 @@ EVENT_MAX_ENTRY_BYTES = 1_048_576  # since 2026-01-29 (it was 256 KB)
 #: one hand-off to the extension carries. Over the threshold it travels by S3.
 LARGE_PAYLOAD_MAX_BYTES = SQS_MAX_MESSAGE_BYTES
 TASK_MAX_ARGS_BYTES = 262_144
-MAX_ATTRIBUTES = 10
+MAX_ATTRIBUTES = wire.MAX_ATTRIBUTES
 #: The String message attribute that carries the item id on SQS and SNS, for consumers to
 #: deduplicate on: it takes one of the 10 attributes, so a message has at most 9 of yours.
 ID_ATTRIBUTE = wire.ID_ATTRIBUTE
@@ -52,6 +52,42 @@ def _trace() -> Optional[str]:
     if trace is READ_AT_CALL:
         return os.environ.get(ENV_TRACE_ID) or None
     return trace  # type: ignore[no-any-return]
+
+
+#: The tenant of the running ``@defer``-wrapped invoke under Lambda tenant isolation
+#: (``context.tenant_id``), None otherwise: SQS/SNS messages carry it as ``defer_tenant_id``,
+#: EventBridge details as a field of that name, ``defer.invoke`` as its TenantId.
+TENANT_ATTRIBUTE = wire.TENANT_ATTRIBUTE
+invoke_tenant: Optional[str] = None
+# What Lambda's TenantId may hold (Invoke's model): a context.tenant_id outside it is not one
+# Lambda gave, and is not carried. Compiled by re's cache on first use: not at import.
+TENANT_ID = r"[a-zA-Z0-9._:/=+\-@ ]{1,256}"
+
+
+def tenant_of(context: Any) -> Optional[str]:
+    """``context.tenant_id`` when the invoke has a tenant (awslambdaric 3.1 and later set it)."""
+    tenant = getattr(context, "tenant_id", None)
+    if isinstance(tenant, str) and re.fullmatch(TENANT_ID, tenant):
+        return tenant
+    return None
+
+
+# The OpenTelemetry trace context at the call: ``_otel.current`` once a span can be current
+# (``opentelemetry.trace`` loaded by the application); until then nothing is imported for it.
+_otel_current: Optional[Callable[[], Optional[tuple[str, Optional[str]]]]] = None
+
+
+def _trace_context() -> tuple[Optional[str], Optional[str]]:
+    global _otel_current
+    current = _otel_current
+    if current is None:
+        if "opentelemetry.trace" not in sys.modules:
+            return None, None
+        from . import _otel
+
+        current = _otel_current = _otel.current
+    headers = current()
+    return (None, None) if headers is None else headers
 
 
 # ``defer.json_default``: the user's encoder for types the built-in rules do not cover.
@@ -257,14 +293,21 @@ def _attributes(attributes: Optional[Mapping[str, Any]], item_id: str,
                 service: str) -> tuple[Optional[Dict[str, Any]], int]:
     """Validate message attributes; return them with their size as the services count it,
     ``defer_id`` included (refusing a 10th attribute rather than sending no id: a consumer can
-    rely on every message carrying it)."""
+    rely on every message carrying it), and under tenant isolation ``defer_tenant_id`` (the
+    same rule: a consumer can rely on every message of a tenant's invoke naming it)."""
+    tenant = invoke_tenant
     if attributes is None:
-        return None, wire.attributes_size(item_id, None)
-    if not isinstance(attributes, Mapping):
+        if tenant is None:
+            return None, wire.attributes_size(item_id, None)
+        attributes = {}
+    elif not isinstance(attributes, Mapping):
         raise TypeError(f"attributes must be a dict of name -> str/int/float/bytes, not {type(attributes).__name__}")
-    if len(attributes) >= MAX_ATTRIBUTES:
+    reserved = 1 if tenant is None or TENANT_ATTRIBUTE in attributes else 2
+    if len(attributes) > MAX_ATTRIBUTES - reserved:
+        tenant_note = f" and one {TENANT_ATTRIBUTE} (this invoke's tenant)" if reserved == 2 else ""
         raise ValueError(f"{len(attributes)} message attributes; the services allow {MAX_ATTRIBUTES} and "
-                         f"one is {ID_ATTRIBUTE} (the item id), so at most {MAX_ATTRIBUTES - 1}")
+                         f"one is {ID_ATTRIBUTE} (the item id){tenant_note}, so at most "
+                         f"{MAX_ATTRIBUTES - reserved}")
     for name, value in attributes.items():
         if not isinstance(name, str) or not name:
             raise TypeError(f"attribute name {name!r} must be a non-empty str")
@@ -278,6 +321,8 @@ def _attributes(attributes: Optional[Mapping[str, Any]], item_id: str,
         _check_attribute_name(name)
         _check_attribute_value(name, value, service)
     shaped = dict(attributes)
+    if tenant is not None:
+        shaped.setdefault(TENANT_ATTRIBUTE, tenant)  # one the caller set stands: told otherwise
     return shaped, wire.attributes_size(item_id, shaped)
 
 
@@ -353,7 +398,7 @@ def sqs_item(request_id: str, queue_url: str, message: Any, *, group_id: Optiona
         if queue_url.endswith(".fifo"):
             raise ValueError("FIFO queues do not take a per-message delay_seconds; set DelaySeconds on the queue")
     return wire.SqsItem(item_id, request_id, now_us(), queue_url, body, group_id, dedup_id,
-                        delay_seconds, attrs, _trace())
+                        delay_seconds, attrs, _trace(), *_trace_context())
 
 
 
@@ -371,7 +416,7 @@ def queued_task_item(queue_url: str, task: wire.TaskItem) -> wire.SqsItem:
     body, attrs = _message("SQS", "queue", queue_url, body, None, group_id, dedup_id,
                            SQS_MAX_MESSAGE_BYTES, task.id)
     return wire.SqsItem(task.id, task.request_id, task.enqueued_us, queue_url, body, group_id, dedup_id,
-                        None, attrs, _trace())
+                        None, attrs, _trace(), *_trace_context())
 
 # SNS Subject: "no line breaks or control characters" (C0, DEL, C1), nor what no text may hold.
 _CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
@@ -388,7 +433,15 @@ def sns_item(request_id: str, topic_arn: str, message: Any, *, subject: Optional
         raise ValueError(f"subject must be one line of 1..{SNS_MAX_SUBJECT_CHARS} characters, "
                          "without control characters")
     return wire.SnsItem(item_id, request_id, now_us(), topic_arn, body, subject, group_id,
-                        dedup_id, attrs, _trace())
+                        dedup_id, attrs, _trace(), *_trace_context())
+
+
+def _with_field(text: str, name: str, value: str, has_fields: bool) -> str:
+    """JSON object text with one more string field, first: the caller's text is kept as written
+    (spacing, order, number spellings), which decoding and encoding it again would not keep."""
+    start = text.index("{") + 1
+    field = json.dumps(name) + ":" + json.dumps(value) + ("," if has_fields else "")
+    return text[:start] + field + text[start:]
 
 
 def event_item(request_id: str, detail_type: Any, detail: Any, *, source: Any, bus: Optional[str],
@@ -398,8 +451,12 @@ def event_item(request_id: str, detail_type: Any, detail: Any, *, source: Any, b
     item_id = new_id()
     if not isinstance(detail, (str, dict, list)):
         detail = _record(detail) or detail  # a dataclass or model is an object like a dict
-    if isinstance(detail, dict) and "defer_id" not in detail:
-        detail = {**detail, "defer_id": item_id}  # the idempotency key, for consumers
+    tenant = invoke_tenant
+    if isinstance(detail, dict) and ("defer_id" not in detail or (tenant is not None and TENANT_ATTRIBUTE not in detail)):
+        detail = {**detail}
+        detail.setdefault("defer_id", item_id)  # the idempotency key, for consumers
+        if tenant is not None:
+            detail.setdefault(TENANT_ATTRIBUTE, tenant)
     text = to_text(detail, "event detail")
     if isinstance(detail, str):
         try:
@@ -408,6 +465,8 @@ def event_item(request_id: str, detail_type: Any, detail: Any, *, source: Any, b
             raise ValueError(f"event detail must be a JSON object: {exc}") from exc
         if not isinstance(parsed, dict):
             raise ValueError("event detail must be a JSON object, not a JSON array or scalar")
+        if tenant is not None and TENANT_ATTRIBUTE not in parsed:
+            text = _with_field(text, TENANT_ATTRIBUTE, tenant, bool(parsed))
     elif not isinstance(detail, dict):
         raise ValueError("event detail must be a JSON object (a dict), not a list")
     if bus is not None:

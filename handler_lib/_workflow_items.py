@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from . import wire
 from ._ids import new_id
-from ._items import _refuse_constant, _trace, _utf8_len, now_us, to_text
+from . import _items
+from ._items import TENANT_ID, _refuse_constant, _trace, _utf8_len, now_us, to_text
 
 #: Lambda: "1 MB for asynchronous invocations"; a durable execution's input: 256 KB.
 INVOKE_MAX_PAYLOAD_BYTES = 1_048_576
@@ -35,7 +36,6 @@ _FUNCTION = re.compile(
 _QUALIFIER = re.compile(r"\$LATEST(?:\.PUBLISHED)?|[a-zA-Z0-9_$-]{1,128}")
 _DURABLE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9_-]")
-_TENANT_ID = re.compile(r"[a-zA-Z0-9._:/=+\-@ ]{1,256}")
 _SFN_ARN = re.compile(r"arn:aws[a-zA-Z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[^:\s\ud800-\udfff]+"
                      r"(?::[^:\s\ud800-\udfff]+)?")
 # Step Functions names: no white space, brackets, wildcards, the listed punctuation or control
@@ -44,15 +44,6 @@ _SFN_ARN = re.compile(r"arn:aws[a-zA-Z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:
 _SFN_NAME_REFUSED = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _CALLBACK_ID = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _ERROR_FIELDS = ("ErrorMessage", "ErrorType", "ErrorData", "StackTrace")
-
-
-def _no_tenant() -> Optional[str]:
-    return None
-
-
-#: Where ``defer.invoke`` takes its TenantId from when none is given: the invoke's tenant
-#: under Lambda tenant isolation, once that is wired in (a function of no arguments).
-default_tenant: Callable[[], Optional[str]] = _no_tenant
 
 
 def durable_name_for(item_id: str) -> str:
@@ -99,8 +90,10 @@ def invoke_item(request_id: str, function: Any, payload: Any, *, qualifier: Opti
     if named and (not isinstance(durable_name, str) or not _DURABLE_NAME.fullmatch(durable_name)):
         raise ValueError(f"durable_name must be 1-{DURABLE_NAME_MAX_CHARS} of A-Z a-z 0-9 - _, not {durable_name!r}")
     if tenant_id is None:
-        tenant_id = default_tenant()
-    elif not isinstance(tenant_id, str) or not _TENANT_ID.fullmatch(tenant_id):
+        tenant_id = _items.invoke_tenant  # the invoke's own, under tenant isolation
+    elif tenant_id == "":
+        tenant_id = None  # told otherwise: no TenantId (a function without tenant isolation)
+    elif not isinstance(tenant_id, str) or not re.fullmatch(TENANT_ID, tenant_id):
         raise ValueError(f"tenant_id must be 1-{TENANT_ID_MAX_CHARS} of A-Z a-z 0-9 . _ : / = + - @ and space, "
                          f"not {tenant_id!r}")
     text = _json_text(payload, "invoke payload")

@@ -25,6 +25,8 @@ ENV_MAX_QUEUED_MB = "DEFER_MAX_QUEUED_MB"
 #: LAMBDA_TASK_ROOT to extensions (the code is at /var/task there); a local emulator that
 #: keeps the code elsewhere and hides LAMBDA_TASK_ROOT too needs this.
 ENV_TASK_ROOT = "DEFER_TASK_ROOT"
+#: Read by the exec wrapper (layer/defer-wrapper.sh), not here: the wrapper it hands on to.
+ENV_NEXT_EXEC_WRAPPER = "DEFER_NEXT_EXEC_WRAPPER"
 #: Inline mode (no extension): the most time delivery may add to an invoke, further bounded
 #: by the invoke's remaining time less DEFER_DEADLINE_MARGIN_MS.
 ENV_INLINE_BUDGET_MS = "DEFER_INLINE_BUDGET_MS"

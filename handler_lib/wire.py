@@ -57,6 +57,13 @@ ID_ATTRIBUTE = "defer_id"
 #: and whose Number attribute ``POINTER_SIZE_ATTRIBUTE`` is the payload's size in bytes.
 POINTER_CLASS = "software.amazon.payloadoffloading.PayloadS3Pointer"
 POINTER_SIZE_ATTRIBUTE = "ExtendedPayloadSize"
+#: Under Lambda tenant isolation: the attribute and detail field that carries the invoke's tenant.
+TENANT_ATTRIBUTE = "defer_tenant_id"
+#: The W3C trace context at the call (OpenTelemetry), as botocore's instrumentation names it.
+TRACEPARENT_ATTRIBUTE = "traceparent"
+TRACESTATE_ATTRIBUTE = "tracestate"
+#: Message attributes SQS and SNS take per message.
+MAX_ATTRIBUTES = 10
 
 
 def attributes_size(item_id: str, attributes: Optional[Dict[str, Any]]) -> int:
@@ -204,6 +211,8 @@ class _SqsItemFields(NamedTuple):
     delay_seconds: Optional[int] = None
     attributes: Optional[Dict[str, AttributeValue]] = None
     trace: Optional[str] = None  # the invoke's X-Ray trace header
+    traceparent: Optional[str] = None  # the W3C trace context at the call (OpenTelemetry), sent
+    tracestate: Optional[str] = None  # as message attributes where the user's leave room
 
 
 class SqsItem(_SqsItemFields):
@@ -215,10 +224,13 @@ class SqsItem(_SqsItemFields):
         return self.queue_url
 
     def to_map(self) -> Dict[str, Any]:
-        return {"v": PROTOCOL_VERSION, "k": "sqs", "id": self.id, "rid": self.request_id,
-                "ts": self.enqueued_us, "url": self.queue_url, "body": self.body,
-                "group": self.group_id, "dedup": self.dedup_id, "delay": self.delay_seconds,
-                "attrs": self.attributes, "trace": self.trace}
+        frame = {"v": PROTOCOL_VERSION, "k": "sqs", "id": self.id, "rid": self.request_id,
+                 "ts": self.enqueued_us, "url": self.queue_url, "body": self.body,
+                 "group": self.group_id, "dedup": self.dedup_id, "delay": self.delay_seconds,
+                 "attrs": self.attributes, "trace": self.trace}
+        if self.traceparent is not None:  # only on an item that has one: most frames stay as before
+            frame["tparent"], frame["tstate"] = self.traceparent, self.tracestate
+        return frame
 
 
 class _SnsItemFields(NamedTuple):
@@ -232,6 +244,8 @@ class _SnsItemFields(NamedTuple):
     dedup_id: Optional[str] = None
     attributes: Optional[Dict[str, AttributeValue]] = None
     trace: Optional[str] = None
+    traceparent: Optional[str] = None
+    tracestate: Optional[str] = None
 
 
 class SnsItem(_SnsItemFields):
@@ -243,10 +257,13 @@ class SnsItem(_SnsItemFields):
         return self.topic_arn
 
     def to_map(self) -> Dict[str, Any]:
-        return {"v": PROTOCOL_VERSION, "k": "sns", "id": self.id, "rid": self.request_id,
-                "ts": self.enqueued_us, "arn": self.topic_arn, "body": self.message,
-                "subject": self.subject, "group": self.group_id, "dedup": self.dedup_id,
-                "attrs": self.attributes, "trace": self.trace}
+        frame = {"v": PROTOCOL_VERSION, "k": "sns", "id": self.id, "rid": self.request_id,
+                 "ts": self.enqueued_us, "arn": self.topic_arn, "body": self.message,
+                 "subject": self.subject, "group": self.group_id, "dedup": self.dedup_id,
+                 "attrs": self.attributes, "trace": self.trace}
+        if self.traceparent is not None:
+            frame["tparent"], frame["tstate"] = self.traceparent, self.tracestate
+        return frame
 
 
 class _EventItemFields(NamedTuple):
@@ -499,11 +516,13 @@ _BUILDERS: Dict[str, Callable[[Dict[str, Any]], Frame]] = {
     "sqs": lambda p: SqsItem(**_common(p), queue_url=_str(p, "url"), body=_str(p, "body"),
                              group_id=_opt(p, "group", str), dedup_id=_opt(p, "dedup", str),
                              delay_seconds=_opt(p, "delay", int), attributes=_opt(p, "attrs", dict),
-                             trace=_opt(p, "trace", str)),
+                             trace=_opt(p, "trace", str), traceparent=_opt(p, "tparent", str),
+                             tracestate=_opt(p, "tstate", str)),
     "sns": lambda p: SnsItem(**_common(p), topic_arn=_str(p, "arn"), message=_str(p, "body"),
                              subject=_opt(p, "subject", str), group_id=_opt(p, "group", str),
                              dedup_id=_opt(p, "dedup", str), attributes=_opt(p, "attrs", dict),
-                             trace=_opt(p, "trace", str)),
+                             trace=_opt(p, "trace", str), traceparent=_opt(p, "tparent", str),
+                             tracestate=_opt(p, "tstate", str)),
     "event": lambda p: EventItem(**_common(p), detail_type=_str(p, "detail_type"),
                                  detail=_str(p, "detail"), source=_str(p, "source"),
                                  bus=_opt(p, "bus", str), resources=_opt(p, "resources", list),

@@ -15,7 +15,9 @@ __all__ = ["main", "parse_args"]
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m lambda_sandbox", description=__doc__)
-    parser.add_argument("--opt", required=True, help="layer directory, mounted as /opt in Lambda")
+    parser.add_argument("--opt", required=True, action="append", metavar="DIR",
+                        help="layer directory, mounted as /opt in Lambda (repeatable: layers merged into /opt "
+                             "in order, a later layer's file replacing an earlier one's, as Lambda merges them)")
     parser.add_argument("--task", required=True, help="function code directory (LAMBDA_TASK_ROOT)")
     parser.add_argument("--handler", required=True, help="MODULE.FUNCTION (free-form with --runtime provided)")
     parser.add_argument("--timeout", type=float, default=3.0, help="function timeout in seconds (default 3)")

@@ -65,6 +65,8 @@ def _next(host: Host, request: Request) -> Response:
         headers["Lambda-Runtime-Client-Context"] = inv.request.client_context
     if inv.request.cognito_identity:
         headers["Lambda-Runtime-Cognito-Identity"] = inv.request.cognito_identity
+    if inv.request.tenant_id:
+        headers["Lambda-Runtime-Aws-Tenant-Id"] = inv.request.tenant_id
     return Response(200, inv.request.payload, headers)
 
 

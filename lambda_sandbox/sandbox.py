@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +19,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO, Union
 
 from . import extensions_api, invoke_api, runtime_api
 from .config import DEFAULT_MAX_CONCURRENCY, SandboxConfig
-from .errors import SandboxStartError
+from .errors import SandboxConfigError, SandboxStartError
 from .httpserver import HttpServer, Router
+from .layers import merge_layers
 from .lifecycle import Lifecycle
 from .logsink import LogLine, LogSink
 from .report import Report
@@ -52,7 +55,9 @@ class Sandbox:
 
     Parameters
     ----------
-    opt_dir : the layer directory (what Lambda mounts on /opt): `extensions/`, `python/`.
+    opt_dir : the layer directory (what Lambda mounts on /opt): `extensions/`, `python/`; or a
+        list of layer directories, merged into one /opt in order (a later layer's file wins), as
+        Lambda merges a function's layers.
     task_dir : the function's code (LAMBDA_TASK_ROOT).
     handler : MODULE.FUNCTION.
     timeout_s, memory_mb : the function's configuration (1..900 s, 128..10240 MB).
@@ -83,7 +88,8 @@ class Sandbox:
         `echo=False` keeps them only in `logs`.
     """
 
-    def __init__(self, opt_dir: PathLike, task_dir: PathLike, handler: str, *, timeout_s: float = 3.0,
+    def __init__(self, opt_dir: Union[PathLike, Sequence[PathLike]], task_dir: PathLike, handler: str, *,
+                 timeout_s: float = 3.0,
                  memory_mb: int = 128, env: Optional[Mapping[str, str]] = None, port: int = 0,
                  runtime_api_port: int = 0, function_name: str = "test_function",
                  stream: Optional[TextIO] = None, echo: bool = True, init_budget_s: float = 10.0,
@@ -92,21 +98,49 @@ class Sandbox:
                  share: Sequence[PathLike] = (), namespace: Optional[bool] = None, mode: str = "on-demand",
                  max_concurrency: Optional[int] = None, unprivileged: Optional[bool] = None,
                  allow_host_packages: bool = False) -> None:
-        self.config = SandboxConfig(Path(opt_dir), Path(task_dir), handler, timeout_s=timeout_s,
-                                    memory_mb=memory_mb, env=dict(env or {}), port=port,
-                                    runtime_api_port=runtime_api_port, function_name=function_name,
-                                    init_budget_s=init_budget_s, shutdown_budget_s=shutdown_budget_s,
-                                    init=init, runtime=runtime, isolated_env=isolated_env,
-                                    share=tuple(Path(p) for p in share), namespace=namespace, mode=mode,
-                                    unprivileged=unprivileged, allow_host_packages=allow_host_packages,
-                                    max_concurrency=max_concurrency if max_concurrency is not None
-                                    else (DEFAULT_MAX_CONCURRENCY if mode == "managed-instances" else 1))
+        self._merged_layers: Optional[Path] = None
+        if not isinstance(opt_dir, (str, Path)):
+            opt_dir = self._merge(opt_dir)
+        try:
+            self.config = SandboxConfig(Path(opt_dir), Path(task_dir), handler, timeout_s=timeout_s,
+                                        memory_mb=memory_mb, env=dict(env or {}), port=port,
+                                        runtime_api_port=runtime_api_port, function_name=function_name,
+                                        init_budget_s=init_budget_s, shutdown_budget_s=shutdown_budget_s,
+                                        init=init, runtime=runtime, isolated_env=isolated_env,
+                                        share=tuple(Path(p) for p in share), namespace=namespace, mode=mode,
+                                        unprivileged=unprivileged, allow_host_packages=allow_host_packages,
+                                        max_concurrency=max_concurrency if max_concurrency is not None
+                                        else (DEFAULT_MAX_CONCURRENCY if mode == "managed-instances" else 1))
+        except SandboxConfigError:
+            self._remove_merged()
+            raise
         self._sink = LogSink(stream, echo=echo)
         self._lifecycle = Lifecycle(self.config, self._sink)
         self._host = self._lifecycle.host
         self._runtime_server: Optional[HttpServer] = None
         self._invoke_server: Optional[HttpServer] = None
         self._stopped = False
+
+    def _merge(self, layers: Sequence[PathLike]) -> Path:
+        """One /opt from several layers (a folder of this sandbox's, removed by `stop`)."""
+        paths = [Path(p).resolve() for p in layers]
+        if not paths:
+            raise SandboxConfigError("no layer directory given")
+        if len(paths) == 1:
+            return paths[0]
+        merged = Path(tempfile.mkdtemp(prefix="lambda_sandbox-layers-"))
+        merged.chmod(0o755)  # as Lambda's /opt: readable by the function's user
+        self._merged_layers = merged
+        try:
+            return merge_layers(paths, merged)
+        except BaseException:
+            self._remove_merged()
+            raise
+
+    def _remove_merged(self) -> None:
+        if self._merged_layers is not None:
+            shutil.rmtree(self._merged_layers, ignore_errors=True)
+            self._merged_layers = None
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self, wait_init: bool = True) -> "Sandbox":
@@ -130,6 +164,7 @@ class Sandbox:
             self._stopped = True
             for server in (self._invoke_server, self._runtime_server):
                 server.stop()
+            self._remove_merged()
             raise
         if wait_init and not self._lifecycle.initialised.wait(self.config.init_budget_s + 5):
             self.stop()
@@ -145,6 +180,7 @@ class Sandbox:
         for server in (self._invoke_server, self._runtime_server):
             if server is not None:
                 server.stop()
+        self._remove_merged()
 
     def __enter__(self) -> "Sandbox":
         return self.start()

@@ -61,6 +61,7 @@ class InvokeRequest:
     trace_id: Optional[str] = None
     client_context: Optional[str] = None
     cognito_identity: Optional[str] = None
+    tenant_id: Optional[str] = None  # X-Amz-Tenant-Id: the tenant, under tenant isolation
     done: threading.Event = field(default_factory=threading.Event)
     outcome: Optional["InvokeOutcome"] = None
 

@@ -15,4 +15,24 @@ if [ -r "$api_file" ]; then
         export AWS_LAMBDA_RUNTIME_API="$proxy"
     fi
 fi
+
+# DEFER_NEXT_EXEC_WRAPPER: a second exec wrapper (ADOT's /opt/otel-instrument) that a function can
+# no longer name in AWS_LAMBDA_EXEC_WRAPPER, which holds this one: it runs next, with the
+# runtime's command. One that cannot run is said on stderr (the function's log) and left out,
+# and the runtime starts through this wrapper alone: the function and its deferred work go on.
+next="${DEFER_NEXT_EXEC_WRAPPER:-}"
+if [ -n "$next" ]; then
+    problem=""
+    if [ ! -e "$next" ]; then
+        problem="no such file"
+    elif [ -d "$next" ] || [ ! -x "$next" ]; then
+        problem="not an executable file"
+    elif [ "$next" -ef "$0" ]; then
+        problem="it is this wrapper (AWS_LAMBDA_EXEC_WRAPPER) itself"
+    fi
+    if [ -z "$problem" ]; then
+        exec "$next" "$@"
+    fi
+    echo "defer-runner exec-wrapper: ERROR: DEFER_NEXT_EXEC_WRAPPER=$next: $problem; the runtime starts without it, through /opt/defer-runner/exec-wrapper alone" >&2
+fi
 exec "$@"

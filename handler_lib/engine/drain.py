@@ -57,6 +57,7 @@ class DrainReport:
     tasks_hung: int = 0  # task threads still running past their timeout (abandoned)
     after_run: int = 0  # post-response callables (defer.after) the function ran, and those that raised
     after_failed: int = 0
+    trace_context_skipped: int = 0  # SQS/SNS items delivered without their W3C trace context: no room
     duration_ms: float = 0.0
     delivery_latency_ms: List[float] = field(default_factory=list)
     given_up_ids: List[str] = field(default_factory=list, repr=False)
@@ -69,7 +70,8 @@ class DrainReport:
 
     def merge(self, later: "DrainReport") -> None:
         """Fold a later drain of the same event in (SHUTDOWN drains twice)."""
-        for name in ("delivered", "retried", "dead_lettered", "given_up", "api_calls", "duration_ms"):
+        for name in ("delivered", "retried", "dead_lettered", "given_up", "api_calls", "trace_context_skipped",
+                     "duration_ms"):
             setattr(self, name, getattr(self, name) + getattr(later, name))
         self.carried_over, self.in_flight, self.tasks_hung = later.carried_over, later.in_flight, later.tasks_hung
         self.delivery_latency_ms += later.delivery_latency_ms
@@ -82,6 +84,7 @@ class DrainReport:
                 "carried_over": self.carried_over, "in_flight": self.in_flight,
                 "api_calls": self.api_calls, "tasks_hung": self.tasks_hung,
                 "after_run": self.after_run, "after_failed": self.after_failed,
+                "trace_context_skipped": self.trace_context_skipped,
                 "duration_ms": round(self.duration_ms, 3),
                 "delivery_latency_ms_max": round(latencies[-1], 3) if latencies else 0.0}
 
@@ -266,8 +269,11 @@ class Drainer:
                             extra=dead_letters.describe_letter(item, self.config.log_payloads))
                 return
             latency = (time.time_ns() // 1000 - item.enqueued_us) / 1000
+            sink = self.sinks.get(item.kind)
+            skipped = sink is not None and sink.trace_skipped(item)
             with self._report._lock:
                 self._report.delivered += 1
+                self._report.trace_context_skipped += skipped
                 self._report.delivery_latency_ms.append(latency)
             return
         if outcome.traceback:

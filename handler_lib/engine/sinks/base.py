@@ -52,6 +52,10 @@ class Sink(ABC):
     def call(self, target: str, entries: List[Dict[str, Any]]) -> Dict[str, Any]:
         """Make the batch API call."""
 
+    def trace_skipped(self, item: Any) -> bool:
+        """Whether the item's trace context did not fit in its message (SQS and SNS)."""
+        return False
+
     def failures(self, response: Dict[str, Any], entries: List[Dict[str, Any]]) -> EntryFailures:
         """The failed entries of a reply: the ``Failed`` list that SQS and SNS batch replies share."""
         return {f["Id"]: (f.get("Code", "Unknown"), f.get("Message", ""), bool(f.get("SenderFault")))
@@ -101,6 +105,46 @@ def message_attributes(item: Any) -> Dict[str, Dict[str, Any]]:
         else:
             shaped[name] = {"DataType": "String", "StringValue": str(value)}
     return shaped
+
+
+def trace_attributes(item: Any, body_bytes: int, max_message_bytes: int) -> Dict[str, Dict[str, str]]:
+    """The item's W3C trace context as String attributes, where they fit: never in place of one
+    of the caller's (at most ``MAX_ATTRIBUTES`` with ``defer_id`` and the tenant), never past the
+    service's message size, and not at all when the caller sends a ``traceparent`` of their own.
+    ``tracestate`` goes only beside ``traceparent``."""
+    parent = item.traceparent
+    attributes = item.attributes or {}
+    if parent is None or wire.TRACEPARENT_ATTRIBUTE in attributes:
+        return {}
+    room = wire.MAX_ATTRIBUTES - 1 - len(attributes)
+    size = body_bytes + wire.attributes_size(item.id, attributes)
+    placed: Dict[str, Dict[str, str]] = {}
+    for name, value in ((wire.TRACEPARENT_ATTRIBUTE, parent), (wire.TRACESTATE_ATTRIBUTE, item.tracestate)):
+        if value is None or name in attributes:
+            break
+        size += len(name) + 6 + len(value)
+        if room <= len(placed) or size > max_message_bytes:
+            break
+        placed[name] = {"DataType": "String", "StringValue": value}
+    return placed
+
+
+def message_size(item: Any, body_bytes: int, max_message_bytes: int) -> int:
+    """An SQS or SNS message's bytes as the service counts them: body, attributes with
+    ``defer_id``, and the trace context where it fits."""
+    size = body_bytes + attributes_size(item)
+    if item.traceparent is not None:
+        for name, value in trace_attributes(item, body_bytes, max_message_bytes).items():
+            size += len(name) + 6 + len(value["StringValue"])
+    return size
+
+
+def trace_skipped(item: Any, body_bytes: int, max_message_bytes: int) -> bool:
+    """Whether part of the item's own trace context found no room (counted when it is delivered)."""
+    if item.traceparent is None or wire.TRACEPARENT_ATTRIBUTE in (item.attributes or {}):
+        return False
+    wanted = 1 if item.tracestate is None else 2
+    return len(trace_attributes(item, body_bytes, max_message_bytes)) < wanted
 
 
 def fifo_fields(item: Any) -> Dict[str, str]:

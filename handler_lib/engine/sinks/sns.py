@@ -8,10 +8,13 @@ from typing import Any, Dict, List, Optional, Sequence
 from ... import wire
 
 from ..outcome import Outcome
-from .base import attributes_size, fifo_fields, message_attributes
+from .base import fifo_fields, message_attributes, trace_attributes, trace_skipped
+from .base import message_size as message_bytes
 from .claim_check import ClaimCheck, PayloadSink
 
 TRACE_HEADER = "X-Amzn-Trace-Id"
+#: Publish: a message and its attributes, at most 256 KiB (a topic's default MaximumMessageSize).
+MAX_MESSAGE_BYTES = 262_144
 
 
 class SnsSink(PayloadSink):
@@ -33,11 +36,16 @@ class SnsSink(PayloadSink):
         if item.subject is not None:
             entry["Subject"] = item.subject
         entry["MessageAttributes"] = message_attributes(item)
+        if item.traceparent is not None:
+            entry["MessageAttributes"].update(trace_attributes(item, len(item.message.encode()), MAX_MESSAGE_BYTES))
         entry.update(fifo_fields(item))
         return entry
 
     def message_size(self, item: wire.SnsItem) -> int:
-        return len(item.message.encode()) + attributes_size(item)
+        return message_bytes(item, len(item.message.encode()), MAX_MESSAGE_BYTES)
+
+    def trace_skipped(self, item: wire.SnsItem) -> bool:
+        return item.traceparent is not None and trace_skipped(item, len(item.message.encode()), MAX_MESSAGE_BYTES)
 
     def send(self, target: str, items: Sequence[wire.WorkItem]) -> List[Outcome]:
         traces = {item.trace for item in items}  # type: ignore[union-attr]
