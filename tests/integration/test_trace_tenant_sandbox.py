@@ -16,7 +16,6 @@ from tests.support.lambda_endpoint import LambdaEndpoint
 from tests.support.moto_server import drain_messages
 from tests.support.waiting import wait_until
 
-FUNCTION_DIR = Path(__file__).parent / "functions" / "otel_tenant"
 WRAPPER = "/opt/defer-runner/exec-wrapper"
 
 
@@ -31,15 +30,16 @@ def lambda_api():
 
 
 @pytest.fixture
-def start(built_layer, aws_resources, lambda_api, tmp_path):
+def start(built_layer, aws_resources, lambda_api, packaged_function, tmp_path):
     res = aws_resources()
+    function_dir = packaged_function("otel_tenant")  # with the OpenTelemetry SDK it imports
     boxes = []
 
     def start(layers=None, **env: str) -> Sandbox:
         full_env = {**res.env(), "DEFER_SOCKET": str(tmp_path / "defer.sock"),
                     "DEFER_JOURNAL_DIR": str(tmp_path / "journal"),
                     "AWS_ENDPOINT_URL_LAMBDA": lambda_api.endpoint_url, **env}
-        box = Sandbox(layers or built_layer, FUNCTION_DIR, "app.handler", timeout_s=10, env=full_env,
+        box = Sandbox(layers or built_layer, function_dir, "app.handler", timeout_s=10, env=full_env,
                       echo=False).start()
         boxes.append(box)
         return box
