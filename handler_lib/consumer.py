@@ -22,7 +22,7 @@ import functools
 import json
 import logging
 import threading
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, TypeVar, Union
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, TypeVar, Union, overload
 
 from . import wire
 
@@ -183,8 +183,17 @@ def _read(raw: Any, s3: Any) -> Record:
     return _message("sqs", body, attributes, message_id, data, s3)
 
 
+@overload
+def record_handler(fn: Callable[..., R], *, delete_payload: bool = False, s3: Any = None) -> Callable[..., R]: ...
+
+
+@overload
+def record_handler(fn: None = None, *, delete_payload: bool = False,
+                   s3: Any = None) -> Callable[[Callable[..., R]], Callable[..., R]]: ...
+
+
 def record_handler(fn: Optional[Callable[..., R]] = None, *, delete_payload: bool = False,
-                   s3: Any = None) -> Any:
+                   s3: Any = None) -> Union[Callable[..., R], Callable[[Callable[..., R]], Callable[..., R]]]:
     """Decorate ``fn(record: Record)`` into a record handler for Powertools' BatchProcessor
     (or any loop over raw records): it is called as ``fn(record=Record)``, the keyword
     Powertools' ``idempotent_function(data_keyword_argument="record")`` reads, and with

@@ -149,7 +149,7 @@ class MotoServer:
     def _answers(self) -> bool:
         try:
             with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/data.json", timeout=2) as resp:
-                return resp.status == 200
+                return bool(resp.status == 200)
         except OSError:
             return False
 
