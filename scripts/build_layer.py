@@ -68,7 +68,7 @@ ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 # The botocore data kept by --trim-botocore: the services the extension calls plus the
 # files botocore reads at client creation for any service.
-BOTOCORE_SERVICES_KEPT = frozenset({"sqs", "sns", "events", "sts", "s3"})
+BOTOCORE_SERVICES_KEPT = frozenset({"sqs", "sns", "events", "sts", "s3", "lambda", "stepfunctions"})
 
 
 def log(msg: str) -> None:

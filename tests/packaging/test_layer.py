@@ -310,7 +310,7 @@ CLIENTS = '''
 import sys
 sys.path.insert(0, sys.argv[1])
 import boto3, botocore.exceptions
-for name in ("sqs", "sns", "events", "sts"):
+for name in ("sqs", "sns", "events", "sts", "s3", "lambda", "stepfunctions"):
     boto3.client(name, region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
 try:
     boto3.client("dynamodb", region_name="eu-west-1")
@@ -326,7 +326,7 @@ def test_trimmed_botocore_still_makes_our_clients(
     shutil.copytree(layer_dir / "defer-runner" / "deps", deps)
     saved = build_layer_module.trim_botocore(deps)
     kept = sorted(p.name for p in (deps / "botocore" / "data").iterdir() if p.is_dir())
-    assert kept == ["events", "sns", "sqs", "sts"]
+    assert kept == ["events", "lambda", "s3", "sns", "sqs", "stepfunctions", "sts"]  # every service we call
     assert saved > 10_000_000
     for f in ("endpoints.json", "partitions.json", "sdk-default-configuration.json", "_retry.json"):
         assert (deps / "botocore" / "data" / f).is_file()
