@@ -132,3 +132,17 @@ def test_a_partial_batch_failure_deletes_only_the_payloads_of_records_that_succe
     assert result["batchItemFailures"] == [{"itemIdentifier": by_id[ids[1]]["messageId"]}]
     left = sorted(o["Key"] for o in inline.s3.list_objects_v2(Bucket=inline.bucket).get("Contents", []))
     assert left == [KEY_PREFIX + ids[1]]
+
+
+def test_after_dispatcher_reset_inline_delivery_uses_the_new_environments_bucket(inline, moto_endpoint, monkeypatch):
+    # the inline engine once outlived DISPATCHER.reset(): its claim check kept the first bucket
+    # it was made with, so a test's own bucket stayed empty and "the object was deleted" held
+    # vacuously (tests/integration/test_consumer_helper.py).
+    inline.run(lambda: defer.sqs(inline.res.queue_url, {"pad": "a" * 2000}))
+    second = f"payloads-{uuid.uuid4().hex[:12]}"
+    inline.s3.create_bucket(Bucket=second)
+    monkeypatch.setenv("DEFER_LARGE_PAYLOAD_BUCKET", second)
+    DISPATCHER.reset()
+    sent_id = inline.run(lambda: defer.sqs(inline.res.queue_url, {"pad": "b" * 2000}))
+    assert [o["Key"] for o in inline.s3.list_objects_v2(Bucket=second)["Contents"]] == [KEY_PREFIX + sent_id]
+    assert len(drain_messages(inline.res.queue_url, 2)) == 2
