@@ -140,9 +140,14 @@ class Dispatcher:
         return self._config
 
     def reset(self) -> None:
-        """Forget the mode and connection (tests that change the environment)."""
+        """Forget the mode and connection (tests that change the environment), and the inline
+        engine, whose sinks hold the configuration they were made with (the claim check's
+        bucket, the endpoint, the DLQ)."""
         if self._channel is not None:
             self._channel.close()
+        inline = sys.modules.get(__name__.rpartition(".")[0] + "._inline")
+        if inline is not None and not inline._draining:
+            inline._drainer = None
         self.__init__()  # type: ignore[misc]
 
     @property

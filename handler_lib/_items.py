@@ -289,6 +289,12 @@ def _check_attribute_value(name: str, value: Any, service: str) -> None:
             raise ValueError(f"attribute {name!r} is empty; {service} needs a value")
 
 
+#: The attributes that mark a message as a pointer to its payload in S3: ExtendedPayloadSize,
+#: and SQSLargePayloadSize, which the Java extended client wrote before it (still read as one
+#: by the extended clients and by ``handler_lib.consumer``).
+_POINTER_SIZE_ATTRIBUTES = (wire.POINTER_SIZE_ATTRIBUTE, "SQSLargePayloadSize")
+
+
 def _attributes(attributes: Optional[Mapping[str, Any]], item_id: str,
                 service: str) -> tuple[Optional[Dict[str, Any]], int]:
     """Validate message attributes; return them with their size as the services count it,
@@ -313,7 +319,7 @@ def _attributes(attributes: Optional[Mapping[str, Any]], item_id: str,
             raise TypeError(f"attribute name {name!r} must be a non-empty str")
         if name == ID_ATTRIBUTE:
             raise ValueError(f"attribute {ID_ATTRIBUTE!r} is set by lambda-defer to the item id; use another name")
-        if name == wire.POINTER_SIZE_ATTRIBUTE:
+        if name in _POINTER_SIZE_ATTRIBUTES:
             raise ValueError(f"attribute {name!r} marks a payload kept in S3 (the extended clients' claim check); "
                              "lambda-defer sets it when DEFER_LARGE_PAYLOAD_BUCKET is set; use another name")
         if isinstance(value, bool) or not isinstance(value, (str, int, float, bytes)):

@@ -172,7 +172,11 @@ def _read(raw: Any, s3: Any) -> Record:
     body = data.get("body", data.get("Body"))
     attributes = _sqs_attributes(data.get("messageAttributes", data.get("MessageAttributes")))
     message_id = data.get("messageId", data.get("MessageId"))
-    inner = _envelope(body) if wire.POINTER_SIZE_ATTRIBUTE not in attributes else None
+    # SNS (not raw) and EventBridge put their envelope in the body and give the SQS message no
+    # attributes of its own; a message that carries defer_id (or a pointer's size) was sent
+    # by lambda-defer, and its body is the payload as deferred, whatever it looks like.
+    sent_as_is = wire.ID_ATTRIBUTE in attributes or wire.POINTER_SIZE_ATTRIBUTE in attributes
+    inner = None if sent_as_is else _envelope(body)
     if inner is not None and inner.get("Type") == "Notification":  # SNS to SQS, not raw
         return _message("sqs", inner.get("Message"), _sns_attributes(inner.get("MessageAttributes")),
                         message_id, data, s3)
