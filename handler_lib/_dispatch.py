@@ -145,9 +145,9 @@ class Dispatcher:
         bucket, the endpoint, the DLQ)."""
         if self._channel is not None:
             self._channel.close()
-        inline = sys.modules.get(__name__.rpartition(".")[0] + "._inline")
-        if inline is not None and not inline._draining:
-            inline._drainer = None
+        inline = sys.modules.get(__name__.rpartition(".")[0] + "._inline")  # loaded only if it ran
+        if inline is not None:
+            inline.forget_engine()
         self.__init__()  # type: ignore[misc]
 
     @property

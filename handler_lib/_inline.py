@@ -74,6 +74,14 @@ def deliver(items: Iterable[wire.WorkItem], stop_at: float, hard_stop: Optional[
     return report
 
 
+def forget_engine() -> None:
+    """Drop the engine unless a drain runs (tests that change the environment: its sinks hold
+    the configuration they were made with, the claim check's bucket, the endpoint, the DLQ)."""
+    global _drainer
+    if not _draining:
+        _drainer = None
+
+
 def _after_fork_in_child() -> None:
     """A forked child builds its own engine: the parent's send pool has its threads in the
     parent only (a batch handed to it here would wait for a worker that does not exist, to

@@ -11,18 +11,25 @@ at once for a task this function does not have, it is dead-lettered as the exten
 or, without ``DEFER_DLQ_URL``, left to the queue's own redrive policy. A message that is not
 a queued task, or one that does not decode, is never run and never deleted: it is reported
 failed, with an ERROR, for the queue's redrive policy to move.
+
+A batch never runs the invoke out: a record is started only before the invoke's deadline less
+``DEFER_DEADLINE_MARGIN_MS``, and one still running then is left to finish on its own (at
+least once: SQS delivers it again) while the invoke answers. What was not done is reported
+failed, so the records that were settled stay settled (an invoke that timed out would have
+had the whole batch delivered again, every time).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Dict, List, Mapping, Optional, Set
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set
 
 from . import config as _config
 from ._task_queue import NotAQueuedTask, task_of
 from .engine.dead_letters import dead_letter_body
-from .engine.outcome import TASK_FAILED
+from .engine.outcome import TASK_FAILED, Outcome
 from .engine.tasks import TaskRunner
 
 __all__ = ["handler"]
@@ -45,8 +52,18 @@ def handler(event: Mapping[str, Any], context: Any) -> Dict[str, List[Dict[str, 
                          "SQS event source mapping")
     failures: List[Dict[str, str]] = []
     failed_groups: Set[str] = set()  # FIFO message groups with a failed record in this batch
+    give_up_at = _give_up_at(getattr(context, "get_remaining_time_in_millis", None))
+    out_of_time = False
     for record in records:
         message_id = str(record.get("messageId", "")) if isinstance(record, Mapping) else ""
+        if out_of_time or (give_up_at is not None and time.monotonic() >= give_up_at):
+            if not out_of_time:
+                log.warning("the invoke's time is nearly up: record %s and the %d after it are not run "
+                            "now; SQS delivers them again", message_id,
+                            len(records) - records.index(record) - 1)
+                out_of_time = True
+            failures.append({"itemIdentifier": message_id})
+            continue
         group = _fifo_group(record)
         if group is not None and failed_groups and (group in failed_groups or ANY_GROUP in failed_groups
                                                     or group == ANY_GROUP):
@@ -56,7 +73,11 @@ def handler(event: Mapping[str, Any], context: Any) -> Dict[str, List[Dict[str, 
             failed_groups.add(group)  # one that names no group holds back every later record
             continue
         try:
-            done = _run(record)
+            done = _run(record, give_up_at)
+        except _OutOfTime:
+            log.warning("queued task of message %s still runs at the invoke's deadline less the margin: "
+                        "left to finish on its own; SQS delivers it again (at least once)", message_id)
+            done, out_of_time = False, True
         except Exception:  # noqa: BLE001 - one record's failure never costs the others
             log.exception("queued task of message %s could not be run", message_id)
             done = False
@@ -67,7 +88,38 @@ def handler(event: Mapping[str, Any], context: Any) -> Dict[str, List[Dict[str, 
     return {"batchItemFailures": failures}
 
 
-def _run(record: Any) -> bool:
+class _OutOfTime(Exception):
+    """A task still running at the invoke's deadline less the margin."""
+
+
+def _give_up_at(clock: Optional[Callable[[], int]]) -> Optional[float]:
+    """The monotonic time by which the batch stops: the invoke's deadline less the margin."""
+    if not callable(clock):
+        return None
+    try:
+        remaining_ms = int(clock())
+    except Exception:  # noqa: BLE001 - a context without a usable clock: no bound
+        return None
+    margin_ms = _config.capped_margin_ms(_config.load().deadline_margin_ms, None)
+    return time.monotonic() + max(0, remaining_ms - margin_ms) / 1000
+
+
+def _run_until(item: Any, attempt: int, give_up_at: Optional[float]) -> Outcome:
+    """Run one attempt, on a thread of its own when the invoke has a deadline, so that a task
+    still running at ``give_up_at`` does not hold the invoke past it (raises _OutOfTime)."""
+    if give_up_at is None:
+        return _task_runner().run(item, attempt)
+    result: List[Outcome] = []
+    thread = threading.Thread(target=lambda: result.append(_task_runner().run(item, attempt)),
+                              name=f"defer-worker-{item.id}", daemon=True)
+    thread.start()
+    thread.join(max(0.0, give_up_at - time.monotonic()))
+    if not result:
+        raise _OutOfTime(item.id)
+    return result[0]
+
+
+def _run(record: Any, give_up_at: Optional[float] = None) -> bool:
     """True when the record is done with: run, or dead-lettered."""
     if not isinstance(record, Mapping):
         raise ValueError(f"an SQS record is an object, not {type(record).__name__}")
@@ -88,7 +140,7 @@ def _run(record: Any) -> bool:
     if attempt > limit:  # its attempts were used; its letter could not be sent, or there is no DLQ
         return _dead_letter(item, TASK_FAILED, f"not run again: its {limit} attempts were used "
                             f"(received {attempt} times)", attempt, "", settings.dlq_url)
-    outcome = _task_runner().run(item, attempt)
+    outcome = _run_until(item, attempt, give_up_at)
     if outcome.ok:
         return True
     if outcome.retryable and attempt < limit:

@@ -513,7 +513,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="wheel and installed-dependency cache (default .cache/layer)")
     ap.add_argument("--trim-botocore", action="store_true",
                     default=os.environ.get("DEFER_TRIM_BOTOCORE") == "1",
-                    help="keep only the sqs/sns/events/sts/s3 botocore models; breaks deferred"
+                    help="keep only the botocore models of the services the extension calls; breaks deferred"
                          " tasks that call other AWS services (env DEFER_TRIM_BOTOCORE=1)")
     ap.add_argument("--function-src", type=Path, default=None,
                     help="instead of the layer, zip this function folder (files at the root)")

@@ -98,9 +98,6 @@ def test_without_a_dead_letter_queue_a_task_runs_no_more_than_its_max_attempts(b
         box.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="the worker starts every record whatever time the invoke has left: a "
-                   "batch that does not fit in the function's timeout times out whole, every time, so no "
-                   "record of it is ever settled (each run again until the queue's redrive moves all)")
 def test_a_batch_longer_than_the_worker_s_timeout_still_makes_progress(built_layer, aws_resources, tmp_path):
     res = aws_resources()
     env = {**res.env(), "TASK_QUEUE_URL": res.queue_url, "TASK_FIFO_QUEUE_URL": res.fifo_queue_url,
