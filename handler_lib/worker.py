@@ -22,11 +22,14 @@ had the whole batch delivered again, every time).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set
 
+from . import _items
 from . import config as _config
+from . import wire
 from ._task_queue import NotAQueuedTask, task_of
 from .engine.dead_letters import dead_letter_body
 from .engine.outcome import TASK_FAILED, Outcome
@@ -140,7 +143,13 @@ def _run(record: Any, give_up_at: Optional[float] = None) -> bool:
     if attempt > limit:  # its attempts were used; its letter could not be sent, or there is no DLQ
         return _dead_letter(item, TASK_FAILED, f"not run again: its {limit} attempts were used "
                             f"(received {attempt} times)", attempt, "", settings.dlq_url)
-    outcome = _run_until(item, attempt, give_up_at)
+    tenant, before = _tenant_of(record), _items.invoke_tenant
+    if tenant is not None:  # what the task defers keeps the tenant of the invoke that queued it
+        _items.invoke_tenant = tenant
+    try:
+        outcome = _run_until(item, attempt, give_up_at)
+    finally:
+        _items.invoke_tenant = before
     if outcome.ok:
         return True
     if outcome.retryable and attempt < limit:
@@ -168,6 +177,15 @@ def _dead_letter(item: Any, code: str, message: str, attempts: int, traceback: s
     log.error("task %s (item %s) dead-lettered after %d attempts: %s: %s", item.function, item.id,
               attempts, code, message, extra={"item_id": item.id})
     return True
+
+
+def _tenant_of(record: Mapping[str, Any]) -> Optional[str]:
+    """The tenant a queued task's message carries (``defer_tenant_id``), if one Lambda's TenantId
+    could hold."""
+    attributes = record.get("messageAttributes")
+    value = attributes.get(wire.TENANT_ATTRIBUTE) if isinstance(attributes, Mapping) else None
+    tenant = value.get("stringValue") if isinstance(value, Mapping) else None
+    return tenant if isinstance(tenant, str) and re.fullmatch(_items.TENANT_ID, tenant) else None
 
 
 def _fifo_group(record: Any) -> Optional[str]:

@@ -33,11 +33,6 @@ def worker(built_layer: Path, aws_resources: Any, tmp_path: Path) -> Iterator[Tu
         box.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "handler_lib.worker runs a queued task without the tenant its message carries "
-    "(defer_tenant_id): the task's own defer.sqs/sns/event/invoke go out with no tenant, so a "
-    "tenant-isolated consumer cannot tell whose work it is, and a defer.invoke of a tenant-isolated "
-    "function from the task has no TenantId (Lambda refuses it)"))
 def test_a_queued_tasks_own_defers_keep_the_tenant_its_message_carried(worker):
     box, res, out = worker
     item = wire.TaskItem(f"r6-{time.monotonic_ns()}", "", 0, "jobs:notify", ["o-1"])
