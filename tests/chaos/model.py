@@ -6,7 +6,8 @@ Each Hypothesis example is one Lambda environment: the local sandbox with the bu
 every AWS call through the fault proxy to moto server. Rules defer items of every kind
 (SQS, SNS, FIFO groups, tasks, an SQS message from a forked child, calls that must be
 refused: oversize or with a character SQS refuses, nested handlers, ``defer.after`` work behind a callable raising a BaseException) and
-inject faults (SIGKILL of the extension between and during invokes, SIGSTOP during one,
+inject faults (SIGKILL of the extension between and during invokes, SIGSTOP during one, a
+journal disk that fills up and empties (a tmpfs of its own),
 throttling, 5xx, failed batch entries, latency, expired credentials on every call, function
 timeouts). At the end the environment is shut down (SHUTDOWN) and the checker reads what
 actually happened: the queues and the dead-letter queue in moto, the sandbox's REPORT lines,
@@ -17,7 +18,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -97,8 +101,13 @@ def machine(ctx: Context) -> type:
             self.res = ctx.make_resources()
             run = ctx.tmp / f"env-{len(ctx.log)}-{os.getpid()}"
             run.mkdir(parents=True, exist_ok=True)
+            # The journal on a small disk of its own (a tmpfs outside the run's folder: the sandbox
+            # binds each folder it hands over without what is mounted below it), for disk_full.
+            self.disk = _small_disk()
+            self.filler: Optional[Path] = None
+            journal = self.disk if self.disk is not None else run / "journal"
             env = {**self.res.env(), "AWS_ENDPOINT_URL": ctx.proxy.endpoint_url,
-                   "DEFER_SOCKET": str(run / "defer.sock"), "DEFER_JOURNAL_DIR": str(run / "journal"),
+                   "DEFER_SOCKET": str(run / "defer.sock"), "DEFER_JOURNAL_DIR": str(journal),
                    "DEFER_MAX_QUEUED_MB": "1"}
             if ctx.exec_wrapper:
                 env["AWS_LAMBDA_EXEC_WRAPPER"] = "/opt/defer-runner/exec-wrapper"
@@ -193,6 +202,26 @@ def machine(ctx: Context) -> type:
                     os.kill(process.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+        @precondition(lambda self: self.disk is not None)
+        @rule(full=st.booleans())
+        def disk_full(self, full) -> None:
+            """The journal's disk (a tmpfs of its own) fills up, or empties again."""
+            assert self.disk is not None
+            self._note(f"the journal's disk {'fills up' if full else 'empties'}")
+            if full and self.filler is None:
+                self.filler = self.disk / "filler"
+                with open(self.filler, "wb", buffering=0) as out:
+                    for chunk in (1 << 20, 1 << 12, 1):  # to the last byte
+                        try:
+                            while True:
+                                out.write(b"\0" * chunk)
+                        except OSError:
+                            pass  # ENOSPC
+                self.faulted = True
+            elif not full and self.filler is not None:
+                self.filler.unlink(missing_ok=True)
+                self.filler = None
 
         @rule(spec=items_strategy)
         def kill_the_extension_during_an_invoke(self, spec) -> None:
@@ -307,6 +336,9 @@ def machine(ctx: Context) -> type:
             if self.box is None:
                 return
             ctx.proxy.clear()
+            if self.filler is not None:  # the disk empties, as AWS's faults end
+                self.filler.unlink(missing_ok=True)
+                self.filler = None
             if self.faulted:  # an environment reset by a crash starts again only for an invoke
                 self._note("invoke [] (the environment serves once more before SHUTDOWN)")
                 self._invoke({"items": []})
@@ -315,6 +347,9 @@ def machine(ctx: Context) -> type:
             finally:
                 reports = list(self.box.reports)
                 self.box = None
+                if self.disk is not None:
+                    subprocess.run(["umount", "-l", str(self.disk)], capture_output=True, timeout=10)
+                    shutil.rmtree(self.disk, ignore_errors=True)
             verdicts = judge(self, reports)
             self.record.update(items=len(self.items), verdicts=verdicts,
                                faults=sum(1 for s in self.steps if not s.startswith("invoke ")))
@@ -323,6 +358,24 @@ def machine(ctx: Context) -> type:
                               + "\nsteps:\n  " + "\n  ".join(self.steps))
 
     return Chaos
+
+
+def _small_disk() -> Optional[Path]:
+    """A folder with a 16 MiB tmpfs of its own, for the journal and the rule that fills it; root
+    with CAP_SYS_ADMIN can mount one, as on this project's machines; elsewhere None (no disk
+    rule)."""
+    if os.geteuid() != 0:
+        return None
+    path = Path(tempfile.mkdtemp(prefix="chaos-journal-"))
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0777", "tmpfs", str(path)],
+                              capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        done = None
+    if done is None or done.returncode != 0:
+        shutil.rmtree(path, ignore_errors=True)
+        return None
+    return path
 
 
 # -- the checker ----------------------------------------------------------------------------
