@@ -174,9 +174,6 @@ class Dispatcher:
     def _try_connect(self) -> bool:
         if self._dial_after and time.monotonic() < self._dial_after:
             return False  # the extension hung a moment ago: each try would wait again
-        if self._fork_give_up_at is not None and time.monotonic() >= self._fork_give_up_at:
-            self._why_down = "a forked child whose parent's invoke is past its deadline less the margin"
-            return False  # the hello's wait would run past the end of the parent's invoke
         channel = SocketChannel(self.config.socket_path, wrapped=self._wrapped, posts=self._posts)
         try:
             channel.connect()
@@ -456,7 +453,7 @@ class Dispatcher:
                 item = item._replace(request_id="")
                 frame = wire.encode(item)
             connection = (channel, channel.send(frame, invoke.give_up_at if invoke is not None
-                                                else self._fork_give_up_at))
+                                                else self._fork_bounds()[1]))
             if item.request_id:
                 invoke.unacked.append(item)  # type: ignore[union-attr]
             elif self._wrapped or not self._forked:  # an end marker may come to confirm it
@@ -493,10 +490,19 @@ class Dispatcher:
             if gone:
                 earlier += self._loose
                 self._loose, self._loose_sizes, self._loose_bytes = [], [], 0
-        self._deliver_inline(earlier + [item], self._fork_clock)  # a forked child: its parent's invoke's end
+        self._deliver_inline(earlier + [item], self._fork_bounds()[0])
         if say:
             warnings.warn(f"lambda-defer: {why}; deferred work runs inline after the handler returns",
                           RuntimeWarning, stacklevel=_user_stacklevel())
+
+    def _fork_bounds(self) -> Tuple[Optional[InvokeClock], Optional[float]]:
+        """(clock, give_up_at) of the invoke a forked child's parent worked for at the fork,
+        while it lasts: the child's waits and inline work end with it. Past it (a child that
+        outlives the invoke, a pool's worker) the child has its own bounds, as any process
+        outside an invoke."""
+        if self._fork_give_up_at is None or time.monotonic() >= self._fork_give_up_at:
+            return None, None
+        return self._fork_clock, self._fork_give_up_at
 
     @staticmethod
     def _deliver_inline(items: List[wire.WorkItem], clock: Optional[Callable[[], int]] = None) -> None:

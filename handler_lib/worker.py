@@ -57,13 +57,13 @@ def handler(event: Mapping[str, Any], context: Any) -> Dict[str, List[Dict[str, 
     failed_groups: Set[str] = set()  # FIFO message groups with a failed record in this batch
     give_up_at = _give_up_at(getattr(context, "get_remaining_time_in_millis", None))
     out_of_time = False
-    for record in records:
+    for position, record in enumerate(records):
         message_id = str(record.get("messageId", "")) if isinstance(record, Mapping) else ""
         if out_of_time or (give_up_at is not None and time.monotonic() >= give_up_at):
             if not out_of_time:
                 log.warning("the invoke's time is nearly up: record %s and the %d after it are not run "
                             "now; SQS delivers them again", message_id,
-                            len(records) - records.index(record) - 1)
+                            len(records) - position - 1)
                 out_of_time = True
             failures.append({"itemIdentifier": message_id})
             continue

@@ -77,3 +77,41 @@ def test_a_child_forked_after_an_inline_delivery_delivers_its_own_items(aws_reso
     took = float(proc.stdout.split("child took ")[1].split()[0])
     assert took < 3.0, proc.stdout + proc.stderr  # one call to moto; not the inline budget (9 s)
     assert sorted(b["who"] for b in _bodies(res.queue_url, 2)) == ["child", "parent"]
+
+
+OUTLIVING = textwrap.dedent('''
+    import os, sys, time
+    from types import SimpleNamespace
+    from handler_lib import defer
+
+    QUEUE = os.environ["TEST_QUEUE_URL"]
+    deadline = time.monotonic() + 1.0  # the invoke has 1 s
+
+    @defer
+    def handler(event, context):
+        pid = os.fork()  # a worker that outlives the invoke (a pool's, say)
+        if pid == 0:
+            try:
+                time.sleep(1.5)  # past the parent's deadline
+                defer.sqs(QUEUE, {"who": "late child"})
+            finally:
+                os._exit(0)
+        return pid
+
+    context = SimpleNamespace(aws_request_id="r2", function_name="f", invoked_function_arn="arn",
+                              get_remaining_time_in_millis=lambda: int((deadline - time.monotonic()) * 1000))
+    child = handler({}, context)
+    os.waitpid(child, 0)
+    print("child ended", flush=True)
+''')
+
+
+def test_a_child_that_outlives_the_invoke_it_was_forked_in_still_delivers(aws_resources: Any, tmp_path: Any) -> None:
+    """Its waits and inline work end with its parent's invoke only while that invoke lasts:
+    past it, the child delivers as any process outside an invoke (it gave everything up)."""
+    res = aws_resources()
+    env = {**os.environ, **res.env(), "DEFER_MODE": "inline", "DEFER_SOCKET": str(tmp_path / "none.sock"),
+           "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, "-c", OUTLIVING], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip().splitlines()[-1:] == ["child ended"], proc.stdout + proc.stderr
+    assert [b["who"] for b in _bodies(res.queue_url, 1)] == ["late child"], proc.stderr
