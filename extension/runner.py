@@ -82,10 +82,11 @@ class Runner:
 
     def hand_back(self, keys: List[str]) -> List[str]:
         """At an end marker: the items it covers that the journal does not hold (a full /tmp)
-        are not confirmed; the handler delivers them itself, and the queue lets them go."""
+        are not confirmed; the handler delivers them itself, and this drain too."""
         back = self.queue.hand_back(keys)
         if back:
-            log.warning("%d items could not be journaled (is /tmp full?): the handler delivers them itself",
+            log.warning("%d items could not be journaled (is /tmp full?): the handler delivers them itself, "
+                        "and the extension too (at least once: neither copy is durable)",
                         len(back), extra={"handed_back": len(back),
                                           "unjournaled": self.queue.journal.unjournaled if self.queue.journal else 0})
         return back

@@ -211,13 +211,16 @@ def machine(ctx: Context) -> type:
             self._note(f"the journal's disk {'fills up' if full else 'empties'}")
             if full and self.filler is None:
                 self.filler = self.disk / "filler"
-                with open(self.filler, "wb", buffering=0) as out:
-                    for chunk in (1 << 20, 1 << 12, 1):  # to the last byte
-                        try:
-                            while True:
-                                out.write(b"\0" * chunk)
-                        except OSError:
-                            pass  # ENOSPC
+                try:
+                    with open(self.filler, "wb", buffering=0) as out:
+                        for chunk in (1 << 20, 1 << 12, 1):  # to the last byte
+                            try:
+                                while True:
+                                    out.write(b"\0" * chunk)
+                            except OSError:
+                                pass  # ENOSPC
+                except OSError:
+                    pass  # full already: not even the filler's inode
                 self.faulted = True
             elif not full and self.filler is not None:
                 self.filler.unlink(missing_ok=True)

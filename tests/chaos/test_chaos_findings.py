@@ -149,3 +149,16 @@ def test_forked_children_under_a_stopped_extension_leave_by_the_parent_s_deadlin
         [("fifo", "g1", True), ("forked", "g2", False), ("forked", "g1", False), ("sqs", "g2", False),
          ("sns", "g1", False), ("forbidden", "g2", False)],
         [("sns", "g1", False)]]])
+
+
+def test_items_a_full_journal_could_not_take_are_delivered_after_post_response_work(
+        built_layer: Path, moto_endpoint: str, fault_proxy: Any, aws_resources: Any, tmp_path: Path) -> None:
+    """Found on main by `make chaos` seed 1565145729 once the journal's disk could fill (shrunk
+    by hand to two steps): the extension handed the items it could not journal back to the
+    function and let them go; with defer.after work the function learns that from the ack of
+    its end marker, after which the environment freezes once the extension's drain ends, and
+    its own delivery never came. The extension now keeps them too (a duplicate at worst)."""
+    ctx = Context(built_layer, moto_endpoint, fault_proxy, aws_resources, tmp_path)
+    _replay(ctx, ("disk_full", {"full": True}),
+            ("invoke", {"after": 2, "after_raise": None, "nested": False, "spec": [
+                ("sns", "g2", True), ("sqs", "g1", False)]}))

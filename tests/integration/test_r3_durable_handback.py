@@ -89,7 +89,7 @@ def item(n: int, request_id: str) -> wire.SqsItem:
     return wire.SqsItem(f"i{n}", request_id, 0, "https://sqs/q", BODY)
 
 
-def test_only_journaled_items_are_confirmed_and_the_rest_is_handed_back_once(small_tmp):
+def test_only_journaled_items_are_confirmed_and_the_rest_is_handed_back_and_kept(small_tmp):
     sink = RecordingSink()
     fill(small_tmp, leave=16 * 1024)
     channel, runner = make(small_tmp / "journal", sink)
@@ -104,11 +104,12 @@ def test_only_journaled_items_are_confirmed_and_the_rest_is_handed_back_once(sma
     assert ack is not None and ack.ids == journaled and ack.count == len(journaled) < len(sent)
     left_to_function = handoff.unconfirmed(sent, ack)
     assert [it.id for it in left_to_function] == [it.id for it in sent if it.id not in journaled]
-    # the extension lets them go: it delivers only what it confirmed (no needless duplicate)
-    assert sorted(e.item.id for e in runner.queue.snapshot()) == sorted(journaled)
-    assert journal.unjournaled == 0
+    # the extension keeps them too: the handler's own delivery may come after its end marker
+    # (post-response work), when the environment can freeze once this drain ends
+    assert sorted(e.item.id for e in runner.queue.snapshot()) == sorted(it.id for it in sent)
     runner.drainer.drain(time.monotonic() + 5)
-    assert sorted(sink.sent) == sorted(journaled)
+    assert sorted(sink.sent) == sorted(it.id for it in sent)
+    assert journal.unjournaled == 0
 
 
 def test_loose_items_the_journal_cannot_take_are_handed_back_too(small_tmp):
