@@ -15,6 +15,25 @@ if TYPE_CHECKING:
 
 __all__ = ["ConfigError", "Defer", "ExtensionUnavailableError", "Task", "TaskOptions", "defer"]
 
+
+def _say_if_shadowing_the_layer() -> None:
+    """A copy bundled in the function's zip (lambda-defer in its requirements) comes first on
+    the path and replaces the layer's, which the extension was built with: say so once, at import."""
+    import os
+    import sys
+
+    task_root = os.environ.get("LAMBDA_TASK_ROOT")
+    here = os.path.dirname(os.path.abspath(__file__))
+    layer_copy = "/opt/python/handler_lib"
+    if (task_root and os.path.isdir(layer_copy) and here != layer_copy
+            and os.path.commonpath([here, os.path.abspath(task_root)]) == os.path.abspath(task_root)):
+        print(f"lambda-defer: handler_lib is imported from {here}, which shadows the layer's "
+              f"{layer_copy}: do not bundle lambda-defer with the function (remove it from its "
+              "requirements); the layer brings it", file=sys.stderr, flush=True)
+
+
+_say_if_shadowing_the_layer()
+
 _HOMES = {"Defer": "._api", "defer": "._api", "ExtensionUnavailableError": "._dispatch",
           "Task": "._tasks", "TaskOptions": "._tasks", "ConfigError": ".config"}
 
