@@ -46,3 +46,15 @@ def test_the_task_roots_boto3_and_handler_lib_come_first_and_a_shadowed_layer_is
         result = box.invoke({})
         text = result.body.decode()
         assert "Runtime.ImportModuleError" in text and "not_shipped_pkg" in text, text
+
+
+def test_the_layers_own_handler_lib_says_nothing(built_layer: Path, tmp_path: Path) -> None:
+    task = tmp_path / "task"
+    task.mkdir()
+    (task / "app.py").write_text(APP)
+    with Sandbox(built_layer, task, "app.handler", timeout_s=10, echo=False,
+                 env={"DEFER_MODE": "inline"}) as box:
+        result = box.invoke({})
+        assert json.loads(result.body)["handler_lib"] == "/opt/python/handler_lib/__init__.py"
+        box.wait_for_report(result.request_id)
+        assert not [line.text for line in box.logs if "shadows" in line.text]
