@@ -24,12 +24,15 @@ def _say_if_shadowing_the_layer() -> None:
 
     task_root = os.environ.get("LAMBDA_TASK_ROOT")
     here = os.path.dirname(os.path.abspath(__file__))
-    layer_copy = "/opt/python/handler_lib"
-    if (task_root and os.path.isdir(layer_copy) and here != layer_copy
-            and os.path.commonpath([here, os.path.abspath(task_root)]) == os.path.abspath(task_root)):
-        print(f"lambda-defer: handler_lib is imported from {here}, which shadows the layer's "
-              f"{layer_copy}: do not bundle lambda-defer with the function (remove it from its "
-              "requirements); the layer brings it", file=sys.stderr, flush=True)
+    if not task_root or os.path.commonpath([here, os.path.abspath(task_root)]) != os.path.abspath(task_root):
+        return
+    for entry in sys.path:  # the layer's python/: /opt/python on Lambda, the layer's host path without a namespace
+        other = os.path.join(os.path.abspath(entry or "."), "handler_lib")
+        if other != here and os.path.isfile(os.path.join(other, "__init__.py")):
+            print(f"lambda-defer: handler_lib is imported from {here}, which shadows the layer's "
+                  f"{other}: do not bundle lambda-defer with the function (remove it from its "
+                  "requirements); the layer brings it", file=sys.stderr, flush=True)
+            return
 
 
 _say_if_shadowing_the_layer()
