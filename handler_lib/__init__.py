@@ -15,6 +15,28 @@ if TYPE_CHECKING:
 
 __all__ = ["ConfigError", "Defer", "ExtensionUnavailableError", "Task", "TaskOptions", "defer"]
 
+
+def _say_if_shadowing_the_layer() -> None:
+    """A copy bundled in the function's zip (lambda-defer in its requirements) comes first on
+    the path and replaces the layer's, which the extension was built with: say so once, at import."""
+    import os
+    import sys
+
+    task_root = os.environ.get("LAMBDA_TASK_ROOT")
+    here = os.path.dirname(os.path.abspath(__file__))
+    if not task_root or os.path.commonpath([here, os.path.abspath(task_root)]) != os.path.abspath(task_root):
+        return
+    for entry in sys.path:  # the layer's python/: /opt/python on Lambda, the layer's host path without a namespace
+        other = os.path.join(os.path.abspath(entry or "."), "handler_lib")
+        if other != here and os.path.isfile(os.path.join(other, "__init__.py")):
+            print(f"lambda-defer: handler_lib is imported from {here}, which shadows the layer's "
+                  f"{other}: do not bundle lambda-defer with the function (remove it from its "
+                  "requirements); the layer brings it", file=sys.stderr, flush=True)
+            return
+
+
+_say_if_shadowing_the_layer()
+
 _HOMES = {"Defer": "._api", "defer": "._api", "ExtensionUnavailableError": "._dispatch",
           "Task": "._tasks", "TaskOptions": "._tasks", "ConfigError": ".config"}
 

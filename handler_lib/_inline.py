@@ -103,12 +103,24 @@ def outside_lambda() -> bool:
 LOCAL_HINT = ("this process runs outside Lambda and the endpoint could not be reached, so it did not wait for it: "
               "in tests, call the handler inside handler_lib.testing.capture(); to deliver for real, point "
               "AWS_ENDPOINT_URL at a local endpoint (moto server) or run with network and credentials")
+#: what boto3 could not find before any call was made: said as such, not as an unreachable endpoint
+_LOCAL_CAUSES = (
+    ("NoRegionError", "no AWS region is set (boto3 reads AWS_DEFAULT_REGION, not AWS_REGION; Lambda sets both)"),
+    ("NoCredentialsError", "no AWS credentials were found"),
+)
+
+
+def _local_hint(last: str) -> str:
+    for error, cause in _LOCAL_CAUSES:
+        if error in last:
+            return LOCAL_HINT.replace("the endpoint could not be reached", cause)
+    return LOCAL_HINT
 
 
 def _over_budget(entry: Entry, last: str) -> str:
     """The reason on the item's one ERROR line (the engine's give-up line) and its letter."""
     if outside_lambda() and last.startswith(TRANSPORT_CODE) and not entry.in_flight:
-        return f"not delivered: {LOCAL_HINT}; last error: {last}"
+        return f"not delivered: {_local_hint(last)}; last error: {last}"
     return (f"not delivered within the inline budget{' (a call was still in flight)' if entry.in_flight else ''}; "
             f"last error: {last or 'none'}")
 

@@ -79,6 +79,9 @@ class SandboxConfig:
         object.__setattr__(self, "task_dir", Path(self.task_dir).resolve())
         if not self.task_dir.is_dir():
             raise SandboxConfigError(f"task dir {self.task_dir} is not a directory")
+        if not self.opt_dir.is_dir():  # a typo, a layer not built yet, or its .zip: say so here, not at import
+            raise SandboxConfigError(f"layer {self.opt_dir} is not a directory (the layer's folder, "
+                                     "what lands in /opt: make layer writes dist/layer)")
         if self.runtime not in RUNTIMES:
             raise SandboxConfigError(f"runtime {self.runtime!r} must be one of {', '.join(RUNTIMES)}")
         if self.runtime == "provided" and self.bootstrap is None:
