@@ -162,3 +162,58 @@ def test_items_a_full_journal_could_not_take_are_delivered_after_post_response_w
     _replay(ctx, ("disk_full", {"full": True}),
             ("invoke", {"after": 2, "after_raise": None, "nested": False, "spec": [
                 ("sns", "g2", True), ("sqs", "g1", False)]}))
+
+
+def test_a_full_journal_under_stopped_and_killed_extensions_loses_nothing(
+        built_layer: Path, moto_endpoint: str, fault_proxy: Any, aws_resources: Any, tmp_path: Path) -> None:
+    """Found on main by `make chaos` seed 3611435833 (its steps, the no-op ones left out); lost
+    items on the layer before the full-journal fix above, delivered since."""
+    ctx = Context(built_layer, moto_endpoint, fault_proxy, aws_resources, tmp_path)
+    _replay(ctx, ("aws_fault", {"action": "SendMessageBatch", "calls": 3, "kind": "throttle"}),
+            ("disk_full", {"full": True}),
+            ("stop_the_extension_during_an_invoke", {"spec": [("task", "g1", False), ("forbidden", "g1", False)]}),
+            ("stop_the_extension_during_an_invoke", {"spec": [
+                ("refused", "g1", False), ("sqs", "g1", False), ("sqs", "g1", False), ("sqs", "g1", False),
+                ("sqs", "g1", False), ("forked", "g1", False)]}),
+            ("kill_extension", {}), ("kill_extension", {}),
+            ("invoke", {"after": 2, "after_raise": "SystemExit", "nested": True, "spec": [
+                ("forbidden", "g1", False), ("fifo", "g2", False), ("task", "g1", False)]}))
+
+
+def test_a_full_journal_with_post_response_work_and_a_crash_loses_nothing(
+        built_layer: Path, moto_endpoint: str, fault_proxy: Any, aws_resources: Any, tmp_path: Path) -> None:
+    """Found on main by `make chaos` seed 115694123; lost items on the layer before the
+    full-journal fix above, delivered since."""
+    ctx = Context(built_layer, moto_endpoint, fault_proxy, aws_resources, tmp_path)
+    _replay(ctx, ("disk_full", {"full": True}),
+            ("stop_the_extension_during_an_invoke", {"spec": [
+                ("forked", "g1", False), ("task", "g2", True), ("forked", "g1", True), ("forbidden", "g2", True)]}),
+            ("invoke", {"after": 2, "after_raise": None, "nested": True, "spec": [
+                ("sns", "g2", True), ("sns", "g1", True), ("refused", "g2", True), ("forked", "g1", True),
+                ("task", "g2", False), ("sqs", "g1", True)]}),
+            ("kill_the_extension_during_an_invoke", {"spec": [("forked", "g2", True), ("refused", "g2", True)]}),
+            ("stop_the_extension_during_an_invoke", {"spec": [("task", "g1", True), ("forbidden", "g1", False)]}),
+            ("aws_fault", {"action": "SendMessage", "calls": 3, "kind": "fail_entries"}))
+
+
+@pytest.mark.xfail(strict=False, raises=Verdict, reason=(
+    "found on main by `make chaos` seed 3066687254 (it lost a forked child's item on the layer of "
+    "that run; since the fork fixes it runs the invoke past its deadline instead): forked children "
+    "deferring while the extension is stopped and SendMessageBatch is slow each wait up to 1 s for "
+    "the hello and deliver inline within their parent's invoke; with the parent's own end-of-invoke "
+    "work, the 300 ms margin of a 3 s function does not hold on a loaded machine. Not fixed: a child "
+    "should learn from its parent that the extension does not answer, and not wait for it at all"))
+def test_forked_children_under_a_stopped_extension_and_slow_aws_keep_the_deadline(
+        built_layer: Path, moto_endpoint: str, fault_proxy: Any, aws_resources: Any, tmp_path: Path) -> None:
+    ctx = Context(built_layer, moto_endpoint, fault_proxy, aws_resources, tmp_path)
+    _replay(ctx,
+            ("stop_the_extension_during_an_invoke", {"spec": [("sqs", "g2", True), ("forbidden", "g2", True),
+                                                              ("forked", "g2", True)]}),
+            ("aws_fault", {"action": "SendMessageBatch", "calls": 2, "kind": "latency"}),
+            ("stop_the_extension_during_an_invoke", {"spec": [
+                ("forked", "g1", False), ("sqs", "g2", False), ("forked", "g1", True), ("forbidden", "g2", True),
+                ("sqs", "g1", True)]}),
+            ("stop_the_extension_during_an_invoke", {"spec": [("sqs", "g2", False), ("task", "g2", True),
+                                                              ("forbidden", "g1", True)]}),
+            ("faults_end", {}),
+            ("stop_the_extension_during_an_invoke", {"spec": [("sns", "g1", False), ("forked", "g1", True)]}))
