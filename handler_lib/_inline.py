@@ -85,10 +85,11 @@ def forget_engine() -> None:
 def _after_fork_in_child() -> None:
     """A forked child builds its own engine: the parent's send pool has its threads in the
     parent only (a batch handed to it here would wait for a worker that does not exist, to
-    the end of the budget), and its clients' connections are the parent's."""
-    global _drainer, _draining
-    _drainer = None
+    the end of the budget), and its clients' connections are the parent's. A drain the
+    parent ran at the fork does not run here."""
+    global _draining
     _draining = 0
+    forget_engine()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

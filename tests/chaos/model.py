@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import boto3
 from hypothesis import strategies as st
@@ -129,10 +129,16 @@ def machine(ctx: Context) -> type:
                 out.append({"k": item.k, "kind": kind, "g": group, "big": big and kind in ("sqs", "sns")})
             return out
 
-        def _invoke(self, event: Dict[str, Any], background_fault: Optional[Any] = None) -> Optional[str]:
+        def _invoke(self, event: Dict[str, Any], on_response: Optional[Callable[[], None]] = None) -> Optional[str]:
+            """Invoke; record the ids each call returned. ``on_response`` runs once the response
+            is in, before waiting for the invoke's REPORT."""
             assert self.box is not None
             nonce = event.setdefault("nonce", f"{os.getpid()}-{len(ctx.log)}-{len(self.steps)}")
-            result = self.box.invoke(event)
+            try:
+                result = self.box.invoke(event)
+            finally:
+                if on_response is not None:
+                    on_response()
             reply: Optional[Dict[str, Any]] = None
             if result.status == 200 and result.function_error is None:
                 reply = result.json()
@@ -237,27 +243,8 @@ def machine(ctx: Context) -> type:
             self._note(f"SIGKILL the extension during an invoke {[i['kind'] for i in event['items']]}, "
                        f"then {[i['kind'] for i in event['then']]}")
             self.faulted = True
-            done = threading.Event()
-
-            def kill_when_thawed() -> None:
-                deadline = time.monotonic() + 5
-                while time.monotonic() < deadline and not done.is_set():
-                    process = self._extension()
-                    if process is not None and any(line.text.startswith(mark) for line in list(self.box.logs)):
-                        try:
-                            os.kill(process.pid, signal.SIGKILL)
-                        except ProcessLookupError:
-                            pass
-                        return
-                    time.sleep(0.01)
-
-            killer = threading.Thread(target=kill_when_thawed, daemon=True)
-            killer.start()
-            try:
-                self._invoke(event)
-            finally:
-                done.set()
-                killer.join(3)
+            self._signal_during(event, signal.SIGKILL, ready=lambda: any(
+                line.text.startswith(mark) for line in list(self.box.logs)), within_s=5)
 
         @rule(spec=items_strategy)
         def stop_the_extension_during_an_invoke(self, spec) -> None:
@@ -265,47 +252,44 @@ def machine(ctx: Context) -> type:
             event = {"items": self._items(spec), "pre_sleep": 0.3}
             self._note(f"SIGSTOP the extension during an invoke {[i['kind'] for i in event['items']]}")
             self.faulted = True
-            done = threading.Event()
-            stopped: List[int] = []
+            self._signal_during(event, signal.SIGSTOP, ready=lambda: not self.box.frozen, within_s=2, delay_s=0.1,
+                                resume=True)
 
-            def stop_when_thawed() -> None:
-                deadline = time.monotonic() + 2
-                while time.monotonic() < deadline and not done.is_set():
+        def _signal_during(self, event: Dict[str, Any], sig: int, ready: Callable[[], bool], within_s: float,
+                           delay_s: float = 0.0, resume: bool = False) -> None:
+            """Invoke with ``event`` and send ``sig`` to the extension once ``ready()`` holds (and
+            ``delay_s`` more), at most ``within_s`` into the invoke; with ``resume``, SIGCONT it
+            once the response is in."""
+            done = threading.Event()
+            signalled: List[int] = []
+
+            def watch() -> None:
+                until = time.monotonic() + within_s
+                while time.monotonic() < until and not done.is_set():
                     process = self._extension()
-                    if process is not None and not self.box.frozen:
-                        time.sleep(0.1)
+                    if process is not None and ready():
+                        time.sleep(delay_s)
                         try:
-                            os.kill(process.pid, signal.SIGSTOP)
-                            stopped.append(process.pid)
+                            os.kill(process.pid, sig)
+                            signalled.append(process.pid)
                         except ProcessLookupError:
                             pass
                         return
                     time.sleep(0.01)
 
-            stopper = threading.Thread(target=stop_when_thawed, daemon=True)
-            stopper.start()
-            try:
-                result = self.box.invoke(event)
-            finally:
+            watcher = threading.Thread(target=watch, daemon=True)
+
+            def responded() -> None:
                 done.set()
-                stopper.join(3)
-                for pid in stopped:
+                watcher.join(3)
+                for pid in signalled if resume else []:
                     try:
                         os.kill(pid, signal.SIGCONT)
                     except ProcessLookupError:
                         pass
-            if result.status == 200 and result.function_error is None:
-                reply = result.json()
-                by_k = {i.k: i for i in self.items}
-                for k, item_id in reply.get("ids", {}).items():
-                    by_k[k].id = item_id
-                for k, why in reply.get("refused", {}).items():
-                    by_k[k].refused = why
-            if result.request_id:
-                try:
-                    self.box.wait_for_report(result.request_id, timeout=TIMEOUT_S + 10)
-                except TimeoutError:
-                    pass
+
+            watcher.start()
+            self._invoke(event, on_response=responded)
 
         @rule(kind=st.sampled_from(["throttle", "5xx", "fail_entries", "latency", "expired_token"]),
               action=st.sampled_from(["SendMessageBatch", "PublishBatch", "SendMessage"]),
