@@ -42,6 +42,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              "Lambda Managed Instances (concurrent invokes, no freeze, extensions get SHUTDOWN only)")
     parser.add_argument("--max-concurrency", type=int, default=None, metavar="N",
                         help="managed-instances: invokes served at once (AWS_LAMBDA_MAX_CONCURRENCY; default 4)")
+    parser.add_argument("--cpu", choices=("auto", "off"), default="auto",
+                        help="auto (default): CPU in proportion to --memory, as Lambda (1769 MB = one vCPU), "
+                             "through a cgroup where the host allows it (root, a cpu controller, a mount "
+                             "namespace); off: the host's CPU. REPORT's 'CPU Limit' says which is in force")
     parser.add_argument("--function-name", default="test_function")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="a function environment variable (repeatable)")
@@ -64,7 +68,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                           function_name=args.function_name, init=args.init, runtime=args.runtime,
                           isolated_env=args.isolated_env, mode=args.mode, max_concurrency=args.max_concurrency,
                           share=args.share, namespace=False if args.no_mount_namespace else None,
-                          unprivileged=False if args.as_root else None)
+                          unprivileged=False if args.as_root else None, cpu=args.cpu)
         sandbox.start(wait_init=False)
     except SandboxError as exc:
         print(f"lambda_sandbox: {exc}", file=sys.stderr)

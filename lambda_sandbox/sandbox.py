@@ -74,6 +74,10 @@ class Sandbox:
     unprivileged : as root, the function and extensions run as Lambda's user (sbx_user1051,
         uid 993, gid 990): None (default) where the sandbox can, else as root with a WARNING;
         True, or `start()` raises SandboxStartError saying why not; False runs them as root.
+    cpu : "auto" holds the environment to Lambda's memory-proportional CPU (1,769 MB = one
+        vCPU) through a cgroup where the host allows it (root, a cpu controller, a mount
+        namespace); "off" (default here, so a test at the default 128 MB does not run on 7% of
+        a core; the command line's default is "auto") never does. REPORT's ``CPU Limit`` says which.
     stream : where START/END/REPORT and process output go (stdout by default);
         `echo=False` keeps them only in `logs`.
     """
@@ -85,14 +89,15 @@ class Sandbox:
                  shutdown_budget_s: float = 2.0, init: str = "on-invoke", runtime: str = "python",
                  isolated_env: bool = False,
                  share: Sequence[PathLike] = (), namespace: Optional[bool] = None, mode: str = "on-demand",
-                 max_concurrency: Optional[int] = None, unprivileged: Optional[bool] = None) -> None:
+                 max_concurrency: Optional[int] = None, unprivileged: Optional[bool] = None,
+                 cpu: str = "off") -> None:
         self.config = SandboxConfig(Path(opt_dir), Path(task_dir), handler, timeout_s=timeout_s,
                                     memory_mb=memory_mb, env=dict(env or {}), port=port,
                                     runtime_api_port=runtime_api_port, function_name=function_name,
                                     init_budget_s=init_budget_s, shutdown_budget_s=shutdown_budget_s,
                                     init=init, runtime=runtime, isolated_env=isolated_env,
                                     share=tuple(Path(p) for p in share), namespace=namespace, mode=mode,
-                                    unprivileged=unprivileged,
+                                    unprivileged=unprivileged, cpu=cpu,
                                     max_concurrency=max_concurrency if max_concurrency is not None
                                     else (DEFAULT_MAX_CONCURRENCY if mode == "managed-instances" else 1))
         self._sink = LogSink(stream, echo=echo)
