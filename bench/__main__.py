@@ -36,12 +36,14 @@ TARGETS = {
     "warm_billed_ratio_to_inline": (0.75, "max", "x"),
     "billed_ratio_deferred_to_inline": (0.5, "max", "x"),
     "billed_ratio_deferred_to_inline_no_extension": (0.75, "max", "x"),
+    "effects_and_task_post_runtime_ms": (None, "max", "ms"),
     "init_extra_ms_1769mb": (50, "max", "ms"),
     "first_drain_extra_ms_1769mb": (100, "max", "ms"),
     "cold_response_ratio_to_inline_1769mb": (0.8, "max", "x"),
     "warm_billed_ratio_to_inline_1769mb": (0.75, "max", "x"),
     "billed_ratio_deferred_to_inline_1769mb": (0.5, "max", "x"),
     "billed_ratio_deferred_to_inline_no_extension_1769mb": (0.75, "max", "x"),
+    "effects_and_task_post_runtime_ms_1769mb": (None, "max", "ms"),
 }
 EXTRA = ["drain_ratio_to_ideal_moto", "drain_speedup_vs_sequential_moto", "idle_invoke_post_runtime_ms_floor",
          "idle_invoke_post_runtime_ms_unwrapped", "idle_invoke_post_runtime_ms_unwrapped_telemetry",
@@ -51,8 +53,10 @@ EXTRA = ["drain_ratio_to_ideal_moto", "drain_speedup_vs_sequential_moto", "idle_
          "response_p99_ms_inline", "ack_roundtrip_p50_us", "ack_roundtrip_p99_us",
          "asgi_post_runtime_p50_ms_mangum", "asgi_post_runtime_p50_ms_defer", "lmi_items_per_api_call",
          "lmi_items_per_api_call_on_demand", "lmi_delivery_lag_p50_ms", "lmi_delivery_lag_p99_ms",
-         "first_request_after_expiry_ms_without_hook", "first_request_after_expiry_ms_with_hook"]
-PARTS = ("startup", "enqueue", "drain", "sandbox", "asgi", "lmi", "coldstart", "hooks")
+         "first_request_after_expiry_ms_without_hook", "first_request_after_expiry_ms_with_hook",
+         "transport_cpu_ms_per_call_botocore", "transport_cpu_ms_per_call_signer_only",
+         "transport_cpu_ms_per_call_stdlib", "sdk_load_cpu_ms", "signer_load_cpu_ms"]
+PARTS = ("startup", "enqueue", "drain", "sandbox", "asgi", "lmi", "coldstart", "hooks", "transport")
 
 
 def verdicts(results: Dict[str, Any]) -> Dict[str, Any]:
@@ -127,6 +131,10 @@ def main() -> int:
             from . import coldstart
 
             results.update(coldstart.run(moto.endpoint_url, args.quick))
+        if "transport" in parts:
+            from . import transport_bench
+
+            results.update(transport_bench.run(args.quick))
         if "hooks" in parts:
             from . import hooks_bench
 

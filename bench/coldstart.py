@@ -19,6 +19,9 @@ the layer). AWS calls +20 ms (fault proxy).
   (examples/api_gateway, 3 side effects and a task) with its side effects deferred, over the same
   with ``DEFER_MODE=inline``; ``_no_extension``: over inline with no extension at all (the
   layer's python/ only). Billed Duration covers the post-runtime drain (as on Lambda).
+- ``effects_and_task_post_runtime_ms``: Post Runtime Extensions Duration of a warm invoke of
+  ``app.effects_and_task`` (3 side effects, SQS, SNS and EventBridge, and a small task): what the
+  drain after a response takes when all of it can overlap; its floor is one AWS round trip (20 ms).
 - bench/coldstart.png: cold vs warm invoke at 512 MB, init vs response vs post-runtime.
 """
 
@@ -199,6 +202,33 @@ def billed_ratio(moto_url: str, quick: bool, memory_mb: int) -> Dict[str, Any]:
     }
 
 
+def effects_and_task(moto_url: str, quick: bool, memory_mb: int) -> Dict[str, Any]:
+    """Warm invokes that defer 3 side effects and a task: the drain's post-runtime duration."""
+    n = 20 if quick else 40
+    res = _resources(moto_url)
+    proxy = ProxyProcess(moto_url, latency_s=0.020)
+    tmp = tempfile.mkdtemp(prefix="defer-bench-")
+    post: List[float] = []
+    log(f"drain overlap at {memory_mb} MB: {n} warm invokes deferring 3 side effects and a task, AWS calls +20 ms")
+    try:
+        env = _cold_env(tmp, {**res, "AWS_ENDPOINT_URL": proxy.endpoint_url})
+        with _sandbox(LAYER, FUNCTIONS, "app.effects_and_task", env, memory_mb) as box:
+            for i in range(3 + n):
+                result = box.invoke({"i": i})
+                if result.status != 200 or result.function_error:
+                    raise RuntimeError(f"app.effects_and_task failed: {result.body[:500]!r}")
+                report = box.wait_for_report(result.request_id)
+                if i >= 3:
+                    post.append(report.post_runtime_extensions_ms)
+    finally:
+        proxy.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    sfx = _suffix(memory_mb)
+    return {f"effects_and_task_post_runtime_ms{sfx}": round(median(post), 2),
+            f"effects_and_task_detail{sfx}": {"post_runtime_ms": summary(post, 2), "memory_mb": memory_mb,
+                                              "aws_latency_ms": 20, "floor_ms": 20}}
+
+
 def coldstart_png(typical: Dict[str, Dict[str, Dict[str, float]]], memory_mb: int, cpu_limit: str,
                   path: Path) -> None:
     import matplotlib
@@ -242,6 +272,7 @@ def run(moto_url: str, quick: bool = False) -> Dict[str, Any]:
     for memory_mb in SIZES:
         results.update(cold_starts(moto_url, quick, memory_mb))
         results.update(billed_ratio(moto_url, quick, memory_mb))
+        results.update(effects_and_task(moto_url, quick, memory_mb))
     detail = results["coldstart_detail"]
     coldstart_png(detail["typical_invoke"], SIZES[0], "/".join(detail["cpu_limit"]), BENCH / "coldstart.png")
     return results
