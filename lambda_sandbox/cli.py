@@ -48,6 +48,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="let the function import the sandbox's own installed packages (its virtualenv); "
                              "default: only the task root, the layers' python/ and the runtime's (awslambdaric, "
                              "boto3), as on Lambda")
+    parser.add_argument("--cpu", choices=("auto", "off"), default="auto",
+                        help="auto (default): CPU in proportion to --memory, as Lambda (1769 MB = one vCPU), "
+                             "through a cgroup where the host allows it (root, a cpu controller, a mount "
+                             "namespace); off: the host's CPU. REPORT's 'CPU Limit' says which is in force")
     parser.add_argument("--function-name", default="test_function")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="a function environment variable (repeatable)")
@@ -71,7 +75,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                           isolated_env=args.isolated_env, mode=args.mode, max_concurrency=args.max_concurrency,
                           share=args.share, namespace=False if args.no_mount_namespace else None,
                           unprivileged=False if args.as_root else None,
-                          allow_host_packages=args.allow_host_packages)
+                          allow_host_packages=args.allow_host_packages, cpu=args.cpu)
         sandbox.start(wait_init=False)
     except SandboxError as exc:
         print(f"lambda_sandbox: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Tuple
 
+from .cpu import CPU_MODES
 from .errors import SandboxConfigError
 
 __all__ = ["SandboxConfig", "MAX_RESPONSE_BYTES", "INIT_BUDGET_S", "SHUTDOWN_BUDGET_S", "MAX_EXTENSIONS",
@@ -73,6 +74,8 @@ class SandboxConfig:
     #: the function may import from the sandbox's own interpreter's site-packages (the host's
     #: virtualenv); False (default): only the task root, the layers' python/ and the runtime's
     allow_host_packages: bool = False
+    #: memory-proportional CPU (cpu.py): "auto" where a cgroup allows it, "off" never
+    cpu: str = "off"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "opt_dir", Path(self.opt_dir).resolve())
@@ -107,6 +110,8 @@ class SandboxConfig:
             raise SandboxConfigError("max concurrency above 1 needs mode managed-instances")
         if self.managed and self.runtime != "python":
             raise SandboxConfigError("mode managed-instances runs awslambdaric's workers: runtime python only")
+        if self.cpu not in CPU_MODES:
+            raise SandboxConfigError(f"cpu {self.cpu!r} must be one of {', '.join(CPU_MODES)}")
         if not 128 <= self.memory_mb <= 10240:
             raise SandboxConfigError(f"memory {self.memory_mb} MB is outside Lambda's range 128..10240")
 

@@ -124,7 +124,7 @@ class Filesystem:
         self.opt_dir = opt_dir
         self.task_dir = task_dir
         self.namespaced = namespaces_available() if namespace is None else namespace and namespaces_available()
-        self.cgroup_procs: Optional[Path] = None
+        self.cgroup_procs: List[Path] = []  # the memory and CPU cgroups' (host.py)
         self.root = Path(tempfile.mkdtemp(prefix="lambda_sandbox-"))
         self.tmp = self.root / "tmp"
         self.tmp.mkdir()
@@ -333,7 +333,7 @@ class Filesystem:
 
     # --- set-up and removal -----------------------------------------------------------------
     def _mount_script(self) -> str:
-        """Join the memory cgroup (if any), mount, cd, exec: the process is set up before its code runs."""
+        """Join the memory and CPU cgroups (if any), mount, cd, exec: the process is set up before its code runs."""
         hosts = self.root / "hosts"
         if not hosts.exists():
             try:
@@ -345,8 +345,7 @@ class Filesystem:
             TASK_ROOT.mkdir(parents=True, exist_ok=True)
         q = shlex.quote
         lines = ["set -e"]
-        if self.cgroup_procs is not None:
-            lines.append(f"echo $$ > {q(str(self.cgroup_procs))}")
+        lines += [f"echo $$ > {q(str(procs))}" for procs in self.cgroup_procs]
         if self.opt_dir.is_dir():
             lines += [f"mount --bind {q(str(self.opt_dir))} /opt", "mount -o remount,bind,ro /opt"]
         lines += [f"mount --bind {q(str(self.task_dir))} {TASK_ROOT}", f"mount -o remount,bind,ro {TASK_ROOT}",

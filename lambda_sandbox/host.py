@@ -21,6 +21,7 @@ from .errors import ErrorType, SandboxStartError, error_body
 from .events import PlatformStart, Record, RuntimeDone, TelemetryEvent, Tracing
 from .filesystem import Filesystem
 from .logsink import LogSink
+from .cpu import CpuCgroup
 from .memory import MemoryCgroup
 from .metrics import report_record
 from .processes import ManagedProcess
@@ -42,6 +43,7 @@ class Host:
         self.runtime_api = ""
         self.fs: Optional[Filesystem] = None
         self.memory: Optional[MemoryCgroup] = None
+        self.cpu: Optional[CpuCgroup] = None
         self.cond = threading.Condition()
         self.env: Optional[Environment] = None
         self.invocation: Optional[Invocation] = None  # on-demand: the invoke in progress
@@ -53,7 +55,7 @@ class Host:
 
     # --- resources ------------------------------------------------------------------------
     def open(self, runtime_api: str) -> None:
-        """Create the filesystem view and, where there is one, the memory cgroup."""
+        """Create the filesystem view and, where there are ones, the memory and CPU cgroups."""
         self.runtime_api = runtime_api
         runtime = () if self.config.allow_host_packages or self.config.runtime != "python" else (runtime_dir(),)
         self.fs = Filesystem(self.config.opt_dir, self.config.task_dir, self.config.env.values(),
@@ -71,7 +73,30 @@ class Host:
         if self.memory is None:
             self.log("lambda_sandbox: memory is measured, not enforced (no memory cgroup here)")
         else:
-            self.fs.cgroup_procs = self.memory.procs
+            self.fs.cgroup_procs.append(self.memory.procs)
+        self._limit_cpu()
+
+    def _limit_cpu(self) -> None:
+        """Lambda's memory-proportional CPU, where `--cpu auto` and the host allow it."""
+        assert self.fs is not None
+        if self.config.cpu == "off":
+            self.log("lambda_sandbox: CPU not limited (--cpu off)")
+            return
+        shared = self.memory.path if self.memory is not None and self.memory.version == 2 else None
+        self.cpu = CpuCgroup.create(self.config.memory_mb, shared) if self.fs.namespaced else None
+        if self.cpu is None:
+            self.log("lambda_sandbox: CPU not limited (no cpu cgroup here: needs root, a cpu controller "
+                     "and a mount namespace)")
+            return
+        if self.cpu.procs not in self.fs.cgroup_procs:
+            self.fs.cgroup_procs.append(self.cpu.procs)
+        self.log(f"lambda_sandbox: CPU limited to {self.cpu.describe()} ({self.config.memory_mb} MB; "
+                 f"cgroup v{self.cpu.version})")
+
+    @property
+    def cpu_limit(self) -> str:
+        """REPORT's ``CPU Limit``: the share in force, or "off"."""
+        return self.cpu.describe() if self.cpu is not None else "off"
 
     def start_sampling(self) -> None:
         """Without a cgroup, sample the summed RSS (Max Memory Used) until `close`."""
@@ -81,6 +106,8 @@ class Host:
         """Remove what `open` created; the sandbox is stopped after this."""
         if self.fs is not None:
             self.fs.remove()
+        if self.cpu is not None:
+            self.cpu.remove()
         if self.memory is not None:
             self.memory.remove()
         self.stopped.set()
@@ -156,7 +183,8 @@ class Host:
         error_type, message, body = self.last_init_failure
         rid = str(uuid.uuid4())
         request.complete(InvokeOutcome(rid, 200, body or error_body(error_type, message), function_error="Unhandled"))
-        report = Report(rid, 0.0, 0, self.config.memory_mb, 0, 0.0, status="error", error_type=error_type)
+        report = Report(rid, 0.0, 0, self.config.memory_mb, 0, 0.0, status="error", error_type=error_type,
+                        cpu_limit=self.cpu_limit)
         self.log(f"START RequestId: {rid} Version: {self.config.function_version}")
         self.log(f"END RequestId: {rid}")
         self.log(report.line())

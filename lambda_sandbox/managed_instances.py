@@ -84,7 +84,8 @@ class ManagedInstances:
             request.complete(host.stopped_outcome())
             return
         end = inv.response_at if inv.response_at is not None else time.monotonic()
-        report = build_report(host.config, env, inv, end, status, error_type, None, host.peak_kb(env))
+        report = build_report(host.config, env, inv, end, status, error_type, None, host.peak_kb(env),
+                              host.cpu_limit)
         host.publish_report(env, inv, report, status)
         if status == "failure":
             with self._env_lock:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["MemoryCgroup", "memory_cgroups_available"]
+__all__ = ["MemoryCgroup", "memory_cgroups_available", "remove_cgroup"]
 
 _MIB = 1024 * 1024
 
@@ -67,12 +67,17 @@ class MemoryCgroup:
                 path.mkdir()
                 (path / layout.limit).write_text(str(limit_mb * _MIB))
             except OSError:
-                _rmdir(path)
+                remove_cgroup(path)
                 continue
             group = cls(layout, path)
             group._write(layout.swap_limit, layout.swap_value or str(limit_mb * _MIB))
             return group
         return None
+
+    @property
+    def version(self) -> int:
+        """1 or 2: a v2 cgroup also carries the CPU limit (cpu.py), a process being in one only."""
+        return self._layout.version
 
     @property
     def procs(self) -> Path:
@@ -108,10 +113,10 @@ class MemoryCgroup:
         return 0
 
     def remove(self) -> None:
-        _rmdir(self.path)
+        remove_cgroup(self.path)
 
 
-def _rmdir(path: Path, timeout: float = 2.0) -> None:
+def remove_cgroup(path: Path, timeout: float = 2.0) -> None:
     """rmdir fails while exiting processes are still counted in the cgroup: retry briefly."""
     deadline = time.monotonic() + timeout
     while True:

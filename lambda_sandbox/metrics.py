@@ -52,7 +52,7 @@ def runtime_done_record(inv: Invocation, failed_at: Optional[float] = None, stat
 
 
 def build_report(config: SandboxConfig, env: Environment, inv: Invocation, end: float, status: str,
-                 error_type: Optional[str], init_ms: Optional[float], peak_kb: int) -> Report:
+                 error_type: Optional[str], init_ms: Optional[float], peak_kb: int, cpu_limit: str = "") -> Report:
     duration_ms = round(_ms(end - inv.started), 2)  # two decimals, as Lambda prints them
     post_ms = 0.0
     if env.extensions and inv.runtime_done_at is not None:
@@ -61,7 +61,7 @@ def build_report(config: SandboxConfig, env: Environment, inv: Invocation, end: 
         request_id=inv.request_id, duration_ms=duration_ms, billed_ms=billed_ms(duration_ms),
         memory_mb=config.memory_mb, max_memory_mb=math.ceil(peak_kb / 1024),
         post_runtime_extensions_ms=post_ms, init_ms=round(init_ms, 2) if init_ms is not None else None,
-        status=status, error_type=error_type,
+        status=status, error_type=error_type, cpu_limit=cpu_limit,
     )
 
 

@@ -111,7 +111,7 @@ class OnDemand:
         if status in ("timeout", "failure") and inv.runtime_done_at is None:
             host.emit(env, runtime_done_record(inv, time.monotonic(), status, error_type))
         report = build_report(host.config, env, inv, time.monotonic(), status, error_type, init_ms,
-                              host.peak_kb(env))
+                              host.peak_kb(env), host.cpu_limit)
         host.publish_report(env, inv, report, status, ends_invocation=True)
         if status in ("success", "error"):
             with host.cond:

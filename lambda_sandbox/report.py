@@ -1,7 +1,8 @@
 """The per-invoke REPORT figures, their log line, and parsing of that line.
 
 The line follows Lambda's (`REPORT RequestId: ...\tDuration: ... ms\t...`) and adds
-`Post Runtime Extensions Duration`, which Lambda only publishes as a CloudWatch metric.
+`Post Runtime Extensions Duration`, which Lambda only publishes as a CloudWatch metric, and
+`CPU Limit`, the memory-proportional CPU share the sandbox enforces (cpu.py), or "off".
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ class Report:
     init_ms: Optional[float] = None
     status: str = "success"
     error_type: Optional[str] = None
+    #: the sandbox's own field: the memory-proportional CPU share in force ("0.289 vCPU"), or "off"
+    cpu_limit: str = ""
 
     def line(self) -> str:
         parts = [
@@ -43,6 +46,8 @@ class Report:
         if self.init_ms is not None:
             parts.append(f"Init Duration: {self.init_ms:.2f} ms")
         parts.append(f"Post Runtime Extensions Duration: {self.post_runtime_extensions_ms:.2f} ms")
+        if self.cpu_limit:
+            parts.append(f"CPU Limit: {self.cpu_limit}")
         if self.status != "success":
             parts.append(f"Status: {self.status}")
         if self.error_type:
@@ -69,6 +74,7 @@ class Report:
             init_ms=num("Init Duration") if "Init Duration" in fields else None,
             status=fields.get("Status", "success"),
             error_type=fields.get("Error Type"),
+            cpu_limit=fields.get("CPU Limit", ""),
         )
 
 

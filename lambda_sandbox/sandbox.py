@@ -84,6 +84,10 @@ class Sandbox:
         installed (the host's virtualenv). False (default): only the task root, the layers'
         `python/` and the runtime's packages (awslambdaric, boto3; runtime_packages), as on
         Lambda, so a dependency missing from the function's zip fails here too.
+    cpu : "auto" holds the environment to Lambda's memory-proportional CPU (1,769 MB = one
+        vCPU) through a cgroup where the host allows it (root, a cpu controller, a mount
+        namespace); "off" (default here, so a test at the default 128 MB does not run on 7% of
+        a core; the command line's default is "auto") never does. REPORT's ``CPU Limit`` says which.
     stream : where START/END/REPORT and process output go (stdout by default);
         `echo=False` keeps them only in `logs`.
     """
@@ -97,7 +101,7 @@ class Sandbox:
                  isolated_env: bool = False,
                  share: Sequence[PathLike] = (), namespace: Optional[bool] = None, mode: str = "on-demand",
                  max_concurrency: Optional[int] = None, unprivileged: Optional[bool] = None,
-                 allow_host_packages: bool = False) -> None:
+                 allow_host_packages: bool = False, cpu: str = "off") -> None:
         self._merged_layers: Optional[Path] = None
         if not isinstance(opt_dir, (str, Path)):
             opt_dir = self._merge(opt_dir)
@@ -108,7 +112,7 @@ class Sandbox:
                                         init_budget_s=init_budget_s, shutdown_budget_s=shutdown_budget_s,
                                         init=init, runtime=runtime, isolated_env=isolated_env,
                                         share=tuple(Path(p) for p in share), namespace=namespace, mode=mode,
-                                        unprivileged=unprivileged, allow_host_packages=allow_host_packages,
+                                        unprivileged=unprivileged, allow_host_packages=allow_host_packages, cpu=cpu,
                                         max_concurrency=max_concurrency if max_concurrency is not None
                                         else (DEFAULT_MAX_CONCURRENCY if mode == "managed-instances" else 1))
         except SandboxConfigError:

@@ -3,6 +3,8 @@
 - ``deferred``  defers 5 items (2 SQS, 2 SNS, 1 EventBridge) and returns.
 - ``inline``    publishes the same 5 items with boto3 before returning (clients made at import,
   as a warm function would have them).
+- ``effects_and_task``  defers 3 side effects (SQS, SNS, EventBridge) and a task, as the
+  example's POST /orders does: what the drain after a warm invoke overlaps.
 - ``idle``      a ``@defer`` handler that defers nothing.
 - ``plain``     no handler_lib at all (the floor, with a do-nothing extension).
 """
@@ -39,6 +41,19 @@ if defer is not None:
         defer.sns(TOPIC_ARN, _order(event, 2))
         defer.sns(TOPIC_ARN, _order(event, 3))
         defer.event("OrderCreated", _order(event, 4), source="bench.orders", bus=BUS)
+        return {"statusCode": 201, "body": "{}"}
+
+    @defer.task
+    def note_order(order_id):
+        """A small task: what matters is that it runs beside the three calls, not after them."""
+        return sum(ord(c) for c in order_id)
+
+    @defer
+    def effects_and_task(event, context):
+        defer.sqs(QUEUE_URL, _order(event, 0))
+        defer.sns(TOPIC_ARN, _order(event, 1))
+        defer.event("OrderCreated", _order(event, 2), source="bench.orders", bus=BUS)
+        note_order.defer(str(event.get("i", 0)))
         return {"statusCode": 201, "body": "{}"}
 
     @defer

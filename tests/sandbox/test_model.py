@@ -49,7 +49,8 @@ def test_extension_event_round_trip(payload):
 
 
 def test_report_line_parses_back():
-    report = Report("rid", 12.34, 13, 128, 40, 1000.5, init_ms=120.25, status="timeout", error_type="Sandbox.Timedout")
+    report = Report("rid", 12.34, 13, 128, 40, 1000.5, init_ms=120.25, status="timeout", error_type="Sandbox.Timedout",
+                    cpu_limit="0.289 vCPU")
     assert report.line().startswith("REPORT RequestId: rid\tDuration: 12.34 ms\tBilled Duration: 13 ms")
     assert Report.parse(report.line()) == report
     with pytest.raises(ValueError):
