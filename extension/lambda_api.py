@@ -69,64 +69,119 @@ Reply = Tuple[int, Dict[str, str], bytes]
 
 
 def raw_request(address: str, method: str, path: str, body: bytes, headers: Dict[str, str]) -> Reply:
-    """One HTTP/1.1 exchange over a plain socket, for ``register`` only.
+    """One HTTP/1.1 exchange over a new connection, closed after it (``register``)."""
+    with _connect(address) as sock, sock.makefile("rb") as reader:
+        sock.sendall(_request_bytes(address, method, path, body, {**headers, "Connection": "close"}))
+        status, reply_headers, reply, _ = _read_reply(reader, method)
+    return status, reply_headers, reply
 
-    ``http.client`` costs ~12 ms to import (it pulls in email and ssl); the runtime waits
-    for every extension to register, so register must not wait for that import.
-    """
+
+def _connect(address: str) -> socket.socket:
     host, _, port = address.rpartition(":")
+    return socket.create_connection((host or "127.0.0.1", int(port)))
+
+
+def _request_bytes(address: str, method: str, path: str, body: Optional[bytes], headers: Dict[str, str]) -> bytes:
+    payload = body or b""
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    request = (f"{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {len(body)}\r\n"
-               f"Connection: close\r\n{head}\r\n").encode() + body
-    with socket.create_connection((host or "127.0.0.1", int(port))) as sock:
-        sock.sendall(request)
-        chunks = []
+    return (f"{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {len(payload)}\r\n"
+            f"{head}\r\n").encode("latin-1") + payload
+
+
+def _read_reply(reader: Any, method: str) -> Tuple[int, Dict[str, str], bytes, bool]:
+    """(status, headers, body, whether the server closes the connection) of one reply.
+
+    A connection closed before the status line raises ConnectionResetError (a keep-alive the
+    peer had closed: the caller may send again on a new one); anything unreadable ValueError.
+    """
+    line = reader.readline(65537)
+    if not line:
+        raise ConnectionResetError("the Extensions API closed the connection without a reply")
+    parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+        raise ValueError(f"not an HTTP reply: {line[:100]!r}")
+    status = int(parts[1])
+    headers: Dict[str, str] = {}
+    while True:
+        header = reader.readline(65537)
+        if not header:
+            raise ConnectionResetError("the Extensions API closed the connection inside a reply")
+        if header in (b"\r\n", b"\n"):
+            break
+        name, _, value = header.decode("latin-1").partition(":")
+        headers[name.strip()] = value.strip()
+    lower = {k.lower(): v for k, v in headers.items()}
+    closes = lower.get("connection", "").lower() == "close" or parts[0] == "HTTP/1.0"
+    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        return status, headers, b"", closes
+    if "chunked" in lower.get("transfer-encoding", "").lower():
+        chunks: List[bytes] = []
         while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    raw_head, _, reply = b"".join(chunks).partition(b"\r\n\r\n")
-    lines = raw_head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    reply_headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        reply_headers[name.strip()] = value.strip()
-    length = reply_headers.get("Content-Length") or next(
-        (v for k, v in reply_headers.items() if k.lower() == "content-length"), None)
-    return status, reply_headers, reply[:int(length)] if length is not None else reply
+            size_line = reader.readline(65537)
+            if not size_line:
+                raise ConnectionResetError("the Extensions API closed the connection inside a reply")
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+            if size == 0:
+                while reader.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass
+                return status, headers, b"".join(chunks), closes
+            chunk = reader.read(size + 2)
+            if len(chunk) < size + 2:
+                raise ConnectionResetError("the Extensions API closed the connection inside a reply")
+            chunks.append(chunk[:size])
+    if "content-length" in lower:
+        length = int(lower["content-length"])
+        body = reader.read(length)
+        if len(body) < length:
+            raise ConnectionResetError("the Extensions API closed the connection inside a reply")
+        return status, headers, body, closes
+    return status, headers, reader.read(), True  # the body runs to the end of the connection
 
 
 class _Http:
-    """Keep-alive connection for every call after ``register`` (http.client loads then)."""
+    """Keep-alive connection for every call after ``register``.
+
+    A plain socket, not ``http.client``: that costs ~12 ms of CPU to import (it pulls in
+    email and ssl), before the extension's first ``next`` where the runtime's init waits for it.
+    No timeout: ``next`` lasts as long as the environment is frozen.
+    """
 
     def __init__(self, address: str) -> None:
         self.address = address
-        self._conn: Any = None
+        self._sock: Optional[socket.socket] = None
+        self._reader: Any = None
 
     def request(self, method: str, path: str, body: Optional[bytes] = None,
                 headers: Optional[Dict[str, str]] = None) -> Reply:
-        import http.client
-
         for attempt in (1, 2):
-            if self._conn is None:
-                self._conn = http.client.HTTPConnection(self.address, timeout=None)
+            if self._sock is None:
+                self._sock = _connect(self.address)
+                self._reader = self._sock.makefile("rb")
             try:
-                self._conn.request(method, path, body=body, headers=headers or {})
-                response = self._conn.getresponse()
-                return response.status, dict(response.getheaders()), response.read()
-            except (http.client.HTTPException, OSError) as exc:
-                # Whatever broke, the connection is done: a half-used one would refuse every
-                # later request (CannotSendRequest), so the next call starts a new one.
-                self._conn.close()
-                self._conn = None
+                self._sock.sendall(_request_bytes(self.address, method, path, body, headers or {}))
+                status, reply_headers, reply, closes = _read_reply(self._reader, method)
+            except (OSError, ValueError) as exc:
+                # Whatever broke, the connection is done: the next call starts a new one.
+                self._close()
                 stale = isinstance(exc, (BrokenPipeError, ConnectionResetError))  # a keep-alive the peer closed
                 if attempt == 2 or not stale:
                     if isinstance(exc, OSError):
                         raise
                     raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
+                continue
+            if closes:
+                self._close()
+            return status, reply_headers, reply
         raise AssertionError("unreachable")
+
+    def _close(self) -> None:
+        for closable in (self._reader, self._sock):
+            try:
+                if closable is not None:
+                    closable.close()
+            except OSError:
+                pass
+        self._sock = self._reader = None
 
 
 class Registration(NamedTuple):

@@ -20,7 +20,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from handler_lib import config as cfg
 
@@ -100,7 +100,8 @@ def sdk_in_init() -> bool:
 
 
 class SdkLoader:
-    """Loads botocore, then the clients the queued items need, on a thread of its own.
+    """Makes the drainer (the drain's modules) if nothing has yet, then loads botocore and
+    the clients the queued items need, on a thread of its own.
 
     In init (``in_init``): every sink's client, before the first ``next`` (bounded by
     WARMUP_WAIT_S; the drain finishes what is left). Otherwise, from the first event on:
@@ -115,15 +116,20 @@ class SdkLoader:
         self._factory: Any = None
         self._sinks: Dict[str, Any] = {}
         self._queue: Any = None
+        self._prepare: Optional[Callable[[], Any]] = None
         self._thread: Optional[threading.Thread] = None
 
     def bind(self, factory: Any, sinks: Dict[str, Any], queue: Any) -> None:
         self._factory, self._sinks, self._queue = factory, sinks, queue
 
+    def prepare_with(self, prepare: Callable[[], Any]) -> None:
+        """What to run first on the thread: it makes the drainer, which binds the factory."""
+        self._prepare = prepare
+
     def start(self) -> None:
         """Start loading, once (later calls do nothing; one that found no thread to be had
         tries again, and meanwhile each sink loads what it needs when it first sends)."""
-        if self._thread is not None or self._factory is None:
+        if self._thread is not None or (self._factory is None and self._prepare is None):
             return
         thread = threading.Thread(target=self._run, name="defer-sdk", daemon=True)
         try:
@@ -146,6 +152,8 @@ class SdkLoader:
         started = time.monotonic()
         made: Set[str] = set()
         try:
+            if self._prepare is not None:
+                self._prepare()
             self._factory.preload()
             loaded_ms = (time.monotonic() - started) * 1000
             while True:  # items may arrive while a client is made
@@ -173,15 +181,11 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
     from handler_lib._dispatch import DISPATCHER
 
     from .channel import ChannelServer
-    from handler_lib.engine.clients import ClientFactory
-    from handler_lib.engine.drain import Drainer
     from handler_lib.engine.journal import Journal
     from .logs import setup_logging
     from .metrics import DrainMetrics
     from handler_lib.engine.pending import PendingQueue
     from .runner import Runner
-    from handler_lib.engine.sinks import make_sinks
-    from handler_lib.engine.tasks import LAMBDA_LAYERS_ROOT, TaskRunner
     from .telemetry import TelemetryListener
 
     setup_logging(config)
@@ -191,19 +195,31 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
     queue = PendingQueue(journal, config.max_queued_bytes)
     for item in journal.replayed:
         queue.add(item, journal=False)
-    factory = ClientFactory(config)
-    sinks = make_sinks(factory, config)
-    sdk = sdk if sdk is not None else SdkLoader()
-    sdk.bind(factory, sinks, queue)
-    if sdk.in_init:
-        sdk.start()  # beside the rest of the set-up
-    # Task modules come from the function's code and the layers' python folders: those of
-    # Lambda's /opt and of the layer this extension came with (its launcher says where).
-    layers = [p for p in (os.environ.get("DEFER_LAYER_ROOT"), LAMBDA_LAYERS_ROOT) if p]
-    tasks = TaskRunner(layer_roots=layers, handler_defined=lambda: DISPATCHER.handler_defined)
-    drainer = Drainer(queue, sinks, tasks, config)
-    runner = Runner(config, queue, drainer, channel,
+    loader = sdk if sdk is not None else SdkLoader()
+
+    def make_drainer() -> Any:
+        """The drain and what it sends with, made on first use: on the SDK's thread once the
+        first event came, or by the first drain if that comes first; in init where init runs
+        ahead of any request. Taking items in needs none of it."""
+        from handler_lib.engine.clients import ClientFactory
+        from handler_lib.engine.drain import Drainer
+        from handler_lib.engine.sinks import make_sinks
+        from handler_lib.engine.tasks import LAMBDA_LAYERS_ROOT, TaskRunner
+
+        factory = ClientFactory(config)
+        sinks = make_sinks(factory, config)
+        loader.bind(factory, sinks, queue)
+        # Task modules come from the function's code and the layers' python folders: those of
+        # Lambda's /opt and of the layer this extension came with (its launcher says where).
+        layers = [p for p in (os.environ.get("DEFER_LAYER_ROOT"), LAMBDA_LAYERS_ROOT) if p]
+        tasks = TaskRunner(layer_roots=layers, handler_defined=lambda: DISPATCHER.handler_defined)
+        return Drainer(queue, sinks, tasks, config)
+
+    runner = Runner(config, queue, make_drainer, channel,
                     DrainMetrics(extension.registration.function_name))
+    loader.prepare_with(lambda: runner.drainer)
+    if loader.in_init:
+        loader.start()  # beside the rest of the set-up
 
     def queue_here(item: wire.WorkItem) -> None:  # a task that defers more work queues it here
         runner.on_item(item)
@@ -226,8 +242,8 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
                                           "runtime_proxy": proxy.address if proxy is not None else None,
                                           "replayed": len(journal.replayed), "max_attempts": config.max_attempts,
                                           "deadline_margin_ms": config.deadline_margin_ms})
-    if sdk.in_init:  # bounded: a slow start must not fail the init, the drain finishes the clients
-        sdk.join(WARMUP_WAIT_S)
+    if loader.in_init:  # bounded: a slow start must not fail the init, the drain finishes the clients
+        loader.join(WARMUP_WAIT_S)
     return runner
 
 
@@ -261,7 +277,8 @@ def _loop(extension: RegisteredExtension, runner: Any, sdk: Optional[SdkLoader] 
             sdk.start()
         if isinstance(event, InvokeEvent):
             try:  # a new invoke: an endpoint that was unreachable is tried again at once
-                runner.drainer.probe_unreachable()
+                if runner.drainer_built:  # (none was, before the first drain)
+                    runner.drainer.probe_unreachable()
             except Exception:  # noqa: BLE001 - the invoke is handled all the same
                 log.exception("could not reschedule the items of an unreachable endpoint")
             try:

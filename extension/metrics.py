@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from handler_lib.engine.drain import DrainReport
+if TYPE_CHECKING:
+    from handler_lib.engine.drain import DrainReport
 
 NAMESPACE = "LambdaDefer"
 
 
 class DrainMetrics:
     def __init__(self, function_name: str) -> None:
-        from aws_lambda_powertools import Metrics  # loaded after registering, off the start path
-
-        self._metrics: Any = Metrics(namespace=NAMESPACE, service="defer-runner")
+        self._metrics: Any = None  # Powertools loads at the first drain's end, after a response
         self._function_name = function_name
 
     def publish(self, report: DrainReport) -> None:
+        from aws_lambda_powertools import Metrics
         from aws_lambda_powertools.metrics import MetricUnit
 
+        if self._metrics is None:
+            self._metrics = Metrics(namespace=NAMESPACE, service="defer-runner")
         m = self._metrics
         m.add_dimension(name="function_name", value=self._function_name or "unknown")
         m.add_metric(name="enqueued", unit=MetricUnit.Count, value=report.received)

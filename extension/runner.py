@@ -19,18 +19,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, Union
 
 from handler_lib import wire
 from handler_lib.config import Config, delivery_margin_ms
 from handler_lib.handoff import Recent
 
-from handler_lib.engine import dead_letters
 from .channel import ChannelHandlers, Peer, Reader
-from handler_lib.engine.drain import DrainReport, Drainer
 from .lambda_api import InvokeEvent, ShutdownEvent
 from handler_lib.engine.outcome import API_GONE_UNDELIVERED, SHUTDOWN_UNDELIVERED
 from handler_lib.engine.pending import PendingQueue
+
+if TYPE_CHECKING:  # the drain's modules load with the drainer, after the extension is ready
+    from handler_lib.engine.drain import DrainReport, Drainer
 
 log = logging.getLogger("defer_runner.runner")
 
@@ -47,11 +48,16 @@ def monotonic_deadline(deadline_ms: int, margin_ms: int) -> float:
 
 
 class Runner:
-    def __init__(self, config: Config, queue: PendingQueue, drainer: Drainer,
+    def __init__(self, config: Config, queue: PendingQueue, drainer: Union[Drainer, Callable[[], Drainer]],
                  channel: Reader, metrics: Optional[Any] = None) -> None:
+        """``drainer``: the Drainer, or what makes it on first use: the drain's modules (sinks,
+        tasks, dead letters) are not needed to take items in, so they need not load before the
+        extension reports ready (where the runtime's init waits for it)."""
         self.config = config
         self.queue = queue
-        self.drainer = drainer
+        self._drainer: Optional[Drainer] = None if callable(drainer) else drainer
+        self._make_drainer: Optional[Callable[[], Drainer]] = drainer if callable(drainer) else None
+        self._drainer_lock = threading.Lock()
         self.channel = channel
         self.metrics = metrics
         self.telemetry_active = False
@@ -68,6 +74,21 @@ class Runner:
         self._said_unreported = False
         self.wrapped_seen = False
         self._added_before = 0
+
+    @property
+    def drainer(self) -> Drainer:
+        drainer = self._drainer
+        if drainer is None:
+            with self._drainer_lock:
+                if self._drainer is None:
+                    assert self._make_drainer is not None
+                    self._drainer = self._make_drainer()
+                drainer = self._drainer
+        return drainer
+
+    @property
+    def drainer_built(self) -> bool:
+        return self._drainer is not None
 
     # -- channel callbacks (reader thread) ------------------------------------------------
     def handlers(self) -> ChannelHandlers:
@@ -269,6 +290,8 @@ class Runner:
         """The extension exits outside SHUTDOWN (the Extensions API stopped answering): no
         drain can run, so every item it holds gets an ERROR line. They stay in the journal,
         and go out only if this environment starts an extension again."""
+        from handler_lib.engine import dead_letters
+
         for entry in self.queue.snapshot():
             item = entry.item
             where = ("it stays in the journal for a restart of this environment" if self.queue.held(item.id)
@@ -276,7 +299,7 @@ class Runner:
             log.error("exiting with %s %s to %s undelivered: the Extensions API is gone; %s",
                       item.kind, item.id, item.target, where,
                       extra=dead_letters.describe(item, API_GONE_UNDELIVERED, error, entry.attempts,
-                                                  self.config.log_payloads))
+                                                 self.config.log_payloads))
 
     def _account(self, report: DrainReport, request_id: str) -> None:
         added = self.queue.added_total - self.drainer.letters_queued  # dead letters are not new work

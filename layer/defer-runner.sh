@@ -31,4 +31,6 @@ export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 # shadow the extension's own dependencies (bootstrap.py appends it afterwards).
 # -u: unbuffered output, so log lines reach CloudWatch before a freeze.
 # -B: no bytecode writes (/opt is read-only on Lambda; locally they would dirty the layer).
-exec "$py" -I -u -B "$root/defer-runner/bootstrap.py" "$@"
+# -S: no site processing at start (its .pth files run code before the extension can
+# register); bootstrap.py puts the interpreter's site-packages on sys.path itself.
+exec "$py" -I -S -u -B "$root/defer-runner/bootstrap.py" "$@"

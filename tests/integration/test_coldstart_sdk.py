@@ -42,8 +42,10 @@ registered = lambda_api.RegisteredExtension(
     lambda_api._Http(os.environ["AWS_LAMBDA_RUNTIME_API"]),
     lambda_api.Registration("ext-id", "fn", "$LATEST", "app.handler"))
 runner = main._build(config, listen(config.socket_path), registered, sdk=main.SdkLoader(in_init=main.sdk_in_init()))
-print(json.dumps({"botocore": sorted(m for m in sys.modules if m.split(".")[0] == "botocore"),
-                  "clients": [kind for kind, sink in runner.drainer.sinks.items() if sink._client is not None]}),
+ready = {"botocore": sorted(m for m in sys.modules if m.split(".")[0] == "botocore"),
+         "drain": sorted(m for m in ("handler_lib.engine.drain", "handler_lib.engine.sinks",
+                                     "handler_lib.engine.dead_letters", "aws_lambda_powertools") if m in sys.modules)}
+print(json.dumps({**ready, "clients": [kind for kind, sink in runner.drainer.sinks.items() if sink._client is not None]}),
       flush=True)
 os._exit(0)
 """
@@ -150,9 +152,9 @@ def test_on_demand_the_sdk_is_not_loaded_when_the_first_next_is_called(tmp_path:
         api.shutdown()
         api.server_close()
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # Powertools' user-agent helper imports the bare package (~1 ms); none of the SDK itself
-    # (compat, session, client, models) is loaded, and no client made.
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"botocore": ["botocore"], "clients": []}
+    # Nothing of the SDK is loaded (not even the bare package, which Powertools' user-agent
+    # helper used to import), nor the drain's modules or Powertools, and no client made.
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"botocore": [], "drain": [], "clients": []}
 
 
 class _TelemetryNotSupported(BaseHTTPRequestHandler):
