@@ -4,8 +4,20 @@
 # its own path (never a hard-coded /opt) so the same layer runs under the local sandbox.
 set -eu
 
-self="$(readlink -f "$0")"
-root="$(cd "$(dirname "$self")/.." && pwd)"
+# Shell builtins only: each readlink/dirname/basename would be a process of its own, paid in
+# every cold start's init (bench --only startup).
+self="$0"
+if [ -L "$self" ]; then
+    self="$(readlink -f "$self")"
+fi
+case "$self" in
+    */*) here="${self%/*}" ;;
+    *) here=. ;;
+esac
+cwd="$PWD"
+cd -P "$here/.."
+root="$PWD"
+cd "$cwd"
 
 # The runtime's interpreter when there is one (managed Python runtimes), else python3.
 if [ -n "${DEFER_RUNNER_PYTHON:-}" ]; then
@@ -20,7 +32,7 @@ else
 fi
 
 # The extension registers under its file name (Lambda-Extension-Name must match it).
-export DEFER_EXTENSION_NAME="$(basename "$0")"
+export DEFER_EXTENSION_NAME="${0##*/}"
 export DEFER_LAYER_ROOT="$root"
 
 # Two malloc arenas, not one per thread: the extension's send threads would otherwise each
