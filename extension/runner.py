@@ -179,6 +179,11 @@ class Runner:
             with self._state:
                 if not self.wrapped_seen and not self.telemetry_active and not self.proxy_active:
                     return "unwrapped"
+                if not self.wrapped_seen and self.config.mode == "inline":
+                    # DEFER_MODE=inline: the function delivers its own work and never dials,
+                    # so there is nothing to wait for; waiting for runtimeDone anyway billed
+                    # each invoke the Telemetry API's buffering (25 ms) for nothing.
+                    return "inline"
                 outcome = self._wait_locked(request_id, stop_at)
             if outcome != "runtimeDone" or synced_after_runtime_done:
                 break

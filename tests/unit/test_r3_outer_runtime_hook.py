@@ -165,3 +165,19 @@ def test_the_hello_carries_posts_and_an_older_hello_reads_as_not_reporting():
     assert wire.decode(wire.encode(hello)[wire.HEADER.size:]) == hello
     older = wire.pack_map({"v": wire.PROTOCOL_VERSION, "k": "hello", "pid": 7, "wrapped": True})
     assert wire.decode(older) == wire.Hello(pid=7, wrapped=True, posts=False)
+
+
+def test_in_inline_mode_the_runner_does_not_wait_for_runtime_done_unless_a_process_dials():
+    config = Config(deadline_margin_ms=0, mode="inline")
+    queue = PendingQueue()
+    channel = MemoryChannel()
+    runner = Runner(config, queue, Drainer(queue, {}, TaskRunner(layer_roots=[]), config), channel)
+    channel.start(runner.handlers())
+    runner.telemetry_active = True
+    started = time.monotonic()
+    assert wait(runner, "r1", 30) == "inline"  # no runtimeDone came, and none is waited for
+    assert time.monotonic() - started < 15
+    peer = channel.connect(posts=True)  # a process that dials all the same (its own DEFER_MODE)
+    assert wait(runner, "r2", 0.3) == "deadline"
+    channel.send(peer, wire.EndOfInvoke("r3", 0, 0, 0))
+    assert wait(runner, "r3", 30) == "done"
