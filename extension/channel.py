@@ -25,7 +25,6 @@ import selectors
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Protocol, Tuple, Union
 
 import msgpack
@@ -56,19 +55,24 @@ def default_max_connections() -> int:
     return max(8, min(256, soft // 4))
 
 
-@dataclass
 class Connection:
-    sock: socket.socket
-    reader: wire.FrameReader = field(default_factory=wire.FrameReader)
-    hello: Optional[wire.Hello] = None
-    last_data: float = 0.0
-    bad_frames: int = 0
-    outbox: bytearray = field(default_factory=bytearray)
-    # the ids received per invoke open on this connection, until its end marker (handoff.InvokeReceipts)
-    receipts: InvokeReceipts = field(default_factory=InvokeReceipts)
-    # items sent outside any invoke (no request id) by a @defer process, until the end
-    # marker with no request id that confirms them (handoff.LooseReceipts)
-    loose: LooseReceipts = field(default_factory=LooseReceipts)
+    """One function process's connection. A plain class: ``dataclasses`` (and the ``inspect``
+    it imports) would cost 4 ms of CPU before the extension is ready."""
+
+    __slots__ = ("sock", "reader", "hello", "last_data", "bad_frames", "outbox", "receipts", "loose")
+
+    def __init__(self, sock: socket.socket, last_data: float = 0.0) -> None:
+        self.sock = sock
+        self.reader = wire.FrameReader()
+        self.hello: Optional[wire.Hello] = None
+        self.last_data = last_data
+        self.bad_frames = 0
+        self.outbox = bytearray()
+        # the ids received per invoke open on this connection, until its end marker (handoff.InvokeReceipts)
+        self.receipts = InvokeReceipts()
+        # items sent outside any invoke (no request id) by a @defer process, until the end
+        # marker with no request id that confirms them (handoff.LooseReceipts)
+        self.loose = LooseReceipts()
 
 
 class Peer(Protocol):
@@ -92,21 +96,31 @@ class Reader(Protocol):
     def recheck_backlog(self) -> None: ...
 
 
-@dataclass
 class ChannelHandlers:
-    # the item and its encoded map; returns the key it is held under and whether it is
-    # journaled (None: under its id, journaled)
-    on_item: Callable[[wire.WorkItem, bytes], Optional[Tuple[str, bool]]]
-    # an end marker with a request id arrived; the routing answers it with the ack it makes
-    # from the connection's receipts (a value returned here is not used)
-    on_end: Callable[[wire.EndOfInvoke], Optional[wire.Ack]]
-    on_hello: Callable[[Peer, wire.Hello], None]  # called before peer.hello is updated
-    on_close: Callable[[Peer], None]
-    on_after: Callable[[wire.AfterResponse], None] = lambda after: None
-    backlogged: Callable[[], bool] = lambda: False
-    # at an end marker: which of the items it covers are not held durably (handoff.HandBack);
-    # None: every item received counts as held
-    hand_back: Optional[HandBack] = None
+    """What the reader calls, and when (a plain class, as ``Connection``)."""
+
+    __slots__ = ("on_item", "on_end", "on_hello", "on_close", "on_after", "backlogged", "hand_back")
+
+    def __init__(self, on_item: Callable[[wire.WorkItem, bytes], Optional[Tuple[str, bool]]],
+                 on_end: Callable[[wire.EndOfInvoke], Optional[wire.Ack]],
+                 on_hello: Callable[[Peer, wire.Hello], None],
+                 on_close: Callable[[Peer], None],
+                 on_after: Callable[[wire.AfterResponse], None] = lambda after: None,
+                 backlogged: Callable[[], bool] = lambda: False,
+                 hand_back: Optional[HandBack] = None) -> None:
+        # the item and its encoded map; returns the key it is held under and whether it is
+        # journaled (None: under its id, journaled)
+        self.on_item = on_item
+        # an end marker with a request id arrived; the routing answers it with the ack it makes
+        # from the connection's receipts (a value returned here is not used)
+        self.on_end = on_end
+        self.on_hello = on_hello  # called before peer.hello is updated
+        self.on_close = on_close
+        self.on_after = on_after
+        self.backlogged = backlogged
+        # at an end marker: which of the items it covers are not held durably (handoff.HandBack);
+        # None: every item received counts as held
+        self.hand_back = hand_back
 
 
 class ChannelServer:

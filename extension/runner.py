@@ -27,7 +27,6 @@ from handler_lib.handoff import Recent
 
 from .channel import ChannelHandlers, Peer, Reader
 from .lambda_api import InvokeEvent, ShutdownEvent
-from handler_lib.engine.outcome import API_GONE_UNDELIVERED, SHUTDOWN_UNDELIVERED
 from handler_lib.engine.pending import PendingQueue
 
 if TYPE_CHECKING:  # the drain's modules load with the drainer, after the extension is ready
@@ -238,6 +237,8 @@ class Runner:
     def on_shutdown(self, event: ShutdownEvent) -> DrainReport:
         """Drain within the budget; on a spin-down, dead-letter the rest, and log at ERROR (and
         count as given up) every item that ends this process neither delivered nor dead-lettered."""
+        from handler_lib.engine.outcome import SHUTDOWN_UNDELIVERED  # with the drain, after ready
+
         stop_at = monotonic_deadline(event.deadline_ms, SHUTDOWN_RESERVE_MS)
         self.channel.sync(timeout=0.2)
         report = self.drainer.drain(stop_at)
@@ -273,6 +274,8 @@ class Runner:
     def _unjournaled_at_reset(self, event: ShutdownEvent) -> Optional[DrainReport]:
         """A reset keeps only what the journal holds: what it could not take (a full /tmp) is
         written now if it can be, else dead-lettered, else logged at ERROR as given up."""
+        from handler_lib.engine.outcome import SHUTDOWN_UNDELIVERED
+
         self.queue.maintain_journal()
         memory_only = [e for e in self.queue.snapshot() if not self.queue.held(e.item.id)]
         if not memory_only:
@@ -296,6 +299,7 @@ class Runner:
         drain can run, so every item it holds gets an ERROR line. They stay in the journal,
         and go out only if this environment starts an extension again."""
         from handler_lib.engine import dead_letters
+        from handler_lib.engine.outcome import API_GONE_UNDELIVERED
 
         for entry in self.queue.snapshot():
             item = entry.item

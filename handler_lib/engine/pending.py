@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .. import wire
@@ -31,16 +30,26 @@ from .journal import Journal
 log = logging.getLogger("defer_runner.pending")
 
 
-@dataclass
 class Entry:
-    item: wire.WorkItem
-    attempts: int = 0
-    not_before: float = 0.0  # monotonic time of the next attempt
-    in_flight: bool = False
-    stalls: int = 0  # consecutive outages/throttles, which back off without using attempts
-    last_code: str = ""
-    last_message: str = ""
-    size: int = 0  # encoded bytes of the item
+    """One held item and its delivery state (a plain class: ``dataclasses`` and the ``inspect``
+    it imports would load before the extension is ready)."""
+
+    __slots__ = ("item", "attempts", "not_before", "in_flight", "stalls", "last_code", "last_message", "size")
+
+    def __init__(self, item: wire.WorkItem, attempts: int = 0, not_before: float = 0.0, in_flight: bool = False,
+                 stalls: int = 0, last_code: str = "", last_message: str = "", size: int = 0) -> None:
+        self.item = item
+        self.attempts = attempts
+        self.not_before = not_before  # monotonic time of the next attempt
+        self.in_flight = in_flight
+        self.stalls = stalls  # consecutive outages/throttles, which back off without using attempts
+        self.last_code = last_code
+        self.last_message = last_message
+        self.size = size  # encoded bytes of the item
+
+    def __repr__(self) -> str:
+        return (f"Entry(id={self.item.id!r}, kind={self.item.kind!r}, attempts={self.attempts}, "
+                f"in_flight={self.in_flight}, stalls={self.stalls}, last_code={self.last_code!r})")
 
 
 class PendingQueue:
