@@ -1,33 +1,52 @@
-"""Per-drain metrics in CloudWatch Embedded Metric Format, through Powertools Metrics."""
+"""Per-drain metrics as one CloudWatch Embedded Metric Format line on stdout.
+
+The line is what Powertools Metrics writes for the same metrics (namespace, the
+``function_name`` and ``service`` dimensions, each value as a list), written here: loading
+Powertools only for this line cost the first drain 10 ms of CPU (35 at 512 MB) and the
+extension's memory several MB.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Dict, List
 
 if TYPE_CHECKING:
     from handler_lib.engine.drain import DrainReport
 
 NAMESPACE = "LambdaDefer"
+SERVICE = "defer-runner"
+#: EMF takes at most 100 values per metric in one line.
+MAX_VALUES = 100
+COUNTS = ("delivered", "retried", "carried_over", "dead_lettered", "given_up", "api_calls", "tasks_hung",
+          "after_run", "after_failed", "trace_context_skipped")
 
 
 class DrainMetrics:
-    def __init__(self, function_name: str) -> None:
-        self._metrics: Any = None  # Powertools loads at the first drain's end, after a response
-        self._function_name = function_name
+    def __init__(self, function_name: str, stream: Any = None) -> None:
+        self._function_name = function_name or "unknown"
+        self._stream = stream
 
     def publish(self, report: DrainReport) -> None:
-        from aws_lambda_powertools import Metrics
-        from aws_lambda_powertools.metrics import MetricUnit
+        metrics: List[Dict[str, str]] = []
+        values: Dict[str, List[float]] = {}
 
-        if self._metrics is None:
-            self._metrics = Metrics(namespace=NAMESPACE, service="defer-runner")
-        m = self._metrics
-        m.add_dimension(name="function_name", value=self._function_name or "unknown")
-        m.add_metric(name="enqueued", unit=MetricUnit.Count, value=report.received)
-        for name in ("delivered", "retried", "carried_over", "dead_lettered", "given_up", "api_calls", "tasks_hung",
-                     "after_run", "after_failed", "trace_context_skipped"):
-            m.add_metric(name=name, unit=MetricUnit.Count, value=getattr(report, name))
-        m.add_metric(name="drain_duration", unit=MetricUnit.Milliseconds, value=report.duration_ms)
-        for latency in report.delivery_latency_ms[:100]:  # EMF allows 100 values per metric
-            m.add_metric(name="enqueue_to_delivery", unit=MetricUnit.Milliseconds, value=latency)
-        m.flush_metrics(raise_on_empty_metrics=False)
+        def add(name: str, unit: str, *observed: float) -> None:
+            metrics.append({"Name": name, "Unit": unit})
+            values[name] = [float(v) for v in observed]
+
+        add("enqueued", "Count", report.received)
+        for name in COUNTS:
+            add(name, "Count", getattr(report, name))
+        add("drain_duration", "Milliseconds", report.duration_ms)
+        if report.delivery_latency_ms:
+            add("enqueue_to_delivery", "Milliseconds", *report.delivery_latency_ms[:MAX_VALUES])
+        line = {"_aws": {"Timestamp": int(time.time() * 1000),
+                         "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [["function_name", "service"]],
+                                                "Metrics": metrics}]},
+                "function_name": self._function_name, "service": SERVICE, **values}
+        stream = self._stream if self._stream is not None else sys.stdout
+        stream.write(json.dumps(line, separators=(",", ":")) + "\n")
+        stream.flush()

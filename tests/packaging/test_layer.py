@@ -48,7 +48,7 @@ def test_layout_matches_the_contract(layer_dir: Path) -> None:
     assert (layer_dir / "python" / "msgpack" / "__init__.py").is_file()
     assert (layer_dir / "defer-runner" / "bootstrap.py").is_file()
     assert (layer_dir / "defer-runner" / "_defer_runner" / "__init__.py").is_file()
-    for pkg in ("boto3", "botocore", "msgpack", "aws_lambda_powertools"):
+    for pkg in ("boto3", "botocore", "msgpack"):
         assert (layer_dir / "defer-runner" / "deps" / pkg / "__init__.py").is_file(), pkg
     assert sorted(p.name for p in layer_dir.iterdir()) == ["defer-runner", "extensions", "python"]
     assert [p.name for p in (layer_dir / "extensions").iterdir()] == ["defer-runner"]

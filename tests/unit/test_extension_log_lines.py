@@ -45,3 +45,27 @@ def test_hostile_text_and_circular_extras_still_give_a_line():
     line = _line("kind \udcff", kind="\ud800", loop=circular)
     assert line["message"] == "kind \udcff" and line["kind"] == "\ud800"
     assert line["loop"].startswith("{")
+
+
+def test_the_drain_metrics_line_is_embedded_metric_format():
+    import io
+
+    from extension.metrics import COUNTS, DrainMetrics
+    from handler_lib.engine.drain import DrainReport
+
+    out = io.StringIO()
+    report = DrainReport(received=3, delivered=2, given_up=1, duration_ms=4.5,
+                         delivery_latency_ms=[float(i) for i in range(150)])
+    DrainMetrics("fn", stream=out).publish(report)
+    DrainMetrics("", stream=out).publish(DrainReport())
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    (directive,) = first["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "LambdaDefer" and directive["Dimensions"] == [["function_name", "service"]]
+    names = [m["Name"] for m in directive["Metrics"]]
+    assert names == ["enqueued", *COUNTS, "drain_duration", "enqueue_to_delivery"]
+    assert all(name in first for name in names)  # every metric named has its values
+    assert first["function_name"] == "fn" and first["service"] == "defer-runner"
+    assert first["enqueued"] == [3.0] and first["delivered"] == [2.0] and first["given_up"] == [1.0]
+    assert first["enqueue_to_delivery"] == [float(i) for i in range(100)]  # EMF's 100 values a line
+    assert isinstance(first["_aws"]["Timestamp"], int)
+    assert second["function_name"] == "unknown" and "enqueue_to_delivery" not in second
