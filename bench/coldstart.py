@@ -22,7 +22,8 @@ the layer). AWS calls +20 ms (fault proxy).
 - ``effects_and_task_post_runtime_ms``: Post Runtime Extensions Duration of a warm invoke of
   ``app.effects_and_task`` (3 side effects, SQS, SNS and EventBridge, and a small task): what the
   drain after a response takes when all of it can overlap; its floor is one AWS round trip (20 ms).
-- bench/coldstart.png: cold vs warm invoke at 512 MB, init vs response vs post-runtime.
+- bench/coldstart.png: cold vs warm invoke at 512 MB, init vs response vs post-runtime;
+- bench/billing.png: the example's warm invoke per mode at both sizes, runtime vs post-runtime.
 """
 
 from __future__ import annotations
@@ -266,6 +267,44 @@ def coldstart_png(typical: Dict[str, Dict[str, Dict[str, float]]], memory_mb: in
     plt.close(fig)
 
 
+def billing_png(results: Dict[str, Any], path: Path) -> None:
+    """The example's warm POST /orders per mode and memory size: runtime and post-runtime, both
+    billed (Duration runs until the last extension calls next)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    titles = {"deferred": "deferred (layer + extension)", "inline": "inline, DEFER_MODE=inline (layer attached)",
+              "inline_no_extension": "inline, no extension"}
+    labels, runtime, post, billed = [], [], [], []
+    for memory_mb in SIZES:
+        detail = results.get(f"billed_detail{_suffix(memory_mb)}")
+        if not detail:
+            continue
+        for mode, title in titles.items():
+            labels.append(f"{memory_mb} MB: {title}")
+            runtime.append(detail[mode]["runtime_ms"]["p50"])
+            post.append(detail[mode]["post_runtime_ms"]["p50"])
+            billed.append(detail[mode]["billed_ms"]["p50"])
+    fig, ax = plt.subplots(figsize=(10, 4.2))
+    y = list(range(len(labels)))
+    ax.barh(y, runtime, color="#4C72B0", label="runtime: request -> response")
+    ax.barh(y, post, left=runtime, color="#DD8452", label="post-runtime: the extension's drain")
+    for k in y:
+        ax.text(runtime[k] + post[k] + 1, k, f"billed {billed[k]:.0f} ms", va="center", fontsize=8)
+    ax.set_yticks(y)
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("ms (medians of warm invokes; lambda_sandbox with memory-proportional CPU, AWS calls +20 ms)")
+    ax.set_title("What a warm POST /orders of the example is billed (SQLite write, 3 side effects, 2 tasks)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def run(moto_url: str, quick: bool = False) -> Dict[str, Any]:
     results: Dict[str, Any] = {}
     for memory_mb in SIZES:
@@ -274,4 +313,5 @@ def run(moto_url: str, quick: bool = False) -> Dict[str, Any]:
         results.update(effects_and_task(moto_url, quick, memory_mb))
     detail = results["coldstart_detail"]
     coldstart_png(detail["typical_invoke"], SIZES[0], "/".join(detail["cpu_limit"]), BENCH / "coldstart.png")
+    billing_png(results, BENCH / "billing.png")
     return results
