@@ -177,9 +177,6 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
     """Everything but the registration. `telemetry=False` on Managed Instances: they send no
     `platform.runtimeDone` and take only schema 2025-01-29, so a subscription buys nothing.
     `sdk` says where the AWS SDK loads (default: from AWS_LAMBDA_INITIALIZATION_TYPE)."""
-    from handler_lib import wire
-    from handler_lib._dispatch import DISPATCHER
-
     from .channel import ChannelServer
     from handler_lib.engine.journal import Journal
     from .logs import setup_logging
@@ -201,6 +198,8 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
         """The drain and what it sends with, made on first use: on the SDK's thread once the
         first event came, or by the first drain if that comes first; in init where init runs
         ahead of any request. Taking items in needs none of it."""
+        from handler_lib import wire
+        from handler_lib._dispatch import DISPATCHER
         from handler_lib.engine.clients import ClientFactory
         from handler_lib.engine.drain import Drainer
         from handler_lib.engine.sinks import make_sinks
@@ -213,6 +212,11 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
         # Lambda's /opt and of the layer this extension came with (its launcher says where).
         layers = [p for p in (os.environ.get("DEFER_LAYER_ROOT"), LAMBDA_LAYERS_ROOT) if p]
         tasks = TaskRunner(layer_roots=layers, handler_defined=lambda: DISPATCHER.handler_defined)
+
+        def queue_here(item: wire.WorkItem) -> None:  # a task that defers more work queues it here
+            runner.on_item(item)
+
+        DISPATCHER.local_sink = queue_here  # tasks run only in the drain: set before its first
         return Drainer(queue, sinks, tasks, config)
 
     runner = Runner(config, queue, make_drainer, channel,
@@ -221,10 +225,6 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
     if loader.in_init:
         loader.start()  # beside the rest of the set-up
 
-    def queue_here(item: wire.WorkItem) -> None:  # a task that defers more work queues it here
-        runner.on_item(item)
-
-    DISPATCHER.local_sink = queue_here
     channel.start(runner.handlers())
     if proxy is not None:
         runner.proxy_active = True

@@ -186,6 +186,7 @@ json.dump({
     "pid": os.getpid(),
     "sys_path": sys.path,
     "isolated": sys.flags.isolated,
+    "no_site": sys.flags.no_site,
     "dont_write_bytecode": sys.dont_write_bytecode,
     "msgpack": msgpack.__file__,
     "packer": msgpack.Packer.__module__,
@@ -250,6 +251,14 @@ def test_launcher_runs_the_extension_with_its_own_deps_first(
     assert got["sys_path"][0] == str(here / "deps") and str(here) not in got["sys_path"]
     assert str(probe_layer / "python") not in got["sys_path"]
     assert got["sys_path"][-1] == str(shadowing_pythonpath), "PYTHONPATH goes last"
+    # Started without site processing (-S), it still has the interpreter's site-packages (a
+    # virtual environment's when it runs in one), after its own and the standard library's.
+    assert got["no_site"] == 1
+    import site
+
+    for folder in site.getsitepackages():
+        assert folder in got["sys_path"][:-1], (folder, got["sys_path"])
+    assert got["sys_path"].index(site.getsitepackages()[0]) > got["sys_path"].index(os.path.dirname(os.__file__))
     assert got["msgpack"] == str(here / "deps" / "msgpack" / "__init__.py")
     assert got["packer"] == "msgpack._cmsgpack", "the layer's compiled msgpack loads here"
     assert got["boto3"] == str(here / "deps" / "boto3" / "__init__.py")
