@@ -1,6 +1,7 @@
 """`make chaos`: the attack machine with random seeds until the time is up.
 
     python -m tests.chaos.run [--minutes 30] [--examples 10] [--steps 10] [--layer DIR] [--exec-wrapper]
+    CHAOS_WITHOUT=forbidden,nested,after_raise python -m tests.chaos.run ...   # look past those
 
 Each run is one pytest process of tests/chaos/test_chaos.py's random profile under a fresh
 seed (printed first; ``pytest tests/chaos -k random --hypothesis-seed=SEED`` with the same
@@ -63,6 +64,7 @@ def main(argv: List[str] | None = None) -> int:
                      "environments": envs, "verdict": verdict})
     summary = {
         "layer": args.layer or str(ROOT / "dist" / "layer"), "minutes": args.minutes, "seeds": len(runs),
+        "without": os.environ.get("CHAOS_WITHOUT", ""),
         "environments": sum(len(r["environments"]) for r in runs),
         "items": sum(e.get("items", 0) for r in runs for e in r["environments"]),
         "faults": sum(e.get("faults", 0) for r in runs for e in r["environments"]),

@@ -13,6 +13,7 @@ FIFO_QUEUE_URL = os.environ["TEST_FIFO_QUEUE_URL"]
 TOPIC_ARN = os.environ["TEST_TOPIC_ARN"]
 PAD = "x" * 100_000  # a big SNS message (its limit is 256 KB)
 BIG_SQS_PAD = "x" * 400_000  # three of them pass the extension's 1 MB bound (DEFER_MAX_QUEUED_MB)
+FLOOD_PAD = "x" * 250_000  # a flood: many of these pass the channel socket's buffers
 
 
 @defer.task
@@ -41,7 +42,10 @@ def _defer_in_a_child(k):
 
 def _defer_one(item, out):
     k, kind = item["k"], item["kind"]
-    body = {"k": k, "pad": BIG_SQS_PAD if kind == "sqs" else PAD} if item.get("big") else {"k": k}
+    if item.get("big") == "flood":
+        body = {"k": k, "pad": FLOOD_PAD}
+    else:
+        body = {"k": k, "pad": BIG_SQS_PAD if kind == "sqs" else PAD} if item.get("big") else {"k": k}
     try:
         if kind == "sqs":
             out["ids"][k] = defer.sqs(QUEUE_URL, body)
