@@ -137,6 +137,13 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     proxy: "FaultProxy"
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up on its call (its read timeout) is no error of the proxy's: quiet."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
 
 class FaultProxy:
     """Reverse proxy to `upstream` (moto) on 127.0.0.1 at a free port.
