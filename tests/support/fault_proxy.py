@@ -494,8 +494,9 @@ class _Handler(BaseHTTPRequestHandler):
                 if not code:
                     code, default_status = _DEFAULT_THROTTLE.get(service, ("Throttling", 400))
                     status = status or default_status
-                self._send_error(service, is_json, code, status or 400, "Rate exceeded")
+                # recorded before the reply: a client that reads the record after its call sees it
                 proxy._record(RecordedRequest(service, action, entries, entries, f"throttled:{code}"))
+                self._send_error(service, is_json, code, status or 400, "Rate exceeded")
                 return
         latency, err, fail = proxy._take(service, action)
         if latency:
