@@ -506,8 +506,8 @@ class _Handler(BaseHTTPRequestHandler):
             if not code:
                 code, status0 = _DEFAULT_THROTTLE.get(service, ("Throttling", 400))
                 status = status or status0
-            self._send_error(service, is_json, code, status or 400, err.message)
             proxy._record(RecordedRequest(service, action, 0, 0, f"error:{code}"))
+            self._send_error(service, is_json, code, status or 400, err.message)
             return
         if fail is not None:
             if is_json and action == "PutEvents":
@@ -517,9 +517,9 @@ class _Handler(BaseHTTPRequestHandler):
             if not is_json and action == "PublishBatch":
                 return self._sns_batch(form, fail)
         status, headers, data = self._forward(body)
-        self._reply(status, headers, data)
-        proxy._record(RecordedRequest(service, action, 0, 0,
+        proxy._record(RecordedRequest(service, action, 0, 0,  # before the reply, as every record
                                       "forwarded" if status else "upstream-down"))
+        self._reply(status, headers, data)
 
     def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         proxy = self.server.proxy
