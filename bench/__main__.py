@@ -45,6 +45,9 @@ TARGETS = {
     "billed_ratio_deferred_to_inline_1769mb": (0.5, "max", "x"),
     "billed_ratio_deferred_to_inline_no_extension_1769mb": (0.75, "max", "x"),
     "effects_and_task_post_runtime_ms_1769mb": (None, "max", "ms"),
+    # part fleet: 50 environments against a PutEvents quota; nothing dead-lettered or lost for throttling
+    "fleet_dead_lettered": (0, "max", ""),
+    "fleet_items_lost": (0, "max", ""),
 }
 EXTRA = ["claimcheck_ratio_to_one_put", "claimcheck_ideal_ratio", "drain_ratio_to_ideal_moto", "drain_speedup_vs_sequential_moto", "idle_invoke_post_runtime_ms_floor",
          "idle_invoke_post_runtime_ms_unwrapped", "idle_invoke_post_runtime_ms_unwrapped_telemetry",
@@ -57,9 +60,11 @@ EXTRA = ["claimcheck_ratio_to_one_put", "claimcheck_ideal_ratio", "drain_ratio_t
          "first_request_after_expiry_ms_without_hook", "first_request_after_expiry_ms_with_hook",
          "enqueue_otel_new_span_vs_no_span", "enqueue_otel_vs_ours",
          "transport_cpu_ms_per_call_botocore", "transport_cpu_ms_per_call_signer_only",
-         "transport_cpu_ms_per_call_stdlib", "sdk_load_cpu_ms", "signer_load_cpu_ms"]
+         "transport_cpu_ms_per_call_stdlib", "sdk_load_cpu_ms", "signer_load_cpu_ms",
+         "fleet_delivered_items_per_s", "fleet_quota_use", "fleet_throttled_requests", "fleet_retried_entries",
+         "fleet_delivery_lag_p50_ms", "fleet_delivery_lag_p99_ms"]
 PARTS = ("startup", "enqueue", "drain", "claimcheck", "sandbox", "asgi", "lmi", "coldstart", "hooks", "fifo",
-         "transport")
+         "transport", "fleet")
 
 
 def verdicts(results: Dict[str, Any]) -> Dict[str, Any]:
@@ -150,6 +155,10 @@ def main() -> int:
             from . import fifo_bench
 
             results.update(fifo_bench.run(moto.endpoint_url, args.quick))
+        if "fleet" in parts:
+            from . import fleet_bench
+
+            results.update(fleet_bench.run(moto.endpoint_url, args.quick))
     results["targets"] = verdicts(results)
     results["bench_seconds"] = round(time.monotonic() - started, 1)
     with open(args.out, "w") as fh:

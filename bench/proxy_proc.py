@@ -2,7 +2,9 @@
 
 Out of process so that its threads never compete for the GIL with the code being measured.
 Control: one JSON command per line on stdin, one JSON reply per line on stdout:
-``{"cmd": "latency", "s": 0.02}``, ``{"cmd": "recorded"}``, ``{"cmd": "reset"}``.
+``{"cmd": "latency", "s": 0.02}``, ``{"cmd": "recorded"}``, ``{"cmd": "reset"}``,
+``{"cmd": "quota", "action": "PutEvents", "per_second": 200, "unit": "entries"}``, ``{"cmd": "counts"}``
+(requests per action, and per action with a quota what it admitted and throttled).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 import subprocess
 import sys
 import threading
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from .common import PY, ROOT, child_env, stop_process
 
@@ -29,6 +31,12 @@ def serve(upstream: str) -> None:
         elif cmd["cmd"] == "recorded":
             reply = [{"service": r.service, "action": r.action, "outcome": r.outcome, "at": r.at}
                      for r in proxy.recorded()]
+        elif cmd["cmd"] == "quota":
+            proxy.set_quota(cmd["action"], float(cmd["per_second"]), unit=cmd.get("unit", "requests"),
+                            burst=cmd.get("burst"), service=cmd.get("service"))
+            reply = {"ok": True}
+        elif cmd["cmd"] == "counts":
+            reply = {"requests": proxy.counts(), "quotas": proxy.quota_stats()}
         elif cmd["cmd"] == "reset":
             proxy.reset()
             reply = {"ok": True}
@@ -61,6 +69,16 @@ class ProxyProcess:
 
     def reset(self) -> None:
         self._cmd(cmd="reset")
+
+    def set_quota(self, action: str, per_second: float, unit: str = "requests",
+                  burst: Optional[float] = None) -> None:
+        """A token bucket in front of ``action`` for every client (FaultProxy.set_quota)."""
+        self._cmd(cmd="quota", action=action, per_second=per_second, unit=unit, burst=burst)
+
+    def counts(self) -> Dict[str, Any]:
+        """{"requests": {action: n}, "quotas": {action: admitted/throttled requests and entries}}."""
+        reply: Dict[str, Any] = self._cmd(cmd="counts")
+        return reply
 
     def stop(self) -> None:
         try:

@@ -20,12 +20,17 @@ INVALID_REQUEST = "Defer.InvalidRequest"  # botocore's own validation refused th
 # Failures that say nothing about the item (the service was unreachable or shed load):
 # they back off and carry over, but never use up the item's attempts, so an outage
 # delays delivery instead of dead-lettering (or losing) everything deferred meanwhile.
+# The codes as botocore reports them: its own throttling list (retries/standard.py) and the
+# throttling errors of the services we call (SQS KmsThrottled, SNS KMSThrottling, Step
+# Functions KmsThrottlingException). A reply with HTTP 429 is throttling whatever its code.
 THROTTLING_CODES = frozenset({
     "Throttling", "ThrottlingException", "ThrottledException", "Throttled", "RequestThrottled",
     "RequestThrottledException", "TooManyRequestsException", "ProvisionedThroughputExceededException",
     "RequestLimitExceeded", "KMSThrottlingException", "KMS.ThrottlingException", "SlowDown",
-    "EC2ThrottledException",
+    "EC2ThrottledException", "KmsThrottled", "KMSThrottling", "KmsThrottlingException",
+    "BandwidthLimitExceeded", "PriorRequestNotComplete",
 })
+TOO_MANY_REQUESTS = 429
 
 # The request was refused for who sent it or when, not for what it holds: expired or not yet
 # valid credentials, a signature that does not match (a rotated key), a clock that drifted.
@@ -48,6 +53,18 @@ RETRYABLE_CODES = STALL_CODES | frozenset({
 })
 
 
+def is_throttling(code: str, http_status: int = 0) -> bool:
+    """Whether a failure is the service shedding load (its code, or HTTP 429 whatever the code):
+    it says nothing about the item, so it backs off without using an attempt."""
+    return code in THROTTLING_CODES or http_status == TOO_MANY_REQUESTS
+
+
+def is_stall(code: str, http_status: int = 0) -> bool:
+    """Whether a failure backs off and carries over without using one of the item's attempts:
+    throttling, an unreachable endpoint, credentials or clock (STALL_CODES)."""
+    return code == TRANSPORT or code in STALL_CODES or is_throttling(code, http_status)
+
+
 @dataclass(frozen=True)
 class Outcome:
     item_id: str
@@ -56,10 +73,11 @@ class Outcome:
     message: str = ""
     retryable: bool = False
     traceback: str = ""  # a failed task's own frames, for the log and the dead letter
+    throttled: bool = False  # HTTP 429 under a code of no list: a stall all the same
 
     @property
     def uses_attempt(self) -> bool:
-        return self.code != TRANSPORT and self.code not in STALL_CODES
+        return not (self.throttled or is_stall(self.code))
 
     @staticmethod
     def success(item_id: str) -> "Outcome":
@@ -67,9 +85,10 @@ class Outcome:
 
     @staticmethod
     def failure(item_id: str, code: str, message: str, *, sender_fault: bool = False,
-                traceback: str = "") -> "Outcome":
-        retryable = code in RETRYABLE_CODES or (not sender_fault and not _looks_permanent(code))
-        return Outcome(item_id, False, code, message, retryable, traceback)
+                traceback: str = "", http_status: int = 0) -> "Outcome":
+        throttled = is_throttling(code, http_status)
+        retryable = throttled or code in RETRYABLE_CODES or (not sender_fault and not _looks_permanent(code))
+        return Outcome(item_id, False, code, message, retryable, traceback, throttled)
 
 
 def _looks_permanent(code: str) -> bool:

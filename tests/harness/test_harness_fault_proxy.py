@@ -129,3 +129,30 @@ def test_refuse_and_accept_connections(fault_proxy, aws_resources) -> None:
         sqs.get_queue_url(QueueName=f"{res.prefix}-q")
     fault_proxy.accept_connections()
     assert sqs.get_queue_url(QueueName=f"{res.prefix}-q")["QueueUrl"]
+
+
+@pytest.mark.parametrize("service, code", [("sqs", "RequestThrottled"), ("sns", "Throttling"),
+                                           ("events", "ThrottlingException")])
+def test_a_quota_throttles_the_excess_with_the_services_reply(fault_proxy, aws_resources, service, code) -> None:
+    res = aws_resources()
+    c = client(service, fault_proxy.endpoint_url, config=NO_RETRY)
+    action, call = {
+        "sqs": ("SendMessageBatch", lambda n: c.send_message_batch(
+            QueueUrl=res.queue_url, Entries=[{"Id": str(i), "MessageBody": "m"} for i in range(n)])),
+        "sns": ("PublishBatch", lambda n: c.publish_batch(
+            TopicArn=res.topic_arn, PublishBatchRequestEntries=[{"Id": str(i), "Message": "m"} for i in range(n)])),
+        "events": ("PutEvents", lambda n: c.put_events(Entries=[
+            {"Source": res.event_source, "DetailType": "T", "Detail": "{}", "EventBusName": res.bus_name}] * n)),
+    }[service]
+    # 10 entries a second, a burst of 10: one 10-entry batch passes, the next is throttled
+    fault_proxy.set_quota(action, 10, unit="entries")
+    call(10)
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        call(10)
+    assert info.value.response["Error"]["Code"] == code
+    stats = fault_proxy.quota_stats()[action]
+    assert (stats["admitted"], stats["admitted_entries"], stats["throttled"], stats["throttled_entries"]) == (1, 10, 1, 10)
+    assert fault_proxy.recorded(action)[-1].outcome == f"throttled:{code}"
+    fault_proxy.set_quota(action, 0)  # removed: forwarded again
+    call(10)  # no ClientError
+    assert fault_proxy.quota_stats() == {}

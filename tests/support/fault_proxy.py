@@ -13,6 +13,11 @@ How boto3 talks (observed against moto 5.2.5 / botocore 1.44):
 - EventBridge: JSON 1.1, ``X-Amz-Target: AWSEvents.<Action>``.
 The service is taken from the SigV4 credential scope in ``Authorization``.
 
+Quotas: ``set_quota`` puts a token bucket in front of an action (requests or batch entries a
+second, shared by every client of the proxy, as an account's quota is shared by all its
+environments); a request over it is answered with the service's own throttling reply and never
+forwarded, like any throttle.
+
 Failing batch entries: the chosen entries are removed from the request before it is
 forwarded (so moto never delivers them) and reported back as failed in the response,
 at their original positions for PutEvents. Everything is configurable at runtime and
@@ -33,7 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-__all__ = ["FaultProxy", "RecordedRequest"]
+__all__ = ["FaultProxy", "RecordedRequest", "TokenBucket"]
 
 _SNS_NS = "http://sns.amazonaws.com/doc/2010-03-31/"
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
@@ -54,6 +59,48 @@ class RecordedRequest:
     failed_entries: int   # entries the proxy failed
     outcome: str          # "forwarded", "error:<Code>", "synthesized", "upstream-down"
     at: float = field(default_factory=time.monotonic)
+
+
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` held (one second's worth by default); a
+    request takes its cost or is refused. The shape of AWS's API quotas (Step Functions
+    documents its buckets and refill rates): a burst passes, a sustained excess is throttled.
+    A cost above ``burst`` is cut to it, so a batch bigger than the bucket still passes when
+    the bucket is full. Thread-safe."""
+
+    def __init__(self, rate: float, burst: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if rate <= 0:
+            raise ValueError(f"rate must be above 0, not {rate}")
+        self.rate = float(rate)
+        self.burst = float(burst if burst is not None else rate)
+        self._clock = clock
+        self._tokens = self.burst
+        self._at = clock()
+        self._lock = threading.Lock()
+
+    def take(self, cost: float = 1.0) -> bool:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            cost = min(float(cost), self.burst)
+            if self._tokens < cost:
+                return False
+            self._tokens -= cost
+            return True
+
+
+@dataclass
+class _Quota:
+    bucket: TokenBucket
+    unit: str                          # "requests" | "entries"
+    code: str
+    status: int
+    admitted: int = 0                  # requests let through
+    admitted_entries: int = 0
+    throttled: int = 0                 # requests refused
+    throttled_entries: int = 0
 
 
 @dataclass
@@ -90,6 +137,13 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     proxy: "FaultProxy"
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up on its call (its read timeout) is no error of the proxy's: quiet."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
 
 class FaultProxy:
     """Reverse proxy to `upstream` (moto) on 127.0.0.1 at a free port.
@@ -118,6 +172,7 @@ class FaultProxy:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
+        self._quotas: dict[tuple[str | None, str], _Quota] = {}
 
     # ----------------------------------------------------------------- lifecycle
     @property
@@ -213,15 +268,57 @@ class FaultProxy:
                 indexes=frozenset(indexes) if indexes is not None else None,
                 match=match, sender_fault=sender_fault))
 
+    def set_quota(self, action: str, per_second: float, *, service: str | None = None, unit: str = "requests",
+                  burst: float | None = None, code: str | None = None, status: int | None = None) -> None:
+        """Throttle ``action`` above ``per_second`` requests (``unit="requests"``) or batch
+        entries (``unit="entries"``: PutEvents, PublishBatch, SendMessageBatch count each
+        entry), for all clients together. Over-quota requests get the service's throttling
+        reply (the codes of ``throttle``) and are not forwarded. ``per_second=0`` removes it."""
+        if unit not in ("requests", "entries"):
+            raise ValueError(f"unit must be 'requests' or 'entries', not {unit!r}")
+        with self._lock:
+            if per_second <= 0:
+                self._quotas.pop((service, action), None)
+                return
+            self._quotas[(service, action)] = _Quota(TokenBucket(per_second, burst), unit, code or "", status or 0)
+
+    def quota_stats(self) -> dict[str, dict[str, int]]:
+        """Per action with a quota: requests and entries admitted and throttled."""
+        with self._lock:
+            return {action: {"admitted": q.admitted, "admitted_entries": q.admitted_entries,
+                             "throttled": q.throttled, "throttled_entries": q.throttled_entries}
+                    for (_, action), q in self._quotas.items()}
+
+    def _quota(self, service: str, action: str) -> _Quota | None:
+        with self._lock:
+            return self._quotas.get((service, action)) or self._quotas.get((None, action))
+
+    def _admit(self, quota: _Quota, entries: int) -> bool:
+        cost = max(1, entries) if quota.unit == "entries" else 1
+        ok = quota.bucket.take(cost)
+        with self._lock:
+            self._counts_quota(quota, ok, max(1, entries))
+        return ok
+
+    @staticmethod
+    def _counts_quota(quota: _Quota, ok: bool, entries: int) -> None:
+        if ok:
+            quota.admitted += 1
+            quota.admitted_entries += entries
+        else:
+            quota.throttled += 1
+            quota.throttled_entries += entries
+
     def clear(self) -> None:
         """Remove all fault rules (counts are kept)."""
         with self._lock:
             self._rules.clear()
 
     def reset(self) -> None:
-        """Remove all rules and forget counts and recorded requests."""
+        """Remove all rules and quotas and forget counts and recorded requests."""
         with self._lock:
             self._rules.clear()
+            self._quotas.clear()
             self._counts.clear()
             self.requests.clear()
             self._raw.clear()
@@ -290,6 +387,20 @@ def _service_of(headers: Any) -> str:
         return "events"
     m = _SCOPE_RE.search(headers.get("Authorization", ""))
     return m.group(1) if m else "unknown"
+
+
+def _entry_count(action: str, body: bytes, form: list[tuple[str, str]], is_json: bool) -> int:
+    """Batch entries in a request (what an entries quota counts); 0 for a call that is not a batch."""
+    if is_json:
+        if action != "PutEvents" and not action.endswith("Batch"):
+            return 0
+        try:
+            return len(json.loads(body or b"{}").get("Entries") or [])
+        except ValueError:
+            return 0
+    if action != "PublishBatch":
+        return 0
+    return len(_sns_members(form)[1])
 
 
 def _sns_members(form: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[dict[str, Any]],
@@ -373,6 +484,20 @@ class _Handler(BaseHTTPRequestHandler):
             action = dict(form).get("Action", "") or f"{self.command} {self.path.split('?')[0]}"
         with proxy._lock:
             proxy._raw.append((action, dict(self.headers), body))
+        quota = proxy._quota(service, action)
+        if quota is not None:
+            entries = _entry_count(action, body, form, is_json)
+            if not proxy._admit(quota, entries):
+                with proxy._lock:
+                    proxy._counts[action] = proxy._counts.get(action, 0) + 1
+                code, status = quota.code, quota.status
+                if not code:
+                    code, default_status = _DEFAULT_THROTTLE.get(service, ("Throttling", 400))
+                    status = status or default_status
+                # recorded before the reply: a client that reads the record after its call sees it
+                proxy._record(RecordedRequest(service, action, entries, entries, f"throttled:{code}"))
+                self._send_error(service, is_json, code, status or 400, "Rate exceeded")
+                return
         latency, err, fail = proxy._take(service, action)
         if latency:
             time.sleep(latency)
@@ -381,8 +506,8 @@ class _Handler(BaseHTTPRequestHandler):
             if not code:
                 code, status0 = _DEFAULT_THROTTLE.get(service, ("Throttling", 400))
                 status = status or status0
-            self._send_error(service, is_json, code, status or 400, err.message)
             proxy._record(RecordedRequest(service, action, 0, 0, f"error:{code}"))
+            self._send_error(service, is_json, code, status or 400, err.message)
             return
         if fail is not None:
             if is_json and action == "PutEvents":
@@ -392,9 +517,9 @@ class _Handler(BaseHTTPRequestHandler):
             if not is_json and action == "PublishBatch":
                 return self._sns_batch(form, fail)
         status, headers, data = self._forward(body)
-        self._reply(status, headers, data)
-        proxy._record(RecordedRequest(service, action, 0, 0,
+        proxy._record(RecordedRequest(service, action, 0, 0,  # before the reply, as every record
                                       "forwarded" if status else "upstream-down"))
+        self._reply(status, headers, data)
 
     def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         proxy = self.server.proxy

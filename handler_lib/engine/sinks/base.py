@@ -67,7 +67,9 @@ class Sink(ABC):
             response = self.call(target, entries)
         except Exception as exc:  # noqa: BLE001 - mapped to one outcome per entry below
             code, message, sender_fault = describe_exception(exc)
-            return [Outcome.failure(item.id, code, message, sender_fault=sender_fault) for item in items]
+            status = http_status(exc)
+            return [Outcome.failure(item.id, code, message, sender_fault=sender_fault, http_status=status)
+                    for item in items]
         failed = self.failures(response, entries)
         outcomes = []
         for index, item in enumerate(items):
@@ -92,6 +94,18 @@ def describe_exception(exc: BaseException) -> Tuple[str, str, bool]:
     if type(exc).__name__ == "ParamValidationError":  # botocore refused the request before sending it
         return INVALID_REQUEST, str(exc), True
     return TRANSPORT, f"{type(exc).__name__}: {exc}", False
+
+
+def http_status(exc: BaseException) -> int:
+    """The HTTP status of a botocore error's reply (0 when there was none): a 429 is throttling
+    under any code (engine.outcome.is_throttling)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return 0
+    try:
+        return int((response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def message_attributes(item: Any) -> Dict[str, Dict[str, Any]]:

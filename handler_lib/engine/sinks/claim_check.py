@@ -25,7 +25,7 @@ from ...config import Config
 
 from ..outcome import Outcome
 from ..dead_letters import is_dead_letter
-from .base import MakeClient, Sink, attributes_size, describe_exception
+from .base import MakeClient, Sink, attributes_size, describe_exception, http_status
 
 #: The prefix of every object the claim check writes: the scope of a lifecycle rule that
 #: expires what no consumer deleted (the objects of dead-lettered items among them).
@@ -80,7 +80,7 @@ class ClaimCheck:
             except Exception as exc:  # noqa: BLE001 - the item's outcome, like a failed entry
                 code, message, sender_fault = describe_exception(exc)
                 return item.id, Outcome.failure(item.id, code, f"S3 PutObject s3://{self.bucket}/{key}: {message}",
-                                                sender_fault=sender_fault)
+                                                sender_fault=sender_fault, http_status=http_status(exc))
             attributes = dict(item.attributes or {})
             attributes[wire.POINTER_SIZE_ATTRIBUTE] = len(payload)
             return item.id, item._replace(**{field: pointer_body(self.bucket, key), "attributes": attributes})
