@@ -28,11 +28,27 @@ else:
         return fn
 
 
+_loading = False  # a first use began: _load ran, or runs, in some thread
+
+
 def _load() -> None:
     """Bind the names the calls below use to the modules they stand for (once; idempotent)."""
-    global _durable, _items, DISPATCHER
+    global _durable, _items, DISPATCHER, _loading
+    _loading = True
     from . import _durable, _items
     from ._dispatch import DISPATCHER
+
+
+def _finish_loading_before_fork() -> None:
+    """A fork while another thread is inside the first use's imports would copy their module
+    locks held: the child's first deferral would wait on them forever. The forking thread
+    finishes them first (waiting for that thread's imports); a process that never used
+    ``defer`` loads nothing here."""
+    if _loading:
+        _load()
+
+
+os.register_at_fork(before=_finish_loading_before_fork)
 
 
 class _OnFirstUse:

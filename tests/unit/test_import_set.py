@@ -90,3 +90,17 @@ print(json.dumps({{"loaded": sorted(m for m in ("boto3", "botocore", "inspect", 
                                              "handler_lib._inline", "handler_lib.testing") if m in sys.modules)}}))
 """
     assert _fresh(code, tmp_path)["loaded"] == []
+
+
+def test_a_fork_loads_nothing_in_a_process_that_never_used_defer(tmp_path):
+    # (the at-fork hook finishes a first use's imports begun in another thread, and only those)
+    code = """
+import json, os, sys
+from handler_lib import defer
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+print(json.dumps({"loaded": sorted(m for m in sys.modules if m.startswith("handler_lib."))}))
+"""
+    assert _fresh(code, tmp_path)["loaded"] == ["handler_lib._api"]
