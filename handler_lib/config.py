@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Mapping, NamedTuple, Optional
+from typing import Mapping, Optional
+
+from ._records import NamedTuple  # typing's, to the type checker; made without its checks (issue 22)
 
 ENV_SOCKET = "DEFER_SOCKET"
 ENV_MODE = "DEFER_MODE"

@@ -37,10 +37,12 @@ from __future__ import annotations
 
 import struct
 import sys
-from typing import (Any, Callable, ClassVar, Dict, List, Literal, NamedTuple, Optional, Tuple, Type, TypedDict,
-                    TypeVar, Union)
+from typing import (Any, Callable, ClassVar, Dict, List, Literal, Optional, Tuple, Type, TypedDict, TypeVar,
+                    Union)
 
 import msgpack
+
+from ._records import NamedTuple  # typing's, to the type checker; made without its checks (issue 22)
 
 PROTOCOL_VERSION = 1
 #: Largest frame either side accepts: an SQS message (1 MiB) plus its envelope.
@@ -77,15 +79,24 @@ def attributes_size(item_id: str, attributes: Optional[Dict[str, Any]]) -> int:
     return size
 
 
-#: The one set of msgpack options for reading: any key type msgpack can write back as a
-#: hashable value (str, int, float, bytes, bool, None) is accepted, so what ``encode`` lets
-#: through, ``decode`` returns.
-class _UnpackOptions(TypedDict):
-    raw: bool
-    strict_map_key: bool
-    max_bin_len: int
-    max_str_len: int
-    ext_hook: Callable[[int, bytes], Any]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, read as True by mypy: the TypedDicts here are the
+if TYPE_CHECKING:      # checker's alone (typing checks each field when it makes one; issue 22)
+    #: The one set of msgpack options for reading: any key type msgpack can write back as a
+    #: hashable value (str, int, float, bytes, bool, None) is accepted, so what ``encode`` lets
+    #: through, ``decode`` returns.
+    class _UnpackOptions(TypedDict):
+        raw: bool
+        strict_map_key: bool
+        max_bin_len: int
+        max_str_len: int
+        ext_hook: Callable[[int, bytes], Any]
+
+    class _Common(TypedDict):
+        """The fields every work item starts with."""
+
+        id: str
+        request_id: str
+        enqueued_us: int
 
 
 # Values a task argument may be besides msgpack's own types, each as an extension type, so a
@@ -500,14 +511,6 @@ def _opt(payload: Dict[str, Any], key: str, kind: Union[Type[_T], Tuple[Type[_T]
     if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
         raise TypeError(f"{key} has the wrong type {type(value).__name__}")
     return value
-
-
-class _Common(TypedDict):
-    """The fields every work item starts with."""
-
-    id: str
-    request_id: str
-    enqueued_us: int
 
 
 def _common(payload: Dict[str, Any]) -> _Common:
