@@ -53,6 +53,7 @@ EXTRA = ["claimcheck_ratio_to_one_put", "claimcheck_ideal_ratio", "drain_ratio_t
          "idle_invoke_post_runtime_ms_unwrapped", "idle_invoke_post_runtime_ms_unwrapped_telemetry",
          "extension_ready_ms", "speedup_vs_thread_queue",
          "handler_lib_import_ms_without_pyc", "handler_lib_import_ms_after_runtime_without_pyc",
+         "handler_lib_import_and_wrap_ms_after_runtime",
          "response_p99_ms_deferred",
          "response_p99_ms_inline", "ack_roundtrip_p50_us", "ack_roundtrip_p99_us",
          "asgi_post_runtime_p50_ms_mangum", "asgi_post_runtime_p50_ms_defer", "lmi_items_per_api_call",

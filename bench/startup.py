@@ -12,6 +12,8 @@
   sys.path has the built layer's python/ as shipped (what /opt/python gives a function). Median of N;
   ``_after_runtime``: once the runtime's own imports are done (``import awslambdaric.bootstrap``);
   ``_without_pyc``: the same without the shipped bytecode; plus the top of ``-X importtime``.
+- ``handler_lib_import_and_wrap_ms_after_runtime``: the import and ``@defer`` on a handler (the
+  function's whole init for lambda-defer: wrapping loads the dispatcher, codec and socket).
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ from .proxy_proc import ProxyProcess
 
 IMPORT_PROBE = ("import sys, time; sys.path.insert(0, {path!r}); t = time.perf_counter_ns(); "
                 "from handler_lib import defer; print((time.perf_counter_ns() - t) / 1e6)")
+# The import and ``@defer`` on a handler, what a function's init runs: wrapping it loads the
+# dispatcher, the item checks, the wire codec (msgpack) and the socket, and dials the extension
+# (none listens here: DEFER_SOCKET names no socket, so the dial fails at once).
+WRAP_PROBE = ("import sys, time; sys.path.insert(0, {path!r}); t = time.perf_counter_ns(); "
+              "from handler_lib import defer\n@defer\ndef handler(event, context): pass\n"
+              "print((time.perf_counter_ns() - t) / 1e6)")
 
 
 def register_times(n: int, moto_url: str) -> List[Dict[str, float]]:
@@ -110,12 +118,13 @@ def _source_only_copy() -> str:
     return dest
 
 
-def _probe(path: str, n: int, prelude: str = "") -> List[float]:
+def _probe(path: str, n: int, prelude: str = "", probe: str = IMPORT_PROBE) -> List[float]:
     times = []
+    env = child_env({"DEFER_SOCKET": os.path.join(os.path.dirname(path), "no-extension.sock")})
     for _ in range(n):
-        code = prelude + IMPORT_PROBE.format(path=path)
+        code = prelude + probe.format(path=path)
         out = subprocess.run([PY, "-I", "-B", "-c", code], capture_output=True, text=True,
-                             env=child_env(), check=True)
+                             env=env, check=True)
         times.append(float(out.stdout.strip()))
     return times
 
@@ -130,6 +139,7 @@ def import_times(n: int) -> Dict[str, Any]:
     after_runtime = _probe(shipped, n, prelude=RUNTIME_PRELUDE)
     without_pyc = _probe(source_only, n)
     after_runtime_without_pyc = _probe(source_only, n, prelude=RUNTIME_PRELUDE)
+    wrap_after_runtime = _probe(shipped, n, prelude=RUNTIME_PRELUDE, probe=WRAP_PROBE)
     trace = subprocess.run([PY, "-I", "-B", "-X", "importtime", "-c",
                             RUNTIME_PRELUDE + f"import sys; sys.path.insert(0, {shipped!r}); from handler_lib import defer"],
                            capture_output=True, text=True, env=child_env(), check=True).stderr
@@ -141,10 +151,12 @@ def import_times(n: int) -> Dict[str, Any]:
     top = sorted(rows, key=lambda r: -r[0])[:12]
     return {"ms": summary(times), "ms_after_awslambdaric_bootstrap_import": summary(after_runtime),
             "ms_without_pyc": summary(without_pyc), "ms_after_runtime_without_pyc": summary(after_runtime_without_pyc),
+            "import_and_wrap_ms_after_runtime": summary(wrap_after_runtime),
             "note": "python -I -B, fresh interpreter, the built layer's python/ first on sys.path (with the "
                     ".pyc it ships for the build's interpreters); after_runtime: once awslambdaric.bootstrap "
                     "is imported (the modules the runtime holds when it imports a handler); without_pyc: the "
-                    "same files minus __pycache__ (Pythons the build could not compile for)",
+                    "same files minus __pycache__ (Pythons the build could not compile for); import_and_wrap: "
+                    "the import and @defer on a handler, as a function's init runs them (no extension listening)",
             "top_self_us_after_runtime": [{"module": m.strip(), "self_us": s, "cumulative_us": c} for s, c, m in top]}
 
 
@@ -162,6 +174,7 @@ def run(moto_url: str, quick: bool = False) -> Dict[str, Any]:
         "handler_lib_import_ms_after_runtime": imp["ms_after_awslambdaric_bootstrap_import"]["p50"],
         "handler_lib_import_ms_without_pyc": imp["ms_without_pyc"]["p50"],
         "handler_lib_import_ms_after_runtime_without_pyc": imp["ms_after_runtime_without_pyc"]["p50"],
+        "handler_lib_import_and_wrap_ms_after_runtime": imp["import_and_wrap_ms_after_runtime"]["p50"],
         "startup_detail": {"register_ms": summary([r["register_ms"] for r in reg]),
                            "ready_ms (Popen -> first next; the AWS SDK loads after it)": summary([r["ready_ms"] for r in reg]),
                            "peak_rss_after_drain": rss, "handler_lib_import": imp},

@@ -2,12 +2,18 @@
 
 Imports only the standard library and msgpack: this module loads on every cold start.
 Names load on first use (PEP 562), so the extension can import ``handler_lib.config`` and
-``handler_lib.wire`` before it registers without paying for the rest.
+``handler_lib.wire`` before it registers without paying for the rest. ``from handler_lib
+import defer`` loads this module and ``handler_lib._api`` only (not even ``typing``: the
+runtime has not loaded it, and it costs ~2.5 ms of a cold start; issue 22); what the
+handler uses loads with its first use (tests/unit/test_import_set.py holds the list).
 """
 
-from typing import TYPE_CHECKING, Any, List  # noqa: F401 - typing is loaded by the runtime anyway
+from __future__ import annotations
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads the name as True
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._api import Defer, defer
     from ._dispatch import ExtensionUnavailableError
     from ._tasks import Task, TaskOptions
@@ -52,5 +58,5 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def __dir__() -> List[str]:
+def __dir__() -> list[str]:
     return sorted(__all__)

@@ -1,18 +1,76 @@
-"""The ``defer`` object: the decorator for the handler and the enqueue calls."""
+"""The ``defer`` object: the decorator for the handler and the enqueue calls.
+
+``from handler_lib import defer`` loads this module alone: the dispatcher, the item checks
+(and with them the wire codec, msgpack and the socket) load when ``@defer`` wraps the
+handler or an enqueue comes first, ``@defer.task``'s machinery when it is first used, and
+``typing`` only for the type checker (issue 22: each millisecond of this import is ~3.5 ms
+of a 512 MB function's cold start).
+"""
 
 from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Callable, Dict, Literal, Mapping, Optional, Sequence, TypeVar, overload
 
-from . import _durable
-from . import _items
-from ._dispatch import DISPATCHER
-from ._tasks import P, R, Task, make_task, task_options
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads the name as True
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Literal, Mapping, Optional, Sequence, TypeVar, overload
 
-H = TypeVar("H", bound=Callable[..., Any])
-F = TypeVar("F", bound=Callable[[], Any])  # a periodic hook
+    from . import _durable
+    from . import _items
+    from ._dispatch import DISPATCHER
+    from ._tasks import P, R, Task
+
+    H = TypeVar("H", bound=Callable[..., Any])
+    F = TypeVar("F", bound=Callable[[], Any])  # a periodic hook
+else:
+    def overload(fn):  # only the type checker reads the overloads; the last definition stands
+        return fn
+
+
+_loading = False  # a first use began: _load ran, or runs, in some thread
+
+
+def _load() -> None:
+    """Bind the names the calls below use to the modules they stand for (once; idempotent)."""
+    global _durable, _items, DISPATCHER, _loading
+    _loading = True
+    from . import _durable, _items
+    from ._dispatch import DISPATCHER
+
+
+def _finish_loading_before_fork() -> None:
+    """A fork while another thread is inside the first use's imports would copy their module
+    locks held: the child's first deferral would wait on them forever. The forking thread
+    finishes them first (waiting for that thread's imports); a process that never used
+    ``defer`` loads nothing here."""
+    if _loading:
+        _load()
+
+
+os.register_at_fork(before=_finish_loading_before_fork)
+
+
+class _OnFirstUse:
+    """Stands for one of ``_load``'s names until the first use of any of them binds them all:
+    from then on the calls look up the real module or object, at no cost per call."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        object.__setattr__(self, "_name", name)
+
+    def __getattr__(self, attr: str) -> Any:
+        _load()
+        return getattr(globals()[self._name], attr)
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        _load()
+        setattr(globals()[self._name], attr, value)
+
+
+if not TYPE_CHECKING:
+    _durable, _items, DISPATCHER = _OnFirstUse("_durable"), _OnFirstUse("_items"), _OnFirstUse("DISPATCHER")
 
 
 class Defer:
@@ -34,6 +92,7 @@ class Defer:
     def __call__(self, handler: H) -> H:
         if not callable(handler):
             raise TypeError(f"@defer wraps a Lambda handler function, not {type(handler).__name__}")
+        _load()  # the wrapper below runs on every invoke: it finds the real names bound
 
         @functools.wraps(handler)
         def wrapper(event: Any, context: Any) -> Any:
@@ -145,6 +204,8 @@ class Defer:
 
     def call(self, task: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
         """Run a ``@defer.task`` after the response; the same as ``task.defer(*args, **kwargs)``."""
+        from ._tasks import Task, task_options
+
         if not isinstance(task, Task) or task_options(task) is None:
             name = getattr(task, "__qualname__", repr(task))
             raise ValueError(f"defer.call needs a function decorated with @defer.task; {name} is not one")
@@ -210,6 +271,8 @@ class Defer:
         other arguments only; Python's types cannot say "the function's parameters less one
         keyword", so such a task's ``.defer()`` is checked at the call, at run time, instead.
         """
+        from ._tasks import make_task  # loaded by the first @defer.task
+
         if queue is not None:
             from ._task_queue import check_queue_url  # at the decorator's line, before any function
 

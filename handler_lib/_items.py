@@ -110,7 +110,9 @@ def json_default() -> Optional[Callable[[Any], Any]]:
 # from ``default``: it writes a marked string, and the marks (a per-process random private-use
 # prefix, found only in strings this module wrote) are stripped with their quotes afterwards.
 _NUMBER_MARK = "\ue000" + os.urandom(6).hex() + ":"
-_MARKED_NUMBER = re.compile('"' + re.escape(_NUMBER_MARK) + r'([-+.0-9Ee]+)"')
+# (patterns here are compiled by re's cache on first use, not at import: the wrapped
+# handler's cold start loads this module, and the four compiles cost ~0.7 ms there; issue 22)
+_MARKED_NUMBER = '"' + re.escape(_NUMBER_MARK) + r'([-+.0-9Ee]+)"'
 
 
 def _decimal(value: Any) -> Any:
@@ -185,7 +187,7 @@ def to_text(value: Any, what: str) -> str:
     except ValueError as exc:
         raise ValueError(f"{what} is not valid JSON: {exc}") from exc
     if _NUMBER_MARK in text:
-        text = _MARKED_NUMBER.sub(r"\1", text)
+        text = re.sub(_MARKED_NUMBER, r"\1", text)
     return text
 
 
@@ -215,7 +217,7 @@ SERVICE_TEXT = "#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF
 _NOT_SERVICE_TEXT = "[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"  # compiled on first refusal:
 # its compile is 5 ms, more than the rest of this module's import, and only an error needs it
 _CONTROLS = frozenset(range(0x20)) - {0x09, 0x0A, 0x0D}
-_CONTROLS_TO_NUL = bytes(0 if b in _CONTROLS else b for b in range(256))
+_CONTROLS_TO_NUL = bytes.maketrans(bytes(sorted(_CONTROLS)), bytes(len(_CONTROLS)))
 
 
 def _bad_text(what: str, text: str, service: str) -> ValueError:
@@ -248,7 +250,7 @@ def _service_text(text: str, what: str, service: str, json_written: bool = False
 # in any casing (reserved). Handlers use a few names over and over: those seen to pass are
 # remembered (up to _KNOWN_NAMES_MAX), so the check is one set lookup.
 MAX_ATTRIBUTE_NAME_CHARS = 256
-_ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*")
+_ATTRIBUTE_NAME = r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*"
 _RESERVED_PREFIXES = ("aws.", "amazon.")
 _KNOWN_NAMES_MAX = 1024
 _known_names: set[str] = set()
@@ -260,7 +262,7 @@ _INF = float("inf")
 def _check_attribute_name(name: str) -> None:
     if name in _known_names:
         return
-    if not _ATTRIBUTE_NAME.fullmatch(name) or len(name) > MAX_ATTRIBUTE_NAME_CHARS:
+    if not re.fullmatch(_ATTRIBUTE_NAME, name) or len(name) > MAX_ATTRIBUTE_NAME_CHARS:
         raise ValueError(f"attribute name {name!r} is not one SQS and SNS accept: up to "
                          f"{MAX_ATTRIBUTE_NAME_CHARS} of A-Z a-z 0-9 _ - and ., not starting or ending "
                          "with a period, without two periods in a row")
@@ -425,7 +427,7 @@ def queued_task_item(queue_url: str, task: wire.TaskItem) -> wire.SqsItem:
                         None, attrs, _trace(), *_trace_context())
 
 # SNS Subject: "no line breaks or control characters" (C0, DEL, C1), nor what no text may hold.
-_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_CONTROL_CHARACTER = "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]"
 
 
 def sns_item(request_id: str, topic_arn: str, message: Any, *, subject: Optional[str],
@@ -435,7 +437,7 @@ def sns_item(request_id: str, topic_arn: str, message: Any, *, subject: Optional
     body, attrs = _message("SNS", "topic", topic_arn, message, attributes, group_id, dedup_id,
                            SNS_MAX_MESSAGE_BYTES, item_id, offload_above)
     if subject is not None and (not isinstance(subject, str) or not subject
-                                or len(subject) > SNS_MAX_SUBJECT_CHARS or _CONTROL_CHARACTER.search(subject)):
+                                or len(subject) > SNS_MAX_SUBJECT_CHARS or re.search(_CONTROL_CHARACTER, subject)):
         raise ValueError(f"subject must be one line of 1..{SNS_MAX_SUBJECT_CHARS} characters, "
                          "without control characters")
     return wire.SnsItem(item_id, request_id, now_us(), topic_arn, body, subject, group_id,

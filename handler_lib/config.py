@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Mapping, NamedTuple, Optional
+from typing import Mapping, Optional
+
+from ._records import NamedTuple  # typing's, to the type checker; made without its checks (issue 22)
 
 ENV_SOCKET = "DEFER_SOCKET"
 ENV_MODE = "DEFER_MODE"
@@ -56,7 +58,7 @@ MODES = ("auto", "extension", "inline")
 MAX_LARGE_PAYLOAD_THRESHOLD = 1_048_576
 # S3's bucket naming rules (general purpose buckets): 3-63 of a-z 0-9 . -, starting and
 # ending with a letter or digit.
-_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_BUCKET_NAME = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"  # compiled by re's cache when a bucket is set
 #: What DEFER_DEADLINE_MARGIN_MS always leaves of an invoke for delivery: this much, or half
 #: the invoke when it is shorter than twice this (``delivery_margin_ms``).
 MIN_DELIVERY_MS = 1_000
@@ -197,7 +199,7 @@ def _bucket(raw: Optional[str]) -> Optional[str]:
     name = (raw or "").strip()
     if not name:
         return None
-    if not _BUCKET_NAME.fullmatch(name) or ".." in name:
+    if not re.fullmatch(_BUCKET_NAME, name) or ".." in name:
         raise ConfigError(f"{ENV_LARGE_PAYLOAD_BUCKET}={name!r}: not an S3 bucket name (3 to 63 of a-z 0-9 . -, "
                           "starting and ending with a letter or digit)")
     return name
