@@ -1,0 +1,44 @@
+"""The lean transport's exceptions, shaped like botocore's where the engine reads them.
+
+``sinks.base.describe_exception`` reads ``exc.response`` (``Error.Code/Message/Type`` and
+``ResponseMetadata.HTTPStatusCode``) and maps a class named ``ParamValidationError`` to a
+request that was never sent, so every retry, throttle and dead-letter rule treats a lean
+client's failure exactly as it treats botocore's. Anything else (``TransportError``,
+``CredentialsError``) is a transport failure: backed off, no attempt used.
+
+    Exception
+    ├── ServiceError          the service answered with an error (``.response``)
+    ├── TransportError        no answer: refused, reset, timed out, unreadable
+    ├── CredentialsError      the container credentials endpoint gave none
+    └── ValueError
+        └── ParamValidationError   a request refused before it was sent
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+
+class ServiceError(Exception):
+    """An AWS error reply; ``response`` has botocore's ``ClientError.response`` shape."""
+
+    def __init__(self, operation: str, response: Dict[str, Any]) -> None:
+        error = response.get("Error") or {}
+        super().__init__(f"An error occurred ({error.get('Code') or 'Unknown'}) when calling the {operation} "
+                         f"operation: {error.get('Message') or 'Unknown'}")
+        self.operation_name = operation
+        self.response = response
+
+
+class TransportError(Exception):
+    """The request got no reply (connection refused, reset or timed out, or a reply that is
+    not HTTP): the engine's ``Defer.TransportError``, as botocore's connection errors are."""
+
+
+class CredentialsError(Exception):
+    """No credentials could be had from the container credentials endpoint."""
+
+
+class ParamValidationError(ValueError):
+    """A call's arguments that the service would refuse: raised before anything is sent (the
+    name is botocore's, which ``describe_exception`` maps to ``Defer.InvalidRequest``)."""
