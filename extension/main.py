@@ -100,14 +100,19 @@ def sdk_in_init() -> bool:
 
 
 class SdkLoader:
-    """Loads botocore, then the clients the queued items need, on a thread of its own.
+    """Loads what the clients need, then the clients the queued items need, on a thread of its own.
 
-    In init (``in_init``): every sink's client, before the first ``next`` (bounded by
-    WARMUP_WAIT_S; the drain finishes what is left). Otherwise, from the first event on:
-    botocore and the session, then the clients of the kinds queued by then (the first
-    invoke's items, as a rule); a client no item has asked for yet is made on first use.
-    A failure is logged; each sink then tries again on its next batch, whose items back off
-    as for an unreachable endpoint (``Defer.TransportError``).
+    First ``factory.preload()``: for the lean transport (SQS, SNS, EventBridge) its TLS context
+    and credentials, nothing heavy; botocore and its session only where no service can be lean
+    (``DEFER_TRANSPORT=botocore``, a profile...). Then the clients: in init (``in_init``), every
+    lean one, and every botocore one where botocore was loaded anyway, before the first
+    ``next`` (bounded by WARMUP_WAIT_S; the drain finishes what is left). Otherwise, from the
+    first event on, the clients of the kinds queued by then (the first invoke's items, as a
+    rule). A botocore client (Lambda, Step Functions, S3, or a service the lean transport
+    leaves to botocore) is made only once an item needs it, in init too: an extension whose
+    items are all SQS, SNS or EventBridge never imports botocore. A client no item has asked
+    for yet is made on first use. A failure is logged; each sink then tries again on its next
+    batch, whose items back off as for an unreachable endpoint (``Defer.TransportError``).
     """
 
     def __init__(self, in_init: Optional[bool] = None) -> None:
@@ -138,9 +143,12 @@ class SdkLoader:
             self._thread.join(timeout)
 
     def _wanted(self) -> List[str]:
+        wanted = {entry.item.kind for entry in self._queue.snapshot()} & set(self._sinks)
         if self.in_init:
-            return list(self._sinks)
-        return sorted({entry.item.kind for entry in self._queue.snapshot()} & set(self._sinks))
+            everything = self._factory.botocore_loaded()
+            wanted.update(kind for kind, sink in self._sinks.items()
+                          if everything or not self._factory.uses_botocore(sink.service))
+        return sorted(wanted)
 
     def _run(self) -> None:
         started = time.monotonic()
@@ -161,7 +169,8 @@ class SdkLoader:
             return
         _log().info("AWS SDK loaded", extra={"sdk_in_init": self.in_init, "sdk_loaded_ms": round(loaded_ms, 1),
                                              "sdk_ready_ms": round((time.monotonic() - started) * 1000, 1),
-                                             "clients": sorted(made)})
+                                             "clients": sorted(made),
+                                             "botocore": self._factory.botocore_loaded()})
 
 
 def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, proxy: Any = None,

@@ -33,6 +33,7 @@ class LeanClient:
 
     service: str
     protocol: Protocol
+    lean = True  # ClientFactory.uses_botocore tells the two kinds apart by it
 
     def __init__(self, endpoint: endpoints.Endpoint, credentials: CredentialSource, pool: ConnectionPool) -> None:
         self.endpoint = endpoint
