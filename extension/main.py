@@ -6,8 +6,9 @@ registering, and the loop ends only on SHUTDOWN: any failure inside an invoke is
 the loop calls ``next`` again, because an extension that exits is a crash that resets the
 environment.
 
-The AWS SDK (botocore and the clients, most of the extension's start) loads where it costs
-no caller anything (``SdkLoader``): on demand, init is the cold start a caller waits for, so
+The AWS clients (the lean transport's for SQS, SNS and EventBridge; botocore only for the
+services and environments that need it, most of the extension's start when it loads) load
+where they cost no caller anything (``SdkLoader``): on demand, init is the cold start a caller waits for, so
 it loads on a thread started when the first event arrives, beside the first invoke, and a
 drain that needs a client meanwhile waits for it, never past its stop; where init runs ahead
 of any request (provisioned concurrency, SnapStart, Managed Instances), inside init, as the
@@ -121,6 +122,7 @@ class SdkLoader:
         self._sinks: Dict[str, Any] = {}
         self._queue: Any = None
         self._thread: Optional[threading.Thread] = None
+        self._botocore_preloaded = False
 
     def bind(self, factory: Any, sinks: Dict[str, Any], queue: Any) -> None:
         self._factory, self._sinks, self._queue = factory, sinks, queue
@@ -145,9 +147,8 @@ class SdkLoader:
     def _wanted(self) -> List[str]:
         wanted = {entry.item.kind for entry in self._queue.snapshot()} & set(self._sinks)
         if self.in_init:
-            everything = self._factory.botocore_loaded()
             wanted.update(kind for kind, sink in self._sinks.items()
-                          if everything or not self._factory.uses_botocore(sink.service))
+                          if self._botocore_preloaded or not self._factory.uses_botocore(sink.service))
         return sorted(wanted)
 
     def _run(self) -> None:
@@ -155,6 +156,7 @@ class SdkLoader:
         made: Set[str] = set()
         try:
             self._factory.preload()
+            self._botocore_preloaded = self._factory.botocore_loaded()  # no lean transport here
             loaded_ms = (time.monotonic() - started) * 1000
             while True:  # items may arrive while a client is made
                 wanted = [kind for kind in self._wanted() if kind not in made]
