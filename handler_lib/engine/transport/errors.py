@@ -24,8 +24,8 @@ class ServiceError(Exception):
 
     def __init__(self, operation: str, response: Dict[str, Any]) -> None:
         error = response.get("Error") or {}
-        super().__init__(f"An error occurred ({error.get('Code') or 'Unknown'}) when calling the {operation} "
-                         f"operation: {error.get('Message') or 'Unknown'}")
+        super().__init__(f"An error occurred ({error.get('Code', 'Unknown')}) when calling the {operation} "
+                         f"operation: {error.get('Message', 'Unknown')}")  # botocore's ClientError words
         self.operation_name = operation
         self.response = response
 

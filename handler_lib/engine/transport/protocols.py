@@ -125,7 +125,8 @@ class QueryProtocol(Protocol):
             return {"Error": {"Code": str(reply.status), "Message": reply.body.decode("utf-8", "replace")},
                     "ResponseMetadata": {}}
         node = shapes.child(root, "Error") or shapes.child(root, "Errors", "Error")
-        error = {c.tag.rpartition("}")[2]: c.text or "" for c in node} if node is not None else {}
+        # an empty element is None, as botocore reads it (its message then says "None")
+        error: Dict[str, Optional[str]] = {c.tag.rpartition("}")[2]: c.text for c in node} if node is not None else {}
         request_id = shapes.child(root, "RequestId")
         return {"Error": error, "ResponseMetadata": {"RequestId": request_id.text or ""} if request_id is not None else {}}
 
