@@ -149,13 +149,14 @@ def _parse(body: bytes) -> "tuple[Credentials, float]":
 
 def credential_source(environ: Mapping[str, str]) -> Optional[CredentialSource]:
     """Where the lean transport's credentials come from, or None: botocore's to find."""
-    if any(environ.get(name) for name in _BOTOCORE_ONLY):
+    # A shared file may say more than credentials (a region, an endpoint, FIPS): botocore's.
+    if any(environ.get(name) for name in _BOTOCORE_ONLY) or _shared_files(environ):
         return None
     key, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
     if key and secret:
         return StaticCredentials(Credentials(key, secret, environ.get("AWS_SESSION_TOKEN") or None))
-    if key or secret or _shared_files(environ):
-        return None  # half a key pair (botocore refuses it) or files botocore would read
+    if key or secret:
+        return None  # half a key pair: botocore refuses it, and says why
     return _container(environ)
 
 
