@@ -8,7 +8,11 @@ client's failure exactly as it treats botocore's. Anything else (``TransportErro
 
     Exception
     ├── ServiceError          the service answered with an error (``.response``)
-    ├── TransportError        no answer: refused, reset, timed out, unreadable
+    ├── TransportError        no answer (botocore's names and words, for the logs):
+    │   ├── EndpointConnectionError   the connection could not be made
+    │   ├── ConnectTimeoutError       ... within the connect timeout
+    │   ├── ReadTimeoutError          no reply within the read timeout
+    │   └── ConnectionClosedError     the connection closed before a whole reply
     ├── CredentialsError      the container credentials endpoint gave none
     └── ValueError
         └── ParamValidationError   a request refused before it was sent
@@ -33,6 +37,27 @@ class ServiceError(Exception):
 class TransportError(Exception):
     """The request got no reply (connection refused, reset or timed out, or a reply that is
     not HTTP): the engine's ``Defer.TransportError``, as botocore's connection errors are."""
+
+
+class EndpointConnectionError(TransportError):
+    def __init__(self, url: str, cause: BaseException) -> None:
+        super().__init__(f'Could not connect to the endpoint URL: "{url}" ({type(cause).__name__}: {cause})')
+
+
+class ConnectTimeoutError(TransportError):
+    def __init__(self, url: str, cause: BaseException) -> None:
+        super().__init__(f'Connect timeout on endpoint URL: "{url}"')
+
+
+class ReadTimeoutError(TransportError):
+    def __init__(self, url: str, cause: BaseException) -> None:
+        super().__init__(f'Read timeout on endpoint URL: "{url}"')
+
+
+class ConnectionClosedError(TransportError):
+    def __init__(self, url: str, cause: BaseException) -> None:
+        super().__init__(f'Connection was closed before we received a valid response from endpoint URL: "{url}" '
+                         f"({type(cause).__name__}: {cause})")
 
 
 class CredentialsError(Exception):

@@ -5,7 +5,8 @@ so that every batch call in flight finds one), connect within ``CONNECT_TIMEOUT_
 handshake included) and wait at most ``READ_TIMEOUT_S`` for each read: botocore's settings in
 the engine. A request that fails on its connection without a reply (a keep-alive connection
 the server or a SnapStart restore dropped, a refused connect) is sent once more on a new
-connection, as botocore's ``total_max_attempts: 2`` would; a timeout is not retried here.
+connection, as botocore's ``total_max_attempts: 2`` would; a timeout or a TLS failure is not
+retried here. The errors have botocore's names and words (``errors``), for the logs.
 Every other retry is the engine's, per entry and bounded by the invoke's deadline.
 """
 
@@ -18,7 +19,7 @@ import threading
 from typing import Dict, List, Mapping, NamedTuple, Optional
 
 from .endpoints import Endpoint, split_host
-from .errors import TransportError
+from .errors import ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
 CONNECT_TIMEOUT_S = 2.0
 READ_TIMEOUT_S = 5.0
@@ -58,21 +59,27 @@ class ConnectionPool:
         self._lock = threading.Lock()
 
     def request(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
-        """Send one request and read its whole reply; raise ``TransportError`` without one."""
+        """Send one request and read its whole reply; raise a ``TransportError`` without one."""
+        url = self.endpoint.url + path
         for attempt in (1, 2):
             conn = self._take()
             try:
-                reply = self._exchange(conn, method, path, headers, body)
-            except (socket.timeout, ssl.SSLError) as exc:  # socket.timeout is TimeoutError
+                self._connect(conn)
+            except socket.timeout as exc:  # socket.timeout is TimeoutError
+                raise ConnectTimeoutError(url, exc) from exc
+            except (OSError, ssl.SSLError) as exc:
+                if attempt == 2 or isinstance(exc, ssl.SSLError):
+                    raise EndpointConnectionError(url, exc) from exc
+                continue
+            try:
+                return self._exchange(conn, method, path, headers, body)
+            except socket.timeout as exc:
                 conn.close()
-                raise TransportError(f"{_what(exc)} on endpoint URL {self.endpoint.url}{path}: {exc}") from exc
+                raise ReadTimeoutError(url, exc) from exc
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 if attempt == 2:
-                    raise TransportError(f"{_what(exc)} on endpoint URL {self.endpoint.url}{path}: "
-                                         f"{type(exc).__name__}: {exc}") from exc
-                continue
-            return reply
+                    raise ConnectionClosedError(url, exc) from exc
         raise AssertionError("unreachable")
 
     def close(self) -> None:
@@ -97,13 +104,20 @@ class ConnectionPool:
                 return
         conn.close()
 
-    def _exchange(self, conn: http.client.HTTPConnection, method: str, path: str,
-                  headers: Mapping[str, str], body: bytes) -> Reply:
+    def _connect(self, conn: http.client.HTTPConnection) -> None:
+        """A new connection, within the connect timeout (TLS included); a kept one as it is."""
         if conn.sock is None:
-            conn.connect()  # within the connect timeout, TLS included
+            try:
+                conn.connect()
+            except BaseException:
+                conn.close()
+                raise
             assert conn.sock is not None
             conn.sock.settimeout(self._read_timeout)
             conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _exchange(self, conn: http.client.HTTPConnection, method: str, path: str,
+                  headers: Mapping[str, str], body: bytes) -> Reply:
         conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
         for name, value in headers.items():
             conn.putheader(name, value)
@@ -118,10 +132,3 @@ class ConnectionPool:
             self._give_back(conn)
         return reply
 
-
-def _what(exc: BaseException) -> str:
-    if isinstance(exc, socket.timeout):
-        return "Timeout"
-    if isinstance(exc, ConnectionRefusedError):
-        return "Could not connect"
-    return "Connection failed"
