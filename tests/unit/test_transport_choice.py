@@ -76,3 +76,32 @@ def test_the_factory_picks_per_service() -> None:
     assert getattr(factory("sqs"), "lean", False) and not factory.botocore_loaded()
     # AND DEFER_TRANSPORT=botocore is botocore for every service
     assert ClientFactory(Config(transport="botocore"), environ=env).uses_botocore("sqs")
+
+
+@pytest.mark.parametrize("headers", [{"Host": "elsewhere"}, {"x-amz-date": "x"}, {"X-Amzn-Trace-Id": "a\r\nb: c"},
+                                     {"Bad Header": "x"}])
+def test_extra_headers_that_would_change_the_request_are_refused_before_sending(headers: Dict[str, str]) -> None:
+    from handler_lib.engine.transport.errors import ParamValidationError
+
+    client = ClientFactory(Config(), environ={**BASE, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"})("sns")
+    with pytest.raises(ParamValidationError):
+        client.publish_batch(TopicArn="arn:aws:sns:eu-west-1:1:t", PublishBatchRequestEntries=[{"Id": "0", "Message": "m"}],
+                             extra_headers=headers)
+
+
+@pytest.mark.parametrize("entries,problem", [
+    ([], "Invalid length"), ([{"Id": "0"}], "Missing required parameter"),
+    ([{"Id": "0", "MessageBody": "b", "Delay": 1}], "Unknown parameter"),
+    ([{"Id": "0", "MessageBody": b"bytes"}], "Invalid type"),
+    ([{"Id": "0", "MessageBody": "b", "MessageAttributes": {"a": {"DataType": "Binary", "BinaryValue": "text"}}}],
+     "Invalid type"),
+])
+def test_bad_arguments_are_a_param_validation_error_before_sending(entries, problem: str) -> None:
+    from handler_lib.engine.outcome import INVALID_REQUEST
+    from handler_lib.engine.sinks.base import describe_exception
+    from handler_lib.engine.transport.errors import ParamValidationError
+
+    client = ClientFactory(Config(), environ={**BASE, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"})("sqs")
+    with pytest.raises(ParamValidationError, match=problem) as raised:
+        client.send_message_batch(QueueUrl="https://q", Entries=entries)
+    assert describe_exception(raised.value)[0] == INVALID_REQUEST  # as botocore's own validation

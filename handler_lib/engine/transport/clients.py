@@ -48,9 +48,11 @@ class LeanClient:
         headers["Host"] = self.endpoint.host_header
         headers.update(sign("POST", "/", "", headers, body, self.credentials.get(), self._scope))
         headers["User-Agent"] = USER_AGENT
+        taken = {name.lower() for name in headers}
         for name, value in (extra_headers or {}).items():  # unsigned, as botocore's hook leaves them
-            if name.lower() in headers or any(c in value for c in "\r\n"):
-                raise ParamValidationError(f"extra header {name!r}: already set, or holds a line break")
+            if name.lower() in taken or any(c in value for c in "\r\n") or not name.replace("-", "").isalnum():
+                raise ParamValidationError(f"extra header {name!r}: already set, not a header name, or its value "
+                                           "holds a line break")
             headers[name] = value
         return self.protocol.reply(operation, self.pool.request("POST", "/", headers, body), result)
 
