@@ -81,9 +81,8 @@ class ClientFactory:
         return self._lean
 
     def _lean_client(self, service: str) -> Any:
-        from .transport.clients import LEAN_SERVICES
-
-        lean = self._lean_transport() if service in LEAN_SERVICES else None
+        """``service``'s lean client, or None (a service, environment or endpoint it leaves to botocore)."""
+        lean = self._lean_transport()
         return None if lean is None else lean.client(service)
 
     def _ensure_session(self) -> None:
