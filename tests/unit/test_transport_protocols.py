@@ -21,8 +21,8 @@ from handler_lib.engine.transport.http import Reply
 from handler_lib.engine.transport.protocols import JsonProtocol, Protocol, QueryProtocol
 
 NS = 'xmlns="http://sns.amazonaws.com/doc/2010-03-31/"'
-PROTOCOLS: Dict[str, Protocol] = {"sqs": JsonProtocol("1.0", "AmazonSQS"), "events": JsonProtocol("1.1", "AWSEvents"),
-                                  "sns": QueryProtocol("2010-03-31")}
+PROTOCOLS: Dict[str, Protocol] = {"sqs": JsonProtocol("1.0", "AmazonSQS", query_compatible=True),
+                                  "events": JsonProtocol("1.1", "AWSEvents"), "sns": QueryProtocol("2010-03-31")}
 RESULTS: Dict[str, Optional[shapes.Shape]] = {"PublishBatch": shapes.PUBLISH_BATCH_RESULT}
 
 

@@ -77,8 +77,8 @@ SQS_ENTRY = {"Id": "0", "MessageBody": "héllo ✓ \U0001f600",
              "MessageGroupId": "g", "MessageDeduplicationId": "d",
              "MessageSystemAttributes": {"AWSTraceHeader": {"DataType": "String", "StringValue": "Root=1-2-3"}}}
 CASES = [
-    ("sqs", "https://sqs.eu-west-1.amazonaws.com", JsonProtocol("1.0", "AmazonSQS"), "SendMessageBatch",
-     shapes.SEND_MESSAGE_BATCH, {"QueueUrl": "https://sqs.eu-west-1.amazonaws.com/1/q", "Entries": [SQS_ENTRY]}),
+    ("sqs", "https://sqs.eu-west-1.amazonaws.com", JsonProtocol("1.0", "AmazonSQS", query_compatible=True),
+     "SendMessageBatch", shapes.SEND_MESSAGE_BATCH, {"QueueUrl": "https://sqs.eu-west-1.amazonaws.com/1/q", "Entries": [SQS_ENTRY]}),
     ("sns", "http://127.0.0.1:4566", QueryProtocol("2010-03-31"), "PublishBatch", shapes.PUBLISH_BATCH,
      {"TopicArn": "arn:aws:sns:eu-west-1:1:t",
       "PublishBatchRequestEntries": [{"Id": "0", "Message": "a b&c=d é", "Subject": "s",

@@ -59,7 +59,7 @@ class LeanClient:
 
 class SqsClient(LeanClient):
     service = "sqs"
-    protocol = JsonProtocol("1.0", "AmazonSQS")
+    protocol = JsonProtocol("1.0", "AmazonSQS", query_compatible=True)
 
     def send_message_batch(self, **params: Any) -> Dict[str, Any]:
         return self._call("SendMessageBatch", shapes.SEND_MESSAGE_BATCH, params)

@@ -59,14 +59,15 @@ class Protocol:
 
 
 class JsonProtocol(Protocol):
-    def __init__(self, version: str, target_prefix: str) -> None:
+    def __init__(self, version: str, target_prefix: str, query_compatible: bool = False) -> None:
         self.content_type = f"application/x-amz-json-{version}"
         self.target_prefix = target_prefix
+        self.query_compatible = query_compatible  # the model's awsQueryCompatible trait (SQS)
 
     def request(self, operation: str, shape: shapes.Shape,
                 params: Mapping[str, Any]) -> Tuple[Dict[str, str], bytes]:
         headers = {"Content-Type": self.content_type, "X-Amz-Target": f"{self.target_prefix}.{operation}"}
-        if self.target_prefix == "AmazonSQS":  # query-compatible: ask for the query error codes
+        if self.query_compatible:  # ask for the query error codes, as botocore does
             headers["x-amzn-query-mode"] = "true"
         return headers, json.dumps(params, default=_blob, separators=(",", ":")).encode("utf-8")
 
