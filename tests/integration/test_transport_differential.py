@@ -200,6 +200,7 @@ def test_the_requests_on_the_wire_are_botocores(transports, fault_proxy, action:
     for name in TRANSPORTS:
         replies[name] = call(transports[name][0][service].client, res)
     # THEN the proxy saw the same method, target, content type and (parsed) body from both
+    assert fault_proxy.request_lines(action) == [("POST", "/"), ("POST", "/")]
     (lean_headers, lean_body), (boto_headers, boto_body) = fault_proxy.raw_requests(action)
     for header in ("X-Amz-Target", "Content-Type", "x-amzn-query-mode"):
         assert lean_headers.get(header) == boto_headers.get(header), header
