@@ -60,8 +60,9 @@ EXTRA = ["claimcheck_ratio_to_one_put", "claimcheck_ideal_ratio", "drain_ratio_t
          "lmi_items_per_api_call_on_demand", "lmi_delivery_lag_p50_ms", "lmi_delivery_lag_p99_ms",
          "first_request_after_expiry_ms_without_hook", "first_request_after_expiry_ms_with_hook",
          "enqueue_otel_new_span_vs_no_span", "enqueue_otel_vs_ours",
-         "transport_cpu_ms_per_call_botocore", "transport_cpu_ms_per_call_signer_only",
-         "transport_cpu_ms_per_call_stdlib", "sdk_load_cpu_ms", "signer_load_cpu_ms",
+         "transport_cpu_ms_per_call_botocore", "transport_cpu_ms_per_call_lean",
+         "transport_cpu_ms_per_call_signer_only", "transport_cpu_ms_per_call_stdlib", "sdk_load_cpu_ms",
+         "lean_load_cpu_ms", "signer_load_cpu_ms",
          "fleet_delivered_items_per_s", "fleet_quota_use", "fleet_throttled_requests", "fleet_retried_entries",
          "fleet_delivery_lag_p50_ms", "fleet_delivery_lag_p99_ms"]
 PARTS = ("startup", "enqueue", "drain", "claimcheck", "sandbox", "asgi", "lmi", "coldstart", "hooks", "fifo",

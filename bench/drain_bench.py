@@ -1,6 +1,6 @@
 """Part 3: drain 1,000 mixed items (SQS, SNS, EventBridge) through the fault proxy (+20 ms/request).
 
-Drives ``handler_lib.engine.drain.Drainer`` in this process with the real sinks and real boto3 clients
+Drives ``handler_lib.engine.drain.Drainer`` in this process with the real sinks and the real clients
 made by the extension's own ``ClientFactory``, pointed (``AWS_ENDPOINT_URL``) at the fault
 proxy, which runs in its own process in front of moto server. Items are built by
 handler_lib's own item builders (the wire objects the extension receives). No journal.
@@ -127,9 +127,11 @@ def measure(upstream_url: str, moto_url: str, reps: int, latency_s: float, seque
             "retried_per_rep": [r["retried"] for r in runs],
         }
         if sequential:
-            # The naive alternative: one call per item, one after another, same clients and proxy.
+            # The naive alternative: one call per item, one after another, same proxy, with the
+            # botocore clients a handler would publish through (the lean ones have no Publish).
             seq_items = mixed_items(resources("seq"), SEQUENTIAL_SLICE, "seq")
-            clients = {kind: sink.client for kind, sink in sinks.items()}
+            boto = ClientFactory(config._replace(transport="botocore"))
+            clients = {"sqs": boto("sqs"), "sns": boto("sns"), "event": boto("events")}
             started = time.monotonic()
             for item in seq_items:
                 if item.kind == "sqs":

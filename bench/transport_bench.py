@@ -3,16 +3,20 @@
 The CPU one SendMessageBatch (1 entry of 1 KB) costs the process that sends it, against
 ``bench.null_aws`` (answers at once, its own process), no added latency, keep-alive:
 
-- ``botocore``: the engine's own client (``handler_lib.engine.clients.ClientFactory``);
+- ``lean``: the engine's own client as it ships (``handler_lib.engine.clients.ClientFactory``,
+  ``DEFER_TRANSPORT=auto``: ``handler_lib.engine.transport``);
+- ``botocore``: the engine's botocore client (the same factory, ``DEFER_TRANSPORT=botocore``);
 - ``signer_only``: the same request signed by botocore's ``SigV4Auth`` and sent with
   ``http.client`` (what a lean transport built on botocore's signer would do per call);
 - ``stdlib``: signed with ``hmac``/``hashlib`` (SigV4 written out) and sent with ``http.client``.
 
 The three alternate in rounds (a shared machine); each figure is the median of the rounds'
-CPU per call. ``sdk_load_cpu_ms``: in a fresh interpreter, the CPU of what the extension loads
-before its first call (botocore, the session, the SQS, SNS and EventBridge clients, through
-ClientFactory), median of fresh runs; ``signer_load_cpu_ms``: importing botocore's signer
-alone. Nothing here ships: the two lean senders are probes for the decision (docs/performance.md).
+CPU per call. ``sdk_load_cpu_ms``: in a fresh interpreter, the CPU of what the extension loaded
+before its first call with botocore (botocore, the session, the SQS, SNS and EventBridge
+clients, through ClientFactory with ``DEFER_TRANSPORT=botocore``), median of fresh runs;
+``lean_load_cpu_ms``: the same with the lean transport (its modules, TLS context, credentials,
+the three clients); ``signer_load_cpu_ms``: importing botocore's signer alone. ``signer_only``
+and ``stdlib`` are the probes the decision was taken on (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -39,10 +43,10 @@ print(json.dumps(round((time.process_time() - t) * 1000, 2)))
 _SDK = """
 from handler_lib import config as cfg
 from handler_lib.engine.clients import ClientFactory
-make = ClientFactory(cfg.load({}))
+make = ClientFactory(cfg.load({{"DEFER_TRANSPORT": "{transport}"}}))
 make.preload()
 for service in ("sqs", "sns", "events"):
-    make(service)
+    assert getattr(make(service), "lean", False) == ("{transport}" == "auto")
 """
 
 
@@ -74,7 +78,9 @@ def _senders(port: int) -> Dict[str, Callable[[], Any]]:
     url = f"http://127.0.0.1:{port}"
     queue = f"{url}/123456789012/bench-transport"
     entries = [{"Id": "0", "MessageBody": json.dumps({"order_id": "1", "note": "x" * 960})}]
-    client = ClientFactory(cfg.load({}))("sqs")
+    client = ClientFactory(cfg.load({"DEFER_TRANSPORT": "botocore"}))("sqs")
+    lean = ClientFactory(cfg.load({}))("sqs")
+    assert getattr(lean, "lean", False) and not getattr(client, "lean", False)
     signer = SigV4Auth(Credentials(_KEY_ID, _SECRET), "sqs", "us-east-1")
     target = "AmazonSQS.SendMessageBatch"
     conns = {name: http.client.HTTPConnection("127.0.0.1", port) for name in ("signer_only", "stdlib")}
@@ -94,6 +100,7 @@ def _senders(port: int) -> Dict[str, Callable[[], Any]]:
         json.loads(conns["stdlib"].getresponse().read())
 
     return {"botocore": lambda: client.send_message_batch(QueueUrl=queue, Entries=entries),
+            "lean": lambda: lean.send_message_batch(QueueUrl=queue, Entries=entries),
             "signer_only": signer_only, "stdlib": stdlib}
 
 
@@ -140,9 +147,11 @@ def run(quick: bool = False) -> Dict[str, Any]:
     log(f"transport: SDK load CPU, {loads} fresh interpreters each")
     return {
         "transport_cpu_ms_per_call_botocore": cpu["botocore"],
+        "transport_cpu_ms_per_call_lean": cpu["lean"],
         "transport_cpu_ms_per_call_signer_only": cpu["signer_only"],
         "transport_cpu_ms_per_call_stdlib": cpu["stdlib"],
-        "sdk_load_cpu_ms": _load_cpu_ms(_SDK, loads),
+        "sdk_load_cpu_ms": _load_cpu_ms(_SDK.format(transport="botocore"), loads),
+        "lean_load_cpu_ms": _load_cpu_ms(_SDK.format(transport="auto"), loads),
         "signer_load_cpu_ms": _load_cpu_ms("import botocore.auth, botocore.awsrequest, botocore.credentials", loads),
         "transport_detail": {"rounds": rounds, "calls_per_round": calls,
                              "cpu_ms_per_call": {n: [round(x, 3) for x in v] for n, v in per_call.items()},

@@ -6,8 +6,9 @@ registering, and the loop ends only on SHUTDOWN: any failure inside an invoke is
 the loop calls ``next`` again, because an extension that exits is a crash that resets the
 environment.
 
-The AWS SDK (botocore and the clients, most of the extension's start) loads where it costs
-no caller anything (``SdkLoader``): on demand, init is the cold start a caller waits for, so
+The AWS clients (the lean transport's for SQS, SNS and EventBridge; botocore only for the
+services and environments that need it, most of the extension's start when it loads) load
+where they cost no caller anything (``SdkLoader``): on demand, init is the cold start a caller waits for, so
 it loads on a thread started when the first event arrives, beside the first invoke, and a
 drain that needs a client meanwhile waits for it, never past its stop; where init runs ahead
 of any request (provisioned concurrency, SnapStart, Managed Instances), inside init, as the
@@ -100,15 +101,20 @@ def sdk_in_init() -> bool:
 
 
 class SdkLoader:
-    """Makes the drainer (the drain's modules) if nothing has yet, then loads botocore and
-    the clients the queued items need, on a thread of its own.
+    """Makes the drainer (the drain's modules) if nothing has yet, then loads what the clients
+    need, then the clients the queued items need, on a thread of its own.
 
-    In init (``in_init``): every sink's client, before the first ``next`` (bounded by
-    WARMUP_WAIT_S; the drain finishes what is left). Otherwise, from the first event on:
-    botocore and the session, then the clients of the kinds queued by then (the first
-    invoke's items, as a rule); a client no item has asked for yet is made on first use.
-    A failure is logged; each sink then tries again on its next batch, whose items back off
-    as for an unreachable endpoint (``Defer.TransportError``).
+    First ``factory.preload()``: for the lean transport (SQS, SNS, EventBridge) its TLS context
+    and credentials, nothing heavy; botocore and its session only where no service can be lean
+    (``DEFER_TRANSPORT=botocore``, a profile...). Then the clients: in init (``in_init``), every
+    lean one, and every botocore one where botocore was loaded anyway, before the first
+    ``next`` (bounded by WARMUP_WAIT_S; the drain finishes what is left). Otherwise, from the
+    first event on, the clients of the kinds queued by then (the first invoke's items, as a
+    rule). A botocore client (Lambda, Step Functions, S3, or a service the lean transport
+    leaves to botocore) is made only once an item needs it, in init too: an extension whose
+    items are all SQS, SNS or EventBridge never imports botocore. A client no item has asked
+    for yet is made on first use. A failure is logged; each sink then tries again on its next
+    batch, whose items back off as for an unreachable endpoint (``Defer.TransportError``).
     """
 
     def __init__(self, in_init: Optional[bool] = None) -> None:
@@ -118,6 +124,7 @@ class SdkLoader:
         self._queue: Any = None
         self._prepare: Optional[Callable[[], Any]] = None
         self._thread: Optional[threading.Thread] = None
+        self._botocore_preloaded = False
 
     def bind(self, factory: Any, sinks: Dict[str, Any], queue: Any) -> None:
         self._factory, self._sinks, self._queue = factory, sinks, queue
@@ -144,9 +151,11 @@ class SdkLoader:
             self._thread.join(timeout)
 
     def _wanted(self) -> List[str]:
+        wanted = {entry.item.kind for entry in self._queue.snapshot()} & set(self._sinks)
         if self.in_init:
-            return list(self._sinks)
-        return sorted({entry.item.kind for entry in self._queue.snapshot()} & set(self._sinks))
+            wanted.update(kind for kind, sink in self._sinks.items()
+                          if self._botocore_preloaded or not self._factory.uses_botocore(sink.service))
+        return sorted(wanted)
 
     def _run(self) -> None:
         started = time.monotonic()
@@ -155,6 +164,7 @@ class SdkLoader:
             if self._prepare is not None:
                 self._prepare()
             self._factory.preload()
+            self._botocore_preloaded = self._factory.botocore_loaded()  # no lean transport here
             loaded_ms = (time.monotonic() - started) * 1000
             while True:  # items may arrive while a client is made
                 wanted = [kind for kind in self._wanted() if kind not in made]
@@ -169,7 +179,8 @@ class SdkLoader:
             return
         _log().info("AWS SDK loaded", extra={"sdk_in_init": self.in_init, "sdk_loaded_ms": round(loaded_ms, 1),
                                              "sdk_ready_ms": round((time.monotonic() - started) * 1000, 1),
-                                             "clients": sorted(made)})
+                                             "clients": sorted(made),
+                                             "botocore": self._factory.botocore_loaded()})
 
 
 def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, proxy: Any = None,

@@ -36,6 +36,9 @@ ENV_INLINE_BUDGET_MS = "DEFER_INLINE_BUDGET_MS"
 #: attributes as the services count them; unset: each service's message limit).
 ENV_LARGE_PAYLOAD_BUCKET = "DEFER_LARGE_PAYLOAD_BUCKET"
 ENV_LARGE_PAYLOAD_THRESHOLD = "DEFER_LARGE_PAYLOAD_THRESHOLD"
+#: How the engine calls AWS: ``auto`` (the lean transport for SQS, SNS and EventBridge where
+#: it gives the same answers as botocore, botocore otherwise) or ``botocore`` (always).
+ENV_TRANSPORT = "DEFER_TRANSPORT"
 #: Set by the extension for its own process, so that tasks it imports never dial the socket.
 ENV_IN_RUNNER = "DEFER_RUNNER_PROCESS"
 #: The function's timeout in seconds where an emulator says it (RIE, ``sam local``); Lambda
@@ -54,6 +57,8 @@ DEFAULT_CONCURRENCY = 8
 DEFAULT_ACK_TIMEOUT_MS = 500
 DEFAULT_INLINE_BUDGET_MS = 10_000
 MODES = ("auto", "extension", "inline")
+DEFAULT_TRANSPORT = "auto"
+TRANSPORTS = ("auto", "botocore")
 #: The largest DEFER_LARGE_PAYLOAD_THRESHOLD: SQS's message limit (a larger one would never apply).
 MAX_LARGE_PAYLOAD_THRESHOLD = 1_048_576
 # S3's bucket naming rules (general purpose buckets): 3-63 of a-z 0-9 . -, starting and
@@ -85,6 +90,7 @@ class Config(NamedTuple):
     inline_budget_ms: int = DEFAULT_INLINE_BUDGET_MS
     large_payload_bucket: Optional[str] = None
     large_payload_threshold: Optional[int] = None  # None: each service's message limit
+    transport: str = DEFAULT_TRANSPORT
 
     def offload_above(self, service_limit: int) -> Optional[int]:
         """The claim check's threshold for a service (bytes, body and attributes): None without
@@ -101,6 +107,9 @@ def load(environ: Optional[Mapping[str, str]] = None) -> Config:
     mode = env.get(ENV_MODE, DEFAULT_MODE).strip().lower() or DEFAULT_MODE
     if mode not in MODES:
         raise ConfigError(f"{ENV_MODE}={mode!r}: expected one of {', '.join(MODES)}")
+    transport = env.get(ENV_TRANSPORT, DEFAULT_TRANSPORT).strip().lower() or DEFAULT_TRANSPORT
+    if transport not in TRANSPORTS:
+        raise ConfigError(f"{ENV_TRANSPORT}={transport!r}: expected one of {', '.join(TRANSPORTS)}")
     margin_ms = _int(env, ENV_DEADLINE_MARGIN_MS, DEFAULT_DEADLINE_MARGIN_MS, 0, 60_000)
     timeout_ms = function_timeout_ms(env)
     if timeout_ms is not None and margin_ms >= timeout_ms:
@@ -123,6 +132,7 @@ def load(environ: Optional[Mapping[str, str]] = None) -> Config:
         large_payload_bucket=_bucket(env.get(ENV_LARGE_PAYLOAD_BUCKET)),
         large_payload_threshold=(None if not (env.get(ENV_LARGE_PAYLOAD_THRESHOLD) or "").strip() else
                                  _int(env, ENV_LARGE_PAYLOAD_THRESHOLD, 0, 0, MAX_LARGE_PAYLOAD_THRESHOLD)),
+        transport=transport,
     )
 
 

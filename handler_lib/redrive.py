@@ -119,7 +119,10 @@ def receive(sqs: Any, dlq: str, limit: Optional[int]) -> List[Letter]:
 def redrive(dlq: str, *, ids: Sequence[str] = (), limit: Optional[int] = None, dry_run: bool = False,
             budget_s: float = 60.0, out: Any = sys.stdout) -> int:
     """Redrive the DLQ's letters (those of ``ids`` only, if given); return the exit status."""
-    config = cfg.load()._replace(dlq_url=None)  # a failure stays in the DLQ; never a second letter
+    # A failure stays in the DLQ (never a second letter). botocore for every call: redrive reads
+    # and deletes from the DLQ too (ReceiveMessage...), which the lean clients do not offer, and
+    # it runs from a shell, where profiles and config files are the rule.
+    config = cfg.load()._replace(dlq_url=None, transport="botocore")
     from ._inline import make_drainer  # the engine (and botocore) load only when redriving
 
     drainer = make_drainer(config)

@@ -207,8 +207,8 @@ def _task_runner() -> TaskRunner:
 
 
 def _sqs_client(settings: _config.Config) -> Any:
-    """The engine's SQS client (botocore loads only for a letter: a worker that never gives up
-    never loads it)."""
+    """The engine's SQS client, made only for a letter (a worker that never gives up never makes
+    it): the lean transport's where it can, else botocore's (engine.clients)."""
     global _sqs
     with _lock:
         if _sqs is None:

@@ -169,6 +169,7 @@ class FaultProxy:
         self._counts: dict[str, int] = {}
         self.requests: list[RecordedRequest] = []
         self._raw: list[tuple[str, dict[str, str], bytes]] = []
+        self._lines: list[tuple[str, str, str]] = []  # (action, method, path) of each request
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
@@ -322,6 +323,7 @@ class FaultProxy:
             self._counts.clear()
             self.requests.clear()
             self._raw.clear()
+            self._lines.clear()
 
     # --------------------------------------------------------------------- counts
     def count(self, action: str | None = None) -> int:
@@ -343,6 +345,11 @@ class FaultProxy:
         """Headers and body of every `action` request received, oldest first."""
         with self._lock:
             return [(headers, body) for name, headers, body in self._raw if name == action]
+
+    def request_lines(self, action: str) -> list[tuple[str, str]]:
+        """Method and path of every `action` request received, oldest first."""
+        with self._lock:
+            return [(method, path) for name, method, path in self._lines if name == action]
 
     # ------------------------------------------------------------------ internals
     def _take(self, service: str, action: str) -> tuple[float, _Rule | None, _Rule | None]:
@@ -484,6 +491,7 @@ class _Handler(BaseHTTPRequestHandler):
             action = dict(form).get("Action", "") or f"{self.command} {self.path.split('?')[0]}"
         with proxy._lock:
             proxy._raw.append((action, dict(self.headers), body))
+            proxy._lines.append((action, self.command, self.path))
         quota = proxy._quota(service, action)
         if quota is not None:
             entries = _entry_count(action, body, form, is_json)

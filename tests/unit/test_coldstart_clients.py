@@ -1,9 +1,11 @@
 """The AWS SDK loading after init (extension.main.SdkLoader over engine.clients.ClientFactory):
 which clients it makes, that a drain waits for a client being made but never past its stop,
-and that a client that cannot be made is a retry of each item, never an exception.
+and that a client that cannot be made is a retry of each item, never an exception; with the
+lean transport (DEFER_TRANSPORT=auto), that botocore loads only for the kinds that need it.
 
 botocore's own loading is replaced by a session whose creation the test holds or fails
-(``clients._session``); the factory's lock, the sinks and the drain are the real ones.
+(``clients._session``); the factory's lock, the sinks, the lean clients and the drain are the
+real ones (no request is sent in this file).
 """
 
 from __future__ import annotations
@@ -79,12 +81,17 @@ def sns_item(n: int) -> wire.SnsItem:
     return wire.SnsItem(f"t{n}", "r", 0, "arn:aws:sns:us-east-1:1:t", "message")
 
 
+#: An environment the lean transport serves (keys, a region, a local endpoint).
+LEAN_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "HOME": "/nonexistent"}
+
+
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch):
-    def make(maker: SessionMaker, *, in_init: bool = False):
+    def make(maker: SessionMaker, *, in_init: bool = False, transport: str = "botocore"):
         monkeypatch.setattr(clients, "_session", maker)
-        config = Config()
-        factory = ClientFactory(config)
+        config = Config(transport=transport)
+        factory = ClientFactory(config, environ=LEAN_ENV)
         sinks = make_sinks(factory)
         queue = PendingQueue()
         loader = SdkLoader(in_init=in_init)
@@ -111,6 +118,46 @@ def test_in_init_the_loader_makes_every_client(engine) -> None:
     loader.start()
     loader.join(BOUND_S)
     assert sorted(maker.session.created) == ["events", "lambda", "sns", "sqs", "stepfunctions"]
+
+
+def invoke_item(n: int) -> wire.InvokeItem:
+    return wire.InvokeItem(f"i{n}", "r", 0, "fn", "{}")
+
+
+def test_with_the_lean_transport_items_of_sqs_and_sns_never_load_botocore(engine) -> None:
+    # GIVEN DEFER_TRANSPORT=auto in an environment the lean transport serves
+    maker = SessionMaker()
+    loader, sinks, queue, _ = engine(maker, transport="auto")
+    queue.add(sqs_item(1))
+    queue.add(sns_item(1))
+    # WHEN the loader runs after init
+    loader.start()
+    loader.join(BOUND_S)
+    # THEN the two clients are lean, and botocore's session was never made
+    assert maker.calls == 0 and maker.session.created == []
+    assert getattr(sinks["sqs"]._client, "lean", False) and getattr(sinks["sns"]._client, "lean", False)
+    assert sinks["event"]._client is None
+
+
+@pytest.mark.parametrize("in_init", [False, True])
+def test_with_the_lean_transport_botocore_loads_for_the_kinds_that_need_it(engine, in_init: bool) -> None:
+    maker = SessionMaker()
+    loader, sinks, queue, _ = engine(maker, in_init=in_init, transport="auto")
+    queue.add(invoke_item(1))  # a Lambda invoke: botocore's
+    loader.start()
+    loader.join(BOUND_S)
+    assert maker.session.created == ["lambda"]
+    lean = sorted(kind for kind, sink in sinks.items() if getattr(sink._client, "lean", False))
+    assert lean == (["event", "sns", "sqs"] if in_init else [])  # in init: every lean client, cheap
+
+
+def test_in_init_with_the_lean_transport_and_no_botocore_item_botocore_never_loads(engine) -> None:
+    maker = SessionMaker()
+    loader, sinks, _, _ = engine(maker, in_init=True, transport="auto")
+    loader.start()
+    loader.join(BOUND_S)
+    assert maker.calls == 0
+    assert sorted(kind for kind, sink in sinks.items() if sink._client is not None) == ["event", "sns", "sqs"]
 
 
 def test_a_drain_waits_for_the_sdk_being_loaded_but_never_past_its_stop(engine) -> None:

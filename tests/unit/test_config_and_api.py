@@ -20,10 +20,17 @@ def test_defaults_match_the_design_table():
     ({"DEFER_MAX_ATTEMPTS": "three"}, "not a whole number"),
     ({"DEFER_DEADLINE_MARGIN_MS": "-5"}, "0..60000"),
     ({"DEFER_INLINE_BUDGET_MS": "900001"}, "DEFER_INLINE_BUDGET_MS=900001: outside the allowed range 0..900000"),
+    ({"DEFER_TRANSPORT": "lean"}, "DEFER_TRANSPORT='lean': expected one of auto, botocore"),
 ])
 def test_bad_values_name_the_variable_and_the_allowed_range(env, match):
     with pytest.raises(config.ConfigError, match=match):
         config.load(env)
+
+
+@pytest.mark.parametrize("raw, transport", [(None, "auto"), ("", "auto"), ("auto", "auto"),
+                                            (" Botocore ", "botocore")])
+def test_defer_transport_is_auto_unless_told_botocore(raw, transport):
+    assert config.load({} if raw is None else {"DEFER_TRANSPORT": raw}).transport == transport
 
 
 def test_public_names_are_exactly_all():

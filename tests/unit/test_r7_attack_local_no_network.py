@@ -2,7 +2,8 @@
 Held: it returns at once and each item gets one ERROR line saying it was not delivered and why
 (docs/testing.md). Found: without a region or credentials the line said "the endpoint could
 not be reached", which sends the user after the network; it now names what boto3 lacked, and
-that boto3 reads AWS_DEFAULT_REGION, not the AWS_REGION a user sets as Lambda does."""
+that boto3 reads AWS_DEFAULT_REGION, not the AWS_REGION a user sets as Lambda does (the lean
+transport of SQS, SNS and EventBridge reads both, AWS_REGION first)."""
 from __future__ import annotations
 
 import os
@@ -64,7 +65,19 @@ def test_missing_credentials_are_named_not_called_an_unreachable_endpoint(tmp_pa
 
 
 def test_aws_region_alone_is_named_as_the_cause(tmp_path: Path) -> None:
-    out, elapsed = run(tmp_path, AWS_REGION="us-east-1", **KEYS)  # as Lambda sets it; boto3 wants AWS_DEFAULT_REGION
+    # botocore's clients (DEFER_TRANSPORT=botocore; Lambda, Step Functions and S3 always)
+    out, elapsed = run(tmp_path, AWS_REGION="us-east-1", DEFER_TRANSPORT="botocore",
+                       **KEYS)  # as Lambda sets it; boto3 wants AWS_DEFAULT_REGION
     lines = not_delivered(out)
     assert len(lines) == 2 and elapsed < 20, out
     assert all("no AWS region is set" in line and "AWS_DEFAULT_REGION" in line for line in lines), out
+
+
+def test_aws_region_alone_is_the_lean_transports_region(tmp_path: Path) -> None:
+    """The lean transport (SQS, SNS, EventBridge) reads AWS_REGION, then AWS_DEFAULT_REGION:
+    here it goes for the region's endpoint, and says it could not be reached."""
+    out, elapsed = run(tmp_path, AWS_REGION="us-east-1", **KEYS)
+    lines = not_delivered(out)
+    assert len(lines) == 2 and elapsed < 20, out
+    assert all("endpoint could not be reached" in line for line in lines), out
+    assert 'endpoint URL: "https://sqs.us-east-1.amazonaws.com/"' in lines[0] + lines[1], out

@@ -20,7 +20,9 @@ MAX_MESSAGE_BYTES = 262_144
 class SnsSink(PayloadSink):
     """SNS has no per-message trace field: X-Ray takes the trace from the publish request's
     ``X-Amzn-Trace-Id`` header. A batch whose items share one trace (the usual case: one
-    invoke's items) is sent with it; a batch that mixes invokes' traces is sent without."""
+    invoke's items) is sent with it; a batch that mixes invokes' traces is sent without. The
+    lean client takes the header as an argument; botocore's gets it from a ``before-sign``
+    hook (neither signs it, as botocore never does)."""
 
     service = "sns"
     max_batch_bytes = 262_144
@@ -57,7 +59,12 @@ class SnsSink(PayloadSink):
 
     def call(self, target: str, entries: List[Dict[str, Any]]) -> Dict[str, Any]:
         client = self.client
-        if not self._hooked:
+        if getattr(client, "accepts_extra_headers", False):  # the lean client: the header, plainly
+            trace: Optional[str] = getattr(self._batch, "trace", None)
+            lean: Dict[str, Any] = client.publish_batch(TopicArn=target, PublishBatchRequestEntries=entries,
+                                                        extra_headers={TRACE_HEADER: trace} if trace else None)
+            return lean
+        if not self._hooked:  # botocore: only a hook can add a header to its request
             with self._lock:
                 if not self._hooked:
                     client.meta.events.register("before-sign.sns.PublishBatch", self._add_trace)
