@@ -61,6 +61,8 @@ EARLY_LOOSE_ITEMS = handoff.LOOSE_IDS_KEPT
 EARLY_LOOSE_BYTES = 1 << 20
 #: Hooks between two requests on Managed Instances, when the context tells no timeout.
 HOOK_BUDGET_MS = 60_000
+#: At most this many FIFO items are carried to the next invoke's end (Dispatcher._carry).
+CARRY_MAX = 1000
 
 
 class ExtensionUnavailableError(ConnectionError):
@@ -134,6 +136,10 @@ class Dispatcher:
         self._loose_sizes: List[int] = []  # their frames' sizes (the bound before a @defer handler)
         self._loose_bytes = 0
         self._orphans: List[wire.WorkItem] = []  # loose ones of a connection since replaced
+        # FIFO items that went to the extension unconfirmed and whose inline delivery ran out of
+        # time: the extension may deliver them later, so they go again, first, with the next
+        # invoke's end (a later item of their group delivered here must not overtake them)
+        self._carried: List[wire.WorkItem] = []
         self._dial_after = 0.0  # no new connection before (monotonic): a wait on the extension was spent
         self._why_down = ""
         self.capture: Optional[List[wire.WorkItem]] = None
@@ -344,20 +350,23 @@ class Dispatcher:
             inline_at, invoke.inline_at = invoke.inline_at, []
             why, invoke.inline_why = invoke.inline_why, []
             loose, orphans, channel = self._take_loose_locked()
+            carried, self._carried = self._carried, []
         if not invoke.request_id:  # called without a context: its items are loose ones too
             sent, loose = sent + loose, []
         notes: List[str] = [f"lambda-defer: {reason}; deferred work runs inline after the handler returns"
                             for reason in why]
         ordered = _in_deferral_order(sent, inline, inline_at)
-        first: List[wire.WorkItem] = orphans  # nothing can confirm them: their connection is gone
+        first: List[wire.WorkItem] = carried + orphans  # nothing can confirm them: their connection is gone
         if orphans:
             notes.append(handoff.shortfall(orphans, None, len(orphans)))
         early: List[wire.WorkItem] = []
         if marker_last and inline:
             early = _with_their_groups(ordered, {i.id for i in inline})
+        unconfirmed = {i.id for i in first}  # what may be with the extension without its knowing
+        left: List[wire.WorkItem] = []
         if first or early:
             if marker_last:
-                self._deliver_inline(first + early, invoke.clock)
+                left += self._deliver_inline(first + early, invoke.clock)
                 first = []
         missing: List[wire.WorkItem] = []
         missing_loose: List[wire.WorkItem] = []
@@ -366,6 +375,7 @@ class Dispatcher:
             end = wire.EndOfInvoke(invoke.request_id, len(sent), invoke.after_run, invoke.after_failed)
             ack = channel.end_invoke(end, self._ack_wait_s(invoke)) if channel is not None else None
             missing = handoff.unconfirmed(sent, ack)
+            unconfirmed.update(i.id for i in missing)
             if missing:
                 notes.append(handoff.shortfall(sent, ack, len(missing)))
             if loose:  # one more round trip, only when something was sent outside an invoke
@@ -373,12 +383,14 @@ class Dispatcher:
                 loose_ack = (channel.end_invoke(loose_end, self._ack_wait_s(invoke))
                              if channel is not None and ack is not None else None)
                 missing_loose = _with_their_groups(loose, {i.id for i in handoff.unconfirmed(loose, loose_ack)})
+                unconfirmed.update(i.id for i in missing_loose)
                 if missing_loose:
                     notes.append(handoff.shortfall(loose, loose_ack, len(missing_loose)))
         done = {i.id for i in early}
         own = {i.id for i in missing} | {i.id for i in inline if i.id not in done}
         rest = [i for i in _with_their_groups(ordered, own) if i.id not in done]
-        self._deliver_inline(first + missing_loose + rest, invoke.clock)  # never past the invoke's end
+        left += self._deliver_inline(first + missing_loose + rest, invoke.clock)  # never past the invoke's end
+        self._carry([i for i in left if i.id in unconfirmed])
         for note in filter(None, notes):  # after the delivery: warnings turned into errors lose nothing
             warnings.warn(note, RuntimeWarning, stacklevel=_user_stacklevel())
 
@@ -400,6 +412,7 @@ class Dispatcher:
         _hooks.restart_schedule()
         with self._lock:
             self._loose, self._loose_sizes, self._loose_bytes, self._orphans = [], [], 0, []
+            self._carried = []  # the extension was snapshotted with them: it delivers them again
         if self._channel is not None:
             self._channel.close()
 
@@ -520,11 +533,21 @@ class Dispatcher:
         return self._fork_clock, self._fork_give_up_at
 
     @staticmethod
-    def _deliver_inline(items: List[wire.WorkItem], clock: Optional[Callable[[], int]] = None) -> None:
-        if items:
-            from ._inline import deliver_inline  # boto3 is loaded only when work runs inline
+    def _deliver_inline(items: List[wire.WorkItem], clock: Optional[Callable[[], int]] = None) -> List[wire.WorkItem]:
+        """Deliver here; returns the items the inline budget ran out on."""
+        if not items:
+            return []
+        from ._inline import deliver_inline  # boto3 is loaded only when work runs inline
 
-            deliver_inline(items, clock)
+        left = set(deliver_inline(items, clock))
+        return [i for i in items if i.id in left]
+
+    def _carry(self, items: List[wire.WorkItem]) -> None:
+        """Keep, for the next invoke's end, the FIFO items among ``items`` (at most CARRY_MAX)."""
+        fifo = [i for i in items if getattr(i, "group_id", None) is not None]
+        if fifo:
+            with self._lock:
+                self._carried = (fifo + self._carried)[:CARRY_MAX]
 
 
 DISPATCHER = Dispatcher()
@@ -583,6 +606,7 @@ def _after_fork_in_child() -> None:
     DISPATCHER._loose = []  # sent on the parent's connection: the parent confirms them
     DISPATCHER._loose_sizes, DISPATCHER._loose_bytes = [], 0
     DISPATCHER._orphans = []
+    DISPATCHER._carried = []  # the parent's to deliver again, not the child's
     DISPATCHER._wrapped = False  # nor are its loose ones: no end marker would come to release them
     DISPATCHER._posts = False
     DISPATCHER._forked = True

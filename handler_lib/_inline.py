@@ -18,6 +18,7 @@ from typing import Callable, Iterable, List, Optional, Tuple
 from . import config as cfg
 from . import wire
 from .engine.clients import ClientFactory
+from .engine.dead_letters import is_dead_letter
 from .engine.drain import DrainReport, Drainer
 from .engine.outcome import TRANSPORT as TRANSPORT_CODE
 from .engine.pending import Entry, PendingQueue
@@ -36,11 +37,12 @@ def make_drainer(config: cfg.Config) -> Drainer:
     return Drainer(PendingQueue(), make_sinks(ClientFactory(config), config), TaskRunner(trust_loaded=True), config)
 
 
-def deliver_inline(items: List[wire.WorkItem], clock: Optional[Callable[[], int]] = None) -> None:
-    """Deliver ``items`` here, now; ``clock`` is the invoke's ``get_remaining_time_in_millis``."""
+def deliver_inline(items: List[wire.WorkItem], clock: Optional[Callable[[], int]] = None) -> List[str]:
+    """Deliver ``items`` here, now; ``clock`` is the invoke's ``get_remaining_time_in_millis``.
+    Returns the ids of those the budget ran out on."""
     budget, invoke_left = limits_s(clock)
     now = time.monotonic()
-    deliver(items, now + budget, None if invoke_left is None else now + invoke_left)
+    return deliver(items, now + budget, None if invoke_left is None else now + invoke_left).left_ids
 
 
 def deliver(items: Iterable[wire.WorkItem], stop_at: float, hard_stop: Optional[float] = None) -> DrainReport:
@@ -62,6 +64,7 @@ def deliver(items: Iterable[wire.WorkItem], stop_at: float, hard_stop: Optional[
         report = _drainer.drain(stop_at, give_up_unreachable=outside_lambda())
     finally:
         _draining -= 1
+    report.left_ids = [e.item.id for e in _drainer.queue.snapshot() if not is_dead_letter(e.item)]
     # In flight too: the call may still land (a duplicate, at least once), but nothing waits
     # for it once the handler has returned, so it must not go unaccounted for.
     letters = _drainer.give_up_rest("Defer.InlineBudgetExceeded", _over_budget, spare_letters=False)

@@ -61,6 +61,8 @@ class DrainReport:
     duration_ms: float = 0.0
     delivery_latency_ms: List[float] = field(default_factory=list)
     given_up_ids: List[str] = field(default_factory=list, repr=False)
+    # inline delivery: the items its budget ran out on (given up, dead-lettered or not)
+    left_ids: List[str] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts: int) -> None:
