@@ -94,22 +94,25 @@ def _read_reply(reader: Any, method: str) -> Tuple[int, Dict[str, str], bytes, b
     A connection closed before the status line raises ConnectionResetError (a keep-alive the
     peer had closed: the caller may send again on a new one); anything unreadable ValueError.
     """
-    line = reader.readline(65537)
-    if not line:
-        raise ConnectionResetError("the Extensions API closed the connection without a reply")
-    parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
-        raise ValueError(f"not an HTTP reply: {line[:100]!r}")
-    status = int(parts[1])
-    headers: Dict[str, str] = {}
-    while True:
-        header = reader.readline(65537)
-        if not header:
-            raise ConnectionResetError("the Extensions API closed the connection inside a reply")
-        if header in (b"\r\n", b"\n"):
+    while True:  # interim replies (1xx but 101) precede the reply itself: skipped, as http.client does
+        line = reader.readline(65537)
+        if not line:
+            raise ConnectionResetError("the Extensions API closed the connection without a reply")
+        parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+            raise ValueError(f"not an HTTP reply: {line[:100]!r}")
+        status = int(parts[1])
+        headers: Dict[str, str] = {}
+        while True:
+            header = reader.readline(65537)
+            if not header:
+                raise ConnectionResetError("the Extensions API closed the connection inside a reply")
+            if header in (b"\r\n", b"\n"):
+                break
+            name, _, value = header.decode("latin-1").partition(":")
+            headers[name.strip()] = value.strip()
+        if not 100 <= status < 200 or status == 101:
             break
-        name, _, value = header.decode("latin-1").partition(":")
-        headers[name.strip()] = value.strip()
     lower = {k.lower(): v for k, v in headers.items()}
     closes = lower.get("connection", "").lower() == "close" or parts[0] == "HTTP/1.0"
     if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
