@@ -211,7 +211,8 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
         # Task modules come from the function's code and the layers' python folders: those of
         # Lambda's /opt and of the layer this extension came with (its launcher says where).
         layers = [p for p in (os.environ.get("DEFER_LAYER_ROOT"), LAMBDA_LAYERS_ROOT) if p]
-        tasks = TaskRunner(layer_roots=layers, handler_defined=lambda: DISPATCHER.handler_defined)
+        tasks = TaskRunner(layer_roots=layers, handler_defined=lambda: DISPATCHER.handler_defined,
+                           before_import=run_site_pth_files)
 
         def queue_here(item: wire.WorkItem) -> None:  # a task that defers more work queues it here
             runner.on_item(item)
@@ -245,6 +246,19 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
     if loader.in_init:  # bounded: a slow start must not fail the init, the drain finishes the clients
         loader.join(WARMUP_WAIT_S)
     return runner
+
+
+def run_site_pth_files() -> None:
+    """Run the ``.pth`` files of the interpreter's site-packages that the launcher's -S
+    skipped (``SITE_PACKAGES``), as site would have: a task imports what the function imports,
+    also a package only a ``.pth`` makes importable (an editable install, a namespace package)."""
+    from . import SITE_PACKAGES
+
+    if SITE_PACKAGES:
+        import site
+
+        for folder in SITE_PACKAGES:
+            site.addsitedir(folder)
 
 
 def _log() -> Any:
