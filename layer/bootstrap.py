@@ -86,7 +86,7 @@ def _virtual_environment() -> tuple[str | None, bool]:
     prefix = os.path.dirname(exe_dir)
     for conf in (os.path.join(exe_dir, "pyvenv.cfg"), os.path.join(prefix, "pyvenv.cfg")):
         if os.path.isfile(conf):
-            system_site = False
+            system_site = True  # site's reading of a file without the line
             try:
                 with open(conf, encoding="utf-8") as lines:
                     for line in lines:
