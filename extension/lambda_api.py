@@ -31,6 +31,10 @@ class ExtensionsApiError(RuntimeError):
         self.status = status
 
 
+class UnreadableEvent(ValueError):
+    """``next`` answered with an event this extension cannot read (a new ``eventType``, say)."""
+
+
 class InvokeEvent(NamedTuple):
     request_id: str
     deadline_ms: int
@@ -222,7 +226,13 @@ class RegisteredExtension:
                                              headers=self._headers)
         if status != 200:
             raise ExtensionsApiError(status, body.decode(errors="replace"))
-        return parse_event(json.loads(body))
+        try:
+            payload = json.loads(body)
+            if not isinstance(payload, dict):
+                raise ValueError("not a JSON object")
+            return parse_event(payload)
+        except (ValueError, TypeError) as exc:
+            raise UnreadableEvent(f"{exc}: {body[:300]!r}") from exc
 
     def init_error(self, error_type: str, message: str) -> None:
         self._report("init", error_type, message)

@@ -26,7 +26,7 @@ from handler_lib import config as cfg
 
 from . import continuous
 from .lambda_api import (ERR_CONFIG, ERR_INIT, ERR_SOCKET, ExtensionsApiError, ExtensionsClient,
-                         InvokeEvent, RegisteredExtension)
+                         InvokeEvent, RegisteredExtension, UnreadableEvent)
 from .listener import listen
 
 EVENTS = ["INVOKE", "SHUTDOWN"]
@@ -270,11 +270,16 @@ def _log() -> Any:
 
 def _loop(extension: RegisteredExtension, runner: Any, sdk: Optional[SdkLoader] = None) -> None:
     log = _log()
-    failures = 0
+    failures = unreadable = 0
     while True:
         try:
             event = extension.next_event()
-            failures = 0
+            failures = unreadable = 0
+        except UnreadableEvent as exc:  # exiting would be a crash: ask for the next one instead
+            unreadable += 1
+            log.warning("cannot read the event from next; asking for the next one", extra={"error": str(exc)})
+            time.sleep(min(1.0, 0.05 * unreadable))  # an API that only says this is not spun on
+            continue
         except (ExtensionsApiError, OSError) as exc:
             failures += 1
             if failures > NEXT_RETRIES or (isinstance(exc, ExtensionsApiError) and exc.status >= 500):
