@@ -110,7 +110,7 @@ def main() -> None:
     for package, _ in EXTENSION_PACKAGES:
         importlib.import_module(package)
     # Their .pth files run before the first task import, off the extension's start.
-    sys.modules[EXTENSION_PACKAGE].SITE_PACKAGES[:] = sites
+    setattr(sys.modules[EXTENSION_PACKAGE], "SITE_PACKAGES", sites)
     sys.path[:] = [p for p in sys.path if p != here]
     runpy.run_module(EXTENSION_PACKAGE, run_name="__main__", alter_sys=True)
 
