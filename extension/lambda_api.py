@@ -82,7 +82,9 @@ def raw_request(address: str, method: str, path: str, body: bytes, headers: Dict
 
 def _connect(address: str) -> socket.socket:
     host, _, port = address.rpartition(":")
-    return socket.create_connection((host or "127.0.0.1", int(port)))
+    # timeout=None, not the process's default: a task module's socket.setdefaulttimeout() must
+    # not put a timeout on next (an idle environment waits there without end).
+    return socket.create_connection((host or "127.0.0.1", int(port)), timeout=None)
 
 
 def _request_bytes(address: str, method: str, path: str, body: Optional[bytes], headers: Dict[str, str]) -> bytes:
