@@ -31,6 +31,10 @@ class ExtensionsApiError(RuntimeError):
         self.status = status
 
 
+class UnreadableEvent(ValueError):
+    """``next`` answered with an event this extension cannot read (a new ``eventType``, say)."""
+
+
 class InvokeEvent(NamedTuple):
     request_id: str
     deadline_ms: int
@@ -78,7 +82,9 @@ def raw_request(address: str, method: str, path: str, body: bytes, headers: Dict
 
 def _connect(address: str) -> socket.socket:
     host, _, port = address.rpartition(":")
-    return socket.create_connection((host or "127.0.0.1", int(port)))
+    # timeout=None, not the process's default: a task module's socket.setdefaulttimeout() must
+    # not put a timeout on next (an idle environment waits there without end).
+    return socket.create_connection((host or "127.0.0.1", int(port)), timeout=None)
 
 
 def _request_bytes(address: str, method: str, path: str, body: Optional[bytes], headers: Dict[str, str]) -> bytes:
@@ -94,22 +100,25 @@ def _read_reply(reader: Any, method: str) -> Tuple[int, Dict[str, str], bytes, b
     A connection closed before the status line raises ConnectionResetError (a keep-alive the
     peer had closed: the caller may send again on a new one); anything unreadable ValueError.
     """
-    line = reader.readline(65537)
-    if not line:
-        raise ConnectionResetError("the Extensions API closed the connection without a reply")
-    parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
-        raise ValueError(f"not an HTTP reply: {line[:100]!r}")
-    status = int(parts[1])
-    headers: Dict[str, str] = {}
-    while True:
-        header = reader.readline(65537)
-        if not header:
-            raise ConnectionResetError("the Extensions API closed the connection inside a reply")
-        if header in (b"\r\n", b"\n"):
+    while True:  # interim replies (1xx but 101) precede the reply itself: skipped, as http.client does
+        line = reader.readline(65537)
+        if not line:
+            raise ConnectionResetError("the Extensions API closed the connection without a reply")
+        parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+            raise ValueError(f"not an HTTP reply: {line[:100]!r}")
+        status = int(parts[1])
+        headers: Dict[str, str] = {}
+        while True:
+            header = reader.readline(65537)
+            if not header:
+                raise ConnectionResetError("the Extensions API closed the connection inside a reply")
+            if header in (b"\r\n", b"\n"):
+                break
+            name, _, value = header.decode("latin-1").partition(":")
+            headers[name.strip()] = value.strip()
+        if not 100 <= status < 200 or status == 101:
             break
-        name, _, value = header.decode("latin-1").partition(":")
-        headers[name.strip()] = value.strip()
     lower = {k.lower(): v for k, v in headers.items()}
     closes = lower.get("connection", "").lower() == "close" or parts[0] == "HTTP/1.0"
     if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
@@ -219,7 +228,13 @@ class RegisteredExtension:
                                              headers=self._headers)
         if status != 200:
             raise ExtensionsApiError(status, body.decode(errors="replace"))
-        return parse_event(json.loads(body))
+        try:
+            payload = json.loads(body)
+            if not isinstance(payload, dict):
+                raise ValueError("not a JSON object")
+            return parse_event(payload)
+        except (ValueError, TypeError) as exc:
+            raise UnreadableEvent(f"{exc}: {body[:300]!r}") from exc
 
     def init_error(self, error_type: str, message: str) -> None:
         self._report("init", error_type, message)

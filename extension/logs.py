@@ -51,9 +51,19 @@ class JsonFormatter(logging.Formatter):
             line["stack_info"] = self.formatStack(record.stack_info)
         try:
             return json.dumps(line, default=str, separators=(",", ":"))
-        except ValueError:  # a circular extra: the line still goes out, with what can be said
-            return json.dumps({k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)
-                               for k, v in line.items()}, separators=(",", ":"))
+        except Exception:  # noqa: BLE001 - circular, too deep, keys JSON has no form for, a str()
+            # that raises: the line still goes out, with what can be said (RecursionError
+            # would otherwise leave the log call itself: logging re-raises it)
+            return json.dumps({k: _plain(v) for k, v in line.items()}, separators=(",", ":"))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001 - its repr raises too
+        return f"<unprintable {type(value).__name__}>"
 
 
 def setup_logging(config: Config) -> None:

@@ -27,7 +27,7 @@ from handler_lib import config as cfg
 
 from . import continuous
 from .lambda_api import (ERR_CONFIG, ERR_INIT, ERR_SOCKET, ExtensionsApiError, ExtensionsClient,
-                         InvokeEvent, RegisteredExtension)
+                         InvokeEvent, RegisteredExtension, UnreadableEvent)
 from .listener import listen
 
 EVENTS = ["INVOKE", "SHUTDOWN"]
@@ -222,7 +222,8 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
         # Task modules come from the function's code and the layers' python folders: those of
         # Lambda's /opt and of the layer this extension came with (its launcher says where).
         layers = [p for p in (os.environ.get("DEFER_LAYER_ROOT"), LAMBDA_LAYERS_ROOT) if p]
-        tasks = TaskRunner(layer_roots=layers, handler_defined=lambda: DISPATCHER.handler_defined)
+        tasks = TaskRunner(layer_roots=layers, handler_defined=lambda: DISPATCHER.handler_defined,
+                           before_import=run_site_pth_files)
 
         def queue_here(item: wire.WorkItem) -> None:  # a task that defers more work queues it here
             runner.on_item(item)
@@ -258,6 +259,19 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
     return runner
 
 
+def run_site_pth_files() -> None:
+    """Run the ``.pth`` files of the interpreter's site-packages that the launcher's -S
+    skipped (``SITE_PACKAGES``), as site would have: a task imports what the function imports,
+    also a package only a ``.pth`` makes importable (an editable install, a namespace package)."""
+    from . import SITE_PACKAGES
+
+    if SITE_PACKAGES:
+        import site
+
+        for folder in SITE_PACKAGES:
+            site.addsitedir(folder)
+
+
 def _log() -> Any:
     """The extension's logger; logging loads after registering, off the runtime's start."""
     import logging
@@ -267,11 +281,16 @@ def _log() -> Any:
 
 def _loop(extension: RegisteredExtension, runner: Any, sdk: Optional[SdkLoader] = None) -> None:
     log = _log()
-    failures = 0
+    failures = unreadable = 0
     while True:
         try:
             event = extension.next_event()
-            failures = 0
+            failures = unreadable = 0
+        except UnreadableEvent as exc:  # exiting would be a crash: ask for the next one instead
+            unreadable += 1
+            log.warning("cannot read the event from next; asking for the next one", extra={"error": str(exc)})
+            time.sleep(min(1.0, 0.05 * unreadable))  # an API that only says this is not spun on
+            continue
         except (ExtensionsApiError, OSError) as exc:
             failures += 1
             if failures > NEXT_RETRIES or (isinstance(exc, ExtensionsApiError) and exc.status >= 500):

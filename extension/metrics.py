@@ -9,9 +9,10 @@ extension's memory several MB.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
 if TYPE_CHECKING:
     from handler_lib.engine.drain import DrainReport
@@ -24,12 +25,31 @@ COUNTS = ("delivered", "retried", "carried_over", "dead_lettered", "given_up", "
           "after_run", "after_failed", "trace_context_skipped")
 
 
+def _true(value: str) -> bool:
+    return value.strip().lower() in ("1", "y", "yes", "t", "true", "on")
+
+
+def metrics_disabled(env: Optional[Mapping[str, str]] = None) -> bool:
+    """Whether the function turned Powertools Metrics off, as Powertools reads it
+    (``is_metrics_disabled``): ``POWERTOOLS_METRICS_DISABLED`` true, or ``POWERTOOLS_DEV``
+    true with ``POWERTOOLS_METRICS_DISABLED`` unset. The extension shares the function's
+    environment, and these metrics were Powertools' until it wrote them itself."""
+    env = os.environ if env is None else env
+    disabled = env.get("POWERTOOLS_METRICS_DISABLED")
+    if disabled is not None:
+        return _true(disabled)
+    return _true(env.get("POWERTOOLS_DEV", "false"))
+
+
 class DrainMetrics:
     def __init__(self, function_name: str, stream: Any = None) -> None:
         self._function_name = function_name or "unknown"
         self._stream = stream
+        self.disabled = metrics_disabled()
 
     def publish(self, report: DrainReport) -> None:
+        if self.disabled:
+            return
         metrics: List[Dict[str, str]] = []
         values: Dict[str, List[float]] = {}
 

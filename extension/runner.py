@@ -72,6 +72,7 @@ class Runner:
         self._reporting_conns = 0  # of those, the ones whose process sends a marker for every invoke
         self._said_unreported = False
         self.wrapped_seen = False
+        self.dialled = False  # a process said hello on the socket (wrapped or not)
         self._added_before = 0
 
     @property
@@ -114,6 +115,10 @@ class Runner:
     def on_hello(self, conn: Peer, hello: wire.Hello) -> None:
         # The hello's paths are never used for imports: tasks come only from the function's
         # code and the layers (tasks.py), whatever a process on the socket claims.
+        if not self.dialled:
+            with self._state:
+                self.dialled = True
+                self._state.notify_all()
         was = conn.hello
         wrapped_before = was is not None and was.wrapped
         reporting_before = wrapped_before and was is not None and was.posts
@@ -178,10 +183,12 @@ class Runner:
             with self._state:
                 if not self.wrapped_seen and not self.telemetry_active and not self.proxy_active:
                     return "unwrapped"
-                if not self.wrapped_seen and self.config.mode == "inline":
+                if not self.dialled and self.config.mode == "inline":
                     # DEFER_MODE=inline: the function delivers its own work and never dials,
                     # so there is nothing to wait for; waiting for runtimeDone anyway billed
-                    # each invoke the Telemetry API's buffering (25 ms) for nothing.
+                    # each invoke the Telemetry API's buffering (25 ms) for nothing. A process
+                    # that dials all the same (its own DEFER_MODE), @defer or not, is waited
+                    # for as in extension mode from its hello on.
                     return "inline"
                 outcome = self._wait_locked(request_id, stop_at)
             if outcome != "runtimeDone" or synced_after_runtime_done:

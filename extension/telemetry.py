@@ -29,6 +29,7 @@ MAX_HEAD_BYTES = 64 * 1024
 IDLE_TIMEOUT_S = 300.0
 
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class BadRequest(ValueError):
@@ -101,6 +102,8 @@ class _Connection:
             if not sep:
                 raise BadRequest(400, "malformed header")
             headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+        if headers.get("expect", "").lower() == "100-continue" and parts[2] != b"HTTP/1.0":
+            self.sock.sendall(_CONTINUE)  # a client may hold the body back until it hears this
         body = self._read_body(headers)
         if body is None:
             return None

@@ -44,5 +44,6 @@ export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 # -u: unbuffered output, so log lines reach CloudWatch before a freeze.
 # -B: no bytecode writes (/opt is read-only on Lambda; locally they would dirty the layer).
 # -S: no site processing at start (its .pth files run code before the extension can
-# register); bootstrap.py puts the interpreter's site-packages on sys.path itself.
+# register); bootstrap.py puts the interpreter's site-packages on sys.path itself, and the
+# extension runs their .pth files before it imports the first task module.
 exec "$py" -I -S -u -B "$root/defer-runner/bootstrap.py" "$@"

@@ -63,8 +63,12 @@ def task_traceback(exc: BaseException, skip: int = 1) -> str:
 
 class TaskRunner:
     def __init__(self, task_root: Optional[str] = None, layer_roots: Optional[List[str]] = None,
-                 *, trust_loaded: bool = False, handler_defined: Optional[Callable[[], bool]] = None) -> None:
+                 *, trust_loaded: bool = False, handler_defined: Optional[Callable[[], bool]] = None,
+                 before_import: Optional[Callable[[], None]] = None) -> None:
         self.roots = allowed_roots(task_root, layer_roots)
+        # Run once, before the first task module is imported (the extension: the .pth files
+        # its -S start skipped).
+        self._before_import = before_import
         # In the extension's process: whether importing a task module also defined the @defer
         # handler there (its module-level code then ran a second time), to warn about it once.
         self._handler_defined = handler_defined or (lambda: False)
@@ -148,6 +152,12 @@ class TaskRunner:
         if not sep or not module_name or not qualname:
             raise TaskNotFound(f"{name!r} is not of the form module:qualname")
         with self._import_lock:
+            if self._before_import is not None:
+                prepare, self._before_import = self._before_import, None
+                try:
+                    prepare()
+                except Exception:  # noqa: BLE001 - the task's own import says what is missing
+                    log.exception("could not prepare the imports of tasks")
             handler_before = self._handler_defined()
             target: Any = self._import(module_name)
             if self._handler_defined() and not handler_before and not self._warned_handler_module:
