@@ -77,6 +77,11 @@ def deliver(items: Iterable[wire.WorkItem], stop_at: float, hard_stop: Optional[
     return report
 
 
+def pending() -> bool:
+    """Whether the engine holds work an earlier delivery could not finish (letters, as a rule)."""
+    return _drainer is not None and not _draining and bool(_drainer.queue.snapshot())
+
+
 def forget_engine() -> None:
     """Drop the engine unless a drain runs (tests that change the environment: its sinks hold
     the configuration they were made with, the claim check's bucket, the endpoint, the DLQ)."""

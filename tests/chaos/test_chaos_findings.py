@@ -105,6 +105,23 @@ def test_a_fifo_item_left_to_a_stopped_extension_is_not_overtaken_by_the_next_in
             ("stop_the_extension_during_an_invoke", {"spec": [("fifo", "g2", True)]}))
 
 
+def test_letters_an_inline_delivery_ran_out_of_time_for_go_with_a_later_invoke(
+        built_layer: Path, moto_endpoint: str, fault_proxy: Any, aws_resources: Any, tmp_path: Path) -> None:
+    """Found on main by `make chaos` seed 3624121748 (LOST: 31 flood messages of one step),
+    cut by hand to three steps: under a stopped extension, forked children took the invoke's
+    time; the function gave up the flood's messages its own delivery had no time for and
+    queued their dead letters, which had no time either. They stayed in the inline engine, and
+    the next invokes, whose items the extension took, never ran that engine again. Fixed in
+    handler_lib._dispatch: an invoke's end sends what an earlier inline delivery left."""
+    ctx = Context(built_layer, moto_endpoint, fault_proxy, aws_resources, tmp_path)
+    _replay(ctx,
+            ("stop_the_extension_during_an_invoke", {"flood": True, "spec": [("sqs", "g1", True)]}),
+            ("stop_the_extension_during_an_invoke", {"flood": True, "spec": [("forked", "g1", False),
+                                                                            ("forked", "g2", True)]}),
+            ("stop_the_extension_during_an_invoke", {"flood": True, "spec": [("forked", "g1", False),
+                                                                            ("forked", "g2", False)]}))
+
+
 def test_a_fifo_entry_that_failed_in_a_batch_is_not_overtaken_by_its_group(
         built_layer: Path, moto_endpoint: str, fault_proxy: Any, aws_resources: Any, tmp_path: Path) -> None:
     """Found on main by `make chaos` seed 2097122062: SQS failed the first entry of a batch
