@@ -122,6 +122,30 @@ def test_letters_an_inline_delivery_ran_out_of_time_for_go_with_a_later_invoke(
                                                                             ("forked", "g2", False)]}))
 
 
+@pytest.mark.xfail(strict=False, raises=Verdict, reason=(
+    "found on main by `make chaos` seed 2406964366 (LOST: the 33 flood messages of one step): under a "
+    "stopped extension, forked children took the invoke's time, so the 9 MB the socket could not take "
+    "were neither handed over nor delivered before the invoke's end; the function holds them (and their "
+    "letters) in memory for a later invoke's end, and the extension killed after it resets the "
+    "environment, the function with it. Not fixed: nothing durable can take them without running past "
+    "the deadline (the function would have to write the extension's journal itself)"))
+def test_a_flood_the_invoke_had_no_time_for_is_lost_with_a_reset(
+        built_layer: Path, moto_endpoint: str, fault_proxy: Any, aws_resources: Any, tmp_path: Path) -> None:
+    ctx = Context(built_layer, moto_endpoint, fault_proxy, aws_resources, tmp_path)
+    _replay(ctx,
+            ("invoke_past_its_timeout", {"spec": [("sqs", "g1", False), ("sqs", "g1", False), ("sqs", "g1", False)]}),
+            ("invoke", {"after": 2, "after_raise": "SystemExit", "nested": False,
+                        "spec": [("forked", "g2", False), ("sns", "g1", False)]}),
+            ("stop_the_extension_during_an_invoke", {"flood": True, "spec": [
+                ("sqs", "g1", False), ("forked", "g1", False), ("forked", "g2", True)]}),
+            ("disk_full", {"full": True}),
+            ("kill_extension", {}),
+            ("aws_fault", {"action": "SendMessageBatch", "calls": 2, "kind": "latency"}),
+            ("kill_the_extension_during_an_invoke", {"spec": [("forbidden", "g1", True), ("forbidden", "g2", False)]}),
+            ("invoke", {"after": 1, "after_raise": "SystemExit", "nested": False, "spec": [("sns", "g2", True)]}),
+            ("faults_end", {}))
+
+
 def test_a_fifo_entry_that_failed_in_a_batch_is_not_overtaken_by_its_group(
         built_layer: Path, moto_endpoint: str, fault_proxy: Any, aws_resources: Any, tmp_path: Path) -> None:
     """Found on main by `make chaos` seed 2097122062: SQS failed the first entry of a batch
