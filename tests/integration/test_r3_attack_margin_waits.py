@@ -59,7 +59,7 @@ def test_a_capped_margin_still_leaves_the_function_its_wait_for_the_hello(reader
     # or not (300); a handler defined before the extension answered anything
     monkeypatch.setenv("DEFER_DEADLINE_MARGIN_MS", margin_ms)
     inline: List[wire.WorkItem] = []
-    monkeypatch.setattr(Dispatcher, "_deliver_inline", staticmethod(lambda items, clock=None: inline.extend(items)))
+    monkeypatch.setattr(Dispatcher, "_deliver_inline", staticmethod(lambda items, clock=None: inline.extend(items) or []))
     start = time.monotonic()
     context = SimpleNamespace(aws_request_id="r-1",
                               get_remaining_time_in_millis=lambda: int(3000 - (time.monotonic() - start) * 1000))
