@@ -535,12 +535,14 @@ class Dispatcher:
     @staticmethod
     def _deliver_inline(items: List[wire.WorkItem], clock: Optional[Callable[[], int]] = None) -> List[wire.WorkItem]:
         """Deliver here; returns the items the inline budget ran out on. With no items, what an
-        earlier inline delivery left in its engine (letters its budget ran out on) goes now:
-        nothing else would send it while the extension takes this process's items."""
+        earlier inline delivery left in its engine (letters its budget ran out on) goes now,
+        briefly (``_inline.LEFTOVER_S``): nothing else would send it while the extension takes
+        this process's items."""
         if not items:
             inline = sys.modules.get(__name__.rpartition(".")[0] + "._inline")  # loaded only if it ran
-            if inline is None or not inline.pending():
-                return []
+            if inline is not None and inline.pending():
+                inline.deliver_leftovers(clock)
+            return []
         from ._inline import deliver_inline  # boto3 is loaded only when work runs inline
 
         left = set(deliver_inline(items, clock))

@@ -77,6 +77,19 @@ def deliver(items: Iterable[wire.WorkItem], stop_at: float, hard_stop: Optional[
     return report
 
 
+#: An invoke's end gives what an earlier delivery left at most this long: a letter that still
+#: fails (AWS down) must not hold every later response for the whole inline budget.
+LEFTOVER_S = 0.25
+
+
+def deliver_leftovers(clock: Optional[Callable[[], int]] = None) -> List[str]:
+    """What an earlier delivery left in the engine, within LEFTOVER_S (and the invoke)."""
+    budget, invoke_left = limits_s(clock)
+    now = time.monotonic()
+    stop = now + min(budget, LEFTOVER_S, invoke_left if invoke_left is not None else LEFTOVER_S)
+    return deliver([], stop, stop).left_ids
+
+
 def pending() -> bool:
     """Whether the engine holds work an earlier delivery could not finish (letters, as a rule)."""
     return _drainer is not None and not _draining and bool(_drainer.queue.snapshot())
