@@ -122,6 +122,7 @@ def machine(ctx: Context) -> type:
                 env["AWS_LAMBDA_EXEC_WRAPPER"] = "/opt/defer-runner/exec-wrapper"
             self.box = Sandbox(ctx.layer, FUNCTION, "app.handler", timeout_s=TIMEOUT_S, env=env, echo=False).start()
             self.record = {"steps": [], "started": time.time()}
+            self.run_dir = run
             ctx.log.append(self.record)
 
         # -- helpers ------------------------------------------------------------------------
@@ -151,9 +152,14 @@ def machine(ctx: Context) -> type:
             reply: Optional[Dict[str, Any]] = None
             if result.status == 200 and result.function_error is None:
                 reply = result.json()
+            crashed = False
             if result.request_id:
                 try:
-                    self.box.wait_for_report(result.request_id, timeout=TIMEOUT_S + 10)
+                    report = self.box.wait_for_report(result.request_id, timeout=TIMEOUT_S + 10)
+                    # An extension killed between invokes is found dead in the next one, maybe
+                    # after the function answered (early response): the platform's REPORT says so,
+                    # and the reset ends the function's own end of the invoke as a crash does.
+                    crashed = report.error_type == "Extension.Crash"
                 except TimeoutError:
                     pass
             if reply is None:  # the handler may have returned though the invoke failed (an
@@ -163,10 +169,9 @@ def machine(ctx: Context) -> type:
                         if line.text.startswith(f"chaos-out {nonce} "):
                             reply = json.loads(line.text.split(" ", 2)[2])
                     time.sleep(0.05)
-            crashed = False
             if reply is not None and (result.status != 200 or result.function_error is not None):
                 try:
-                    crashed = result.json().get("errorType") == "Extension.Crash"
+                    crashed = crashed or result.json().get("errorType") == "Extension.Crash"
                 except (ValueError, AttributeError):
                     pass
             if reply is not None:
@@ -351,6 +356,7 @@ def machine(ctx: Context) -> type:
                 self.box.stop()  # SHUTDOWN: what is left is delivered or dead-lettered
             finally:
                 reports = list(self.box.reports)
+                lines = list(self.box.logs)
                 self.box = None
                 if self.disk is not None:
                     subprocess.run(["umount", "-l", str(self.disk)], capture_output=True, timeout=10)
@@ -358,9 +364,12 @@ def machine(ctx: Context) -> type:
             verdicts = judge(self, reports)
             self.record.update(items=len(self.items), verdicts=verdicts,
                                faults=sum(1 for s in self.steps if not s.startswith("invoke ")))
+            saved = self.run_dir / "environment.log"  # what each process said, to read a verdict by
+            if verdicts or os.environ.get("CHAOS_KEEP_LOGS"):
+                saved.write_text("".join(f"{line.time:.3f} [{line.source}] {line.text}\n" for line in lines))
             if verdicts:
                 raise Verdict("the invariant does not hold:\n  " + "\n  ".join(verdicts)
-                              + "\nsteps:\n  " + "\n  ".join(self.steps))
+                              + "\nsteps:\n  " + "\n  ".join(self.steps) + f"\nthe environment's log: {saved}")
 
     return Chaos
 
