@@ -11,6 +11,8 @@ import json
 import socket
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
+from .http11 import MalformedMessage, Reader
+
 API_VERSION = "2020-01-01"
 TELEMETRY_VERSION = "2022-07-01"
 NAME_HEADER = "Lambda-Extension-Name"
@@ -21,6 +23,8 @@ ERROR_TYPE_HEADER = "Lambda-Extension-Function-Error-Type"
 ERR_CONFIG = "Extension.ConfigError"
 ERR_INIT = "Extension.InitError"
 ERR_SOCKET = "Extension.SocketError"
+#: An event or reply larger than this is refused (an invoke event is a few hundred bytes).
+MAX_REPLY_BYTES = 16 * 1024 * 1024
 
 
 class ExtensionsApiError(RuntimeError):
@@ -74,9 +78,9 @@ Reply = Tuple[int, Dict[str, str], bytes]
 
 def raw_request(address: str, method: str, path: str, body: bytes, headers: Dict[str, str]) -> Reply:
     """One HTTP/1.1 exchange over a new connection, closed after it (``register``)."""
-    with _connect(address) as sock, sock.makefile("rb") as reader:
+    with _connect(address) as sock:
         sock.sendall(_request_bytes(address, method, path, body, {**headers, "Connection": "close"}))
-        status, reply_headers, reply, _ = _read_reply(reader, method)
+        status, reply_headers, reply, _ = _read_reply(Reader(sock), method)
     return status, reply_headers, reply
 
 
@@ -94,57 +98,27 @@ def _request_bytes(address: str, method: str, path: str, body: Optional[bytes], 
             f"{head}\r\n").encode("latin-1") + payload
 
 
-def _read_reply(reader: Any, method: str) -> Tuple[int, Dict[str, str], bytes, bool]:
-    """(status, headers, body, whether the server closes the connection) of one reply.
+def _read_reply(reader: Reader, method: str) -> Tuple[int, Dict[str, str], bytes, bool]:
+    """(status, headers by lower-case name, body, whether the server closes the connection).
 
     A connection closed before the status line raises ConnectionResetError (a keep-alive the
     peer had closed: the caller may send again on a new one); anything unreadable ValueError.
     """
     while True:  # interim replies (1xx but 101) precede the reply itself: skipped, as http.client does
-        line = reader.readline(65537)
-        if not line:
+        head = reader.head()
+        if head is None:
             raise ConnectionResetError("the Extensions API closed the connection without a reply")
-        parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
-            raise ValueError(f"not an HTTP reply: {line[:100]!r}")
-        status = int(parts[1])
-        headers: Dict[str, str] = {}
-        while True:
-            header = reader.readline(65537)
-            if not header:
-                raise ConnectionResetError("the Extensions API closed the connection inside a reply")
-            if header in (b"\r\n", b"\n"):
-                break
-            name, _, value = header.decode("latin-1").partition(":")
-            headers[name.strip()] = value.strip()
+        start, headers = head
+        if len(start) < 2 or not start[0].startswith("HTTP/1.") or not start[1].isdigit():
+            raise MalformedMessage(502, f"not an HTTP reply: {' '.join(start)[:100]!r}")
+        status = int(start[1])
         if not 100 <= status < 200 or status == 101:
             break
-    lower = {k.lower(): v for k, v in headers.items()}
-    closes = lower.get("connection", "").lower() == "close" or parts[0] == "HTTP/1.0"
+    closes = headers.get("connection", "").lower() == "close" or start[0] == "HTTP/1.0"
     if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
         return status, headers, b"", closes
-    if "chunked" in lower.get("transfer-encoding", "").lower():
-        chunks: List[bytes] = []
-        while True:
-            size_line = reader.readline(65537)
-            if not size_line:
-                raise ConnectionResetError("the Extensions API closed the connection inside a reply")
-            size = int(size_line.split(b";", 1)[0].strip(), 16)
-            if size == 0:
-                while reader.readline(65537) not in (b"\r\n", b"\n", b""):
-                    pass
-                return status, headers, b"".join(chunks), closes
-            chunk = reader.read(size + 2)
-            if len(chunk) < size + 2:
-                raise ConnectionResetError("the Extensions API closed the connection inside a reply")
-            chunks.append(chunk[:size])
-    if "content-length" in lower:
-        length = int(lower["content-length"])
-        body = reader.read(length)
-        if len(body) < length:
-            raise ConnectionResetError("the Extensions API closed the connection inside a reply")
-        return status, headers, body, closes
-    return status, headers, reader.read(), True  # the body runs to the end of the connection
+    framed = "content-length" in headers or "chunked" in headers.get("transfer-encoding", "").lower()
+    return status, headers, reader.body(headers, MAX_REPLY_BYTES, until_close=True), closes or not framed
 
 
 class _Http:
@@ -158,14 +132,14 @@ class _Http:
     def __init__(self, address: str) -> None:
         self.address = address
         self._sock: Optional[socket.socket] = None
-        self._reader: Any = None
+        self._reader: Optional[Reader] = None
 
     def request(self, method: str, path: str, body: Optional[bytes] = None,
                 headers: Optional[Dict[str, str]] = None) -> Reply:
         for attempt in (1, 2):
-            if self._sock is None:
+            if self._sock is None or self._reader is None:
                 self._sock = _connect(self.address)
-                self._reader = self._sock.makefile("rb")
+                self._reader = Reader(self._sock)
             try:
                 self._sock.sendall(_request_bytes(self.address, method, path, body, headers or {}))
                 status, reply_headers, reply, closes = _read_reply(self._reader, method)
@@ -184,12 +158,11 @@ class _Http:
         raise AssertionError("unreachable")
 
     def _close(self) -> None:
-        for closable in (self._reader, self._sock):
-            try:
-                if closable is not None:
-                    closable.close()
-            except OSError:
-                pass
+        try:
+            if self._sock is not None:
+                self._sock.close()
+        except OSError:
+            pass
         self._sock = self._reader = None
 
 
@@ -211,7 +184,7 @@ class ExtensionsClient:
         if status != 200:
             raise ExtensionsApiError(status, body.decode(errors="replace"))
         info = json.loads(body or b"{}")
-        ext_id = next((v for k, v in headers.items() if k.lower() == ID_HEADER.lower()), "")
+        ext_id = headers.get(ID_HEADER.lower(), "")
         reg = Registration(ext_id, info.get("functionName", ""), info.get("functionVersion", ""),
                            info.get("handler", ""))
         return RegisteredExtension(self._http, reg)

@@ -5,9 +5,9 @@ end-of-invoke marker). Where the platform does not deliver telemetry (AWS's emul
 answers 202 ``Telemetry.NotSupported``) the runner simply does without it.
 
 The listener speaks just enough HTTP/1.1 for the one client it has (the platform POSTs JSON
-arrays, keep-alive, Content-Length or chunked) on a plain socket: ``http.server`` and what it
-imports (``http.client``, ``email``, ``ssl``) cost 12 ms of CPU before the extension could say
-it is ready, a fifth of its start (bench ``--only startup``).
+arrays, keep-alive, Content-Length or chunked) on a plain socket, with ``http11``'s reader:
+``http.server`` and what it imports (``http.client``, ``email``, ``ssl``) cost 12 ms of CPU
+before the extension could say it is ready, a fifth of its start (bench ``--only startup``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import json
 import logging
 import socket
 import threading
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
+
+from .http11 import MalformedMessage, Reader
 
 log = logging.getLogger("defer_runner.telemetry")
 
@@ -24,20 +26,11 @@ DEFAULT_PORT = 4323
 RUNTIME_DONE = "platform.runtimeDone"
 #: A batch larger than this is refused (the platform's buffering caps a batch at 1 MiB).
 MAX_BODY_BYTES = 16 * 1024 * 1024
-MAX_HEAD_BYTES = 64 * 1024
 #: A client that sends nothing for this long is dropped (the platform reconnects at will).
 IDLE_TIMEOUT_S = 300.0
 
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-class BadRequest(ValueError):
-    """What came is not an HTTP request this listener can read."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
 
 
 def _bind_host() -> str:
@@ -47,101 +40,17 @@ def _bind_host() -> str:
         return "127.0.0.1"
 
 
-class _Connection:
-    """Reads requests off one client connection, buffered."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self._buffer = b""
-
-    def _fill(self) -> bool:
-        data = self.sock.recv(65536)
-        if not data:
-            return False
-        self._buffer += data
-        return True
-
-    def read_line(self, limit: int) -> Optional[bytes]:
-        while b"\r\n" not in self._buffer:
-            if len(self._buffer) > limit:
-                raise BadRequest(431, "header line too long")
-            if not self._fill():
-                return None
-        line, self._buffer = self._buffer.split(b"\r\n", 1)
-        return line
-
-    def read_exactly(self, count: int) -> Optional[bytes]:
-        while len(self._buffer) < count:
-            if not self._fill():
-                return None
-        data, self._buffer = self._buffer[:count], self._buffer[count:]
-        return data
-
-    def read_request(self) -> Optional[Tuple[str, Dict[str, str], bytes]]:
-        """(method, headers with lower-case names, body); None when the client closed."""
-        line = self.read_line(MAX_HEAD_BYTES)
-        while line == b"":  # tolerate blank lines between requests
-            line = self.read_line(MAX_HEAD_BYTES)
-        if line is None:
-            return None
-        parts = line.split()
-        if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
-            raise BadRequest(400, "not an HTTP/1.x request line")
-        headers: Dict[str, str] = {}
-        head_bytes = len(line)
-        while True:
-            header = self.read_line(MAX_HEAD_BYTES)
-            if header is None:
-                return None
-            if header == b"":
-                break
-            head_bytes += len(header)
-            if head_bytes > MAX_HEAD_BYTES:
-                raise BadRequest(431, "headers too large")
-            name, sep, value = header.partition(b":")
-            if not sep:
-                raise BadRequest(400, "malformed header")
-            headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
-        if headers.get("expect", "").lower() == "100-continue" and parts[2] != b"HTTP/1.0":
-            self.sock.sendall(_CONTINUE)  # a client may hold the body back until it hears this
-        body = self._read_body(headers)
-        if body is None:
-            return None
-        return parts[0].decode("latin-1"), headers, body
-
-    def _read_body(self, headers: Dict[str, str]) -> Optional[bytes]:
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            chunks: List[bytes] = []
-            total = 0
-            while True:
-                size_line = self.read_line(MAX_HEAD_BYTES)
-                if size_line is None:
-                    return None
-                try:
-                    size = int(size_line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    raise BadRequest(400, "bad chunk size") from None
-                total += size
-                if size < 0 or total > MAX_BODY_BYTES:
-                    raise BadRequest(413, "body too large")
-                if size == 0:
-                    while True:  # trailers, up to the blank line
-                        trailer = self.read_line(MAX_HEAD_BYTES)
-                        if trailer is None:
-                            return None
-                        if trailer == b"":
-                            return b"".join(chunks)
-                chunk = self.read_exactly(size + 2)
-                if chunk is None:
-                    return None
-                chunks.append(chunk[:size])
-        try:
-            length = int(headers.get("content-length") or 0)
-        except ValueError:
-            raise BadRequest(400, "bad Content-Length") from None
-        if length < 0 or length > MAX_BODY_BYTES:
-            raise BadRequest(413, "body too large")
-        return self.read_exactly(length)
+def _read_request(reader: Reader, sock: socket.socket) -> Optional[Tuple[str, Dict[str, str], bytes]]:
+    """(method, headers by lower-case name, body); None when the client closed between requests."""
+    head = reader.head()
+    if head is None:
+        return None
+    start, headers = head
+    if len(start) != 3 or not start[2].startswith("HTTP/1."):
+        raise MalformedMessage(400, "not an HTTP/1.x request line")
+    if headers.get("expect", "").lower() == "100-continue" and start[2] != "HTTP/1.0":
+        sock.sendall(_CONTINUE)  # a client may hold the body back until it hears this
+    return start[0], headers, reader.body(headers, MAX_BODY_BYTES)
 
 
 class TelemetryListener:
@@ -180,12 +89,12 @@ class TelemetryListener:
 
     def _serve(self, client: socket.socket) -> None:
         client.settimeout(IDLE_TIMEOUT_S)
-        connection = _Connection(client)
+        reader = Reader(client)
         try:
             while True:
                 try:
-                    request = connection.read_request()
-                except BadRequest as exc:
+                    request = _read_request(reader, client)
+                except MalformedMessage as exc:
                     client.sendall(f"HTTP/1.1 {exc.status} Bad Request\r\nContent-Length: 0\r\n"
                                    f"Connection: close\r\n\r\n".encode())
                     log.warning("telemetry request refused: %s", exc)

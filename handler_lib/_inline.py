@@ -48,7 +48,10 @@ def deliver_inline(items: List[wire.WorkItem], clock: Optional[Callable[[], int]
 def deliver(items: Iterable[wire.WorkItem], stop_at: float, hard_stop: Optional[float] = None) -> DrainReport:
     """Deliver ``items`` until ``stop_at`` (monotonic); what is left is given up, each with an
     ERROR line naming its target and its last error, and dead-lettered when a DLQ is set: the
-    letters get up to ``LETTERS_S`` more, never past ``hard_stop`` (the invoke's end)."""
+    letters get up to ``LETTERS_S`` more, never past ``hard_stop`` (the invoke's end). Letters
+    that still did not go stay for a later invoke's end (``deliver_leftovers``), within a
+    memory bound (``_hold_letters``): a letter is not given up for want of time while
+    this process lives on."""
     global _drainer, _draining
     if _drainer is None:
         _drainer = make_drainer(cfg.load())
@@ -67,14 +70,32 @@ def deliver(items: Iterable[wire.WorkItem], stop_at: float, hard_stop: Optional[
     report.left_ids = [e.item.id for e in _drainer.queue.snapshot() if not is_dead_letter(e.item)]
     # In flight too: the call may still land (a duplicate, at least once), but nothing waits
     # for it once the handler has returned, so it must not go unaccounted for.
-    letters = _drainer.give_up_rest("Defer.InlineBudgetExceeded", _over_budget, spare_letters=False)
+    letters = _drainer.give_up_rest("Defer.InlineBudgetExceeded", _over_budget, spare_letters=True)
     if letters:
         # Sent now, not with the next inline delivery, which may never come; a letter that
         # still fails waits for that one (its item already has its ERROR line).
         until = time.monotonic() + LETTERS_S
         report.merge(_drainer.drain(until if hard_stop is None else min(until, hard_stop),
                                     give_up_unreachable=outside_lambda()))
+    _hold_letters(_drainer, cfg.default_max_queued_mb(os.environ) << 20)
     return report
+
+
+def _hold_letters(drainer: Drainer, max_bytes: int) -> None:
+    """What waits for a later invoke's end (letters) lives in this process's memory only: past
+    ``max_bytes`` (a quarter of the function's memory, at most 64 MiB: the extension's default
+    bound, not DEFER_MAX_QUEUED_MB, which is the extension's own) the oldest are given up,
+    each with its ERROR line."""
+    held = [e for e in drainer.queue.snapshot() if not e.in_flight]
+    total = sum(e.size for e in held)
+    for entry in held:
+        if total <= max_bytes:
+            return
+        total -= entry.size
+        drainer.lose(entry, "Defer.InlineBudgetExceeded",
+                     "not delivered within the inline budget, and the letters waiting in the function for a "
+                     "later invoke's end are over a quarter of its memory")
+        drainer.queue.finish(entry.item.id)
 
 
 #: An invoke's end gives what an earlier delivery left at most this long: a letter that still

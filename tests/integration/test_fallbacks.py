@@ -210,3 +210,85 @@ def test_inline_letters_of_what_the_budget_left_go_out_before_the_handler_return
     letters = drain_queue(res.dlq_url, 2, timeout=3)
     assert sorted(letter["kind"] for letter in letters) == ["sns", "sns"]
     assert {letter["error"]["code"] for letter in letters} == {"Defer.InlineBudgetExceeded"}
+
+
+INVOKES_HANDLER = """
+import json, sys
+from types import SimpleNamespace
+from handler_lib import defer
+
+@defer
+def handler(event, context):
+    for n in range(event["n"]):
+        defer.sns(sys.argv[1], {"n": n, "pad": "x" * event["pad"]})
+
+for line in sys.stdin:  # one invoke per line, as a warm environment serves them
+    event = json.loads(line)
+    handler(event, SimpleNamespace(aws_request_id=event["rid"], get_remaining_time_in_millis=lambda: 3000))
+    print("done", flush=True)
+"""
+
+
+def _invokes_process(res, fault_proxy, tmp_path, **env_extra):
+    env = {**os.environ, **res.env(), "DEFER_MODE": "inline", "DEFER_SOCKET": str(tmp_path / "none.sock"),
+           "AWS_ENDPOINT_URL": fault_proxy.endpoint_url, "DEFER_INLINE_BUDGET_MS": "300",
+           "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9", **env_extra}  # on Lambda: throttling is waited for
+    return subprocess.Popen([sys.executable, "-c", INVOKES_HANDLER, res.topic_arn], cwd=REPO_ROOT, env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _invoke(proc, rid, n=0, pad=0):
+    proc.stdin.write(json.dumps({"rid": rid, "n": n, "pad": pad}) + "\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline() == "done\n", proc.stderr.read()
+
+
+def test_inline_letters_no_invoke_had_time_for_wait_for_a_later_one_not_given_up(
+        fault_proxy, aws_resources, tmp_path):
+    """A letter is never given up for want of time while its process lives: two invokes in a
+    row run out of time for it (SNS and the DLQ throttled), a later one sends it. Before, the
+    second invoke's end gave it up (an ERROR line) and it reached neither SNS nor the DLQ."""
+    res = aws_resources()
+    fault_proxy.throttle(service="sns")
+    fault_proxy.throttle(service="sqs")  # the DLQ
+    proc = _invokes_process(res, fault_proxy, tmp_path)
+    try:
+        _invoke(proc, "r-1", n=2)  # given up at the budget; letters queued, throttled for 1 s more
+        _invoke(proc, "r-2")  # its end tries them again, briefly: still throttled
+        assert drain_queue(res.dlq_url, 1, timeout=0.5) == []
+        fault_proxy.clear()
+        letters: list = []
+        for n in range(3, 40):  # the letters back off up to seconds after so many throttles
+            _invoke(proc, f"r-{n}")
+            letters += drain_queue(res.dlq_url, 2 - len(letters), timeout=0.3)
+            if len(letters) >= 2:
+                break
+    finally:
+        proc.stdin.close()
+        stderr = proc.stderr.read()
+        proc.wait(timeout=30)
+    assert [letter["kind"] for letter in letters] == ["sns", "sns"], stderr
+    assert len({letter["id"] for letter in letters}) == 2
+    assert {letter["error"]["code"] for letter in letters} == {"Defer.InlineBudgetExceeded"}
+    assert "its dead letter was not delivered" not in stderr
+
+
+def test_inline_letters_held_past_the_memory_bound_are_given_up_oldest_first_each_said(
+        fault_proxy, aws_resources, tmp_path):
+    """The letters waiting for a later invoke live in the function's memory: past
+    a quarter of its memory (1 MB of a 4 MB function here) the oldest are given up, each with
+    its ERROR line."""
+    res = aws_resources()
+    fault_proxy.throttle(service="sns")
+    fault_proxy.throttle(service="sqs")
+    proc = _invokes_process(res, fault_proxy, tmp_path, AWS_LAMBDA_FUNCTION_MEMORY_SIZE="4")
+    try:
+        _invoke(proc, "r-1", n=3, pad=200_000)  # ~0.6 MB of letters: held
+        _invoke(proc, "r-2", n=3, pad=200_000)  # ~1.2 MB: the oldest go
+    finally:
+        proc.stdin.close()
+        stderr = proc.stderr.read()
+        proc.wait(timeout=30)
+    given_up = [line for line in stderr.splitlines() if "its dead letter was not delivered" in line]
+    assert given_up and all("a quarter of its memory" in line for line in given_up), stderr
+    assert len(given_up) <= 3, stderr  # the first invoke's, no more
