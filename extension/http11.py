@@ -70,10 +70,12 @@ class Reader:
         del self._buffer[:count]
         return data
 
-    def rest(self) -> bytes:
+    def rest(self, limit: int) -> bytes:
         """Everything up to the peer's close (a reply with neither length nor chunks)."""
-        while self._fill():
+        while len(self._buffer) <= limit and self._fill():
             pass
+        if len(self._buffer) > limit:
+            raise MalformedMessage(413, "body too large")
         data = bytes(self._buffer)
         self._buffer.clear()
         return data
@@ -116,8 +118,8 @@ class Reader:
                 total += size
                 if size < 0 or total > limit:
                     raise MalformedMessage(413, "body too large")
-                if size == 0:
-                    while self._required_line(MAX_HEAD_BYTES) != b"":  # trailers, to the blank line
+                if size == 0:  # the body is whole: trailers up to the blank line, or the close
+                    while self._line(MAX_HEAD_BYTES) not in (b"", None):
                         pass
                     return b"".join(chunks)
                 chunks.append(self.exactly(size + 2)[:size])
@@ -129,4 +131,4 @@ class Reader:
             if length < 0 or length > limit:
                 raise MalformedMessage(413, "body too large")
             return self.exactly(length)
-        return self.rest() if until_close else b""
+        return self.rest(limit) if until_close else b""

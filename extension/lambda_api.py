@@ -109,7 +109,7 @@ def _read_reply(reader: Reader, method: str) -> Tuple[int, Dict[str, str], bytes
         if head is None:
             raise ConnectionResetError("the Extensions API closed the connection without a reply")
         start, headers = head
-        if len(start) < 2 or not start[0].startswith("HTTP/1.") or not start[1].isdigit():
+        if len(start) < 2 or not start[0].startswith("HTTP/1.") or not (start[1].isascii() and start[1].isdigit()):
             raise MalformedMessage(502, f"not an HTTP reply: {' '.join(start)[:100]!r}")
         status = int(start[1])
         if not 100 <= status < 200 or status == 101:

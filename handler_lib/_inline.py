@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Callable, Iterable, List, Optional, Tuple
+from typing import Callable, Iterable, List, Optional, Set, Tuple
 
 from . import config as cfg
 from . import wire
 from .engine.clients import ClientFactory
-from .engine.dead_letters import is_dead_letter
+from .engine.dead_letters import describe_letter, is_dead_letter
 from .engine.drain import DrainReport, Drainer
 from .engine.outcome import TRANSPORT as TRANSPORT_CODE
 from .engine.pending import Entry, PendingQueue
@@ -29,6 +29,7 @@ log = logging.getLogger("defer_runner.inline")
 LETTERS_S = 1.0  # for the dead letters of what the budget left undelivered
 _drainer: Optional[Drainer] = None
 _draining = 0  # drains in progress: work deferred by a task they run joins them
+_waiting: Set[str] = set()  # letters held for a later invoke's end, each said once (_hold_letters)
 
 
 def make_drainer(config: cfg.Config) -> Drainer:
@@ -71,31 +72,44 @@ def deliver(items: Iterable[wire.WorkItem], stop_at: float, hard_stop: Optional[
     # In flight too: the call may still land (a duplicate, at least once), but nothing waits
     # for it once the handler has returned, so it must not go unaccounted for.
     letters = _drainer.give_up_rest("Defer.InlineBudgetExceeded", _over_budget, spare_letters=True)
+    later = report
     if letters:
         # Sent now, not with the next inline delivery, which may never come; a letter that
-        # still fails waits for that one (its item already has its ERROR line).
+        # still fails waits for that one (with an ERROR line: _hold_letters).
         until = time.monotonic() + LETTERS_S
-        report.merge(_drainer.drain(until if hard_stop is None else min(until, hard_stop),
-                                    give_up_unreachable=outside_lambda()))
+        later = _drainer.drain(until if hard_stop is None else min(until, hard_stop),
+                               give_up_unreachable=outside_lambda())
     _hold_letters(_drainer, cfg.default_max_queued_mb(os.environ) << 20)
+    if later is not report:  # after _hold_letters, whose give-ups count in ``later``
+        report.merge(later)
     return report
 
 
 def _hold_letters(drainer: Drainer, max_bytes: int) -> None:
-    """What waits for a later invoke's end (letters) lives in this process's memory only: past
-    ``max_bytes`` (a quarter of the function's memory, at most 64 MiB: the extension's default
-    bound, not DEFER_MAX_QUEUED_MB, which is the extension's own) the oldest are given up,
-    each with its ERROR line."""
-    held = [e for e in drainer.queue.snapshot() if not e.in_flight]
+    """Letters that wait for a later invoke's end live in this process's memory only, lost
+    if the environment ends first: each says so once, at ERROR. Past ``max_bytes`` (a quarter
+    of the function's memory, at most 64 MiB: the extension's default bound, not
+    DEFER_MAX_QUEUED_MB, which is the extension's own) the oldest are given up, each with its
+    ERROR line."""
+    global _waiting
+    held = [e for e in drainer.queue.snapshot() if is_dead_letter(e.item)]
     total = sum(e.size for e in held)
+    kept: List[Entry] = []
     for entry in held:
-        if total <= max_bytes:
-            return
-        total -= entry.size
-        drainer.lose(entry, "Defer.InlineBudgetExceeded",
-                     "not delivered within the inline budget, and the letters waiting in the function for a "
-                     "later invoke's end are over a quarter of its memory")
-        drainer.queue.finish(entry.item.id)
+        if total > max_bytes and not entry.in_flight:
+            total -= entry.size
+            drainer.lose(entry, "Defer.InlineBudgetExceeded",
+                         "not delivered within the inline budget, and the letters waiting in the function for "
+                         "a later invoke's end are over a quarter of its memory")
+            drainer.queue.finish(entry.item.id)
+        else:
+            kept.append(entry)
+    for entry in kept:
+        if entry.item.id not in _waiting:
+            fields = describe_letter(entry.item, drainer.config.log_payloads)
+            log.error("the dead letter of %s waits in this process for a later invoke's end (not sent within this "
+                      "one); it is lost if the environment ends first", fields.get("item_id"), extra=fields)
+    _waiting = {e.item.id for e in kept}
 
 
 #: An invoke's end gives what an earlier delivery left at most this long: a letter that still
@@ -129,8 +143,9 @@ def _after_fork_in_child() -> None:
     parent only (a batch handed to it here would wait for a worker that does not exist, to
     the end of the budget), and its clients' connections are the parent's. A drain the
     parent ran at the fork does not run here."""
-    global _draining
+    global _draining, _waiting
     _draining = 0
+    _waiting = set()
     forget_engine()
 
 

@@ -219,13 +219,12 @@ from handler_lib import defer
 
 @defer
 def handler(event, context):
-    for n in range(event["n"]):
-        defer.sns(sys.argv[1], {"n": n, "pad": "x" * event["pad"]})
+    return [defer.sns(sys.argv[1], {"n": n, "pad": "x" * event["pad"]}) for n in range(event["n"])]
 
 for line in sys.stdin:  # one invoke per line, as a warm environment serves them
     event = json.loads(line)
-    handler(event, SimpleNamespace(aws_request_id=event["rid"], get_remaining_time_in_millis=lambda: 3000))
-    print("done", flush=True)
+    ids = handler(event, SimpleNamespace(aws_request_id=event["rid"], get_remaining_time_in_millis=lambda: 3000))
+    print(json.dumps(ids), flush=True)
 """
 
 
@@ -238,9 +237,12 @@ def _invokes_process(res, fault_proxy, tmp_path, **env_extra):
 
 
 def _invoke(proc, rid, n=0, pad=0):
+    """The ids the invoke's calls returned, once it ended."""
     proc.stdin.write(json.dumps({"rid": rid, "n": n, "pad": pad}) + "\n")
     proc.stdin.flush()
-    assert proc.stdout.readline() == "done\n", proc.stderr.read()
+    line = proc.stdout.readline()
+    assert line, proc.stderr.read()
+    return json.loads(line)
 
 
 def test_inline_letters_no_invoke_had_time_for_wait_for_a_later_one_not_given_up(
@@ -283,12 +285,24 @@ def test_inline_letters_held_past_the_memory_bound_are_given_up_oldest_first_eac
     fault_proxy.throttle(service="sqs")
     proc = _invokes_process(res, fault_proxy, tmp_path, AWS_LAMBDA_FUNCTION_MEMORY_SIZE="4")
     try:
-        _invoke(proc, "r-1", n=3, pad=200_000)  # ~0.6 MB of letters: held
-        _invoke(proc, "r-2", n=3, pad=200_000)  # ~1.2 MB: the oldest go
+        first = _invoke(proc, "r-1", n=3, pad=200_000)  # ~0.6 MB of letters: held
+        second = _invoke(proc, "r-2", n=3, pad=200_000)  # ~1.2 MB: the oldest go
+        fault_proxy.clear()
+        letters: list = []
+        for n in range(3, 40):
+            _invoke(proc, f"r-{n}")
+            letters += drain_queue(res.dlq_url, 6, timeout=0.3)
+            if len({letter["id"] for letter in letters}) >= 5:
+                break
     finally:
         proc.stdin.close()
         stderr = proc.stderr.read()
         proc.wait(timeout=30)
     given_up = [line for line in stderr.splitlines() if "its dead letter was not delivered" in line]
     assert given_up and all("a quarter of its memory" in line for line in given_up), stderr
-    assert len(given_up) <= 3, stderr  # the first invoke's, no more
+    dropped = [line.split("gave up on ")[1].split(":")[0] for line in given_up]
+    assert dropped == first[:len(dropped)], stderr  # the oldest, in order
+    assert len(dropped) in (1, 2), stderr  # ~1.2 MB of letters (with their envelopes) against 1 MiB
+    waiting = [line for line in stderr.splitlines() if "waits in this process for a later invoke" in line]
+    assert len(waiting) == 6, stderr  # each held letter said so once
+    assert {letter["id"] for letter in letters} == set(first[len(dropped):] + second), stderr  # the rest went

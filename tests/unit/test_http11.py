@@ -88,7 +88,6 @@ def test_what_is_not_a_message_it_can_take_is_refused_with_its_status(data: byte
     b"GET / HTTP/1.1\r\nHost: x",  # inside the head
     b"GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab",  # inside a sized body
     b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",  # inside a chunk
-    b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n",  # before the trailers' end
 ])
 def test_a_peer_closing_inside_a_message_is_a_reset_not_a_short_message(data: bytes) -> None:
     reader, _ = _reader(data)
@@ -109,3 +108,19 @@ def test_a_silent_peer_times_out_as_the_socket_says() -> None:
     reader.sock.settimeout(0.2)
     with pytest.raises(socket.timeout):
         reader.head()
+
+
+def test_a_chunked_body_whose_peer_closes_before_the_trailers_end_is_whole() -> None:
+    """The last chunk came: the body is complete (an event taken for a stale connection's
+    would make the client ask for ``next`` again and lose it)."""
+    reader, _ = _reader(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n")
+    _, headers = reader.head() or ([], {})
+    assert reader.body(headers, 100) == b"{}"
+
+
+def test_a_reply_running_to_the_close_is_bounded_too() -> None:
+    reader, _ = _reader(b"HTTP/1.0 200 OK\r\n\r\n" + b"a" * 300)
+    _, headers = reader.head() or ([], {})
+    with pytest.raises(MalformedMessage) as refused:
+        reader.body(headers, 100, until_close=True)
+    assert refused.value.status == 413
