@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -51,8 +52,11 @@ def main(argv: List[str] | None = None) -> int:
         print(f"chaos: seed {seed} ({args.examples} environments, up to {args.steps} steps each)", flush=True)
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
                                "tests/chaos/test_chaos.py", "-k", "random", f"--hypothesis-seed={seed}",
-                               "--timeout=0"],  # shrinking a long sequence outlasts the suite's 300 s
+                               "--timeout=0",  # shrinking a long sequence outlasts the suite's 300 s
+                               f"--basetemp={OUT / f'tmp-{seed}'}"],  # the environments' logs stay with the report
                               cwd=ROOT, env=env, capture_output=True, text=True)
+        if proc.returncode == 0:  # only a failing seed's folder is worth keeping (its environment.log)
+            shutil.rmtree(OUT / f"tmp-{seed}", ignore_errors=True)
         envs = json.loads(report.read_text()) if report.exists() else []
         verdict = ""
         if proc.returncode != 0:
