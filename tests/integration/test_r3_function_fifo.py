@@ -9,6 +9,7 @@ real extension of the built layer in the sandbox; the queues are moto's FIFO que
 from __future__ import annotations
 
 import textwrap
+import time
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -122,7 +123,14 @@ def test_a_group_whose_earlier_items_the_extension_holds_is_not_overtaken_while_
         # WHEN the next invoke defers 11..16 into the same group
         second = box.invoke({"start": 11, "count": 6})
         assert second.status == 200, second.body
-        # THEN the group arrives in deferral order
-        assert _sequence(res.fifo_queue_url, 17, timeout=20) == list(range(17))
+        # THEN the group arrives in deferral order (what still backs off from the throttling,
+        # up to seconds, goes with a later invoke: a frozen environment delivers nothing)
+        got: List[Any] = []
+        until = time.monotonic() + 30
+        while len(got) < 17 and time.monotonic() < until:
+            got += _sequence(res.fifo_queue_url, 17 - len(got), timeout=2)
+            if len(got) < 17:
+                assert box.invoke({"start": 0, "count": 0}).status == 200
+        assert got == list(range(17))
     finally:
         box.stop()
