@@ -1,11 +1,20 @@
 """SIGKILL of the defer-runner extension while a @defer.every hook runs after a response:
-nothing the handler or the hook deferred is lost (the function delivers what the extension
-did not confirm), and the environment serves the next invoke. Sandbox, built layer, moto."""
+nothing the extension had journaled is lost (the next environment's extension replays it),
+what the function defers later goes out too, and the environment serves the next invoke.
+Sandbox, built layer, moto.
+
+An extension killed during an invoke makes Lambda reset the environment, the function with
+it: what the extension had not yet journaled is lost (docs/guarantees.md says so, the chaos
+findings hold it as a known failure). So the kill waits until the journal holds the
+handler's and the hook's items: killed a few ms after the response, a busy machine's
+extension may not have read the handler's item yet (CI lost it so).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 from typing import Any, List
@@ -28,6 +37,10 @@ def _extension_pid(box: Sandbox) -> int:
     raise AssertionError("defer-runner process not found")
 
 
+def _journal_bytes(directory: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(directory.glob("journal*.bin")))
+
+
 def test_killing_the_extension_while_a_hook_runs_loses_nothing(built_layer, aws_resources, tmp_path):
     res = aws_resources()
     env = {**res.env(), "DEFER_SOCKET": str(tmp_path / "fn.sock"), "DEFER_JOURNAL_DIR": str(tmp_path / "journal")}
@@ -36,6 +49,11 @@ def test_killing_the_extension_while_a_hook_runs_loses_nothing(built_layer, aws_
         first = box.invoke({"n": 1})
         assert first.status == 200
         box.wait_for_log("hook deferred", timeout=5)
+        journal = tmp_path / "journal"
+        handler_1 = re.compile(rb'"from": ?"handler", ?"n": ?1\b')
+        hook = re.compile(rb'"from": ?"hook"')
+        wait_until(lambda: handler_1.search(_journal_bytes(journal)) and hook.search(_journal_bytes(journal)),
+                   5, message=lambda: f"the journal does not hold both items: {_journal_bytes(journal)[-400:]!r}")
         os.kill(_extension_pid(box), signal.SIGKILL)
         box.wait_for_report(first.request_id, timeout=15)
         second = box.invoke({"n": 2})
@@ -51,6 +69,6 @@ def test_killing_the_extension_while_a_hook_runs_loses_nothing(built_layer, aws_
                 json.dumps(b, sort_keys=True) for b in ({"from": "hook"}, {"from": "hook-late"},
                                                        {"from": "handler", "n": 1}, {"from": "handler", "n": 2})}
 
-        wait_until(all_there, 15, message=f"messages missing; seen {seen}")
+        wait_until(all_there, 15, message=lambda: f"messages missing; seen {seen}")
     finally:
         box.stop()
