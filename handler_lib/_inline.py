@@ -95,7 +95,7 @@ def deliver(items: Iterable[wire.WorkItem], stop_at: float, hard_stop: Optional[
 
 def _hold_letters(drainer: Drainer, max_bytes: int) -> None:
     """Letters that wait for a later invoke's end live in this process's memory, and in its
-    journal where it has one: each says so once, at ERROR (a spin-down loses it either way). Past ``max_bytes`` (a quarter
+    journal where it has one: each says so once (at ERROR when a reset would lose it). Past ``max_bytes`` (a quarter
     of the function's memory, at most 64 MiB: the extension's default bound, not
     DEFER_MAX_QUEUED_MB, which is the extension's own) the oldest are given up, each with its
     ERROR line."""
@@ -117,11 +117,9 @@ def _hold_letters(drainer: Drainer, max_bytes: int) -> None:
         if entry.item.id not in _waiting:
             fields = describe_letter(entry.item, drainer.config.log_payloads)
             if journal is not None and journal.journaled(entry.item.id):
-                # ERROR still: a spin-down before a later invoke's end loses it (only an
-                # extension's start takes the file over, and none comes after a spin-down).
-                log.error("the dead letter of %s waits in this process for a later invoke's end (not sent within "
-                          "this one); journaled: the next extension sends it if the environment is reset first, "
-                          "a spin-down first loses it", fields.get("item_id"), extra=fields)
+                log.warning("the dead letter of %s waits in this process for a later invoke's end (not sent within "
+                            "this one); journaled: the next extension sends it if the environment is reset first",
+                            fields.get("item_id"), extra=fields)
             else:
                 log.error("the dead letter of %s waits in this process for a later invoke's end (not sent within "
                           "this one); it is lost if the environment ends first", fields.get("item_id"), extra=fields)
