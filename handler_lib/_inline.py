@@ -3,9 +3,8 @@
 Used when no extension holds the work (``DEFER_MODE=inline``, no defer-runner listening,
 the extension over its memory bound) and for what the extension did not confirm at the end
 of an invoke. The same engine as the extension's (sinks, batching, retries, dead letters),
-run synchronously: work is late (the response waits for it) but not lost. Where an extension
-runs beside the function, the engine journals what it holds (``_spill``), so a reset of the
-environment does not lose what waits for a later invoke's end. The engine is an ordinary subpackage of this library, so nothing is looked up on
+run synchronously and without a journal: work is late (the response waits for it) but not
+lost. The engine is an ordinary subpackage of this library, so nothing is looked up on
 ``sys.path`` and no folder of the layer's extension is ever added to the function's.
 """
 
@@ -18,7 +17,6 @@ from typing import Callable, Iterable, List, Optional, Set, Tuple
 
 from . import config as cfg
 from . import wire
-from ._spill import open_journal
 from .engine.clients import ClientFactory
 from .engine.dead_letters import describe_letter, is_dead_letter
 from .engine.drain import DrainReport, Drainer
@@ -35,14 +33,9 @@ _waiting: Set[str] = set()  # letters held for a later invoke's end, each said o
 
 
 def make_drainer(config: cfg.Config) -> Drainer:
-    """The extension's delivery path, in this process, with this process's own journal (or none)."""
-    journal = open_journal(config)
-    queue = PendingQueue(journal)
-    if journal is not None:  # a file of an earlier process with this pid that no extension took over yet
-        for item in journal.replayed:
-            queue.add(item, journal=False)
+    """A Drainer without a journal: the extension's delivery path, in this process."""
     # Every task item here was made by a ``.defer()`` of a module this process imported.
-    return Drainer(queue, make_sinks(ClientFactory(config), config), TaskRunner(trust_loaded=True), config)
+    return Drainer(PendingQueue(), make_sinks(ClientFactory(config), config), TaskRunner(trust_loaded=True), config)
 
 
 def deliver_inline(items: List[wire.WorkItem], clock: Optional[Callable[[], int]] = None) -> List[str]:
@@ -87,15 +80,14 @@ def deliver(items: Iterable[wire.WorkItem], stop_at: float, hard_stop: Optional[
         later = _drainer.drain(until if hard_stop is None else min(until, hard_stop),
                                give_up_unreachable=outside_lambda())
     _hold_letters(_drainer, cfg.default_max_queued_mb(os.environ) << 20)
-    _drainer.queue.maintain_journal()  # records a full /tmp refused, and compaction
     if later is not report:  # after _hold_letters, whose give-ups count in ``later``
         report.merge(later)
     return report
 
 
 def _hold_letters(drainer: Drainer, max_bytes: int) -> None:
-    """Letters that wait for a later invoke's end live in this process's memory, and in its
-    journal where it has one: each says so once (at ERROR when a reset would lose it). Past ``max_bytes`` (a quarter
+    """Letters that wait for a later invoke's end live in this process's memory only, lost
+    if the environment ends first: each says so once, at ERROR. Past ``max_bytes`` (a quarter
     of the function's memory, at most 64 MiB: the extension's default bound, not
     DEFER_MAX_QUEUED_MB, which is the extension's own) the oldest are given up, each with its
     ERROR line."""
@@ -112,17 +104,11 @@ def _hold_letters(drainer: Drainer, max_bytes: int) -> None:
             drainer.queue.finish(entry.item.id)
         else:
             kept.append(entry)
-    journal = drainer.queue.journal
     for entry in kept:
         if entry.item.id not in _waiting:
             fields = describe_letter(entry.item, drainer.config.log_payloads)
-            if journal is not None and journal.journaled(entry.item.id):
-                log.warning("the dead letter of %s waits in this process for a later invoke's end (not sent within "
-                            "this one); journaled: the next extension sends it if the environment is reset first",
-                            fields.get("item_id"), extra=fields)
-            else:
-                log.error("the dead letter of %s waits in this process for a later invoke's end (not sent within "
-                          "this one); it is lost if the environment ends first", fields.get("item_id"), extra=fields)
+            log.error("the dead letter of %s waits in this process for a later invoke's end (not sent within this "
+                      "one); it is lost if the environment ends first", fields.get("item_id"), extra=fields)
     _waiting = {e.item.id for e in kept}
 
 
@@ -149,8 +135,6 @@ def forget_engine() -> None:
     the configuration they were made with, the claim check's bucket, the endpoint, the DLQ)."""
     global _drainer
     if not _draining:
-        if _drainer is not None and _drainer.queue.journal is not None:
-            _drainer.queue.journal.close()  # what it holds stays in the file, for the next extension
         _drainer = None
 
 
@@ -159,12 +143,10 @@ def _after_fork_in_child() -> None:
     parent only (a batch handed to it here would wait for a worker that does not exist, to
     the end of the budget), and its clients' connections are the parent's. A drain the
     parent ran at the fork does not run here."""
-    global _draining, _waiting, _drainer
+    global _draining, _waiting
     _draining = 0
     _waiting = set()
-    if _drainer is not None and _drainer.queue.journal is not None:
-        _drainer.queue.journal.close_in_child()
-    _drainer = None
+    forget_engine()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

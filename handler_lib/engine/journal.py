@@ -116,12 +116,10 @@ class Salt:
 
 
 class Journal:
-    def __init__(self, directory: str, name: str = "journal.bin", *, adopt: bool = True) -> None:
-        """``adopt``: take over the journals of extensions (and functions) that are gone, once
-        this one holds ``name`` (the extension's main journal does; a function's own does not)."""
+    def __init__(self, directory: str, name: str = "journal.bin") -> None:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         self.path, self._lock_fd = _claim(directory, name)
-        owner = adopt and os.path.basename(self.path) == name
+        owner = os.path.basename(self.path) == name
         self._lock = threading.Lock()
         self._index: Dict[str, Tuple[int, int]] = {}  # live key -> (offset in the file or -1, size)
         self._unwritten: Dict[str, bytes] = {}  # live records the file does not hold yet
@@ -488,17 +486,9 @@ class Journal:
 
     def close(self) -> None:
         with self._lock:
-            self._close_fds()
-
-    def close_in_child(self) -> None:
-        """In a forked child: close its copies of the descriptors (the parent keeps its lock on
-        the file), without the journal's lock, which a parent's thread may have held at the fork."""
-        self._close_fds()
-
-    def _close_fds(self) -> None:
-        for fd in (self._fd, self._read_fd, self._lock_fd):
-            _close(fd)
-        self._fd = self._read_fd = self._lock_fd = -1
+            for fd in (self._fd, self._read_fd, self._lock_fd):
+                _close(fd)
+            self._fd = self._read_fd = self._lock_fd = -1
 
 
 def _claim(directory: str, name: str) -> Tuple[str, int]:

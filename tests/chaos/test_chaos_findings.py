@@ -126,11 +126,9 @@ def test_letters_an_inline_delivery_ran_out_of_time_for_go_with_a_later_invoke(
     "found on main by `make chaos` seed 2406964366 (LOST: the 33 flood messages of one step): under a "
     "stopped extension, forked children took the invoke's time, so the 9 MB the socket could not take "
     "were neither handed over nor delivered before the invoke's end; the function holds them (and their "
-    "letters) for a later invoke's end, and the extension killed after it resets the environment, the "
-    "function with it. Mostly fixed: the function journals what its inline engine holds (handler_lib._spill) "
-    "and the next extension takes that journal over; before, all 33 were lost, now the one or two the "
-    "function's journal could not take are (the harness's 16 MiB journal disk fills with the flood and its "
-    "letters, and what a full disk refused lives in memory only)"))
+    "letters) in memory for a later invoke's end, and the extension killed after it resets the "
+    "environment, the function with it. Not fixed: nothing durable can take them without running past "
+    "the deadline (the function would have to write the extension's journal itself)"))
 def test_a_flood_the_invoke_had_no_time_for_is_lost_with_a_reset(
         built_layer: Path, moto_endpoint: str, fault_proxy: Any, aws_resources: Any, tmp_path: Path) -> None:
     ctx = Context(built_layer, moto_endpoint, fault_proxy, aws_resources, tmp_path)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +14,6 @@ import pytest
 
 from handler_lib import ExtensionUnavailableError, defer
 from handler_lib._dispatch import DISPATCHER
-from handler_lib.engine.dead_letters import DLQ_SUFFIX
-from handler_lib.engine.journal import Journal
 from tests.conftest import REPO_ROOT
 from tests.support.moto_server import drain_queue
 
@@ -277,44 +273,6 @@ def test_inline_letters_no_invoke_had_time_for_wait_for_a_later_one_not_given_up
     assert len({letter["id"] for letter in letters}) == 2
     assert {letter["error"]["code"] for letter in letters} == {"Defer.InlineBudgetExceeded"}
     assert "its dead letter was not delivered" not in stderr
-
-
-def test_inline_letters_held_for_a_later_invoke_outlive_the_process_killed_and_go_with_the_next_extension(
-        fault_proxy, aws_resources, tmp_path):
-    """Where an extension runs beside the function (its socket is there), the letters the
-    inline engine holds for a later invoke's end are journaled in the extension's folder, in
-    a file of the function's own: SIGKILL of the process (as a reset kills it) loses none, and
-    the next extension's journal takes them over and removes the file. Before, they lived in
-    the function's memory only (a known failure of the attack machine)."""
-    res = aws_resources()
-    fault_proxy.throttle(service="sns")
-    fault_proxy.throttle(service="sqs")  # the DLQ
-    extension_socket = socket.socket(socket.AF_UNIX)
-    extension_socket.bind(str(tmp_path / "ext.sock"))  # there, not dialled: DEFER_MODE=inline
-    journal_dir = tmp_path / "journal"
-    proc = _invokes_process(res, fault_proxy, tmp_path, DEFER_SOCKET=str(tmp_path / "ext.sock"),
-                            DEFER_JOURNAL_DIR=str(journal_dir))
-    try:
-        ids = _invoke(proc, "r-1", n=3)
-        own = list(journal_dir.glob("journal-fn*.bin"))
-        assert [p.name for p in own] == [f"journal-fn{proc.pid}.bin"]
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        proc.kill()
-        stderr = proc.stderr.read()
-        extension_socket.close()
-    said = [line for line in stderr.splitlines() if "waits in this process for a later invoke" in line]
-    assert len(said) == 3 and all("journaled: the next extension sends it" in line for line in said), stderr
-    fault_proxy.clear()
-    owner = Journal(str(journal_dir))  # the next extension's start
-    try:
-        letters = [item for item in owner.replayed if item.id.endswith(DLQ_SUFFIX)]
-        assert sorted(item.id[:-len(DLQ_SUFFIX)] for item in letters) == sorted(ids), owner.replayed
-        assert len(owner.replayed) == 3  # the items themselves were settled: given up for their letters
-        assert not list(journal_dir.glob("journal-fn*"))  # taken over: the file and its lock are gone
-    finally:
-        owner.close()
 
 
 def test_inline_letters_held_past_the_memory_bound_are_given_up_oldest_first_each_said(
