@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tests.support.moto_server import drain_queue
 from tests.support.rie import REPO_ROOT, Rie
-from tests.support.waiting import die_with_parent
+from tests.support.waiting import die_with_parent, wait_until
 
 FUNCTION_DIR = Path(__file__).parent / "functions" / "faults"
 TMPFS_BYTES = 256 * 1024
@@ -94,11 +94,14 @@ def test_an_extension_on_a_full_tmp_delivers_everything_and_holds_no_invoke(
              rie_binary=tmpfs_rie(rie_binary, tmp_path, journal)) as rie:
         status, body, elapsed = rie.invoke({"tag": "full", "sqs": 150})
         assert status == 200, rie.logs()
-        logs = rie.wait_for_log("journal writable again").replace(" ", "")  # no live item left unwritten
         # what the journal could not take both deliver: duplicates, as at least once allows
-        seen = {b["n"] for b in drain_queue(res.queue_url, 300, timeout=5) if b.get("tag") == "full"}
-        assert seen == set(range(150)), rie.logs()[-4000:]
-        assert "no end-of-invoke marker before the deadline" not in rie.logs()  # the invoke was not held
+        full = collect_tagged(res.queue_url, "full", 150, lambda: rie.logs()[-4000:])
+        assert full == set(range(150))
+        # every failure of the full disk ends in a recovery once the items are delivered (a busy
+        # extension may fill, recover and fill again while the items still arrive)
+        logs = wait_until(lambda: _settled(rie.logs()), 20,
+                          message=lambda: f"journal failures not all recovered: {rie.logs()[-4000:]}")
+        assert "no end-of-invoke marker before the deadline" not in logs  # the invoke was not held
         # every item arrived within its own invoke; the extension confirmed only what its
         # journal held, the function delivered the rest itself, and the extension its copies too
         held = int(re.search(r"theextensionholds(\d+)of150;thefunctiondelivered", logs)[1])
@@ -106,13 +109,34 @@ def test_an_extension_on_a_full_tmp_delivers_everything_and_holds_no_invoke(
         assert '"received":150,"delivered":150,' in logs
         assert '"level":"ERROR","location":"_write_failed' in logs
         assert "journalappendfailed(Nospaceleftondevice)" in logs
+        failures = logs.count('"location":"_write_failed')
         os.unlink(f"/proc/{rie.rie_pid()}/root{journal}/filler")  # space again: appends resume
         status, _, elapsed = rie.invoke({"tag": "later", "sqs": 20})
         assert status == 200
-        got = sorted(b["n"] for b in drain_queue(res.queue_url, 20, timeout=5) if b.get("tag") == "later")
-        assert got == list(range(20))
-        assert rie.logs().count("journal append failed") == 1, rie.logs()[-4000:]
+        assert collect_tagged(res.queue_url, "later", 20, lambda: rie.logs()[-4000:]) == set(range(20))
+        assert rie.logs().replace(" ", "").count('"location":"_write_failed') == failures, rie.logs()[-4000:]
         assert drain_queue(res.dlq_url, 0, timeout=0.3) == []
+
+
+def collect_tagged(queue_url: str, tag: str, count: int, context) -> set:
+    """The ``n`` of every message tagged ``tag``, polled until ``count`` distinct ones arrived:
+    duplicates and other tags' leftovers may come first."""
+    seen: set = set()
+
+    def all_seen() -> bool:
+        seen.update(b["n"] for b in drain_queue(queue_url, 300, timeout=0.5)
+                    if isinstance(b, dict) and b.get("tag") == tag)
+        return len(seen) >= count
+
+    wait_until(all_seen, 30, message=lambda: f"{tag}: {len(seen)} of {count} seen: {sorted(seen)}\n{context()}")
+    return seen
+
+
+def _settled(logs: str) -> str:
+    squeezed = logs.replace(" ", "")
+    failed = squeezed.count('"location":"_write_failed')
+    ok = failed and squeezed.count("journalwritableagain") >= failed and '"received":150,"delivered":150,' in squeezed
+    return squeezed if ok else ""
 
 
 HOLDER = """
