@@ -248,6 +248,7 @@ class Runner:
 
         stop_at = monotonic_deadline(event.deadline_ms, SHUTDOWN_RESERVE_MS)
         self.channel.sync(timeout=0.2)
+        self._take_function_letters()
         report = self.drainer.drain(stop_at)
         left = self.queue.snapshot()
         if left and event.is_reset:
@@ -277,6 +278,20 @@ class Runner:
             report.merge(final)
         self._account(report, "shutdown")
         return report
+
+    def _take_function_letters(self) -> None:
+        """The dead letters the function's inline engine still held for a later invoke's end,
+        which will not come (``handler_lib._waiting_letters``): queued here, in this journal."""
+        journal = self.queue.journal
+        if journal is None:
+            return
+        try:
+            taken = journal.adopt_function_files({e.item.id: e.item for e in self.queue.snapshot()})
+        except OSError as exc:
+            log.error("the function's waiting dead letters could not be read at SHUTDOWN: %s", exc)
+            return
+        for item in taken:
+            self.queue.add(item, journal=False)
 
     def _unjournaled_at_reset(self, event: ShutdownEvent) -> Optional[DrainReport]:
         """A reset keeps only what the journal holds: what it could not take (a full /tmp) is

@@ -4,7 +4,8 @@ Used when no extension holds the work (``DEFER_MODE=inline``, no defer-runner li
 the extension over its memory bound) and for what the extension did not confirm at the end
 of an invoke. The same engine as the extension's (sinks, batching, retries, dead letters),
 run synchronously and without a journal: work is late (the response waits for it) but not
-lost. The engine is an ordinary subpackage of this library, so nothing is looked up on
+lost. Only the dead letters it holds for a later invoke's end are written down, for the
+extension (``_waiting_letters``). The engine is an ordinary subpackage of this library, so nothing is looked up on
 ``sys.path`` and no folder of the layer's extension is ever added to the function's.
 """
 
@@ -24,12 +25,15 @@ from .engine.outcome import TRANSPORT as TRANSPORT_CODE
 from .engine.pending import Entry, PendingQueue
 from .engine.sinks import make_sinks
 from .engine.tasks import TaskRunner
+from ._waiting_letters import WaitingLetters
 
 log = logging.getLogger("defer_runner.inline")
 LETTERS_S = 1.0  # for the dead letters of what the budget left undelivered
+WRITE_PAST_STOP_S = 0.2  # of the deadline margin (at most two thirds), for writing down the letters left waiting
 _drainer: Optional[Drainer] = None
 _draining = 0  # drains in progress: work deferred by a task they run joins them
 _waiting: Set[str] = set()  # letters held for a later invoke's end, each said once (_hold_letters)
+_letters_file: Optional[WaitingLetters] = None  # where an extension would take them over
 
 
 def make_drainer(config: cfg.Config) -> Drainer:
@@ -79,18 +83,22 @@ def deliver(items: Iterable[wire.WorkItem], stop_at: float, hard_stop: Optional[
         until = time.monotonic() + LETTERS_S
         later = _drainer.drain(until if hard_stop is None else min(until, hard_stop),
                                give_up_unreachable=outside_lambda())
-    _hold_letters(_drainer, cfg.default_max_queued_mb(os.environ) << 20)
+    # Written down for the extension within part of the deadline margin: a large flood's
+    # letters are built after the budget ran out, and the invoke must still end in time.
+    write_until = None if hard_stop is None else hard_stop + min(WRITE_PAST_STOP_S, _drainer.config.deadline_margin_ms / 1500)
+    _hold_letters(_drainer, cfg.default_max_queued_mb(os.environ) << 20, write_until)
     if later is not report:  # after _hold_letters, whose give-ups count in ``later``
         report.merge(later)
     return report
 
 
-def _hold_letters(drainer: Drainer, max_bytes: int) -> None:
-    """Letters that wait for a later invoke's end live in this process's memory only, lost
-    if the environment ends first: each says so once, at ERROR. Past ``max_bytes`` (a quarter
-    of the function's memory, at most 64 MiB: the extension's default bound, not
-    DEFER_MAX_QUEUED_MB, which is the extension's own) the oldest are given up, each with its
-    ERROR line."""
+def _hold_letters(drainer: Drainer, max_bytes: int, write_until: Optional[float] = None) -> None:
+    """Letters that wait for a later invoke's end live in this process's memory, and in its
+    file for the extension where there is one (``_waiting_letters``): the extension sends them
+    if the environment ends first. A letter the file does not hold says at ERROR, once, that
+    it is lost if the environment ends first. Past ``max_bytes`` (a quarter of the function's
+    memory, at most 64 MiB: the extension's default bound, not DEFER_MAX_QUEUED_MB, which is
+    the extension's own) the oldest are given up, each with its ERROR line."""
     global _waiting
     held = [e for e in drainer.queue.snapshot() if is_dead_letter(e.item)]
     total = sum(e.size for e in held)
@@ -104,12 +112,32 @@ def _hold_letters(drainer: Drainer, max_bytes: int) -> None:
             drainer.queue.finish(entry.item.id)
         else:
             kept.append(entry)
+    letters_file = _letters_file_for(drainer.config)
+    if letters_file is not None:
+        for item in letters_file.keep(kept, write_until):  # left by an earlier process with this pid
+            if drainer.queue.add(item):
+                kept.append(drainer.queue.get(item.id))  # type: ignore[arg-type]
     for entry in kept:
         if entry.item.id not in _waiting:
             fields = describe_letter(entry.item, drainer.config.log_payloads)
-            log.error("the dead letter of %s waits in this process for a later invoke's end (not sent within this "
-                      "one); it is lost if the environment ends first", fields.get("item_id"), extra=fields)
+            if letters_file is not None and letters_file.holds(entry.item.id):
+                log.warning("the dead letter of %s waits for a later invoke's end (not sent within this one); "
+                            "written down for the extension, which sends it if the environment ends first",
+                            fields.get("item_id"), extra={**fields, "path": letters_file.directory})
+            else:
+                log.error("the dead letter of %s waits in this process for a later invoke's end (not sent within "
+                          "this one); it is lost if the environment ends first", fields.get("item_id"), extra=fields)
     _waiting = {e.item.id for e in kept}
+
+
+def _letters_file_for(config: cfg.Config) -> Optional[WaitingLetters]:
+    """The file of waiting letters, where an extension runs beside this function to take it
+    over (in Lambda, its socket present, not DEFER_MODE=inline); else None."""
+    global _letters_file
+    if _letters_file is None and (config.mode != "inline" and os.environ.get("AWS_LAMBDA_RUNTIME_API")
+                                  and os.path.exists(config.socket_path)):
+        _letters_file = WaitingLetters(config.journal_dir)
+    return _letters_file
 
 
 #: An invoke's end gives what an earlier delivery left at most this long: a letter that still
@@ -133,9 +161,12 @@ def pending() -> bool:
 def forget_engine() -> None:
     """Drop the engine unless a drain runs (tests that change the environment: its sinks hold
     the configuration they were made with, the claim check's bucket, the endpoint, the DLQ)."""
-    global _drainer
+    global _drainer, _letters_file
     if not _draining:
         _drainer = None
+        if _letters_file is not None:
+            _letters_file.close()  # what it holds stays in it, for the extension
+            _letters_file = None
 
 
 def _after_fork_in_child() -> None:
@@ -143,9 +174,12 @@ def _after_fork_in_child() -> None:
     parent only (a batch handed to it here would wait for a worker that does not exist, to
     the end of the budget), and its clients' connections are the parent's. A drain the
     parent ran at the fork does not run here."""
-    global _draining, _waiting
+    global _draining, _waiting, _letters_file
     _draining = 0
     _waiting = set()
+    if _letters_file is not None:
+        _letters_file.close_in_child()  # the parent's letters, in the parent's file
+        _letters_file = None
     forget_engine()
 
 

@@ -63,7 +63,9 @@ def is_dead_letter(item: wire.WorkItem) -> bool:
 def _encode(letter: Dict[str, Any]) -> str:
     letter = _json_keys(letter)
     text = json.dumps(letter, default=_bytes_as_base64, separators=(",", ":"), ensure_ascii=False)
-    if _NOT_SQS_TEXT.search(text):
+    # JSON escapes every control character: ASCII text holds nothing SQS refuses (and the
+    # scan of a large payload costs more than writing it)
+    if not text.isascii() and _NOT_SQS_TEXT.search(text):
         text = json.dumps(letter, default=_bytes_as_base64, separators=(",", ":"))
     return text
 
@@ -162,10 +164,26 @@ def _letter_body(item: wire.WorkItem, code: str, message: str, attempts: int, tr
         room -= max(over, 16)
 
 
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Made of what JSON writes and reads back as it was (text, whole numbers, None, lists,
+    maps with text keys): the item's JSON is exact without writing it. False: not known."""
+    if value is None or isinstance(value, (str, int)):  # bool too
+        return True
+    if depth > 32:
+        return False
+    if isinstance(value, list):
+        return all(_plain(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
 def _json_is_exact(item: wire.WorkItem) -> bool:
     """Whether the item's map, written as JSON and read back, is the same item byte for byte
     (it is not with bytes, non-text dict keys, msgpack's own types)."""
     original = item.to_map()
+    if _plain(original):
+        return True
     try:
         back = json.loads(json.dumps(original, ensure_ascii=False))
         return wire.pack_map(back) == wire.pack_map(original)

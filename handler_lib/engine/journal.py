@@ -29,7 +29,10 @@ never on intake, and appends go on while it copies.
 
 A journal belongs to one live extension: it holds an exclusive ``flock`` on the journal's
 lock file. A second extension that finds the lock taken keeps a journal of its own, which
-the owner of the main journal takes over at its start once that extension is gone.
+the owner of the main journal takes over at its start once that extension is gone. A
+function's inline engine keeps the letters it holds for a later invoke's end in a journal of
+its own (``journal-fn<pid>.bin``, ``adopt=False``), taken over the same way, and at SHUTDOWN
+too, where the function's process has ended (``adopt_function_files``).
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ except ImportError:  # pragma: no cover - an interpreter without the builtin mod
     from hashlib import blake2b
 
 log = logging.getLogger("defer_runner.journal")
+
+LETTER_SUFFIX = "~dlq"  # dead_letters.DLQ_SUFFIX: a dead letter's id ends so (not imported: the drain's module)
 
 FILE_MAGIC = b"DJr2"
 SALT_BYTES = 16
@@ -115,11 +120,18 @@ class Salt:
         return self.frame({"op": "add", "key": key, "item": item_body})
 
 
+#: The name a function's own journal begins with (``journal-fn<pid>.bin``).
+FUNCTION_FILE_PREFIX = "journal-fn"
+
+
 class Journal:
-    def __init__(self, directory: str, name: str = "journal.bin") -> None:
+    def __init__(self, directory: str, name: str = "journal.bin", *, adopt: bool = True) -> None:
+        """``adopt``: take over the journals of the extensions and functions that are gone, once
+        this one holds ``name`` (the extension's main journal does; a function's own does not)."""
         os.makedirs(directory, mode=0o700, exist_ok=True)
+        self._directory = directory
         self.path, self._lock_fd = _claim(directory, name)
-        owner = os.path.basename(self.path) == name
+        owner = adopt and os.path.basename(self.path) == name
         self._lock = threading.Lock()
         self._index: Dict[str, Tuple[int, int]] = {}  # live key -> (offset in the file or -1, size)
         self._unwritten: Dict[str, bytes] = {}  # live records the file does not hold yet
@@ -226,37 +238,58 @@ class Journal:
         return data, records, items, salt
 
     def _adopt_orphans(self, directory: str, name: str, known: Dict[str, wire.WorkItem]) -> None:
-        """Take over the journals of extensions that ran beside the owner and are gone (their
-        lock is free): their items are written here, then their files are removed."""
+        """Take over the journals of extensions (and functions) that ran beside the owner and
+        are gone (their lock is free): their items are written here, then their files are removed."""
         stem, ext = os.path.splitext(name)
         for path in sorted(glob.glob(os.path.join(glob.escape(directory), f"{glob.escape(stem)}-*{ext}"))):
             lock_fd = _try_lock(path)
             if lock_fd < 0:
                 continue  # still alive
-            corrupt_before, written = self.corrupt_records, True
-            _, records, items, _ = self._read(path)
-            for key, (_, _, item_body) in records.items():
-                item, n = items[key], 1
-                while key in known:  # a key known here: the same item (adopted before), or an id collision
-                    if known[key] == item._replace(id=key):
-                        break
-                    n += 1
-                    key = f"{item.id}#{n}"
-                else:
-                    if key != item.id:
-                        item = item._replace(id=key)
-                        item_body = wire.pack_map(item.to_map())
-                    written &= self.add(key, item_body)
-                    self.replayed.append(item)
-                    known[key] = item
-            log.warning("replayed %d items from %s, the journal of an extension that is gone",
-                        len(records), path, extra={"corrupt_records": self.corrupt_records - corrupt_before})
+            self.replayed.extend(self._adopt(path, known))
+            _close(lock_fd)
+
+    def adopt_function_files(self, known: Dict[str, wire.WorkItem]) -> List[wire.WorkItem]:
+        """At SHUTDOWN: take over the functions' journals, locked or not (the runtime is stopped
+        before the extensions get SHUTDOWN, and a process that still runs can no longer deliver
+        what it holds). ``known``: the items queued here, by key. Returns the items taken over."""
+        pattern = os.path.join(glob.escape(self._directory), f"{FUNCTION_FILE_PREFIX}*.bin")
+        taken: List[wire.WorkItem] = []
+        for path in sorted(glob.glob(pattern)):
+            if path != self.path:
+                taken.extend(self._adopt(path, known))
+        return taken
+
+    def _adopt(self, path: str, known: Dict[str, wire.WorkItem]) -> List[wire.WorkItem]:
+        corrupt_before, written = self.corrupt_records, True
+        _, records, items, _ = self._read(path)
+        taken: List[wire.WorkItem] = []
+        for key, (_, _, item_body) in records.items():
+            item, n = items[key], 1
+            while key in known:  # a key known here: the same item (adopted before), or an id collision
+                if known[key] == item._replace(id=key):
+                    break
+                n += 1
+                key = renamed_key(item.id, n)
+            else:
+                if key != item.id:
+                    item = item._replace(id=key)
+                    item_body = wire.pack_map(item.to_map())
+                written &= self.add(key, item_body)
+                taken.append(item)
+                known[key] = item
+        if records or self.corrupt_records > corrupt_before:
+            log.warning("replayed %d items from %s, the journal of %s that is gone", len(records), path,
+                        "a function" if os.path.basename(path).startswith(FUNCTION_FILE_PREFIX) else "an extension",
+                        extra={"corrupt_records": self.corrupt_records - corrupt_before})
+        try:
             if self.corrupt_records > corrupt_before:
                 _move_aside(path)
             elif written:  # else it stays until its items are on disk here (the next start sees them as known)
                 os.unlink(path)
                 os.unlink(path + ".lock")
-            _close(lock_fd)
+        except OSError:
+            pass  # removed meanwhile (by its own process, with nothing left in it)
+        return taken
 
     def _scan(self, data: bytes, salt: Salt) -> Iterator[Tuple[int, bytes]]:
         """Yield (offset, body) of every good record; count each damaged stretch once.
@@ -486,9 +519,23 @@ class Journal:
 
     def close(self) -> None:
         with self._lock:
-            for fd in (self._fd, self._read_fd, self._lock_fd):
-                _close(fd)
-            self._fd = self._read_fd = self._lock_fd = -1
+            self._close_fds()
+
+    def close_in_child(self) -> None:
+        """In a forked child: close its copies of the descriptors (the parent keeps its lock on
+        the file), without the journal's lock, which a parent's thread may have held at the fork."""
+        self._close_fds()
+
+    def _close_fds(self) -> None:
+        for fd in (self._fd, self._read_fd, self._lock_fd):
+            _close(fd)
+        self._fd = self._read_fd = self._lock_fd = -1
+
+
+def renamed_key(item_id: str, n: int) -> str:
+    """The key of the ``n``-th item with ``item_id``; a dead letter's key stays one (``<id>#<n>~dlq``)."""
+    stem, letter, _ = item_id.rpartition(LETTER_SUFFIX)
+    return f"{stem}#{n}{LETTER_SUFFIX}" if letter and not _ else f"{item_id}#{n}"
 
 
 def _claim(directory: str, name: str) -> Tuple[str, int]:

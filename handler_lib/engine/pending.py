@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from .. import wire
 
-from .journal import Journal
+from .journal import Journal, renamed_key
 
 log = logging.getLogger("defer_runner.pending")
 
@@ -87,7 +87,7 @@ class PendingQueue:
                     self.duplicates += 1
                     return False, key, self._journaled(key)
                 n += 1
-                key = f"{item.id}#{n}"
+                key = renamed_key(item.id, n)
             if key != item.id:
                 self.collisions += 1
                 log.error("id collision: a different item with id %s is already queued; this one is queued as %s",

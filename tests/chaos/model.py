@@ -383,14 +383,16 @@ def machine(ctx: Context) -> type:
 
 
 def _small_disk() -> Optional[Path]:
-    """A folder with a 16 MiB tmpfs of its own, for the journal and the rule that fills it; root
+    """A folder with a 128 MiB tmpfs of its own, for the journal and the rule that fills it; root
     with CAP_SYS_ADMIN can mount one, as on this project's machines; elsewhere None (no disk
-    rule)."""
+    rule). Lambda's smallest /tmp is 512 MB; 128 MiB still holds, at their bounds for the
+    harness's 128 MB function, the extension's journal and the dead letters the function
+    writes down for it (a quarter of its memory), so a full disk is the rule's doing only."""
     if os.geteuid() != 0:
         return None
     path = Path(tempfile.mkdtemp(prefix="chaos-journal-"))
     try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0777", "tmpfs", str(path)],
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128m,mode=0777", "tmpfs", str(path)],
                               capture_output=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         done = None
