@@ -203,3 +203,49 @@ print(json.dumps({"found": [i.id for i in found], "holds": [letters.holds("old~d
                           capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"found": ["old~dlq"], "holds": [True, True]}
+
+
+def test_a_spin_down_sends_the_letters_the_function_still_held(built_layer, aws_resources, fault_proxy, tmp_path):
+    """End to end in the sandbox: with the extension over its memory bound (1 MiB, SQS
+    throttled) the function delivers an invoke's 100 KB items itself, gives them up and their
+    letters wait; the environment then spins down with no later invoke. The extension sends
+    them at SHUTDOWN."""
+    from lambda_sandbox import Sandbox
+
+    res = aws_resources()
+    journal_dir = tmp_path / "journal"
+    env = {**res.env(), "AWS_ENDPOINT_URL": fault_proxy.endpoint_url, "DEFER_SOCKET": str(tmp_path / "fn.sock"),
+           "DEFER_JOURNAL_DIR": str(journal_dir), "DEFER_INLINE_BUDGET_MS": "300", "DEFER_MAX_QUEUED_MB": "1"}
+    fault_proxy.throttle(service="sqs")  # the queue and the DLQ
+    box = Sandbox(built_layer, REPO_ROOT / "tests/integration/functions/faults", "app.handler", timeout_s=3,
+                  env=env, echo=False).start()
+    try:
+        fill = box.invoke({"tag": "fill", "big": 20})  # 2 MB the extension holds (throttled): over its bound
+        assert fill.status == 200, fill.body
+        box.wait_for_report(fill.request_id, timeout=15)
+        late = box.invoke({"tag": "late", "big": 3})  # so these go inline, and their letters wait
+        assert late.status == 200, late.body
+        box.wait_for_report(late.request_id, timeout=15)
+        assert any(journal_dir.glob("journal-fn*.bin")), "\n".join(line.text for line in box.logs)[-6000:]
+        fault_proxy.clear()
+    finally:
+        box.stop()
+    logs = "\n".join(line.text for line in box.logs)
+    written = logs.count("written down for the extension")
+    assert written and "the journal of a function that is gone" in logs, logs[-4000:]
+    # every item went somewhere: to the queue (the extension's, after the throttle) or to the DLQ
+    delivered: set = set()
+    letters: list = []
+
+    def all_accounted() -> bool:
+        delivered.update(b["n"] for b in drain_queue(res.queue_url, 40, timeout=0.3) if b.get("tag") == "late")
+        letters.extend(drain_queue(res.dlq_url, 40, timeout=0.3))
+        dead = {json.loads(letter["item"]["body"])["n"] for letter in letters
+                if json.loads(letter["item"]["body"])["tag"] == "late"}
+        return delivered | dead >= {0, 1, 2}
+
+    wait_until(all_accounted, 20, message=lambda: f"delivered {sorted(delivered)}, {len(letters)} letters\n"
+                                                  f"{logs[-4000:]}")
+    # the letters the function wrote down, each sent once its extension took them over
+    budget = [letter for letter in letters if letter["error"]["code"] == "Defer.InlineBudgetExceeded"]
+    assert len({letter["id"] for letter in budget}) == written, logs[-4000:]
