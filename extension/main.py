@@ -33,6 +33,11 @@ from .listener import listen
 EVENTS = ["INVOKE", "SHUTDOWN"]
 NEXT_RETRIES = 5
 WARMUP_WAIT_S = 3.0
+#: After a crash, the FIFO items the journal replays are delivered before the init ends, for
+#: at most this long: no invoke starts before this extension's first ``next``, so nothing the
+#: function defers later (or delivers itself, with this extension stopped) overtakes them in
+#: their groups. Only a start that replays FIFO items pays it.
+REPLAYED_FIFO_INIT_S = 2.0
 #: AWS_LAMBDA_INITIALIZATION_TYPE values whose init runs ahead of any request: there the AWS
 #: SDK loads inside init. On demand (and when unset) it loads once the first event arrives.
 SDK_IN_INIT = frozenset({"provisioned-concurrency", "snap-start", "lambda-managed-instances"})
@@ -256,7 +261,24 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
                                           "deadline_margin_ms": config.deadline_margin_ms})
     if loader.in_init:  # bounded: a slow start must not fail the init, the drain finishes the clients
         loader.join(WARMUP_WAIT_S)
+    fifo = sum(1 for item in journal.replayed if getattr(item, "group_id", None) is not None)
+    if fifo:
+        _deliver_replayed_before_init_ends(runner, fifo)
     return runner
+
+
+def _deliver_replayed_before_init_ends(runner: Any, fifo: int) -> None:
+    """Drain what the journal replayed (its FIFO items among it) before the first ``next``."""
+    log = _log()
+    try:
+        report = runner.drainer.drain(time.monotonic() + REPLAYED_FIFO_INIT_S)
+    except Exception:  # noqa: BLE001 - the first invoke's drain delivers them instead
+        log.exception("could not deliver the replayed FIFO items in init")
+        return
+    left = sum(1 for entry in runner.queue.snapshot() if getattr(entry.item, "group_id", None) is not None)
+    log.info("replayed items delivered before the init's end, so that nothing new overtakes a FIFO group's",
+             extra={"fifo_replayed": fifo, "fifo_left": left, "delivered": report.delivered,
+                    "duration_ms": round(report.duration_ms, 1)})
 
 
 def run_site_pth_files() -> None:
