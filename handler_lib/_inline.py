@@ -114,9 +114,17 @@ def _hold_letters(drainer: Drainer, max_bytes: int, write_until: Optional[float]
             kept.append(entry)
     letters_file = _letters_file_for(drainer.config)
     if letters_file is not None:
-        for item in letters_file.keep(kept, write_until):  # left by an earlier process with this pid
-            if drainer.queue.add(item):
-                kept.append(drainer.queue.get(item.id))  # type: ignore[arg-type]
+        try:
+            found = letters_file.keep(kept, write_until)
+            for item in found:  # left by an earlier process with this pid
+                queued, key, _ = drainer.queue.receive(item)
+                adopted = drainer.queue.get(key)
+                if queued and adopted is not None:
+                    kept.append(adopted)
+            if found:
+                letters_file.keep(kept, write_until)
+        except Exception:  # noqa: BLE001 - never into the handler: the letters wait in memory, as before
+            log.exception("the waiting dead letters could not be written down for the extension")
     for entry in kept:
         if entry.item.id not in _waiting:
             fields = describe_letter(entry.item, drainer.config.log_payloads)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from typing import Dict, Iterable, List, Optional
 
@@ -37,48 +38,66 @@ class WaitingLetters:
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
+        # Two threads may end an inline delivery at once (an invoke's end, and a thread's
+        # defer outside an invoke): one at a time here.
+        self._lock = threading.Lock()
         self._journal: Optional[Journal] = None
         self._keys: Dict[str, int] = {}  # key -> size of the letters the file holds live
+        self._found: Dict[str, wire.WorkItem] = {}  # what an earlier process's file held, by key
         self.failed = ""  # why the file could not be made, once said
 
     def keep(self, entries: Iterable[Entry], until: Optional[float] = None) -> List[wire.WorkItem]:
         """Make the file hold exactly ``entries`` (the letters waiting now), writing new ones
         only until ``until`` (monotonic: the invoke's deadline is near; what is not written waits
-        in memory only, and says so). Returns the letters an earlier process with this pid left
-        in a file no extension took over: the caller queues them."""
-        live = {e.item.id: e for e in entries}
-        journal, found = self._journal, []
+        in memory only, and says so). When the file turns out to hold letters an earlier
+        process with this pid left (no extension took them over), returns them and does nothing
+        else: the caller queues them and keeps again, with them among ``entries``."""
+        with self._lock:
+            return self._keep({e.item.id: e for e in entries}, until)
+
+    def _keep(self, live: Dict[str, Entry], until: Optional[float]) -> List[wire.WorkItem]:
+        journal = self._journal
         if journal is None:
             if not live:
                 return []
             journal = self._open()
             if journal is None:
                 return []
-            found = list(journal.replayed)
-            self._keys = {item.id: 0 for item in found}
-        for key in [k for k in self._keys if k not in live and not any(item.id == k for item in found)]:
+            if journal.replayed:  # the caller queues them, then keeps again with them in
+                self._found = {item.id: item for item in journal.replayed}
+                self._keys = {key: 0 for key in self._found}
+                return list(journal.replayed)
+        for key in [k for k in self._keys if k not in live]:
             journal.done(key)
             del self._keys[key]
         for key, entry in live.items():
             if until is not None and time.monotonic() >= until:
                 break
-            if key not in self._keys and self._room_for(entry.size):
+            # a letter found in the file under a key this process's queue gives another letter
+            stale = key in self._found and self._found.pop(key) != entry.item
+            if (key not in self._keys or stale) and self._room_for(entry.size):
                 body = wire.pack_map(entry.item.to_map())
-                if journal.add(key, body):
+                if journal.add(key, body):  # a key added again replays as its last record
                     self._keys[key] = len(body)
                 else:
+                    self._keys.pop(key, None)
                     journal.done(key)  # not to be written later behind our back, on a disk we leave to the extension
+        self._found.clear()
         if not self._keys:
-            self.drop()
-        else:
-            journal.maintain()
-        return found
+            self._drop()
+        elif until is None or time.monotonic() < until:
+            journal.maintain()  # else with the next keep (a compaction may copy the whole file)
+        return []
 
     def holds(self, key: str) -> bool:
         return key in self._keys
 
     def drop(self) -> None:
         """Remove the file (nothing in it is live), then give up its lock."""
+        with self._lock:
+            self._drop()
+
+    def _drop(self) -> None:
         journal, self._journal, self._keys = self._journal, None, {}
         if journal is None:
             return
@@ -91,13 +110,16 @@ class WaitingLetters:
 
     def close(self) -> None:
         """Close the file; what it holds stays in it, for an extension to take over."""
-        journal, self._journal, self._keys = self._journal, None, {}
-        if journal is not None:
-            journal.close()
+        with self._lock:
+            journal, self._journal, self._keys = self._journal, None, {}
+            if journal is not None:
+                journal.close()
 
     def close_in_child(self) -> None:
         """In a forked child: close the copies of the parent's descriptors (its lock stays the
-        parent's: a flock belongs to the open file, not to a descriptor)."""
+        parent's: a flock belongs to the open file, not to a descriptor). Without the lock, which
+        a parent's thread may have held at the fork."""
+        self._lock = threading.Lock()
         journal, self._journal, self._keys = self._journal, None, {}
         if journal is not None:
             journal.close_in_child()

@@ -282,8 +282,11 @@ class Journal:
                         "a function" if os.path.basename(path).startswith(FUNCTION_FILE_PREFIX) else "an extension",
                         extra={"corrupt_records": self.corrupt_records - corrupt_before})
         try:
-            if self.corrupt_records > corrupt_before:
-                _move_aside(path)
+            if self.corrupt_records > corrupt_before:  # a torn last record, as a killed writer leaves
+                function_file = os.path.basename(path).startswith(FUNCTION_FILE_PREFIX)
+                _move_aside(path, os.path.join(glob.escape(os.path.dirname(path)), f"{FUNCTION_FILE_PREFIX}*.bin")
+                            if function_file else None)
+                os.unlink(path + ".lock")
             elif written:  # else it stays until its items are on disk here (the next start sees them as known)
                 os.unlink(path)
                 os.unlink(path + ".lock")
@@ -554,11 +557,13 @@ def _claim(directory: str, name: str) -> Tuple[str, int]:
     raise OSError(errno.EWOULDBLOCK, f"every journal name for {name} is locked in {directory}")
 
 
-def _move_aside(path: str) -> str:
-    """Keep a damaged journal as it is, under a new name; only the newest few are kept."""
+def _move_aside(path: str, family: Optional[str] = None) -> str:
+    """Keep a damaged journal as it is, under a new name; only the newest few are kept, of
+    its own and of the files ``family`` (a glob) names: a function's file has its pid in it."""
     kept = f"{path}.corrupt-{time.time_ns()}"
     os.replace(path, kept)
-    for old in sorted(glob.glob(glob.escape(path) + ".corrupt-*"))[:-KEEP_CORRUPT_FILES]:
+    copies = glob.glob((family or glob.escape(path)) + ".corrupt-*")
+    for old in sorted(copies, key=lambda name: name.rpartition(".corrupt-")[2])[:-KEEP_CORRUPT_FILES]:
         try:
             os.unlink(old)
         except OSError:

@@ -180,29 +180,101 @@ print(json.dumps({"child": os.waitstatus_to_exitcode(status), "replayed": len(ot
     assert json.loads(done.stdout) == {"child": 0, "replayed": 0, "holds": True}
 
 
+def _run(script: str, *args: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", script, *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, preexec_fn=die_with_parent)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def test_a_file_left_by_an_earlier_process_with_this_pid_is_sent_not_dropped(tmp_path):
     """After a reset the new runtime may get the pid the old one had; when no extension took
-    the old file over (it could not read the folder, say), the new process sends its letters."""
+    the old file over (it could not read the folder, say), the new process sends its letters.
+    One of them has the key of a different letter this process holds (an id collision): both
+    stay written down, each under the key its queue holds it by."""
     journal_dir = tmp_path / "journal"
-    script = """
+    result = _run("""
 import json, os, sys
 from handler_lib import wire
 from handler_lib._waiting_letters import WaitingLetters
 from handler_lib.engine.journal import FUNCTION_FILE_PREFIX, Journal
-from handler_lib.engine.pending import Entry
+from handler_lib.engine.pending import Entry, PendingQueue
 old = Journal(sys.argv[1], f"{FUNCTION_FILE_PREFIX}{os.getpid()}.bin", adopt=False)
-item = wire.SqsItem("old~dlq", "r", 0, "https://sqs/dlq", "body")
-old.add("old~dlq", wire.pack_map(item.to_map()))
+for key, body in (("old~dlq", "left"), ("c~dlq", "left-c")):
+    old.add(key, wire.pack_map(wire.SqsItem(key, "r", 0, "https://sqs/dlq", body).to_map()))
 old.close()
+queue = PendingQueue()
+for key, body in (("new~dlq", "mine"), ("c~dlq", "mine-c")):
+    queue.add(wire.SqsItem(key, "r", 0, "https://sqs/dlq", body))
 letters = WaitingLetters(sys.argv[1])
-new = wire.SqsItem("new~dlq", "r", 0, "https://sqs/dlq", "body")
-found = letters.keep([Entry(new, size=10)])
-print(json.dumps({"found": [i.id for i in found], "holds": [letters.holds("old~dlq"), letters.holds("new~dlq")]}))
+found = letters.keep(queue.snapshot())
+for item in found:  # what handler_lib._inline does with them
+    queue.add(item)
+letters.keep(queue.snapshot())
+letters.close()  # as the process's end leaves it: an extension starting now takes it over
+extension = Journal(sys.argv[1])
+print(json.dumps({"found": sorted(i.id for i in found),
+                  "queued": sorted((e.item.id, e.item.body) for e in queue.snapshot()),
+                  "taken": sorted((i.id, i.body) for i in extension.replayed)}))
+""", str(journal_dir))
+    assert result["found"] == ["c~dlq", "old~dlq"]
+    expected = [["c#2~dlq", "left-c"], ["c~dlq", "mine-c"], ["new~dlq", "mine"], ["old~dlq", "left"]]
+    assert result["queued"] == expected
+    assert result["taken"] == expected
+
+
+def test_threads_ending_inline_deliveries_at_once_share_one_file(tmp_path):
+    result = _run("""
+import json, os, sys, threading
+from handler_lib import wire
+from handler_lib._waiting_letters import WaitingLetters
+from handler_lib.engine.pending import Entry
+letters = WaitingLetters(sys.argv[1])
+errors = []
+def churn(tag):
+    for n in range(150):
+        try:
+            letters.keep([Entry(wire.SqsItem(f"{tag}{n}-{k}~dlq", "r", 0, "https://sqs/dlq", "b"), size=60)
+                          for k in range(n % 4)])
+        except Exception as exc:
+            errors.append(repr(exc))
+threads = [threading.Thread(target=churn, args=(t,)) for t in "ab"]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps({"errors": errors[:3], "files": sorted(os.listdir(sys.argv[1]))}))
+""", str(tmp_path / "journal"))
+    assert result["errors"] == []
+    assert all(name.startswith(f"journal-fn") and name.count("-") == 1 for name in result["files"]), result
+
+
+def test_a_torn_function_file_is_taken_over_and_its_copies_do_not_pile_up(tmp_path):
+    """A function killed in the middle of a write leaves a torn last record: the extension
+    takes the good ones over, keeps the file aside (the newest few of all functions' files)
+    and removes its lock."""
+    journal_dir = tmp_path / "journal"
+    writer = """
+import os, sys
+from handler_lib import wire
+from handler_lib.engine.journal import FUNCTION_FILE_PREFIX, Journal
+journal = Journal(sys.argv[1], f"{FUNCTION_FILE_PREFIX}{os.getpid()}.bin", adopt=False)
+for n in range(3):
+    key = f"{os.getpid()}-{n}~dlq"
+    journal.add(key, wire.pack_map(wire.SqsItem(key, "r", 0, "https://sqs/dlq", "x" * 100).to_map()))
+size = os.path.getsize(journal.path)
+os.truncate(journal.path, size - 20)  # the last record torn
+os.kill(os.getpid(), 9)
 """
-    done = subprocess.run([sys.executable, "-c", script, str(journal_dir)], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"found": ["old~dlq"], "holds": [True, True]}
+    for _ in range(5):
+        subprocess.run([sys.executable, "-c", writer, str(journal_dir)], cwd=REPO_ROOT, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    journal = Journal(str(journal_dir))
+    try:
+        assert len(journal.replayed) == 10  # two good letters of each
+    finally:
+        journal.close()
+    left = sorted(p.name for p in journal_dir.iterdir())
+    assert [n for n in left if n.endswith(".lock") and n.startswith("journal-fn")] == [], left
+    assert len([n for n in left if ".corrupt-" in n]) == 3, left
 
 
 def test_a_spin_down_sends_the_letters_the_function_still_held(built_layer, aws_resources, fault_proxy, tmp_path):
