@@ -34,10 +34,12 @@ EVENTS = ["INVOKE", "SHUTDOWN"]
 NEXT_RETRIES = 5
 WARMUP_WAIT_S = 3.0
 #: After a crash, the FIFO items the journal replays are delivered before the init ends, for
-#: at most this long: no invoke starts before this extension's first ``next``, so nothing the
-#: function defers later (or delivers itself, with this extension stopped) overtakes them in
-#: their groups. Only a start that replays FIFO items pays it.
-REPLAYED_FIFO_INIT_S = 2.0
+#: at most this long: no invoke's handler runs before this extension's first ``next``, so
+#: nothing the function defers later (or delivers itself, with this extension stopped)
+#: overtakes them in their groups. A re-init after a reset runs inside the invoke that found
+#: the environment gone, against its timeout: only a start that replays FIFO items pays it,
+#: only for those items, and none waits out a backoff here.
+REPLAYED_FIFO_INIT_S = 0.5
 #: AWS_LAMBDA_INITIALIZATION_TYPE values whose init runs ahead of any request: there the AWS
 #: SDK loads inside init. On demand (and when unset) it loads once the first event arrives.
 SDK_IN_INIT = frozenset({"provisioned-concurrency", "snap-start", "lambda-managed-instances"})
@@ -194,7 +196,7 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
     `platform.runtimeDone` and take only schema 2025-01-29, so a subscription buys nothing.
     `sdk` says where the AWS SDK loads (default: from AWS_LAMBDA_INITIALIZATION_TYPE)."""
     from .channel import ChannelServer
-    from handler_lib.engine.journal import Journal
+    from handler_lib.engine.journal import LETTER_SUFFIX, Journal
     from .logs import setup_logging
     from .metrics import DrainMetrics
     from handler_lib.engine.pending import PendingQueue
@@ -261,24 +263,30 @@ def _build(config: cfg.Config, listener: Any, extension: RegisteredExtension, pr
                                           "deadline_margin_ms": config.deadline_margin_ms})
     if loader.in_init:  # bounded: a slow start must not fail the init, the drain finishes the clients
         loader.join(WARMUP_WAIT_S)
-    fifo = sum(1 for item in journal.replayed if getattr(item, "group_id", None) is not None)
-    if fifo:
-        _deliver_replayed_before_init_ends(runner, fifo)
+    fifo = {item.id for item in journal.replayed
+            if getattr(item, "group_id", None) is not None and not item.id.endswith(LETTER_SUFFIX)}
+    if fifo:  # (a letter to a FIFO DLQ is a group of its own: no order to keep)
+        _deliver_replayed_fifo(runner, fifo)
     return runner
 
 
-def _deliver_replayed_before_init_ends(runner: Any, fifo: int) -> None:
-    """Drain what the journal replayed (its FIFO items among it) before the first ``next``."""
+def _deliver_replayed_fifo(runner: Any, keys: Set[str]) -> None:
+    """Deliver the replayed FIFO items before the first ``next``; what fails waits as any item."""
     log = _log()
     try:
-        report = runner.drainer.drain(time.monotonic() + REPLAYED_FIFO_INIT_S)
+        stop_at = time.monotonic() + REPLAYED_FIFO_INIT_S  # building the drainer counts too
+        report = runner.drainer.drain(stop_at, only=keys)
+        runner._account(report, "init")
     except Exception:  # noqa: BLE001 - the first invoke's drain delivers them instead
         log.exception("could not deliver the replayed FIFO items in init")
         return
-    left = sum(1 for entry in runner.queue.snapshot() if getattr(entry.item, "group_id", None) is not None)
-    log.info("replayed items delivered before the init's end, so that nothing new overtakes a FIFO group's",
-             extra={"fifo_replayed": fifo, "fifo_left": left, "delivered": report.delivered,
-                    "duration_ms": round(report.duration_ms, 1)})
+    left = sum(1 for entry in runner.queue.snapshot() if entry.item.id in keys)
+    fields = {"fifo_replayed": len(keys), "fifo_left": left, "duration_ms": round(report.duration_ms, 1)}
+    if left:
+        log.warning("%d replayed FIFO items could not be delivered before the init's end: a later item of "
+                    "their group that the function delivers itself may overtake them", left, extra=fields)
+    else:
+        log.info("replayed FIFO items delivered before the init's end", extra=fields)
 
 
 def run_site_pth_files() -> None:

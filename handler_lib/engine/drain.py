@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from .. import wire
 from ..config import Config
@@ -109,12 +109,15 @@ class Drainer:
         self.letters_queued = 0
 
     # -- the loop -----------------------------------------------------------------------
-    def drain(self, stop_at: float, give_up_unreachable: bool = False) -> DrainReport:
+    def drain(self, stop_at: float, give_up_unreachable: bool = False,
+              only: Optional[Set[str]] = None) -> DrainReport:
         """Deliver until nothing is waiting or in flight, or until ``stop_at`` (monotonic).
 
         ``give_up_unreachable``: stop as soon as everything left waits out a backoff because
         its endpoint could not be reached, instead of waiting for it to come back (a process
-        outside Lambda with no endpoint it can reach: waiting only holds the caller)."""
+        outside Lambda with no endpoint it can reach: waiting only holds the caller).
+        ``only``: deliver the items held under these keys, and nothing else; stop as soon as
+        those left wait out a backoff (an extension's init: waiting holds the invoke)."""
         report = self._report = DrainReport()
         started = self.clock()
         while True:
@@ -124,13 +127,15 @@ class Drainer:
                 if now >= stop_at:
                     break
                 entries = self.queue.snapshot()
+                if only is not None:
+                    entries = [e for e in entries if e.item.id in only]
                 allowed = admissible(entries, now, self.task_threads.free())
                 ready = self.queue.take_ready(now, lambda e: e.item.id in allowed) if allowed else []
                 if not ready:
                     flying = sum(1 for e in entries if e.in_flight)
                     due = min((e.not_before for e in entries if not e.in_flight and e.not_before > now),
                               default=None)
-                    if flying == 0 and (due is None or due >= stop_at):
+                    if flying == 0 and (due is None or due >= stop_at or only is not None):
                         break  # nothing left, or nothing can be tried again before the stop
                     if give_up_unreachable and flying == 0 and all(e.last_code == TRANSPORT for e in entries):
                         break
