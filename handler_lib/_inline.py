@@ -5,8 +5,9 @@ the extension over its memory bound) and for what the extension did not confirm 
 of an invoke. The same engine as the extension's (sinks, batching, retries, dead letters),
 run synchronously and without a journal: work is late (the response waits for it) but not
 lost. Only the dead letters it holds for a later invoke's end are written down, for the
-extension (``_waiting_letters``). The engine is an ordinary subpackage of this library, so nothing is looked up on
-``sys.path`` and no folder of the layer's extension is ever added to the function's.
+extension (``_waiting_letters``). The engine is an ordinary subpackage of this library, so
+nothing is looked up on ``sys.path`` and no folder of the layer's extension is ever added
+to the function's.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def deliver(items: Iterable[wire.WorkItem], stop_at: float, hard_stop: Optional[
                                give_up_unreachable=outside_lambda())
     # Written down for the extension within part of the deadline margin: a large flood's
     # letters are built after the budget ran out, and the invoke must still end in time.
-    write_until = None if hard_stop is None else hard_stop + min(WRITE_PAST_STOP_S, _drainer.config.deadline_margin_ms / 1500)
+    past_stop = min(WRITE_PAST_STOP_S, _drainer.config.deadline_margin_ms / 1500)
+    write_until = None if hard_stop is None else hard_stop + past_stop
     _hold_letters(_drainer, cfg.default_max_queued_mb(os.environ) << 20, write_until)
     if later is not report:  # after _hold_letters, whose give-ups count in ``later``
         report.merge(later)

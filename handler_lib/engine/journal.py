@@ -537,8 +537,8 @@ class Journal:
 
 def renamed_key(item_id: str, n: int) -> str:
     """The key of the ``n``-th item with ``item_id``; a dead letter's key stays one (``<id>#<n>~dlq``)."""
-    stem, letter, _ = item_id.rpartition(LETTER_SUFFIX)
-    return f"{stem}#{n}{LETTER_SUFFIX}" if letter and not _ else f"{item_id}#{n}"
+    stem, letter, rest = item_id.rpartition(LETTER_SUFFIX)
+    return f"{stem}#{n}{LETTER_SUFFIX}" if letter and not rest else f"{item_id}#{n}"
 
 
 def _claim(directory: str, name: str) -> Tuple[str, int]:
