@@ -370,6 +370,10 @@ def machine(ctx: Context) -> type:
                     subprocess.run(["umount", "-l", str(self.disk)], capture_output=True, timeout=10)
                     shutil.rmtree(self.disk, ignore_errors=True)
             verdicts = judge(self, reports)
+            unstarted = [line.text for line in lines if "Extension.SocketError" in line.text
+                         or "Extension.InitError" in line.text and line.source != "sandbox"]
+            if unstarted and not self.faulted:  # a harness that cannot start the extension judges nothing
+                verdicts.append(f"NOT STARTED: the extension could not start without a fault: {unstarted[0][:300]}")
             self.record.update(items=len(self.items), verdicts=verdicts,
                                faults=sum(1 for s in self.steps if not s.startswith("invoke ")))
             saved = self.run_dir / "environment.log"  # what each process said, to read a verdict by

@@ -19,6 +19,7 @@ import os
 import random
 import shutil
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -50,13 +51,18 @@ def main(argv: List[str] | None = None) -> int:
         if args.layer:
             env["DEFER_TEST_LAYER"] = args.layer
         print(f"chaos: seed {seed} ({args.examples} environments, up to {args.steps} steps each)", flush=True)
+        # Under /tmp: the sandbox runs the function and the extension as Lambda's unprivileged
+        # user, who cannot reach a folder of root's elsewhere (its socket would be refused).
+        basetemp = Path(tempfile.gettempdir()) / f"defer-chaos-{seed}"
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
                                "tests/chaos/test_chaos.py", "-k", "random", f"--hypothesis-seed={seed}",
                                "--timeout=0",  # shrinking a long sequence outlasts the suite's 300 s
-                               f"--basetemp={OUT / f'tmp-{seed}'}"],  # the environments' logs stay with the report
+                               f"--basetemp={basetemp}"],
                               cwd=ROOT, env=env, capture_output=True, text=True)
-        if proc.returncode == 0:  # only a failing seed's folder is worth keeping (its environment.log)
-            shutil.rmtree(OUT / f"tmp-{seed}", ignore_errors=True)
+        if proc.returncode != 0:  # only a failing seed's logs are worth keeping, with the report
+            shutil.copytree(basetemp, OUT / f"tmp-{seed}", ignore=shutil.ignore_patterns("*.sock", "journal*"),
+                            dirs_exist_ok=True)
+        shutil.rmtree(basetemp, ignore_errors=True)
         envs = json.loads(report.read_text()) if report.exists() else []
         verdict = ""
         if proc.returncode != 0:
