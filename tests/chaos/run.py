@@ -69,6 +69,7 @@ def main(argv: List[str] | None = None) -> int:
             text = proc.stdout
             start = text.find("the invariant does not hold")
             verdict = text[start:start + 6000] if start >= 0 else text[-6000:]
+            verdict = verdict.replace(str(basetemp), str(OUT / f"tmp-{seed}"))  # where its logs were kept
             print(f"chaos: seed {seed} FOUND:\n{verdict}", flush=True)
         runs.append({"seed": seed, "at_s": round(time.time() - started, 1), "ok": proc.returncode == 0,
                      "environments": envs, "verdict": verdict})
