@@ -59,7 +59,7 @@ def main(argv: List[str] | None = None) -> int:
                                "--timeout=0",  # shrinking a long sequence outlasts the suite's 300 s
                                f"--basetemp={basetemp}"],
                               cwd=ROOT, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:  # only a failing seed's logs are worth keeping, with the report
+        if proc.returncode != 0 and basetemp.is_dir():  # only a failing seed's logs are worth keeping, with the report
             shutil.copytree(basetemp, OUT / f"tmp-{seed}", ignore=shutil.ignore_patterns("*.sock", "journal*"),
                             dirs_exist_ok=True)
         shutil.rmtree(basetemp, ignore_errors=True)
